@@ -1,0 +1,3 @@
+use slugc_nodejs::NodejsBuildpack;
+
+libcnb::buildpack_main!(NodejsBuildpack);

@@ -1,0 +1,3 @@
+use slugc_python::PythonBuildpack;
+
+libcnb::buildpack_main!(PythonBuildpack);

@@ -1,0 +1,3 @@
+//! slugc: a reproducible buildpack compiler.
+
+pub mod slug;

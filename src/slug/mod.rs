@@ -1,0 +1,4 @@
+//! The slug: deterministic tar (`archive`), parallel gzip (`gzip`), the content-addressed
+//! store (`store`) and the release manifest (`manifest`).
+
+pub mod manifest;
