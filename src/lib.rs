@@ -1,3 +1,13 @@
-//! slugc: a reproducible buildpack compiler.
+//! slugc: a reproducible buildpack compiler. The modules follow the pipeline (DESIGN.md):
+//! `app` → `platform::detect` → `platform::build` → `slug::archive` → `slug::store`.
 
+pub mod build;
+pub mod buildpacks;
+pub mod exit;
+pub mod image;
+pub mod inspect;
+pub mod manifests;
+pub mod package;
+pub mod procfile;
+pub mod run;
 pub mod slug;
