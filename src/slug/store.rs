@@ -1,0 +1,255 @@
+//! The content-addressed store: slugs live as `<store>/sha256-<hex>.tgz`, named by the
+//! SHA-256 of their own bytes (DESIGN.md "Formats", issue 2 part 8).
+//!
+//! A file only ever appears under its final name complete and synced: it is written under a
+//! temporary name in the same directory (so the rename cannot cross filesystems), fsynced,
+//! renamed, and the directory is fsynced so that the rename itself survives a crash. A build
+//! that fails or is killed leaves at most a `.tmp-*` file behind, never a `sha256-*` one.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create store directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write to store {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read store directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{given}` is not a slug digest: expected hex digits, optionally after `sha256-` or `SHA256:`")]
+    BadPrefix { given: String },
+    #[error("no slug in {store} matches `{given}`")]
+    NotFound { store: PathBuf, given: String },
+    #[error("`{given}` matches several slugs in {store}: {}; give more digits", candidates.join(", "))]
+    Ambiguous {
+        store: PathBuf,
+        given: String,
+        candidates: Vec<String>,
+    },
+}
+
+/// A file being written into a store directory under a temporary name. Dropping it without
+/// [`Staged::commit`] removes the temporary file.
+pub struct Staged {
+    dir: PathBuf,
+    file: tempfile::NamedTempFile,
+}
+
+impl Staged {
+    /// Creates the directory if needed and opens a fresh `.tmp-*` file in it.
+    pub fn new(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let file = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(|source| StoreError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_file_mut()
+    }
+
+    pub fn temp_path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Syncs the file, moves it to `final_name` and syncs the directory. When `final_name`
+    /// already exists it is kept as it is (in a content-addressed store it holds the same
+    /// bytes) and the temporary file is removed.
+    pub fn commit(self, final_name: &str) -> Result<PathBuf, StoreError> {
+        let target = self.dir.join(final_name);
+        let write_err = |source| StoreError::Write {
+            path: target.clone(),
+            source,
+        };
+        self.file.as_file().sync_all().map_err(write_err)?;
+        if target.exists() {
+            // Dropping the NamedTempFile deletes it.
+            return Ok(target);
+        }
+        self.file.persist(&target).map_err(|e| StoreError::Write {
+            path: target.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&self.dir).map_err(write_err)?;
+        Ok(target)
+    }
+}
+
+/// Writes `bytes` to `<dir>/<final_name>` atomically (see [`Staged::commit`]).
+pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let mut staged = Staged::new(dir)?;
+    staged
+        .file()
+        .write_all(bytes)
+        .map_err(|source| StoreError::Write {
+            path: staged.temp_path().to_path_buf(),
+            source,
+        })?;
+    staged.commit(final_name)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file name of a slug with this hex digest.
+pub fn slug_file_name(hex: &str) -> String {
+    format!("sha256-{hex}.tgz")
+}
+
+/// Finds the one slug in `store_dir` whose digest starts with `given`, which may be bare hex,
+/// `sha256-<hex>`, `SHA256:<hex>` (Heroku's checksum form) or a full `sha256-<hex>.tgz` name.
+pub fn resolve(store_dir: &Path, given: &str) -> Result<PathBuf, StoreError> {
+    let trimmed = given.trim();
+    let hex = trimmed
+        .strip_suffix(".tgz")
+        .unwrap_or(trimmed)
+        .trim_start_matches("sha256-")
+        .trim_start_matches("SHA256:")
+        .trim_start_matches("sha256:")
+        .to_ascii_lowercase();
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::BadPrefix {
+            given: given.to_string(),
+        });
+    }
+    let entries = std::fs::read_dir(store_dir).map_err(|source| StoreError::ReadDir {
+        path: store_dir.to_path_buf(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::ReadDir {
+            path: store_dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digest) = name
+            .strip_prefix("sha256-")
+            .and_then(|n| n.strip_suffix(".tgz"))
+        else {
+            continue;
+        };
+        if digest.len() == 64 && digest.starts_with(&hex) {
+            found.push(name.to_string());
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Err(StoreError::NotFound {
+            store: store_dir.to_path_buf(),
+            given: given.to_string(),
+        }),
+        1 => Ok(store_dir.join(&found[0])),
+        _ => Err(StoreError::Ambiguous {
+            store: store_dir.to_path_buf(),
+            given: given.to_string(),
+            candidates: found,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aa11000000000000000000000000000000000000000000000000000000000000";
+    const B: &str = "aa22000000000000000000000000000000000000000000000000000000000000";
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn write_atomic_creates_the_final_name_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let p = write_atomic(&store, "x.bin", b"hello").unwrap();
+        assert_eq!(p, store.join("x.bin"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+        assert_eq!(names(&store), vec!["x.bin"]);
+    }
+
+    #[test]
+    fn an_existing_final_name_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "x.bin", b"first").unwrap();
+        write_atomic(dir.path(), "x.bin", b"second").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x.bin")).unwrap(), b"first");
+        assert_eq!(names(dir.path()), vec!["x.bin"]);
+    }
+
+    #[test]
+    fn a_dropped_stage_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Staged::new(dir.path()).unwrap();
+            s.file().write_all(b"partial").unwrap();
+        }
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn resolve_accepts_prefixes_in_every_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        for h in [A, B] {
+            write_atomic(dir.path(), &slug_file_name(h), b"x").unwrap();
+        }
+        write_atomic(dir.path(), &format!("sha256-{A}.json"), b"{}").unwrap();
+        let want = dir.path().join(slug_file_name(A));
+        for given in ["aa1", "sha256-aa11", "SHA256:AA11", &slug_file_name(A), A] {
+            assert_eq!(resolve(dir.path(), given).unwrap(), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn resolve_reports_ambiguous_missing_and_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        for h in [A, B] {
+            write_atomic(dir.path(), &slug_file_name(h), b"x").unwrap();
+        }
+        let e = resolve(dir.path(), "aa").unwrap_err();
+        assert!(matches!(e, StoreError::Ambiguous { ref candidates, .. } if candidates.len() == 2));
+        assert!(e.to_string().contains(&slug_file_name(A)), "{e}");
+        assert!(matches!(
+            resolve(dir.path(), "bb").unwrap_err(),
+            StoreError::NotFound { .. }
+        ));
+        assert!(matches!(
+            resolve(dir.path(), "xyz").unwrap_err(),
+            StoreError::BadPrefix { .. }
+        ));
+        assert!(matches!(
+            resolve(dir.path(), "").unwrap_err(),
+            StoreError::BadPrefix { .. }
+        ));
+    }
+}
