@@ -1,0 +1,392 @@
+//! OCI export: `slug image` wraps a slug as an OCI image over a base image (issue 6).
+//!
+//! The image is the base image's layers, then the slug file itself as one layer (its bytes
+//! are already a gzip tar of `./app/...`, so the layer's digest *is* the slug's digest), then
+//! a tiny launcher layer (`launcher.rs`) that starts a process type like a dyno. The config
+//! carries the launch env made absolute for `/app` (`profile.rs`), `WorkingDir=/app`, the
+//! base's non-root `User` (or `--user`), the launcher as entrypoint, and the process types and
+//! slug checksum as labels. Every document is serialised from sorted maps with a fixed
+//! `created` time, so the same slug over the same base gives the same image digest.
+
+mod launcher;
+mod layout;
+pub mod oci;
+mod profile;
+pub mod slugfile;
+
+use crate::exit::{self, ExitCode};
+use layout::{Base, Image, LayoutError, Source};
+use oci::{ContainerConfig, Descriptor, History, Manifest, RootFs};
+use sha2::{Digest, Sha256};
+use slugfile::SlugError;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("dest").required(true).multiple(true).args(["output", "archive"])))]
+pub struct ImageArgs {
+    /// The slug (`sha256-<hex>.tgz`, or its `sha256-<hex>.json` manifest)
+    pub slug: PathBuf,
+    /// The base image: an OCI image layout dir, `DIR` or `DIR:REF`
+    /// (get one with `skopeo copy docker://debian:bookworm oci:DIR:bookworm`)
+    #[arg(long, value_name = "DIR[:REF]")]
+    pub base: String,
+    /// The image's name and tag, e.g. `myapp:1.0`
+    #[arg(long, default_value = "slug:latest")]
+    pub tag: String,
+    /// Write (or add to) this OCI image layout dir
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Write a tar archive for `podman load` / `docker load` (also an OCI layout inside)
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// Run as this user instead of the base image's `User`
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The `PORT` the web process listens on (set in `Env`, exposed)
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// The release manifest, when it is not beside the slug
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("invalid --tag {tag:?}: {reason}")]
+    Tag { tag: String, reason: &'static str },
+    #[error(transparent)]
+    Slug(#[from] SlugError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("cannot build the launcher layer: {0}")]
+    Launcher(std::io::Error),
+}
+
+impl ExitCode for ImageError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ImageError::Tag { .. } => exit::USAGE,
+            ImageError::Slug(SlugError::Read { .. }) => exit::INVALID_INPUT,
+            ImageError::Slug(_) => exit::INVALID_INPUT,
+            ImageError::Layout(LayoutError::Write { .. } | LayoutError::OutputNotLayout { .. }) => {
+                exit::OTHER
+            }
+            ImageError::Layout(_) => exit::INVALID_INPUT,
+            ImageError::Launcher(_) => exit::OTHER,
+        }
+    }
+}
+
+/// Labels written on every image (documented in docs/image.md).
+pub const LABEL_CHECKSUM: &str = "org.slugc.slug.checksum";
+pub const LABEL_PROCESS_TYPES: &str = "org.slugc.slug.process-types";
+pub const LABEL_STACK: &str = "org.slugc.slug.stack";
+
+pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
+    let (repo, tag) = split_tag(&args.tag)?;
+    let slug = slugfile::open(&args.slug, args.manifest.as_deref())?;
+    let base = Base::open(&args.base)?;
+    let scan = slug.scan()?;
+    let release = &slug.release;
+    let launcher = launcher::layer(&release.process_types).map_err(ImageError::Launcher)?;
+    let launcher_hex = format!("{:x}", Sha256::digest(&launcher.gzip));
+    let created = oci::rfc3339(source_date_epoch());
+
+    // Layers: the base's, the slug, the launcher.
+    let mut blobs = BTreeMap::new();
+    let mut layers = Vec::new();
+    for d in &base.manifest.layers {
+        let path = base.layer_path(d)?;
+        let mut d = d.clone();
+        d.media_type = oci::oci_layer_media_type(&d.media_type).to_string();
+        if let Some(hex) = d.sha256_hex() {
+            blobs.insert(hex.to_string(), Source::File(path));
+        }
+        layers.push(d);
+    }
+    let mut slug_layer = Descriptor::new(
+        oci::LAYER_GZIP,
+        format!("sha256:{}", scan.sha256_hex),
+        scan.size,
+    );
+    slug_layer.annotations.insert(
+        "org.opencontainers.image.title".into(),
+        file_name(&slug.path),
+    );
+    layers.push(slug_layer);
+    blobs.insert(scan.sha256_hex.clone(), Source::File(slug.path.clone()));
+    layers.push(Descriptor::new(
+        oci::LAYER_GZIP,
+        format!("sha256:{launcher_hex}"),
+        launcher.gzip.len() as u64,
+    ));
+
+    // Config: the base's, with the slug's env, entrypoint, user and labels.
+    let mut config = base.config.clone();
+    config.created = Some(created.clone());
+    let mut cc = config.config.take().unwrap_or_default();
+    cc.env = Some(launch_env(&cc, &args, release, &scan.profile_scripts));
+    cc.working_dir = Some("/app".to_string());
+    cc.entrypoint = Some(vec![launcher::LAUNCHER_PATH.to_string()]);
+    cc.cmd = release
+        .process_types
+        .contains_key("web")
+        .then(|| vec!["web".to_string()]);
+    if let Some(user) = &args.user {
+        cc.user = Some(user.clone());
+    }
+    if release.process_types.contains_key("web") {
+        cc.exposed_ports
+            .get_or_insert_with(BTreeMap::new)
+            .insert(format!("{}/tcp", args.port), serde_json::json!({}));
+    }
+    let labels = cc.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(LABEL_CHECKSUM.into(), release.checksum.clone());
+    labels.insert(
+        LABEL_PROCESS_TYPES.into(),
+        String::from_utf8_lossy(&layout::to_json(&release.process_types)).into_owned(),
+    );
+    labels.insert(LABEL_STACK.into(), release.stack.name.clone());
+    if let Some(commit) = &release.commit {
+        labels.insert("org.opencontainers.image.revision".into(), commit.clone());
+    }
+    let user = cc.user.clone().filter(|u| !u.is_empty());
+    config.config = Some(cc);
+    config.rootfs = RootFs {
+        kind: "layers".to_string(),
+        diff_ids: base
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .cloned()
+            .chain([scan.diff_id.clone(), launcher.diff_id.clone()])
+            .collect(),
+    };
+    if let Some(history) = config.history.as_mut() {
+        for created_by in [
+            format!("slug image: slug {}", release.checksum),
+            "slug image: launcher /slugc/launch".to_string(),
+        ] {
+            history.push(History {
+                created: Some(created.clone()),
+                created_by: Some(created_by),
+                comment: None,
+                empty_layer: None,
+                other: BTreeMap::new(),
+            });
+        }
+    }
+    let config_json = layout::to_json(&config);
+    let config_hex = format!("{:x}", Sha256::digest(&config_json));
+
+    let mut manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(oci::MANIFEST.to_string()),
+        config: Descriptor::new(
+            oci::CONFIG,
+            format!("sha256:{config_hex}"),
+            config_json.len() as u64,
+        ),
+        layers,
+        annotations: BTreeMap::new(),
+        other: BTreeMap::new(),
+    };
+    manifest.annotations.insert(
+        "org.opencontainers.image.base.digest".into(),
+        base.manifest_digest.clone(),
+    );
+    manifest
+        .annotations
+        .insert("org.opencontainers.image.created".into(), created);
+    let manifest_json = layout::to_json(&manifest);
+    let manifest_hex = format!("{:x}", Sha256::digest(&manifest_json));
+
+    let mut descriptor = Descriptor::new(
+        oci::MANIFEST,
+        format!("sha256:{manifest_hex}"),
+        manifest_json.len() as u64,
+    );
+    descriptor.platform = Some(oci::Platform {
+        architecture: config.architecture.clone(),
+        os: config.os.clone(),
+        other: BTreeMap::new(),
+    });
+    descriptor
+        .annotations
+        .insert(oci::REF_NAME.into(), tag.to_string());
+    // containerd's (and `docker buildx`'s) name for the full reference.
+    descriptor
+        .annotations
+        .insert("io.containerd.image.name".into(), format!("{repo}:{tag}"));
+
+    let layer_hexes = config_layer_hexes(&manifest);
+    blobs.insert(launcher_hex, Source::Bytes(launcher.gzip));
+    blobs.insert(config_hex.clone(), Source::Bytes(config_json));
+    blobs.insert(manifest_hex, Source::Bytes(manifest_json));
+    let image = Image {
+        blobs,
+        manifest: descriptor,
+        config_hex,
+        layer_hexes,
+    };
+
+    println!("image {} {repo}:{tag}", image.manifest.digest);
+    println!(
+        "  layers: {} from the base, slug sha256:{}, launcher",
+        base.manifest.layers.len(),
+        scan.sha256_hex
+    );
+    match &user {
+        Some(u) => println!("  user: {u}"),
+        None => println!("  user: root (the base sets no User; pass --user to change it)"),
+    }
+    if let Some(out) = &args.output {
+        layout::write_layout(&image, out)?;
+        println!("  layout: {} (ref {tag})", out.display());
+    }
+    if let Some(archive) = &args.archive {
+        layout::write_archive(&image, &format!("{repo}:{tag}"), archive)?;
+        println!("  archive: {}", archive.display());
+    }
+    Ok(exit::BUILT)
+}
+
+fn config_layer_hexes(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .layers
+        .iter()
+        .filter_map(|d| d.sha256_hex().map(str::to_string))
+        .collect()
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The image's `created` time: `SOURCE_DATE_EPOCH` when set (reproducible-builds.org), else
+/// the Unix epoch, so that the config's digest depends on its inputs only.
+fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `Env`: the base's, then `HOME` and `PORT`, the release's config vars, then what the
+/// `.profile.d` scripts export, with `$HOME` = `/app`. Sorted by name.
+fn launch_env(
+    base: &ContainerConfig,
+    args: &ImageArgs,
+    release: &crate::slug::manifest::Release,
+    scripts: &[(String, String)],
+) -> Vec<String> {
+    let mut env: BTreeMap<String, String> = base
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.insert("HOME".into(), "/app".into());
+    env.insert("PORT".into(), args.port.to_string());
+    for (k, v) in &release.config_vars {
+        env.insert(k.clone(), v.clone());
+    }
+    for (_, script) in scripts {
+        profile::apply_script(script, &mut env);
+    }
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Split `name[:tag]` and check it is a reference podman and docker accept: lowercase path
+/// components (`[a-z0-9]+([._-][a-z0-9]+)*` separated by `/`, the first may be a
+/// `host[:port]`), a tag of `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn split_tag(reference: &str) -> Result<(&str, &str), ImageError> {
+    let bad = |reason| ImageError::Tag {
+        tag: reference.to_string(),
+        reason,
+    };
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
+        None => (reference, "latest"),
+    };
+    if reference.contains('@') {
+        return Err(bad("digests are not tags; give name:tag"));
+    }
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !tag_ok {
+        return Err(bad(
+            "the tag must be 1-128 of A-Z a-z 0-9 _ . - (not starting with . or -)",
+        ));
+    }
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        let host = parts.remove(0);
+        let host_ok = host.split(':').next().is_some_and(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        });
+        if !host_ok {
+            return Err(bad("invalid registry host"));
+        }
+    }
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let component_ok = |c: &str| {
+        c.bytes().next().is_some_and(alnum)
+            && c.bytes().last().is_some_and(alnum)
+            && c.bytes().all(|b| alnum(b) || b"._-".contains(&b))
+            && !c.contains("..")
+            && !c.contains("._")
+            && !c.contains("_.")
+    };
+    if repo.is_empty() || !parts.iter().all(|c| component_ok(c)) {
+        return Err(bad(
+            "the name must be lowercase letters, digits and . _ - separators, in /-separated parts",
+        ));
+    }
+    Ok((repo, tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert_eq!(split_tag("myapp:1.0").unwrap(), ("myapp", "1.0"));
+        assert_eq!(split_tag("myapp").unwrap(), ("myapp", "latest"));
+        assert_eq!(
+            split_tag("registry.example:5000/team/my-app:v2_x").unwrap(),
+            ("registry.example:5000/team/my-app", "v2_x")
+        );
+        for bad in [
+            "MyApp:1",
+            "myapp:",
+            "myapp:-x",
+            "my_:1",
+            "a..b:1",
+            "a@sha256:00",
+            ":1",
+            "a//b:1",
+        ] {
+            assert!(split_tag(bad).is_err(), "{bad}");
+        }
+    }
+}
