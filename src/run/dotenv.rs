@@ -1,0 +1,299 @@
+//! `.env` files for `--env-file`, in the syntax foreman, `heroku local` and the dotenv
+//! libraries share:
+//!
+//! ```text
+//! # a comment
+//! export DATABASE_URL=postgres://localhost/app   # `export` prefix allowed, trailing comment
+//! GREETING='single quotes: literal, $NOT_EXPANDED'
+//! MOTD="double quotes: \n \t \" \\ escapes,
+//! and values may span lines"
+//! EMPTY=
+//! ```
+//!
+//! No `$VAR` interpolation: a value is what the file says, so the same file gives the same
+//! environment whatever the caller's shell has set.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DotenvError {
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: cannot read env file: {message}")]
+    Read { path: PathBuf, message: String },
+}
+
+/// Read and parse one env file; pairs in file order (a later duplicate wins when applied).
+pub fn read(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DotenvError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse(&text).map_err(|(line, message)| DotenvError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    })
+}
+
+pub fn valid_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Parse env file text. Errors carry the 1-based line where the bad construct starts.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    let mut line = 1;
+    while i < chars.len() {
+        // Leading blanks, then a blank line or a comment line.
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t' || chars[i] == '\r') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        if chars[i] == '\n' {
+            line += 1;
+            i += 1;
+            continue;
+        }
+        if chars[i] == '#' {
+            skip_to_eol(&chars, &mut i);
+            continue;
+        }
+        let start_line = line;
+        let mut key = take_word(&chars, &mut i);
+        if key == "export" && i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            skip_blanks(&chars, &mut i);
+            key = take_word(&chars, &mut i);
+        }
+        skip_blanks(&chars, &mut i);
+        if i >= chars.len() || chars[i] != '=' {
+            let rest: String = chars[i..].iter().take_while(|&&c| c != '\n').collect();
+            return Err((
+                start_line,
+                format!(
+                    "expected KEY=VALUE, found {:?}",
+                    format!("{key}{rest}").trim()
+                ),
+            ));
+        }
+        if !valid_key(&key) {
+            return Err((
+                start_line,
+                format!("invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"),
+            ));
+        }
+        i += 1; // '='
+        skip_blanks(&chars, &mut i);
+        let value = match chars.get(i) {
+            Some('\'') => {
+                i += 1;
+                let mut v = String::new();
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err((
+                                start_line,
+                                format!("unterminated ' quote in the value of {key}"),
+                            ))
+                        }
+                        Some('\'') => break,
+                        Some(&c) => {
+                            if c == '\n' {
+                                line += 1;
+                            }
+                            v.push(c);
+                        }
+                    }
+                    i += 1;
+                }
+                i += 1;
+                trailing(&chars, &mut i, start_line, &key)?;
+                v
+            }
+            Some('"') => {
+                i += 1;
+                let mut v = String::new();
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err((
+                                start_line,
+                                format!("unterminated \" quote in the value of {key}"),
+                            ))
+                        }
+                        Some('"') => break,
+                        Some('\\') => {
+                            i += 1;
+                            match chars.get(i) {
+                                Some('n') => v.push('\n'),
+                                Some('r') => v.push('\r'),
+                                Some('t') => v.push('\t'),
+                                Some(&c @ ('"' | '\\' | '$' | '\'')) => v.push(c),
+                                Some('\n') => line += 1, // line continuation
+                                Some(&c) => {
+                                    v.push('\\');
+                                    v.push(c);
+                                }
+                                None => {
+                                    return Err((
+                                        start_line,
+                                        format!("unterminated \" quote in the value of {key}"),
+                                    ))
+                                }
+                            }
+                        }
+                        Some(&c) => {
+                            if c == '\n' {
+                                line += 1;
+                            }
+                            v.push(c);
+                        }
+                    }
+                    i += 1;
+                }
+                i += 1;
+                trailing(&chars, &mut i, start_line, &key)?;
+                v
+            }
+            _ => {
+                // Unquoted: to the end of the line; ` #` starts a comment.
+                let mut v = String::new();
+                while i < chars.len() && chars[i] != '\n' {
+                    if chars[i] == '#' && (v.is_empty() || v.ends_with([' ', '\t'])) {
+                        skip_to_eol(&chars, &mut i);
+                        break;
+                    }
+                    v.push(chars[i]);
+                    i += 1;
+                }
+                v.trim_end().to_string()
+            }
+        };
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+fn take_word(chars: &[char], i: &mut usize) -> String {
+    let mut w = String::new();
+    while *i < chars.len() && !matches!(chars[*i], '=' | ' ' | '\t' | '\n' | '\r') {
+        w.push(chars[*i]);
+        *i += 1;
+    }
+    w
+}
+
+fn skip_blanks(chars: &[char], i: &mut usize) {
+    while *i < chars.len() && (chars[*i] == ' ' || chars[*i] == '\t') {
+        *i += 1;
+    }
+}
+
+fn skip_to_eol(chars: &[char], i: &mut usize) {
+    while *i < chars.len() && chars[*i] != '\n' {
+        *i += 1;
+    }
+}
+
+/// After a closing quote only blanks and a comment may follow on the line.
+fn trailing(chars: &[char], i: &mut usize, line: usize, key: &str) -> Result<(), (usize, String)> {
+    skip_blanks(chars, i);
+    match chars.get(*i) {
+        None | Some('\n') | Some('\r') => Ok(()),
+        Some('#') => {
+            skip_to_eol(chars, i);
+            Ok(())
+        }
+        Some(_) => Err((
+            line,
+            format!("unexpected text after the closing quote in the value of {key}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plain_export_comments_and_blank_lines() {
+        let text = "# top\n\nA=1\nexport B=two words  # note\n  C = spaced\nD=\nE=a#b\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            kv(&[
+                ("A", "1"),
+                ("B", "two words"),
+                ("C", "spaced"),
+                ("D", ""),
+                ("E", "a#b")
+            ])
+        );
+    }
+
+    #[test]
+    fn quotes() {
+        let text = "S='lit $X \\n # not comment'\nD=\"a\\nb \\\"q\\\" \\\\ $Y\" # c\nM=\"line1\nline2\"\nN=after\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            kv(&[
+                ("S", "lit $X \\n # not comment"),
+                ("D", "a\nb \"q\" \\ $Y"),
+                ("M", "line1\nline2"),
+                ("N", "after"),
+            ])
+        );
+    }
+
+    #[test]
+    fn crlf_lines() {
+        assert_eq!(
+            parse("A=1\r\nB='2'\r\n").unwrap(),
+            kv(&[("A", "1"), ("B", "2")])
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert_eq!(parse("A=1\nnot a pair\n").unwrap_err().0, 2);
+        assert_eq!(parse("A=1\n\nB='open\n").unwrap_err().0, 3);
+        assert_eq!(parse("M=\"a\nb\"\n1X=2\n").unwrap_err().0, 3);
+        assert!(parse("A='x' y\n")
+            .unwrap_err()
+            .1
+            .contains("after the closing quote"));
+        assert!(parse("A-B=1\n")
+            .unwrap_err()
+            .1
+            .contains("invalid variable name"));
+    }
+
+    #[test]
+    fn read_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.env");
+        std::fs::write(&path, "OK=1\noops\n").unwrap();
+        let e = read(&path).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with(&format!("{}:2: ", path.display())));
+        let e = read(&dir.path().join("missing.env")).unwrap_err();
+        assert!(e.to_string().contains("missing.env: cannot read env file"));
+    }
+}

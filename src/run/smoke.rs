@@ -1,0 +1,212 @@
+//! `slug test APP_DIR`: build the app with this same `slug` binary, start its `web` process on
+//! a free port, wait until it answers HTTP (2xx or 3xx, redirects not followed), report the
+//! status and the time it took, stop it. The smoke test a CI pipeline wants (herokuish has
+//! one; Heroku does not).
+
+use super::formation::Instance;
+use super::supervise::Event;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Pause between two probes while nothing answers yet.
+const RETRY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmokeError {
+    #[error("cannot find the running slug executable: {0}")]
+    CurrentExe(std::io::Error),
+    #[error("cannot start `slug build --json {app}`: {source}")]
+    BuildSpawn {
+        app: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`slug build --json {app}` failed (exit {code}); see its output above")]
+    BuildFailed { app: PathBuf, code: i32 },
+    #[error("`slug build --json {app}` printed no release manifest on stdout: {detail}")]
+    BuildOutput { app: PathBuf, detail: String },
+    #[error("{app}: the slug has no `web` process type (it has: {types})")]
+    NoWeb { app: PathBuf, types: String },
+    #[error("{app}: web did not answer HTTP on port {port} within {timeout:.1} s{last}")]
+    NoAnswer {
+        app: PathBuf,
+        port: u16,
+        timeout: f64,
+        last: String,
+    },
+    #[error("{app}: web exited (code {code}) before it answered HTTP on port {port}")]
+    WebExited { app: PathBuf, port: u16, code: i32 },
+}
+
+impl SmokeError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            // The build's own code (10 no buildpack, 20 buildpack failed, 30 bad input, …).
+            Self::BuildFailed { code, .. } => *code,
+            Self::NoWeb { .. } => crate::exit::INVALID_INPUT,
+            _ => crate::exit::OTHER,
+        }
+    }
+}
+
+/// What `slug build --json` told us: the manifest, and where the slug is.
+pub struct Built {
+    pub slug_path: PathBuf,
+}
+
+/// Run `slug build --json APP_DIR` as a child; its log goes to our stderr.
+pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
+    let exe = std::env::current_exe().map_err(SmokeError::CurrentExe)?;
+    let mut child = Command::new(exe)
+        .arg("build")
+        .arg("--json")
+        .arg(app)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| SmokeError::BuildSpawn {
+            app: app.to_path_buf(),
+            source,
+        })?;
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout)
+            .map_err(|e| SmokeError::BuildOutput {
+                app: app.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+    }
+    let status = child.wait().map_err(|source| SmokeError::BuildSpawn {
+        app: app.to_path_buf(),
+        source,
+    })?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1);
+        return Err(SmokeError::BuildFailed {
+            app: app.to_path_buf(),
+            code,
+        });
+    }
+    let bad = |detail: String| SmokeError::BuildOutput {
+        app: app.to_path_buf(),
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(stdout.trim()).map_err(|e| bad(e.to_string()))?;
+    // A path the build reports wins; otherwise the slug is in the store, named by checksum.
+    for key in ["slug_path", "path", "slug"] {
+        if let Some(p) = value.get(key).and_then(|v| v.as_str()) {
+            return Ok(Built {
+                slug_path: PathBuf::from(p),
+            });
+        }
+    }
+    let checksum = value
+        .get("checksum")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("no \"checksum\" field".to_string()))?;
+    let hex = checksum.strip_prefix("SHA256:").unwrap_or(checksum);
+    let store = match store {
+        Some(s) => s.to_path_buf(),
+        None => super::locate::default_store().map_err(|e| bad(e.to_string()))?,
+    };
+    Ok(Built {
+        slug_path: store.join(format!("sha256-{hex}.tgz")),
+    })
+}
+
+/// A port nobody listens on right now (the kernel's choice).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn web_instance(
+    app: &Path,
+    process_types: &std::collections::BTreeMap<String, String>,
+    port: u16,
+) -> Result<Instance, SmokeError> {
+    let command = process_types.get("web").ok_or_else(|| SmokeError::NoWeb {
+        app: app.to_path_buf(),
+        types: process_types.keys().cloned().collect::<Vec<_>>().join(", "),
+    })?;
+    Ok(Instance {
+        process_type: "web".to_string(),
+        number: 1,
+        command: command.clone(),
+        port,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Pending,
+    Answered { status: u16, millis: u128 },
+    TimedOut { last: String },
+}
+
+/// Poll `http://127.0.0.1:PORT{path}` until a 2xx/3xx answer or the timeout; record the
+/// result and ask the supervisor to stop (code 0 on success, 1 otherwise).
+pub fn spawn_probe(
+    port: u16,
+    path: String,
+    timeout: Duration,
+    stop: Sender<Event>,
+) -> Arc<Mutex<Probe>> {
+    let result = Arc::new(Mutex::new(Probe::Pending));
+    let shared = Arc::clone(&result);
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let agent = ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout_connect(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .build();
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let mut last = String::new();
+        loop {
+            let status = match agent.get(&url).call() {
+                Ok(resp) => Some(resp.status()),
+                Err(ureq::Error::Status(code, _)) => Some(code),
+                Err(ureq::Error::Transport(t)) => {
+                    last = t.to_string();
+                    None
+                }
+            };
+            if let Some(status) = status {
+                if (200..400).contains(&status) {
+                    if let Ok(mut r) = shared.lock() {
+                        *r = Probe::Answered {
+                            status,
+                            millis: started.elapsed().as_millis(),
+                        };
+                    }
+                    let _ = stop.send(Event::Stop { code: 0 });
+                    return;
+                }
+                last = format!("HTTP {status}");
+            }
+            if Instant::now() + RETRY >= deadline {
+                if let Ok(mut r) = shared.lock() {
+                    if *r == Probe::Pending {
+                        *r = Probe::TimedOut { last };
+                    }
+                }
+                let _ = stop.send(Event::Stop { code: 1 });
+                return;
+            }
+            std::thread::sleep(RETRY);
+        }
+    });
+    result
+}
