@@ -1,28 +1,196 @@
-//! The `slugc/python` buildpack (work in progress: detects nothing yet).
+//! The `slugc/python` buildpack: a Python app's source tree to a relocatable runtime, a
+//! virtual environment of its dependencies, and its default processes.
+//!
+//! `build` reads as the table of contents: one call per step, in order.
+
+mod bytecode;
+mod django;
+mod errors;
+mod fsutil;
+mod index_config;
+mod layers;
+mod lockfiles;
+mod log;
+mod package_manager;
+mod processes;
+mod python_version;
+mod relocate;
+mod sources;
+mod tool_env;
+
+pub use errors::PythonBuildpackError;
 
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
+use libcnb::data::build_plan::BuildPlanBuilder;
+use libcnb::data::launch::{LaunchBuilder, ProcessBuilder};
+use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
-use libcnb::Buildpack;
+use libcnb::{Buildpack, Platform};
+use python_version::{RequestedVersion, VersionRequest};
+use sources::{Candidate, MirrorError};
+use tool_env::ToolEnv;
 
 /// The descriptor the engine writes when it materialises this buildpack.
 pub const BUILDPACK_TOML: &str = include_str!("../buildpack.toml");
 
 pub struct PythonBuildpack;
 
-#[derive(Debug, thiserror::Error)]
-pub enum PythonBuildpackError {}
-
 impl Buildpack for PythonBuildpack {
     type Platform = GenericPlatform;
     type Metadata = GenericMetadata;
     type Error = PythonBuildpackError;
 
-    fn detect(&self, _context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
-        DetectResultBuilder::fail().build()
+    fn detect(&self, context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
+        let found = package_manager::detected_files(&context.app_dir);
+        if found.is_empty() {
+            println!(
+                "no Python files ({}) at the app root",
+                package_manager::DETECT_FILES.join(", ")
+            );
+            return DetectResultBuilder::fail().build();
+        }
+        DetectResultBuilder::pass()
+            .build_plan(
+                BuildPlanBuilder::new()
+                    .provides("python")
+                    .requires("python")
+                    .build(),
+            )
+            .build()
     }
 
-    fn build(&self, _context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
-        BuildResultBuilder::new().build()
+    fn build(&self, context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
+        log::header("Python app detected");
+        let app_dir = context.app_dir.clone();
+        let tool_env = ToolEnv::new(context.platform.env());
+
+        let mut warnings = Vec::new();
+        let requested = python_version::read_requested_version(&app_dir, &mut warnings)
+            .map_err(PythonBuildpackError::from)?;
+        for warning in &warnings {
+            log::warning(warning);
+        }
+        // Decided before anything is installed, so that a bad lockfile set fails fast.
+        let package_manager =
+            package_manager::determine(&app_dir).map_err(PythonBuildpackError::from)?;
+
+        let candidate = resolve_python(&context, &requested, &tool_env)?;
+        log::info(format!(
+            "Python {} (requested by {})",
+            candidate.version, requested.origin
+        ));
+        let runtime = layers::python::install_python(&context, &candidate, &tool_env)?;
+
+        let venv_bin = match package_manager {
+            Some(pm) => {
+                let installed = layers::dependencies::install_dependencies(
+                    &context,
+                    pm,
+                    &candidate.version,
+                    &runtime,
+                    &tool_env,
+                )?;
+                let site = installed.venv.join(format!(
+                    "lib/python{}/site-packages",
+                    candidate.version.minor_string()
+                ));
+                let env = tool_env
+                    .clone()
+                    .with_runtime(&runtime)
+                    .with_venv(&installed.venv);
+                django::collectstatic(&app_dir, &site, &installed.venv, &env)?;
+                Some(installed.venv.join("bin"))
+            }
+            None => {
+                log::info(
+                    "No requirements.txt, poetry.lock, uv.lock or Pipfile.lock: no dependencies \
+                     to install.",
+                );
+                None
+            }
+        };
+
+        layers::web_concurrency::write_web_concurrency(&context)?;
+
+        let mut launch = LaunchBuilder::new();
+        let web = venv_bin
+            .as_deref()
+            .and_then(|bin| processes::default_web_process(&app_dir, bin));
+        match &web {
+            Some(command) => {
+                log::header(format!("Default process: web: {command}"));
+                launch.process(
+                    ProcessBuilder::new(process_type!("web"), ["bash", "-c", command.as_str()])
+                        .default(true)
+                        .build(),
+                );
+            }
+            None if !app_dir.join("Procfile").is_file() => log::info(
+                "No web process: add a Procfile (e.g. `web: gunicorn myapp.wsgi`) to say how \
+                 to start the app.",
+            ),
+            None => {}
+        }
+        BuildResultBuilder::new().launch(launch.build()).build()
     }
+
+    fn on_error(&self, error: libcnb::Error<Self::Error>) {
+        match error {
+            libcnb::Error::BuildpackError(e) => {
+                eprintln!("{}", e.user_message());
+                if e.is_temporary() {
+                    std::process::exit(75);
+                }
+            }
+            other => eprintln!("error: the Python buildpack failed: {other}"),
+        }
+    }
+}
+
+/// Pick the newest available Python satisfying the request: the mirror's archives first,
+/// then the host's interpreters. The log says which one serves.
+fn resolve_python(
+    context: &BuildContext<PythonBuildpack>,
+    requested: &RequestedVersion,
+    tool_env: &ToolEnv,
+) -> Result<Candidate, PythonBuildpackError> {
+    let mirror = tool_env
+        .get("SLUGC_PYTHON_MIRROR")
+        .filter(|m| !m.is_empty())
+        .unwrap_or(sources::DEFAULT_MIRROR)
+        .to_string();
+    let agent = sources::agent();
+    let (mut candidates, mirror_error): (Vec<Candidate>, Option<MirrorError>) =
+        match sources::mirror_candidates(&agent, &mirror, &context.target.arch) {
+            Ok(found) => (found, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+    if let Some(e) = &mirror_error {
+        log::info(format!(
+            "Python mirror unavailable ({e}); trying host interpreters"
+        ));
+    }
+    candidates.extend(sources::host_candidates(tool_env.get("PATH")));
+    if let Some(found) = python_version::select(&requested.request, &candidates, |c| c.version) {
+        return Ok(found.clone());
+    }
+    let mut available: Vec<_> = candidates
+        .iter()
+        .map(|c| c.version)
+        .filter(python_version::is_supported)
+        .collect();
+    available.sort();
+    available.dedup();
+    let why = match &requested.request {
+        VersionRequest::Default => python_version::Unserved::NotAvailable,
+        other => other.classify_unserved(),
+    };
+    Err(PythonBuildpackError::Unserved {
+        requested: requested.clone(),
+        why,
+        available: available.iter().map(ToString::to_string).collect(),
+        mirror,
+        mirror_error,
+    })
 }

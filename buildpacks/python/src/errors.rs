@@ -1,0 +1,155 @@
+//! The buildpack's errors and the one place their user-facing text is written.
+
+use crate::package_manager::PackageManagerError;
+use crate::python_version::{RequestedVersion, Unserved, VersionError};
+use crate::sources::MirrorError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PythonBuildpackError {
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error(transparent)]
+    PackageManager(#[from] PackageManagerError),
+    #[error("no Python satisfies the request")]
+    Unserved {
+        requested: RequestedVersion,
+        why: Unserved,
+        available: Vec<String>,
+        mirror: String,
+        mirror_error: Option<MirrorError>,
+    },
+    #[error("Python archive failed")]
+    MirrorArchive(#[from] MirrorArchiveError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} failed")]
+    Command {
+        what: String,
+        /// The file the user should look at.
+        file: String,
+        detail: String,
+    },
+    #[error("cannot read {file}: {reason}")]
+    Lockfile { file: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorArchiveError {
+    #[error(transparent)]
+    Fetch(#[from] MirrorError),
+    #[error("SHA-256 mismatch for {url}: SHA256SUMS says {expected}, the download is {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot unpack {url}: {source}")]
+    Unpack { url: String, source: std::io::Error },
+    #[error("{url} holds no python/bin/python3 (not an install_only archive)")]
+    Layout { url: String },
+}
+
+pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PythonBuildpackError {
+    let path = path.into();
+    move |source| PythonBuildpackError::Io { path, source }
+}
+
+impl PythonBuildpackError {
+    /// Temporary failures (the network) are worth retrying: the engine maps exit 75 to 75.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::Unserved {
+                why: Unserved::NotAvailable,
+                mirror_error: Some(e),
+                ..
+            } => e.is_network(),
+            Self::MirrorArchive(MirrorArchiveError::Fetch(e)) => e.is_network(),
+            _ => false,
+        }
+    }
+
+    /// The user-facing text: one line naming the file, then detail and the fix.
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::Version(e @ VersionError::Malformed { .. }) => format!(
+                "error: invalid Python version in {e}\n\
+                 Write the version alone, e.g. `3.12` or `3.12.4`, in .python-version."
+            ),
+            Self::Version(e) => format!("error: {e}"),
+            Self::PackageManager(PackageManagerError::Multiple(files)) => format!(
+                "error: more than one package manager file in the app: {}\n\
+                 Each selects a different installer and the buildpack installs with exactly \
+                 one. Keep the one you use and delete the others.",
+                files.join(", ")
+            ),
+            Self::PackageManager(e) => format!(
+                "error: {e}\nCreate the lockfile with your package manager (`pipenv lock`, \
+                 `poetry lock`) and commit it."
+            ),
+            Self::Unserved {
+                requested,
+                why,
+                available,
+                mirror,
+                mirror_error,
+            } => {
+                let what = format!(
+                    "Python {} (from {})",
+                    if requested.text.is_empty() {
+                        "(any)"
+                    } else {
+                        &requested.text
+                    },
+                    requested.origin
+                );
+                let headline = match why {
+                    Unserved::EndOfLife => {
+                        format!("error: {what} has reached end of life and is not supported")
+                    }
+                    Unserved::Unknown => format!("error: {what} is not a known Python version"),
+                    Unserved::NotAvailable => format!("error: {what} is not available"),
+                };
+                let mirror_line = match mirror_error {
+                    Some(e) => format!("mirror {mirror}: {e}"),
+                    None => format!("mirror {mirror}: no matching install_only archive"),
+                };
+                format!(
+                    "{headline}\n\
+                     Tried: {mirror_line}; host interpreters: none matching.\n\
+                     Available: {}\n\
+                     Fix: request one of the available versions in .python-version (e.g. `{}`), \
+                     or set SLUGC_PYTHON_MIRROR to a python-build-standalone release that has it.",
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available.join(", ")
+                    },
+                    available.last().map(String::as_str).unwrap_or("3.12")
+                )
+            }
+            Self::MirrorArchive(e) => format!(
+                "error: cannot install Python from the mirror: {e}\n\
+                 Check SLUGC_PYTHON_MIRROR and its SHA256SUMS, or retry if the network failed."
+            ),
+            Self::Io { path, source } => {
+                format!("error: I/O error on {}: {source}", path.display())
+            }
+            Self::Command { what, file, detail } => {
+                format!("error: {what} failed (see {file})\n{detail}")
+            }
+            Self::Lockfile { file, reason } => format!(
+                "error: cannot read {file}: {reason}\nRegenerate it with its package manager."
+            ),
+        }
+    }
+}
+
+impl From<PythonBuildpackError> for libcnb::Error<PythonBuildpackError> {
+    fn from(error: PythonBuildpackError) -> Self {
+        Self::BuildpackError(error)
+    }
+}

@@ -1,0 +1,467 @@
+//! The dependencies layer (build + launch + cache): a relocatable virtual environment holding
+//! the app's packages, installed by uv's pip interface (or pip when uv cannot be had).
+//! Reused untouched, without running any installer, when nothing that affects it changed.
+
+use crate::errors::{io_error, PythonBuildpackError};
+use crate::index_config::IndexConfig;
+use crate::layers::{reasons_line, uv};
+use crate::package_manager::PackageManager;
+use crate::python_version::PythonVersion;
+use crate::tool_env::ToolEnv;
+use crate::{bytecode, fsutil, lockfiles, log, relocate, PythonBuildpack};
+use libcnb::build::BuildContext;
+use libcnb::data::layer_name;
+use libcnb::layer::{
+    CachedLayerDefinition, EmptyLayerCause, InvalidMetadataAction, LayerState, RestoredLayerAction,
+};
+use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependenciesLayerMetadata {
+    pub python_version: String,
+    pub arch: String,
+    pub distro_name: String,
+    pub distro_version: String,
+    pub package_manager: String,
+    /// `uv <version>` or `pip`.
+    pub installer: String,
+    /// SHA-256 of each input file (the lockfile or requirements files) by app-relative path.
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl DependenciesLayerMetadata {
+    fn reasons(&self, new: &Self) -> Vec<String> {
+        let Self {
+            python_version,
+            arch,
+            distro_name,
+            distro_version,
+            package_manager,
+            installer,
+            inputs,
+        } = self;
+        let mut reasons = Vec::new();
+        if python_version != &new.python_version {
+            reasons.push(format!("Python {python_version} → {}", new.python_version));
+        }
+        if arch != &new.arch {
+            reasons.push(format!("architecture {arch} → {}", new.arch));
+        }
+        if (distro_name, distro_version) != (&new.distro_name, &new.distro_version) {
+            reasons.push(format!(
+                "distro {distro_name} {distro_version} → {} {}",
+                new.distro_name, new.distro_version
+            ));
+        }
+        if package_manager != &new.package_manager {
+            reasons.push(format!(
+                "package manager {package_manager} → {}",
+                new.package_manager
+            ));
+        }
+        if installer != &new.installer {
+            reasons.push(format!("installer {installer} → {}", new.installer));
+        }
+        for (file, digest) in &new.inputs {
+            match inputs.get(file) {
+                Some(old) if old == digest => {}
+                Some(_) => reasons.push(format!("{file} changed")),
+                None => reasons.push(format!("{file} added")),
+            }
+        }
+        for file in inputs.keys().filter(|f| !new.inputs.contains_key(*f)) {
+            reasons.push(format!("{file} removed"));
+        }
+        reasons
+    }
+}
+
+pub struct Installed {
+    /// The venv dir.
+    pub venv: PathBuf,
+}
+
+/// Install (or reuse) the app's dependencies into the `venv` layer.
+pub fn install_dependencies(
+    context: &BuildContext<PythonBuildpack>,
+    package_manager: PackageManager,
+    version: &PythonVersion,
+    runtime: &Path,
+    tool_env: &ToolEnv,
+) -> Result<Installed, libcnb::Error<PythonBuildpackError>> {
+    let app_dir = &context.app_dir;
+    let inputs = input_digests(app_dir, package_manager)?;
+    let mut new_metadata = DependenciesLayerMetadata {
+        python_version: version.to_string(),
+        arch: context.target.arch.clone(),
+        distro_name: context.target.distro_name.clone(),
+        distro_version: context.target.distro_version.clone(),
+        package_manager: package_manager.file().to_string(),
+        installer: format!("uv {}", uv::UV_VERSION),
+        inputs,
+    };
+    let layer = context.cached_layer(
+        layer_name!("venv"),
+        CachedLayerDefinition {
+            build: true,
+            launch: true,
+            invalid_metadata_action: &|_| {
+                (
+                    InvalidMetadataAction::DeleteLayer,
+                    vec!["its metadata is from an older buildpack".to_string()],
+                )
+            },
+            restored_layer_action: &|old: &DependenciesLayerMetadata, _| {
+                let reasons = old.reasons(&new_metadata);
+                if reasons.is_empty() {
+                    (RestoredLayerAction::KeepLayer, reasons)
+                } else {
+                    (RestoredLayerAction::DeleteLayer, reasons)
+                }
+            },
+        },
+    )?;
+    let venv = layer.path();
+    match &layer.state {
+        LayerState::Restored { .. } => {
+            log::header(format!(
+                "Dependencies unchanged ({package_manager}): using the cached virtual environment"
+            ));
+            return Ok(Installed { venv });
+        }
+        LayerState::Empty { cause } => {
+            log::header(format!("Installing dependencies from {package_manager}"));
+            if let EmptyLayerCause::RestoredLayerAction { cause: reasons }
+            | EmptyLayerCause::InvalidMetadataAction { cause: reasons } = cause
+            {
+                log::info(reasons_line(reasons));
+            }
+        }
+    }
+
+    let index = IndexConfig::read(tool_env);
+    let uv = uv::install_uv(context, &index)?;
+    let env = tool_env.clone().with_runtime(runtime);
+    let python = runtime.join("bin/python3");
+    let minor = version.minor_string();
+    match &uv {
+        Some(uv) => {
+            let uv_env = uv_env(context, &env, &index)?;
+            run(
+                uv_env
+                    .command(uv)
+                    .args(["venv", "--relocatable", "--allow-existing", "--quiet"])
+                    .arg("--python")
+                    .arg(&python)
+                    .arg(&venv),
+                "creating the virtual environment",
+                package_manager.file(),
+            )?;
+            install_with_uv(uv, &uv_env, &index, package_manager, app_dir, &venv)?;
+        }
+        None => {
+            new_metadata.installer = "pip".to_string();
+            if package_manager == PackageManager::Uv {
+                return Err(PythonBuildpackError::Command {
+                    what: "installing from uv.lock".to_string(),
+                    file: "uv.lock".to_string(),
+                    detail: "uv.lock needs uv, which could not be installed (see above)."
+                        .to_string(),
+                }
+                .into());
+            }
+            run(
+                env.command(&python).args(["-m", "venv"]).arg(&venv),
+                "creating the virtual environment",
+                package_manager.file(),
+            )?;
+            install_with_pip(&env, package_manager, app_dir, &venv)?;
+        }
+    }
+    relocate::relocate_venv(&venv).map_err(io_error(&venv))?;
+    let site = venv
+        .join("lib")
+        .join(format!("python{minor}/site-packages"));
+    bytecode::compile(
+        &venv.join("bin/python"),
+        &site,
+        &format!("/app/.layers/slugc_python/venv/lib/python{minor}/site-packages"),
+        &env,
+        true,
+    )?;
+
+    let layer_env = LayerEnv::new().chainable_insert(
+        Scope::All,
+        ModificationBehavior::Override,
+        "VIRTUAL_ENV",
+        &venv,
+    );
+    layer.write_env(layer_env)?;
+    layer.write_metadata(new_metadata)?;
+    Ok(Installed { venv })
+}
+
+/// The env uv runs with: never downloads Pythons (it would try GitHub), caches in a cached
+/// layer, copies (no hard links into the cache), and uses pip's CA bundle and timeout.
+fn uv_env(
+    context: &BuildContext<PythonBuildpack>,
+    env: &ToolEnv,
+    index: &IndexConfig,
+) -> Result<ToolEnv, libcnb::Error<PythonBuildpackError>> {
+    let cache = uv::uv_cache_dir(context)?;
+    let mut env = env.clone();
+    env.set("UV_PYTHON_DOWNLOADS", "never");
+    env.set("UV_CACHE_DIR", cache);
+    env.set("UV_LINK_MODE", "copy");
+    env.set("UV_NO_PROGRESS", "1");
+    for (k, v) in index.uv_env() {
+        env.set(k, v);
+    }
+    Ok(env)
+}
+
+fn install_with_uv(
+    uv: &Path,
+    env: &ToolEnv,
+    index: &IndexConfig,
+    package_manager: PackageManager,
+    app_dir: &Path,
+    venv: &Path,
+) -> Result<(), PythonBuildpackError> {
+    let file = package_manager.file();
+    let mut command = env.command(uv);
+    command.current_dir(app_dir);
+    match package_manager {
+        PackageManager::Uv => {
+            // The main dependencies exactly as locked; the app itself is not installed (it
+            // runs from the app dir), which keeps build paths out of `.pth` files.
+            command
+                .args([
+                    "sync",
+                    "--locked",
+                    "--no-default-groups",
+                    "--no-install-project",
+                ])
+                .env("UV_PROJECT_ENVIRONMENT", venv);
+        }
+        PackageManager::Requirements => {
+            command.args(["pip", "install", "-r", "requirements.txt"]);
+        }
+        PackageManager::Poetry | PackageManager::Pipenv => {
+            let requirements = locked_requirements(package_manager, app_dir)?;
+            command.args(["pip", "install", "--no-deps"]);
+            if lockfiles::all_hashed(&requirements) {
+                command.arg("--require-hashes");
+            }
+            command.args(["-r", "-"]);
+            return run_with_stdin(
+                command
+                    .args(index.uv_args())
+                    .arg("--python")
+                    .arg(venv.join("bin/python")),
+                requirements,
+                file,
+            );
+        }
+    }
+    if package_manager != PackageManager::Uv {
+        command.arg("--python").arg(venv.join("bin/python"));
+    }
+    run(
+        command.args(index.uv_args()),
+        &format!("installing {file}"),
+        file,
+    )
+}
+
+fn install_with_pip(
+    env: &ToolEnv,
+    package_manager: PackageManager,
+    app_dir: &Path,
+    venv: &Path,
+) -> Result<(), PythonBuildpackError> {
+    let file = package_manager.file();
+    // pip reads pip.conf and PIP_* itself. `--no-compile`: its bytecode is not reproducible.
+    let mut command = env.command(venv.join("bin/python"));
+    command
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-compile",
+            "--disable-pip-version-check",
+        ])
+        .current_dir(app_dir);
+    match package_manager {
+        PackageManager::Requirements => run(
+            command.args(["-r", "requirements.txt"]),
+            &format!("installing {file}"),
+            file,
+        ),
+        _ => {
+            let requirements = locked_requirements(package_manager, app_dir)?;
+            command.arg("--no-deps");
+            if lockfiles::all_hashed(&requirements) {
+                command.arg("--require-hashes");
+            }
+            run_with_stdin(command.args(["-r", "/dev/stdin"]), requirements, file)
+        }
+    }
+}
+
+fn locked_requirements(
+    package_manager: PackageManager,
+    app_dir: &Path,
+) -> Result<String, PythonBuildpackError> {
+    let file = package_manager.file();
+    let text = std::fs::read_to_string(app_dir.join(file)).map_err(io_error(app_dir.join(file)))?;
+    match package_manager {
+        PackageManager::Poetry => lockfiles::poetry_requirements(&text),
+        _ => lockfiles::pipenv_requirements(&text),
+    }
+}
+
+fn run(command: &mut Command, what: &str, file: &str) -> Result<(), PythonBuildpackError> {
+    // The installer's output passes through to the build log.
+    let status =
+        command
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| PythonBuildpackError::Command {
+                what: what.to_string(),
+                file: file.to_string(),
+                detail: e.to_string(),
+            })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(PythonBuildpackError::Command {
+            what: what.to_string(),
+            file: file.to_string(),
+            detail: format!("the installer exited with {status}; its output is above."),
+        })
+    }
+}
+
+fn run_with_stdin(
+    command: &mut Command,
+    input: String,
+    file: &str,
+) -> Result<(), PythonBuildpackError> {
+    use std::io::Write;
+    let what = format!("installing {file}");
+    let fail = |detail: String| PythonBuildpackError::Command {
+        what: what.clone(),
+        file: file.to_string(),
+        detail,
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let status = child.wait().map_err(|e| fail(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "the installer exited with {status}; its output is above."
+        )))
+    }
+}
+
+/// The files whose content decides what gets installed.
+fn input_digests(
+    app_dir: &Path,
+    package_manager: PackageManager,
+) -> Result<BTreeMap<String, String>, PythonBuildpackError> {
+    let mut files = vec![package_manager.file().to_string()];
+    match package_manager {
+        PackageManager::Uv => files.push("pyproject.toml".to_string()),
+        PackageManager::Requirements => {
+            included_requirements(app_dir, Path::new("requirements.txt"), &mut files)
+        }
+        PackageManager::Poetry | PackageManager::Pipenv => {}
+    }
+    let mut digests = BTreeMap::new();
+    for file in files {
+        let path = app_dir.join(&file);
+        if path.is_file() {
+            digests.insert(file, fsutil::sha256_file(&path).map_err(io_error(&path))?);
+        }
+    }
+    Ok(digests)
+}
+
+/// Files pulled in by `-r`/`-c` lines, recursively, as app-relative paths.
+fn included_requirements(app_dir: &Path, file: &Path, found: &mut Vec<String>) {
+    let Ok(text) = std::fs::read_to_string(app_dir.join(file)) else {
+        return;
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        let target = ["-r", "--requirement", "-c", "--constraint"]
+            .iter()
+            .find_map(|flag| line.strip_prefix(flag))
+            .map(|rest| rest.trim_start_matches('=').trim());
+        let Some(target) = target.filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let rel = file.parent().unwrap_or(Path::new("")).join(target);
+        let name = rel.to_string_lossy().into_owned();
+        if !found.contains(&name) {
+            found.push(name);
+            included_requirements(app_dir, &rel, found);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(version: &str, req: &str) -> DependenciesLayerMetadata {
+        DependenciesLayerMetadata {
+            python_version: version.to_string(),
+            arch: "amd64".to_string(),
+            distro_name: "debian".to_string(),
+            distro_version: "12".to_string(),
+            package_manager: "requirements.txt".to_string(),
+            installer: "uv 0.13.9".to_string(),
+            inputs: [("requirements.txt".to_string(), req.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        assert!(metadata("3.12.1", "a")
+            .reasons(&metadata("3.12.1", "a"))
+            .is_empty());
+        assert_eq!(
+            metadata("3.12.1", "a").reasons(&metadata("3.12.4", "b")),
+            ["Python 3.12.1 → 3.12.4", "requirements.txt changed"]
+        );
+    }
+
+    #[test]
+    fn included_files_are_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "-r base.txt\nflask\n").unwrap();
+        std::fs::write(dir.path().join("base.txt"), "-c constraints.txt\n").unwrap();
+        std::fs::write(dir.path().join("constraints.txt"), "").unwrap();
+        let digests = input_digests(dir.path(), PackageManager::Requirements).unwrap();
+        assert_eq!(
+            digests.keys().collect::<Vec<_>>(),
+            ["base.txt", "constraints.txt", "requirements.txt"]
+        );
+    }
+}

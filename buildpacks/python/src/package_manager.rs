@@ -1,0 +1,147 @@
+//! Which files make this a Python app (detect), and which installer its files choose.
+
+use std::fmt;
+use std::path::Path;
+
+/// Any of these at the app root makes it a Python app.
+pub const DETECT_FILES: &[&str] = &[
+    "requirements.txt",
+    "pyproject.toml",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "setup.py",
+    ".python-version",
+    "runtime.txt",
+    "manage.py",
+    "app.py",
+    "main.py",
+];
+
+pub fn detected_files(app_dir: &Path) -> Vec<&'static str> {
+    DETECT_FILES
+        .iter()
+        .copied()
+        .filter(|f| app_dir.join(f).is_file())
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageManager {
+    /// `requirements.txt`: pip semantics.
+    Requirements,
+    /// `poetry.lock`: its main group.
+    Poetry,
+    /// `uv.lock`: `uv sync --locked`.
+    Uv,
+    /// `Pipfile.lock`: its `default` packages.
+    Pipenv,
+}
+
+impl PackageManager {
+    /// The file that selects this installer (and whose content keys the dependency cache).
+    pub fn file(&self) -> &'static str {
+        match self {
+            Self::Requirements => "requirements.txt",
+            Self::Poetry => "poetry.lock",
+            Self::Uv => "uv.lock",
+            Self::Pipenv => "Pipfile.lock",
+        }
+    }
+}
+
+impl fmt::Display for PackageManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.file())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageManagerError {
+    #[error("more than one package manager file: {}", .0.join(", "))]
+    Multiple(Vec<&'static str>),
+    #[error("Pipfile has no Pipfile.lock beside it")]
+    PipfileWithoutLock,
+    #[error("pyproject.toml uses Poetry ([tool.poetry]) but there is no poetry.lock")]
+    PoetryWithoutLock,
+}
+
+/// The one installer the app's files choose, or `None` when the app declares no dependencies.
+pub fn determine(app_dir: &Path) -> Result<Option<PackageManager>, PackageManagerError> {
+    let found: Vec<PackageManager> = [
+        PackageManager::Requirements,
+        PackageManager::Poetry,
+        PackageManager::Uv,
+        PackageManager::Pipenv,
+    ]
+    .into_iter()
+    .filter(|pm| app_dir.join(pm.file()).is_file())
+    .collect();
+    match found.as_slice() {
+        [] if app_dir.join("Pipfile").is_file() => Err(PackageManagerError::PipfileWithoutLock),
+        [] if uses_poetry(app_dir) => Err(PackageManagerError::PoetryWithoutLock),
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(PackageManagerError::Multiple(
+            many.iter().map(PackageManager::file).collect(),
+        )),
+    }
+}
+
+fn uses_poetry(app_dir: &Path) -> bool {
+    std::fs::read_to_string(app_dir.join("pyproject.toml"))
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .and_then(|t| t.get("tool")?.get("poetry").map(|_| ()))
+        .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn detects_known_files_only() {
+        assert!(detected_files(app(&[("README.md", "")]).path()).is_empty());
+        assert_eq!(
+            detected_files(app(&[("manage.py", ""), ("uv.lock", "")]).path()),
+            vec!["uv.lock", "manage.py"]
+        );
+    }
+
+    #[test]
+    fn one_lockfile_chooses_its_installer() {
+        let pick = |f| determine(app(&[(f, "")]).path()).unwrap();
+        assert_eq!(pick("requirements.txt"), Some(PackageManager::Requirements));
+        assert_eq!(pick("poetry.lock"), Some(PackageManager::Poetry));
+        assert_eq!(pick("uv.lock"), Some(PackageManager::Uv));
+        assert_eq!(pick("Pipfile.lock"), Some(PackageManager::Pipenv));
+        assert_eq!(pick("app.py"), None);
+    }
+
+    #[test]
+    fn two_lockfiles_are_an_error() {
+        let err = determine(app(&[("poetry.lock", ""), ("uv.lock", "")]).path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "more than one package manager file: poetry.lock, uv.lock"
+        );
+        assert!(matches!(
+            determine(app(&[("Pipfile", "")]).path()),
+            Err(PackageManagerError::PipfileWithoutLock)
+        ));
+        assert!(matches!(
+            determine(app(&[("pyproject.toml", "[tool.poetry]\nname='x'\n")]).path()),
+            Err(PackageManagerError::PoetryWithoutLock)
+        ));
+    }
+}

@@ -1,0 +1,518 @@
+//! Which Python the app asks for, and which available version serves that request.
+//!
+//! Precedence (as Heroku's Python buildpacks): `.python-version` > `runtime.txt` (deprecated) >
+//! `requires-python` in `pyproject.toml` > the newest available version.
+
+use std::fmt;
+use std::path::Path;
+
+/// The oldest minor version still supported upstream (3.10 reached end of life in 2026-10):
+/// <https://devguide.python.org/versions/>.
+pub const OLDEST_SUPPORTED_MINOR: u16 = 11;
+/// The newest minor version released upstream that this buildpack knows of.
+pub const NEWEST_KNOWN_MINOR: u16 = 15;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PythonVersion {
+    pub major: u16,
+    pub minor: u16,
+    pub patch: u16,
+}
+
+impl PythonVersion {
+    pub fn new(major: u16, minor: u16, patch: u16) -> Self {
+        Self {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// `3.X.Y` only; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let version = Self::new(
+            parse_number(parts.next()?)?,
+            parse_number(parts.next()?)?,
+            parse_number(parts.next()?)?,
+        );
+        parts.next().is_none().then_some(version)
+    }
+
+    /// `3.X` of this version.
+    pub fn minor_string(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
+impl fmt::Display for PythonVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+fn parse_number(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// What the app asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionRequest {
+    /// `3.X`: the newest available `3.X.Y`.
+    Minor { major: u16, minor: u16 },
+    /// `3.X.Y`: exactly that.
+    Exact(PythonVersion),
+    /// A PEP 440 specifier set from `requires-python`.
+    Specifier(Vec<Clause>),
+    /// No request: the newest available supported version.
+    Default,
+}
+
+/// Where the request came from, for the log and error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestOrigin {
+    PythonVersionFile,
+    RuntimeTxt,
+    PyprojectRequiresPython,
+    Default,
+}
+
+impl fmt::Display for RequestOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PythonVersionFile => ".python-version",
+            Self::RuntimeTxt => "runtime.txt",
+            Self::PyprojectRequiresPython => "requires-python in pyproject.toml",
+            Self::Default => "the buildpack default (newest available)",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestedVersion {
+    pub request: VersionRequest,
+    pub origin: RequestOrigin,
+    /// The text as the user wrote it (for messages).
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {reason}")]
+    Malformed { file: String, reason: String },
+}
+
+/// Read the app's request, by precedence. `warnings` receives deprecation notices.
+pub fn read_requested_version(
+    app_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<RequestedVersion, VersionError> {
+    if let Some(text) = read_optional(app_dir, ".python-version")? {
+        return parse_python_version_file(&text);
+    }
+    if let Some(text) = read_optional(app_dir, "runtime.txt")? {
+        warnings.push(
+            "runtime.txt is deprecated: replace it with a .python-version file holding just \
+             the version (e.g. `3.12`)."
+                .to_string(),
+        );
+        return parse_runtime_txt(&text);
+    }
+    if let Some(text) = read_optional(app_dir, "pyproject.toml")? {
+        if let Some(requested) = parse_pyproject_requires_python(&text)? {
+            return Ok(requested);
+        }
+    }
+    Ok(RequestedVersion {
+        request: VersionRequest::Default,
+        origin: RequestOrigin::Default,
+        text: String::new(),
+    })
+}
+
+fn read_optional(app_dir: &Path, name: &str) -> Result<Option<String>, VersionError> {
+    match std::fs::read_to_string(app_dir.join(name)) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(VersionError::Read {
+            file: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// `.python-version`: one `3.X` or `3.X.Y` line; comments (`#`) and blank lines ignored.
+pub fn parse_python_version_file(text: &str) -> Result<RequestedVersion, VersionError> {
+    let malformed = |reason: String| VersionError::Malformed {
+        file: ".python-version".to_string(),
+        reason,
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let line = match lines.as_slice() {
+        [line] => *line,
+        [] => return Err(malformed("the file holds no version".to_string())),
+        _ => {
+            return Err(malformed(format!(
+                "the file holds {} versions ({}); it must hold exactly one",
+                lines.len(),
+                lines.join(", ")
+            )))
+        }
+    };
+    let request = parse_version_text(line).ok_or_else(|| {
+        malformed(format!(
+            "{line:?} is not a Python version; write `3.X` or `3.X.Y`, e.g. `3.12`"
+        ))
+    })?;
+    Ok(RequestedVersion {
+        request,
+        origin: RequestOrigin::PythonVersionFile,
+        text: line.to_string(),
+    })
+}
+
+/// `runtime.txt`: `python-3.X.Y` (or `python-3.X`).
+pub fn parse_runtime_txt(text: &str) -> Result<RequestedVersion, VersionError> {
+    let line = text.trim();
+    let request = line
+        .strip_prefix("python-")
+        .and_then(parse_version_text)
+        .ok_or_else(|| VersionError::Malformed {
+            file: "runtime.txt".to_string(),
+            reason: format!("{line:?} is not a Python version; write `python-3.X.Y`"),
+        })?;
+    Ok(RequestedVersion {
+        request,
+        origin: RequestOrigin::RuntimeTxt,
+        text: line.to_string(),
+    })
+}
+
+fn parse_version_text(text: &str) -> Option<VersionRequest> {
+    let parts: Vec<&str> = text.split('.').collect();
+    match parts.as_slice() {
+        [major, minor] => Some(VersionRequest::Minor {
+            major: parse_number(major)?,
+            minor: parse_number(minor)?,
+        }),
+        [_, _, _] => PythonVersion::parse(text).map(VersionRequest::Exact),
+        _ => None,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Pyproject {
+    project: Option<PyprojectProject>,
+}
+
+#[derive(serde::Deserialize)]
+struct PyprojectProject {
+    #[serde(rename = "requires-python")]
+    requires_python: Option<String>,
+}
+
+/// `[project] requires-python` of `pyproject.toml`, if any.
+pub fn parse_pyproject_requires_python(
+    text: &str,
+) -> Result<Option<RequestedVersion>, VersionError> {
+    let malformed = |reason: String| VersionError::Malformed {
+        file: "pyproject.toml".to_string(),
+        reason,
+    };
+    let pyproject: Pyproject = toml::from_str(text).map_err(|e| malformed(e.to_string()))?;
+    let Some(spec) = pyproject.project.and_then(|p| p.requires_python) else {
+        return Ok(None);
+    };
+    let clauses = parse_specifier(&spec).ok_or_else(|| {
+        malformed(format!(
+            "requires-python = {spec:?} is not a version specifier (e.g. \">=3.11\")"
+        ))
+    })?;
+    Ok(Some(RequestedVersion {
+        request: VersionRequest::Specifier(clauses),
+        origin: RequestOrigin::PyprojectRequiresPython,
+        text: spec,
+    }))
+}
+
+/// One PEP 440 clause, e.g. `>=3.11` or `==3.12.*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clause {
+    op: Op,
+    /// Release numbers as written (1 to 3 of them).
+    release: Vec<u16>,
+    wildcard: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+    Compatible,
+}
+
+fn parse_specifier(spec: &str) -> Option<Vec<Clause>> {
+    let clauses: Option<Vec<Clause>> = spec.split(',').map(|c| parse_clause(c.trim())).collect();
+    clauses.filter(|c| !c.is_empty())
+}
+
+fn parse_clause(text: &str) -> Option<Clause> {
+    let ops = [
+        ("~=", Op::Compatible),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+    ];
+    let (op, rest) = ops
+        .iter()
+        .find_map(|(prefix, op)| text.strip_prefix(prefix).map(|rest| (*op, rest.trim())))?;
+    let (rest, wildcard) = match rest.strip_suffix(".*") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    if wildcard && !matches!(op, Op::Eq | Op::Ne) {
+        return None;
+    }
+    let release: Option<Vec<u16>> = rest.split('.').map(parse_number).collect();
+    let release = release?;
+    if release.is_empty() || release.len() > 3 || (op == Op::Compatible && release.len() < 2) {
+        return None;
+    }
+    Some(Clause {
+        op,
+        release,
+        wildcard,
+    })
+}
+
+impl Clause {
+    fn matches(&self, v: &PythonVersion) -> bool {
+        let version = [v.major, v.minor, v.patch];
+        let n = self.release.len();
+        // Compare with the clause's release padded with zeros (PEP 440 zero-padding).
+        let mut padded = [0u16; 3];
+        padded[..n].copy_from_slice(&self.release);
+        let prefix_eq = version[..n] == self.release[..];
+        match self.op {
+            Op::Eq if self.wildcard => prefix_eq,
+            Op::Ne if self.wildcard => !prefix_eq,
+            Op::Eq => version == padded,
+            Op::Ne => version != padded,
+            Op::Ge => version >= padded,
+            Op::Gt => version > padded,
+            Op::Le => version <= padded,
+            Op::Lt => version < padded,
+            // `~=3.11` means `>=3.11, ==3.*`; `~=3.11.2` means `>=3.11.2, ==3.11.*`.
+            Op::Compatible => version >= padded && version[..n - 1] == self.release[..n - 1],
+        }
+    }
+}
+
+/// Why a request cannot be served from the available versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unserved {
+    /// The request names a Python that has reached end of life.
+    EndOfLife,
+    /// The request names a Python that does not exist (or is newer than this buildpack knows).
+    Unknown,
+    /// A supported Python, but none of the sources has it.
+    NotAvailable,
+}
+
+impl VersionRequest {
+    pub fn matches(&self, v: &PythonVersion) -> bool {
+        match self {
+            Self::Minor { major, minor } => v.major == *major && v.minor == *minor,
+            Self::Exact(exact) => v == exact,
+            Self::Specifier(clauses) => clauses.iter().all(|c| c.matches(v)),
+            Self::Default => true,
+        }
+    }
+
+    /// Classify a request no available version satisfies.
+    pub fn classify_unserved(&self) -> Unserved {
+        let (major, minor) = match self {
+            Self::Minor { major, minor } => (*major, *minor),
+            Self::Exact(v) => (v.major, v.minor),
+            Self::Specifier(_) | Self::Default => return Unserved::NotAvailable,
+        };
+        if major < 3 || (major == 3 && minor < OLDEST_SUPPORTED_MINOR) {
+            Unserved::EndOfLife
+        } else if major > 3 || minor > NEWEST_KNOWN_MINOR {
+            Unserved::Unknown
+        } else {
+            Unserved::NotAvailable
+        }
+    }
+}
+
+/// Is `v` a version this buildpack will install at all?
+pub fn is_supported(v: &PythonVersion) -> bool {
+    v.major == 3 && (OLDEST_SUPPORTED_MINOR..=NEWEST_KNOWN_MINOR).contains(&v.minor)
+}
+
+/// The newest supported version in `available` that satisfies `request`.
+pub fn select<'a, T>(
+    request: &VersionRequest,
+    available: &'a [T],
+    version_of: impl Fn(&T) -> PythonVersion,
+) -> Option<&'a T> {
+    available
+        .iter()
+        .filter(|c| is_supported(&version_of(c)) && request.matches(&version_of(c)))
+        // The first of equal versions wins: sources are listed in order of preference.
+        .reduce(|best, c| {
+            if version_of(c) > version_of(best) {
+                c
+            } else {
+                best
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> PythonVersion {
+        PythonVersion::parse(text).unwrap()
+    }
+
+    #[test]
+    fn python_version_file_forms() {
+        let r = parse_python_version_file("3.12\n").unwrap();
+        assert_eq!(
+            r.request,
+            VersionRequest::Minor {
+                major: 3,
+                minor: 12
+            }
+        );
+        let r = parse_python_version_file("# pinned\n\n 3.11.2 \n").unwrap();
+        assert_eq!(r.request, VersionRequest::Exact(v("3.11.2")));
+    }
+
+    #[test]
+    fn python_version_file_malformed() {
+        for text in [
+            "",
+            "python3.11",
+            "3",
+            "3.11.x",
+            "3.11.2.1",
+            "pypy3.10",
+            "3.11\n3.12",
+        ] {
+            let err = parse_python_version_file(text).unwrap_err();
+            assert!(err.to_string().starts_with(".python-version: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn runtime_txt() {
+        let r = parse_runtime_txt("python-3.11.7\n").unwrap();
+        assert_eq!(r.request, VersionRequest::Exact(v("3.11.7")));
+        assert!(parse_runtime_txt("3.11.7").is_err());
+    }
+
+    #[test]
+    fn requires_python_specifiers() {
+        let spec = |s: &str| parse_specifier(s).unwrap();
+        let req = VersionRequest::Specifier(spec(">=3.11,<3.13"));
+        assert!(req.matches(&v("3.12.9")));
+        assert!(!req.matches(&v("3.13.0")));
+        assert!(!req.matches(&v("3.10.13")));
+        let req = VersionRequest::Specifier(spec("~=3.12"));
+        assert!(req.matches(&v("3.13.1")));
+        assert!(!req.matches(&v("3.11.9")));
+        let req = VersionRequest::Specifier(spec("~=3.11.2"));
+        assert!(req.matches(&v("3.11.7")));
+        assert!(!req.matches(&v("3.12.0")));
+        let req = VersionRequest::Specifier(spec("==3.12.*"));
+        assert!(req.matches(&v("3.12.1")));
+        assert!(!req.matches(&v("3.11.1")));
+        assert!(parse_specifier(">=3.x").is_none());
+        assert!(parse_specifier(">=3.11.*").is_none());
+        assert!(parse_specifier("").is_none());
+    }
+
+    #[test]
+    fn pyproject_without_requires_python_is_no_request() {
+        assert_eq!(
+            parse_pyproject_requires_python("[project]\nname = 'x'\n").unwrap(),
+            None
+        );
+        assert!(parse_pyproject_requires_python("[project\n").is_err());
+    }
+
+    #[test]
+    fn precedence_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut warnings = Vec::new();
+        let d = dir.path();
+        std::fs::write(
+            d.join("pyproject.toml"),
+            "[project]\nrequires-python = \">=3.12\"\n",
+        )
+        .unwrap();
+        let r = read_requested_version(d, &mut warnings).unwrap();
+        assert_eq!(r.origin, RequestOrigin::PyprojectRequiresPython);
+        std::fs::write(d.join("runtime.txt"), "python-3.11.2").unwrap();
+        let r = read_requested_version(d, &mut warnings).unwrap();
+        assert_eq!(r.origin, RequestOrigin::RuntimeTxt);
+        assert_eq!(warnings.len(), 1);
+        std::fs::write(d.join(".python-version"), "3.13").unwrap();
+        let r = read_requested_version(d, &mut warnings).unwrap();
+        assert_eq!(r.origin, RequestOrigin::PythonVersionFile);
+    }
+
+    #[test]
+    fn selection_and_classification() {
+        let available = [v("3.11.2"), v("3.11.7"), v("3.12.1"), v("3.10.13")];
+        let pick = |r: VersionRequest| select(&r, &available, |x| *x).copied();
+        assert_eq!(pick(VersionRequest::Default), Some(v("3.12.1")));
+        assert_eq!(
+            pick(VersionRequest::Minor {
+                major: 3,
+                minor: 11
+            }),
+            Some(v("3.11.7"))
+        );
+        assert_eq!(pick(VersionRequest::Exact(v("3.11.2"))), Some(v("3.11.2")));
+        // End-of-life versions are never selected, even when a source has them.
+        let eol = VersionRequest::Minor {
+            major: 3,
+            minor: 10,
+        };
+        assert_eq!(pick(eol.clone()), None);
+        assert_eq!(eol.classify_unserved(), Unserved::EndOfLife);
+        let unknown = VersionRequest::Minor {
+            major: 3,
+            minor: 99,
+        };
+        assert_eq!(unknown.classify_unserved(), Unserved::Unknown);
+        assert_eq!(
+            VersionRequest::Exact(v("3.12.99")).classify_unserved(),
+            Unserved::NotAvailable
+        );
+    }
+}
