@@ -155,9 +155,12 @@ fn tar_gz(entries: &[Entry]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// A path in a slug, with its content and mode when it is a file (`None`: a directory).
+type Item = (String, Option<(Vec<u8>, u32)>);
+
 /// A slug of an app dir, as the exporter lays it out: `./app/...`, sorted, dirs first.
 fn tar_gz_of_dir(dir: &Path) -> Vec<u8> {
-    fn collect(dir: &Path, rel: &str, out: &mut Vec<(String, Option<(Vec<u8>, u32)>)>) {
+    fn collect(dir: &Path, rel: &str, out: &mut Vec<Item>) {
         let mut names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .flatten()
@@ -177,7 +180,7 @@ fn tar_gz_of_dir(dir: &Path) -> Vec<u8> {
             }
         }
     }
-    let mut items = vec![("./app/".to_string(), None)];
+    let mut items: Vec<Item> = vec![("./app/".to_string(), None)];
     collect(dir, "./app", &mut items);
     let entries: Vec<Entry> = items
         .iter()
