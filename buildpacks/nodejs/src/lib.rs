@@ -1,28 +1,272 @@
-//! The `slugc/nodejs` buildpack (work in progress: detects nothing yet).
+//! The `slugc/nodejs` buildpack: Node.js from the npm registry's official Linux builds,
+//! dependencies with npm, Yarn or pnpm, Heroku's build scripts, devDependencies pruned,
+//! `node_modules` cached so that an unchanged lockfile means no install. See docs/nodejs.md.
+//!
+//! `build` is the table of contents: one call per step, in order.
 
+pub mod errors;
+pub mod fsutil;
+pub mod layers;
+pub mod node_version;
+pub mod npmrc;
+pub mod package_json;
+pub mod package_manager;
+pub mod registry;
+pub mod toolchain;
+
+use crate::errors::NodejsBuildpackError;
+use crate::layers::dependencies::{self, Plan};
+use crate::layers::{runtime, tool, tool_cache, web_env};
+use crate::npmrc::RegistryConfig;
+use crate::package_json::PackageJson;
+use crate::package_manager::{PackageManager, Tool};
+use crate::registry::{Packument, Registry};
+use crate::toolchain::{child_env, EnvInputs, Toolchain};
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
+use libcnb::data::build_plan::BuildPlanBuilder;
+use libcnb::data::launch::{LaunchBuilder, ProcessBuilder};
+use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
-use libcnb::Buildpack;
+use libcnb::{Buildpack, Env, Platform};
+use std::path::Path;
 
 /// The descriptor the engine writes when it materialises this buildpack.
 pub const BUILDPACK_TOML: &str = include_str!("../buildpack.toml");
 
 pub struct NodejsBuildpack;
 
-#[derive(Debug, thiserror::Error)]
-pub enum NodejsBuildpackError {}
-
 impl Buildpack for NodejsBuildpack {
     type Platform = GenericPlatform;
     type Metadata = GenericMetadata;
     type Error = NodejsBuildpackError;
 
-    fn detect(&self, _context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
+    fn detect(&self, context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
+        if context.app_dir.join("package.json").is_file() {
+            return DetectResultBuilder::pass()
+                .build_plan(
+                    BuildPlanBuilder::new()
+                        .provides("node")
+                        .requires("node")
+                        .build(),
+                )
+                .build();
+        }
+        for entry in ["server.js", "index.js"] {
+            if context.app_dir.join(entry).is_file() {
+                println!(
+                    "Found {entry} but no package.json: a Node.js app needs a package.json at its root \
+                     (create one with `npm init -y`, then `npm install` your dependencies)."
+                );
+            }
+        }
         DetectResultBuilder::fail().build()
     }
 
-    fn build(&self, _context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
-        BuildResultBuilder::new().build()
+    fn build(&self, context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
+        println!("-----> Node.js app detected");
+        let app_dir = context.app_dir.clone();
+        let package_json = PackageJson::read(&app_dir).map_err(NodejsBuildpackError::from)?;
+        let package_manager =
+            PackageManager::detect(&app_dir, &package_json).map_err(NodejsBuildpackError::from)?;
+        let platform_env = context.platform.env().clone();
+        let registry = Registry::new(RegistryConfig::load(&app_dir, &|key| {
+            platform_env
+                .get_string_lossy(key)
+                .or_else(|| std::env::var(key).ok())
+        }));
+
+        // Node.js
+        let node_package = runtime::node_package(&context.target.arch)?;
+        let node_packument = packument(&registry, node_package, "listing Node.js versions")?;
+        let available = node_version::parse_versions(node_packument.versions.keys());
+        let resolved =
+            node_version::resolve(package_json.engines.node.as_deref(), &available, today())
+                .map_err(NodejsBuildpackError::from)?;
+        let node_version = resolved.version.to_string();
+        match &resolved.requested {
+            Some(range) => println!("-----> Installing Node.js {node_version} (engines.node {range:?})"),
+            None => println!(
+                "-----> Installing Node.js {node_version} (the newest LTS; set engines.node in package.json to choose)"
+            ),
+        }
+        let node_meta = node_packument
+            .versions
+            .get(&node_version)
+            .ok_or_else(|| NodejsBuildpackError::from(node_version::NodeVersionError::NoLts))?;
+        let node_home = runtime::install(&context, &registry, node_package, node_meta)?;
+
+        // The package manager and its cache.
+        let tool = package_manager.tool;
+        let tool_packument = packument(
+            &registry,
+            tool.package(),
+            "listing package manager versions",
+        )?;
+        let tool_meta = tool::resolve(
+            tool,
+            &tool_packument,
+            package_manager.requested.as_deref(),
+            &resolved.version,
+        )?;
+        println!("-----> Installing {} {}", tool.display(), tool_meta.version);
+        let tool_bin = tool::install(&context, &registry, tool, &tool_meta)?;
+        let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version)?;
+
+        let toolchain = Toolchain {
+            tool,
+            tool_version: tool_meta.version.clone(),
+            tool_bin: tool_bin.clone(),
+            app_dir: app_dir.clone(),
+            cache_dir: cache_dir.clone(),
+            env: child_env(EnvInputs {
+                base: Env::from_current(),
+                platform: &platform_env,
+                node_home: &node_home,
+                tool_bin: &tool_bin,
+                tool,
+                cache_dir: &cache_dir,
+                app_dir: &app_dir,
+            }),
+        };
+
+        // Heroku's order: heroku-prebuild, install, build (or heroku-postbuild), prune,
+        // heroku-cleanup.
+        if package_json.script("heroku-prebuild").is_some() {
+            toolchain.run_script("heroku-prebuild")?;
+        }
+        let build_script = ["heroku-postbuild", "build"]
+            .into_iter()
+            .find(|s| package_json.script(s).is_some());
+        let prune = prune_enabled(&platform_env) && !package_json.dev_dependencies.is_empty();
+        let plan = Plan {
+            metadata: dependencies::DependenciesMetadata {
+                node_version: node_version.clone(),
+                arch: context.target.arch.clone(),
+                package_manager: format!("{}@{}", tool.package(), tool_meta.version),
+                install_inputs: dependencies::install_inputs_digest(
+                    &app_dir,
+                    package_manager.lockfile,
+                )?,
+                pruned: prune,
+            },
+            prune,
+            has_dev_dependencies: !package_json.dev_dependencies.is_empty(),
+            keep_dev_tree: prune && build_script.is_some(),
+            lockfile: package_manager.lockfile,
+        };
+        let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
+        if let Some(script) = build_script {
+            toolchain.run_script(script)?;
+        }
+        dependencies::finish(prepared, &toolchain, &plan)?;
+        if package_json.script("heroku-cleanup").is_some() {
+            toolchain.run_script("heroku-cleanup")?;
+        }
+
+        web_env::write(&context)?;
+        let mut launch = LaunchBuilder::new();
+        if let Some(command) = default_web_command(&app_dir, &package_json, tool) {
+            println!("-----> Default process: web: {command}");
+            launch.process(
+                ProcessBuilder::new(process_type!("web"), ["bash", "-c", command.as_str()])
+                    .default(true)
+                    .build(),
+            );
+        }
+        BuildResultBuilder::new().launch(launch.build()).build()
+    }
+
+    fn on_error(&self, error: libcnb::Error<Self::Error>) {
+        errors::on_error(error)
+    }
+}
+
+fn packument(
+    registry: &Registry,
+    name: &str,
+    what: &str,
+) -> Result<Packument, NodejsBuildpackError> {
+    registry
+        .packument(name)
+        .map_err(|source| NodejsBuildpackError::Registry {
+            what: what.to_string(),
+            source,
+        })
+}
+
+/// `NPM_CONFIG_PRODUCTION=false` or `YARN_PRODUCTION=false` (config var or environment, any
+/// case) keeps devDependencies in the slug, as on Heroku.
+fn prune_enabled(platform_env: &Env) -> bool {
+    let off = |key: &str| {
+        [key.to_string(), key.to_lowercase()].iter().any(|k| {
+            platform_env
+                .get_string_lossy(k)
+                .or_else(|| std::env::var(k).ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+        })
+    };
+    !(off("NPM_CONFIG_PRODUCTION") || off("YARN_PRODUCTION"))
+}
+
+/// Heroku's default `web`: the package manager's `start` when a start script exists, else
+/// `node server.js` / `node index.js`.
+pub fn default_web_command(
+    app_dir: &Path,
+    package_json: &PackageJson,
+    tool: Tool,
+) -> Option<String> {
+    if package_json.script("start").is_some() {
+        return Some(tool.start_command());
+    }
+    ["server.js", "index.js"]
+        .into_iter()
+        .find(|f| app_dir.join(f).is_file())
+        .map(|f| format!("node {f}"))
+}
+
+fn today() -> (i64, u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    node_version::year_month(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let pj = |t: &str| PackageJson::parse(t, Path::new("package.json")).unwrap();
+        assert_eq!(default_web_command(dir.path(), &pj("{}"), Tool::Npm), None);
+        std::fs::write(dir.path().join("index.js"), "").unwrap();
+        assert_eq!(
+            default_web_command(dir.path(), &pj("{}"), Tool::Npm).as_deref(),
+            Some("node index.js")
+        );
+        std::fs::write(dir.path().join("server.js"), "").unwrap();
+        assert_eq!(
+            default_web_command(dir.path(), &pj("{}"), Tool::Npm).as_deref(),
+            Some("node server.js")
+        );
+        let with_start = pj(r#"{"scripts":{"start":"node x.js"}}"#);
+        assert_eq!(
+            default_web_command(dir.path(), &with_start, Tool::Pnpm).as_deref(),
+            Some("pnpm start")
+        );
+    }
+
+    #[test]
+    fn pruning_switch() {
+        let mut env = Env::new();
+        assert!(prune_enabled(&env));
+        env.insert("NPM_CONFIG_PRODUCTION", "false");
+        assert!(!prune_enabled(&env));
+        let mut env = Env::new();
+        env.insert("yarn_production", "FALSE");
+        assert!(!prune_enabled(&env));
     }
 }

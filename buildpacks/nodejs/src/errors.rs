@@ -1,0 +1,143 @@
+//! The buildpack's error type and the one place where each error's user-facing text lives:
+//! a first line saying what failed and in which file, then the detail, then the fix.
+
+use crate::node_version::NodeVersionError;
+use crate::package_json::PackageJsonError;
+use crate::package_manager::PackageManagerError;
+use crate::registry::RegistryError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodejsBuildpackError {
+    #[error(transparent)]
+    PackageJson(#[from] PackageJsonError),
+    #[error(transparent)]
+    NodeVersion(#[from] NodeVersionError),
+    #[error(transparent)]
+    PackageManager(#[from] PackageManagerError),
+    #[error("{what}: {source}")]
+    Registry { what: String, source: RegistryError },
+    #[error("{range:?} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", nearest.join(", "))]
+    ToolVersion {
+        tool: &'static str,
+        package: &'static str,
+        range: String,
+        nearest: Vec<String>,
+    },
+    #[error("Node.js has no official Linux build for the architecture {0:?}")]
+    UnsupportedArch(String),
+    #[error("{what} ({}): {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the {step} failed: `{command}` {status}")]
+    Script {
+        step: String,
+        command: String,
+        status: String,
+    },
+}
+
+impl NodejsBuildpackError {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| NodejsBuildpackError::Io { what, path, source }
+    }
+
+    /// Network trouble is worth a retry: the engine maps exit 75 to its own exit 75.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, NodejsBuildpackError::Registry { source, .. } if source.is_temporary())
+    }
+
+    /// What the user should do about it.
+    fn fix(&self) -> &'static str {
+        use NodejsBuildpackError as E;
+        match self {
+            E::PackageJson(PackageJsonError::Parse { .. }) => {
+                "Fix the syntax at that position; `node -e 'require(\"./package.json\")'` shows the same error locally."
+            }
+            E::PackageJson(PackageJsonError::Read { .. }) => {
+                "Make sure package.json is a readable file at the root of the app."
+            }
+            E::NodeVersion(NodeVersionError::InvalidRange { .. }) => {
+                "Set engines.node in package.json to a semver range such as \"22.x\" or \">=20 <23\"."
+            }
+            E::NodeVersion(_) => {
+                "Set engines.node in package.json to a range that includes one of the versions listed, e.g. \"22.x\"."
+            }
+            E::PackageManager(PackageManagerError::TwoLockfiles(_)) => {
+                "Keep the lockfile of the package manager you use and delete the other one(s), then commit."
+            }
+            E::PackageManager(PackageManagerError::Mismatch { .. }) => {
+                "Make packageManager in package.json name the tool that wrote the lockfile, or remove the field."
+            }
+            E::PackageManager(_) => {
+                "Write packageManager as \"<npm|yarn|pnpm>@<exact version>\" and engines.<tool> as a semver range."
+            }
+            E::Registry { source, .. } if source.is_temporary() => {
+                "Check the network and the registry setting (npm_config_registry, .npmrc), then build again."
+            }
+            E::Registry { .. } => {
+                "Check the registry setting (npm_config_registry, .npmrc) and its credentials."
+            }
+            E::ToolVersion { .. } => {
+                "Change packageManager or engines in package.json to a version that exists."
+            }
+            E::UnsupportedArch(_) => "Build on linux/amd64 or linux/arm64.",
+            E::Io { .. } => "Check free disk space and permissions in the build and cache dirs.",
+            E::Script { .. } => {
+                "Its output is above. Fix the script in package.json (reproduce it locally with the same command)."
+            }
+        }
+    }
+}
+
+impl From<NodejsBuildpackError> for libcnb::Error<NodejsBuildpackError> {
+    fn from(value: NodejsBuildpackError) -> Self {
+        libcnb::Error::BuildpackError(value)
+    }
+}
+
+/// Print the error for the user, then exit 75 for network trouble and 1 otherwise.
+pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
+    match &error {
+        libcnb::Error::BuildpackError(e) => {
+            eprintln!("\n !     {e}");
+            eprintln!(" !     {}", e.fix());
+            if e.is_temporary() {
+                std::process::exit(75);
+            }
+        }
+        other => eprintln!("\n !     Node.js buildpack internal error: {other}"),
+    }
+    std::process::exit(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_network_errors_are_temporary() {
+        let network = NodejsBuildpackError::Registry {
+            what: "fetching".into(),
+            source: RegistryError::Network {
+                url: "u".into(),
+                message: "m".into(),
+            },
+        };
+        assert!(network.is_temporary());
+        let status = NodejsBuildpackError::Registry {
+            what: "fetching".into(),
+            source: RegistryError::Status {
+                url: "u".into(),
+                status: 404,
+            },
+        };
+        assert!(!status.is_temporary());
+        let two = NodejsBuildpackError::from(PackageManagerError::TwoLockfiles(vec!["a", "b"]));
+        assert!(two.fix().contains("delete the other"));
+    }
+}

@@ -1,0 +1,141 @@
+//! File-system helpers: unpacking npm tarballs, copying trees, the `node_modules` link.
+
+use flate2::read::GzDecoder;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Unpack an npm package tarball into `dest`, dropping the first path component (`package/`)
+/// and refusing entries that would land outside `dest`. `keep` filters by the stripped path.
+pub fn unpack_package(bytes: &[u8], dest: &Path, keep: impl Fn(&Path) -> bool) -> io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let stripped: PathBuf = path.components().skip(1).collect();
+        if stripped.as_os_str().is_empty() || !keep(&stripped) {
+            continue;
+        }
+        if stripped
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("tarball entry {} escapes the package dir", path.display()),
+            ));
+        }
+        let target = dest.join(&stripped);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        entry.unpack(&target)?;
+    }
+    Ok(())
+}
+
+/// Copy a tree, keeping symlinks as symlinks and the executable bit.
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove whatever is at `path` (file, symlink or tree); nothing there is fine.
+pub fn remove_any(path: &Path) -> io::Result<()> {
+    match path.symlink_metadata() {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Point `link` at `target` with a path relative to `link`'s dir when `target` is under it
+/// (our layers live inside the app dir during a build and after unpacking, so the relative
+/// link survives relocation); an absolute link otherwise (e.g. `pack`'s `/layers`).
+pub fn link_dir(target: &Path, link: &Path) -> io::Result<()> {
+    remove_any(link)?;
+    let base = link.parent().unwrap_or(Path::new("/"));
+    let relative = target.strip_prefix(base).map(Path::to_path_buf);
+    std::os::unix::fs::symlink(relative.as_deref().unwrap_or(target), link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tarball(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (path, data, mode) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(*mode);
+            header.set_cksum();
+            builder.append_data(&mut header, path, *data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn unpack_strips_package_and_filters() {
+        use std::os::unix::fs::PermissionsExt;
+        let bytes = tarball(&[
+            ("package/bin/node", b"ELF", 0o755),
+            ("package/share/doc/x", b"doc", 0o644),
+            ("package/LICENSE", b"MIT", 0o644),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        unpack_package(&bytes, dir.path(), |p| !p.starts_with("share")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("bin/node")).unwrap(), b"ELF");
+        let mode = std::fs::metadata(dir.path().join("bin/node"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        assert!(dir.path().join("LICENSE").is_file());
+        assert!(!dir.path().join("share").exists());
+    }
+
+    #[test]
+    fn copy_and_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a/node_modules");
+        std::fs::create_dir_all(src.join("x/.bin")).unwrap();
+        std::fs::write(src.join("x/index.js"), "1").unwrap();
+        std::os::unix::fs::symlink("../index.js", src.join("x/.bin/x")).unwrap();
+        let dst = dir.path().join("b/node_modules");
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(
+            std::fs::read_link(dst.join("x/.bin/x")).unwrap(),
+            Path::new("../index.js")
+        );
+
+        let app = dir.path().join("app");
+        let layer = app.join(".layers/slugc_nodejs/modules/node_modules");
+        std::fs::create_dir_all(&layer).unwrap();
+        std::fs::create_dir_all(app.join("node_modules")).unwrap();
+        link_dir(&layer, &app.join("node_modules")).unwrap();
+        assert_eq!(
+            std::fs::read_link(app.join("node_modules")).unwrap(),
+            Path::new(".layers/slugc_nodejs/modules/node_modules")
+        );
+        link_dir(&dst, &app.join("node_modules")).unwrap();
+        assert_eq!(std::fs::read_link(app.join("node_modules")).unwrap(), dst);
+    }
+}

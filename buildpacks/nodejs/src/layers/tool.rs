@@ -1,0 +1,236 @@
+//! The package manager layer: npm, Yarn or pnpm, fetched from the registry as the package
+//! that carries it (Node's registry build ships without npm), with its `bin` entries linked
+//! into `bin/` by relative symlinks so the layer runs from any dir.
+
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use crate::errors::NodejsBuildpackError;
+use crate::fsutil;
+use crate::package_manager::Tool;
+use crate::registry::{PackageVersion, Packument, Registry};
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::data::layer::LayerName;
+use libcnb::data::layer_name;
+use libcnb::layer::CachedLayerDefinition;
+use nodejs_semver::{Range, Version};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolMetadata {
+    pub package: String,
+    pub version: String,
+}
+
+/// Pick the tool version: the newest that matches `requested` (any version when `None`) and
+/// whose own `engines.node` accepts `node`; if none accepts `node`, the newest match (the
+/// user asked for it; npm will say what it thinks).
+pub fn resolve(
+    tool: Tool,
+    packument: &Packument,
+    requested: Option<&str>,
+    node: &Version,
+) -> Result<PackageVersion, NodejsBuildpackError> {
+    let range = match requested {
+        Some(r) => Range::parse(r).map_err(|_| NodejsBuildpackError::ToolVersion {
+            tool: tool.command(),
+            package: tool.package(),
+            range: r.to_string(),
+            nearest: Vec::new(),
+        })?,
+        None => Range::any(),
+    };
+    let mut candidates: Vec<(Version, &PackageVersion)> = packument
+        .versions
+        .values()
+        .filter_map(|pv| Version::parse(&pv.version).ok().map(|v| (v, pv)))
+        .filter(|(v, _)| !v.is_prerelease() && range.satisfies(v))
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    let accepts_node = |pv: &PackageVersion| {
+        pv.engines_node()
+            .and_then(|r| Range::parse(r).ok())
+            .map(|r| r.satisfies(node))
+            .unwrap_or(true)
+    };
+    let chosen = candidates
+        .iter()
+        .rev()
+        .find(|(_, pv)| accepts_node(pv))
+        .or(candidates.last());
+    match chosen {
+        Some((_, pv)) => Ok((*pv).clone()),
+        None => {
+            let mut all: Vec<Version> = packument
+                .versions
+                .keys()
+                .filter_map(|v| Version::parse(v).ok())
+                .filter(|v| !v.is_prerelease())
+                .collect();
+            all.sort();
+            let nearest = all
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .map(|v| v.to_string())
+                .collect();
+            Err(NodejsBuildpackError::ToolVersion {
+                tool: tool.command(),
+                package: tool.package(),
+                range: requested.unwrap_or("*").to_string(),
+                nearest,
+            })
+        }
+    }
+}
+
+/// Make the tool layer hold `version`; returns the layer's `bin` dir.
+pub fn install(
+    context: &BuildContext<NodejsBuildpack>,
+    registry: &Registry,
+    tool: Tool,
+    version: &PackageVersion,
+) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    let new = ToolMetadata {
+        package: tool.package().to_string(),
+        version: version.version.clone(),
+    };
+    let name: LayerName = match tool {
+        Tool::Npm => layer_name!("npm"),
+        Tool::YarnClassic | Tool::YarnBerry => layer_name!("yarn"),
+        Tool::Pnpm => layer_name!("pnpm"),
+    };
+    let layer = context.cached_layer(
+        name,
+        CachedLayerDefinition {
+            build: true,
+            launch: true,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &|old: &ToolMetadata, _: &Path| {
+                let ToolMetadata { package, version } = old;
+                let mut reasons = Reasons::new();
+                diff(&mut reasons, "package", package, &new.package);
+                diff(&mut reasons, "version", version, &new.version);
+                keep_if_unchanged(reasons)
+            },
+        },
+    )?;
+    let path = layer.path();
+    let bin = path.join("bin");
+    if explain(&layer.state, tool.display()) {
+        println!("Reusing {} {} from the cache", tool.display(), new.version);
+    } else {
+        println!("Downloading {}@{}", new.package, new.version);
+        let bytes = registry
+            .tarball(tool.package(), version)
+            .map_err(|source| NodejsBuildpackError::Registry {
+                what: format!("downloading {}@{}", new.package, new.version),
+                source,
+            })?;
+        let package_dir = path.join("package");
+        // npm's docs and man pages are a third of its size and never read on a dyno.
+        fsutil::unpack_package(&bytes, &package_dir, |p| {
+            !(p.starts_with("docs") || p.starts_with("man"))
+        })
+        .map_err(NodejsBuildpackError::io(
+            "unpacking the package manager",
+            &package_dir,
+        ))?;
+        link_bins(version, &package_dir, &bin).map_err(NodejsBuildpackError::io(
+            "linking the package manager",
+            &bin,
+        ))?;
+        layer.write_metadata(new.clone())?;
+    }
+    Ok(bin)
+}
+
+/// `bin/<name>` → `../package/<file>` for each `bin` entry, and the file made executable
+/// (registry tarballs do not always carry the bit; npm sets it when it installs a package).
+fn link_bins(version: &PackageVersion, package_dir: &Path, bin: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin)?;
+    let entries: Vec<(String, String)> = match &version.bin {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (name, file) in entries {
+        let file = file.trim_start_matches("./");
+        let target = package_dir.join(file);
+        if !target.is_file() || name.contains('/') {
+            continue;
+        }
+        let mut perms = std::fs::metadata(&target)?.permissions();
+        perms.set_mode(perms.mode() | 0o755);
+        std::fs::set_permissions(&target, perms)?;
+        let link = bin.join(&name);
+        fsutil::remove_any(&link)?;
+        std::os::unix::fs::symlink(Path::new("../package").join(file), &link)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packument() -> Packument {
+        serde_json::from_str(
+            r#"{"versions":{
+            "10.9.2":{"version":"10.9.2","dist":{"tarball":"t"},"engines":{"node":"^18.17.0 || >=20.5.0"}},
+            "11.6.0":{"version":"11.6.0","dist":{"tarball":"t"},"engines":{"node":"^20.17.0 || >=22.9.0"}},
+            "12.2.2":{"version":"12.2.2","dist":{"tarball":"t"},"engines":{"node":"^22.22.2 || >=26.0.0"}},
+            "12.3.0-pre.1":{"version":"12.3.0-pre.1","dist":{"tarball":"t"}}
+            }}"#,
+        )
+        .unwrap()
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn newest_compatible_with_node() {
+        let p = packument();
+        assert_eq!(
+            resolve(Tool::Npm, &p, None, &v("22.23.5")).unwrap().version,
+            "12.2.2"
+        );
+        assert_eq!(
+            resolve(Tool::Npm, &p, None, &v("20.20.2")).unwrap().version,
+            "11.6.0"
+        );
+        assert_eq!(
+            resolve(Tool::Npm, &p, None, &v("18.20.8")).unwrap().version,
+            "10.9.2"
+        );
+        assert_eq!(
+            resolve(Tool::Npm, &p, Some("10.x"), &v("22.23.5"))
+                .unwrap()
+                .version,
+            "10.9.2"
+        );
+        // Asked for explicitly: honoured even when its engines disagree.
+        assert_eq!(
+            resolve(Tool::Npm, &p, Some("12"), &v("18.20.8"))
+                .unwrap()
+                .version,
+            "12.2.2"
+        );
+    }
+
+    #[test]
+    fn unknown_version_lists_newest() {
+        let err = resolve(Tool::Npm, &packument(), Some("13.x"), &v("22.23.5")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"13.x\" for npm in package.json matches no version of the registry package npm; nearest available: 10.9.2, 11.6.0, 12.2.2"
+        );
+    }
+}

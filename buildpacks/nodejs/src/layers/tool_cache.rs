@@ -1,0 +1,63 @@
+//! The package manager's own cache (npm's cacache dir, Yarn's cache folder, pnpm's store) as
+//! a cached layer that is neither build nor launch: it only makes a cold `node_modules`
+//! install read tarballs from disk instead of the network. Keyed by the tool and its version,
+//! since each tool (and major) has its own cache format.
+
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use crate::errors::NodejsBuildpackError;
+use crate::package_manager::Tool;
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::data::layer::LayerName;
+use libcnb::data::layer_name;
+use libcnb::layer::CachedLayerDefinition;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCacheMetadata {
+    pub package: String,
+    pub version: String,
+}
+
+pub fn prepare(
+    context: &BuildContext<NodejsBuildpack>,
+    tool: Tool,
+    version: &str,
+) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    let new = ToolCacheMetadata {
+        package: tool.package().to_string(),
+        version: version.to_string(),
+    };
+    let name: LayerName = match tool {
+        Tool::Npm => layer_name!("npm_cache"),
+        Tool::YarnClassic | Tool::YarnBerry => layer_name!("yarn_cache"),
+        Tool::Pnpm => layer_name!("pnpm_store"),
+    };
+    let layer = context.cached_layer(
+        name,
+        CachedLayerDefinition {
+            build: false,
+            launch: false,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &|old: &ToolCacheMetadata, _: &Path| {
+                let ToolCacheMetadata { package, version } = old;
+                let mut reasons = Reasons::new();
+                diff(&mut reasons, "package manager", package, &new.package);
+                diff(
+                    &mut reasons,
+                    "package manager version",
+                    version,
+                    &new.version,
+                );
+                keep_if_unchanged(reasons)
+            },
+        },
+    )?;
+    let what = format!("{} cache", tool.display());
+    if !explain(&layer.state, &what) {
+        layer.write_metadata(new)?;
+    }
+    Ok(layer.path())
+}

@@ -1,0 +1,228 @@
+//! Which Node.js version to install: `engines.node` (an npm semver range) resolved against the
+//! versions the registry publishes, or the newest active LTS when the app names none.
+
+use nodejs_semver::{Range, Version};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeVersionError {
+    #[error("engines.node {range:?} in package.json is not a valid semver range: {message}")]
+    InvalidRange { range: String, message: String },
+    #[error("engines.node {range:?} in package.json matches no Node.js release on the registry; nearest available: {}", nearest.join(", "))]
+    Unsatisfiable { range: String, nearest: Vec<String> },
+    #[error("the registry lists no Node.js release of an LTS line")]
+    NoLts,
+}
+
+/// What the app asked for, and what we picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub version: Version,
+    /// The range as written, or `None` when the LTS default was used.
+    pub requested: Option<String>,
+}
+
+/// Parse the versions a packument lists, keeping releases only (no pre-releases: an npm range
+/// never picks those unless it names one, and nobody runs a nightly on a dyno).
+pub fn parse_versions<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<Version> {
+    let mut versions: Vec<Version> = names
+        .into_iter()
+        .filter_map(|v| Version::parse(v).ok())
+        .filter(|v| !v.is_prerelease())
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// Resolve `requested` against `available`. `today` is `(year, month)`, used for the LTS default.
+pub fn resolve(
+    requested: Option<&str>,
+    available: &[Version],
+    today: (i64, u32),
+) -> Result<Resolved, NodeVersionError> {
+    let requested = requested.map(str::trim).filter(|r| !r.is_empty());
+    match requested {
+        None => {
+            let major = newest_lts_major(available, today).ok_or(NodeVersionError::NoLts)?;
+            let version = available
+                .iter()
+                .filter(|v| v.major() == major)
+                .max()
+                .cloned()
+                .ok_or(NodeVersionError::NoLts)?;
+            Ok(Resolved {
+                version,
+                requested: None,
+            })
+        }
+        Some(text) => {
+            let range = Range::parse(text).map_err(|e| NodeVersionError::InvalidRange {
+                range: text.to_string(),
+                message: e.to_string(),
+            })?;
+            match range.max_satisfying(available) {
+                Some(version) => Ok(Resolved {
+                    version: version.clone(),
+                    requested: Some(text.to_string()),
+                }),
+                None => Err(NodeVersionError::Unsatisfiable {
+                    range: text.to_string(),
+                    nearest: nearest(&range, available),
+                }),
+            }
+        }
+    }
+}
+
+/// The newest release line in Active LTS by `today`. Node's schedule
+/// (<https://github.com/nodejs/release#release-schedule>): even majors are released in April
+/// of year 2013 + major/2 (18 → 2022, 22 → 2024) and enter Active LTS that October. The
+/// registry package carries no LTS flag, so the schedule is the rule.
+pub fn newest_lts_major(available: &[Version], today: (i64, u32)) -> Option<u64> {
+    let (year, month) = today;
+    available
+        .iter()
+        .map(Version::major)
+        .filter(|major| major % 2 == 0 && *major >= 4)
+        .filter(|major| {
+            let lts_year = 2013 + (*major as i64) / 2;
+            (year, month) >= (lts_year, 10)
+        })
+        .max()
+}
+
+/// The newest release of the up to three majors nearest to the range's lowest version, so
+/// that an unsatisfiable range gets a useful suggestion.
+fn nearest(range: &Range, available: &[Version]) -> Vec<String> {
+    let target = range
+        .min_version()
+        .map(|v| v.major())
+        .unwrap_or_else(|| available.last().map(Version::major).unwrap_or(0));
+    let mut newest_per_major: Vec<&Version> = Vec::new();
+    for v in available {
+        match newest_per_major.last_mut() {
+            Some(last) if last.major() == v.major() => *last = v,
+            _ => newest_per_major.push(v),
+        }
+    }
+    newest_per_major.sort_by_key(|v| (v.major().abs_diff(target), std::cmp::Reverse(v.major())));
+    let mut picked: Vec<&Version> = newest_per_major.into_iter().take(3).collect();
+    picked.sort();
+    picked.iter().map(|v| v.to_string()).collect()
+}
+
+/// `(year, month)` of a Unix time, for the LTS rule (civil-from-days, Howard Hinnant).
+pub fn year_month(unix_seconds: i64) -> (i64, u32) {
+    let z = unix_seconds.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn available() -> Vec<Version> {
+        let names: Vec<String> = [
+            "18.20.8",
+            "20.19.0",
+            "20.20.2",
+            "21.7.3",
+            "22.23.3",
+            "22.23.5",
+            "24.22.3",
+            "25.0.0",
+            "26.12.1",
+            "26.13.0-rc.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        parse_versions(&names)
+    }
+
+    #[test]
+    fn prereleases_are_dropped_and_sorted() {
+        let v = available();
+        assert_eq!(v.first().unwrap().to_string(), "18.20.8");
+        assert_eq!(v.last().unwrap().to_string(), "26.12.1");
+    }
+
+    #[test]
+    fn ranges_resolve_to_the_newest_match() {
+        let v = available();
+        let r = |s| {
+            resolve(Some(s), &v, (2026, 11))
+                .unwrap()
+                .version
+                .to_string()
+        };
+        assert_eq!(r("22.x"), "22.23.5");
+        assert_eq!(r("^20.19"), "20.20.2");
+        assert_eq!(r(">=18 <21"), "20.20.2");
+        assert_eq!(r("18 || 20"), "20.20.2");
+        assert_eq!(r("18 - 20.19"), "20.19.0");
+        assert_eq!(r("~22.23.3"), "22.23.5");
+        assert_eq!(r("24.22.3"), "24.22.3");
+        assert_eq!(r(">=22"), "26.12.1");
+    }
+
+    #[test]
+    fn default_is_newest_active_lts() {
+        let v = available();
+        // 26 enters Active LTS in October 2026; before that 24 is the newest LTS.
+        assert_eq!(
+            resolve(None, &v, (2026, 11)).unwrap().version.to_string(),
+            "26.12.1"
+        );
+        assert_eq!(
+            resolve(None, &v, (2026, 9)).unwrap().version.to_string(),
+            "24.22.3"
+        );
+        assert_eq!(
+            resolve(None, &v, (2025, 1)).unwrap().version.to_string(),
+            "22.23.5"
+        );
+        assert_eq!(
+            resolve(None, &[], (2026, 1)).unwrap_err().to_string(),
+            NodeVersionError::NoLts.to_string()
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_lists_nearest() {
+        let v = available();
+        let err = resolve(Some("19.x"), &v, (2026, 11)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "engines.node \"19.x\" in package.json matches no Node.js release on the registry; \
+             nearest available: 18.20.8, 20.20.2, 21.7.3"
+        );
+        let err = resolve(Some(">=40"), &v, (2026, 11)).unwrap_err();
+        assert!(
+            err.to_string().ends_with("24.22.3, 25.0.0, 26.12.1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_range_is_invalid() {
+        let err = resolve(Some("latest-please"), &available(), (2026, 11)).unwrap_err();
+        assert!(
+            matches!(err, NodeVersionError::InvalidRange { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(year_month(1_796_083_200), (2026, 12)); // 2026-12-01
+        assert_eq!(year_month(1_796_083_199), (2026, 11));
+    }
+}

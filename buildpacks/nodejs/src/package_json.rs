@@ -1,0 +1,122 @@
+//! `package.json`: the fields this buildpack reads, parsed once.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageJsonError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// serde_json reports line and column, which is what a user needs to find the typo.
+    #[error("{path} is not valid JSON: {message} (line {line}, column {column})")]
+    Parse {
+        path: PathBuf,
+        message: String,
+        line: usize,
+        column: usize,
+    },
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageJson {
+    #[serde(default)]
+    pub engines: Engines,
+    /// Corepack's field, e.g. `"pnpm@9.15.0"` or `"yarn@4.5.1+sha512.…"`.
+    pub package_manager: Option<String>,
+    #[serde(default)]
+    pub scripts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub dev_dependencies: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub optional_dependencies: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Engines {
+    pub node: Option<String>,
+    pub npm: Option<String>,
+    pub yarn: Option<String>,
+    pub pnpm: Option<String>,
+}
+
+impl PackageJson {
+    pub fn read(app_dir: &Path) -> Result<Self, PackageJsonError> {
+        let path = app_dir.join("package.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| PackageJsonError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PackageJsonError> {
+        serde_json::from_str(text).map_err(|e| PackageJsonError::Parse {
+            path: path.to_path_buf(),
+            message: strip_position(&e.to_string()),
+            line: e.line(),
+            column: e.column(),
+        })
+    }
+
+    pub fn script(&self, name: &str) -> Option<&str> {
+        self.scripts.get(name).map(String::as_str)
+    }
+}
+
+/// serde_json appends " at line L column C" to its message; we print the position ourselves.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_we_use() {
+        let p = PackageJson::parse(
+            r#"{"name":"x","engines":{"node":"22.x","npm":"^10"},"packageManager":"pnpm@9.1.0",
+                "scripts":{"start":"node server.js"},"dependencies":{"express":"^4"},
+                "devDependencies":{"typescript":"^5"},"private":true}"#,
+            Path::new("package.json"),
+        )
+        .unwrap();
+        assert_eq!(p.engines.node.as_deref(), Some("22.x"));
+        assert_eq!(p.engines.npm.as_deref(), Some("^10"));
+        assert_eq!(p.package_manager.as_deref(), Some("pnpm@9.1.0"));
+        assert_eq!(p.script("start"), Some("node server.js"));
+        assert_eq!(p.dev_dependencies.len(), 1);
+    }
+
+    #[test]
+    fn invalid_json_names_file_line_and_column() {
+        let err = PackageJson::parse(
+            "{\n  \"name\": \"x\",\n  oops\n}",
+            Path::new("/a/package.json"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/a/package.json is not valid JSON: "),
+            "{text}"
+        );
+        assert!(text.ends_with("(line 3, column 3)"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_with_position() {
+        let err = PackageJson::parse(r#"{"engines": {"node": 22}}"#, Path::new("package.json"))
+            .unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

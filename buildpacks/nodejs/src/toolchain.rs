@@ -1,0 +1,316 @@
+//! Running the package manager: the environment it gets and the exact command line for each
+//! step (install, run a script, prune), per tool.
+
+use crate::errors::NodejsBuildpackError;
+use crate::package_manager::Tool;
+use libcnb::Env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Toolchain {
+    pub tool: Tool,
+    pub tool_version: String,
+    /// The tool layer's `bin`, where the command is run from.
+    pub tool_bin: PathBuf,
+    pub app_dir: PathBuf,
+    /// The tool's cache/store dir (a cached layer).
+    pub cache_dir: PathBuf,
+    pub env: Env,
+}
+
+/// Inputs for [`child_env`].
+pub struct EnvInputs<'a> {
+    pub base: Env,
+    pub platform: &'a Env,
+    pub node_home: &'a Path,
+    pub tool_bin: &'a Path,
+    pub tool: Tool,
+    pub cache_dir: &'a Path,
+    pub app_dir: &'a Path,
+}
+
+/// The environment every tool and script runs with: runtime, tool and the app's
+/// `node_modules/.bin` first on `PATH`; tool settings that keep caches in our layer; then the
+/// user's config vars (`slug build --env`), which win over everything but the `PATH` entries.
+pub fn child_env(inputs: EnvInputs<'_>) -> Env {
+    let mut env = inputs.base;
+    let mut defaults: Vec<(&str, OsString)> = vec![
+        ("npm_config_update_notifier", "false".into()),
+        ("npm_config_fund", "false".into()),
+        ("npm_config_audit", "false".into()),
+        ("NODE_ENV", "production".into()),
+    ];
+    match inputs.tool {
+        Tool::Npm => defaults.push(("npm_config_cache", inputs.cache_dir.into())),
+        Tool::YarnClassic => defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into())),
+        Tool::YarnBerry => {
+            defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into()));
+            defaults.push(("YARN_ENABLE_GLOBAL_CACHE", "false".into()));
+            defaults.push(("YARN_ENABLE_TELEMETRY", "0".into()));
+            defaults.push(("YARN_ENABLE_PROGRESS_BARS", "false".into()));
+            // PnP keeps dependencies as zips under .yarn/cache inside the app, which cannot
+            // be cached as a layer; a node_modules tree can. An app that set nodeLinker in
+            // .yarnrc.yml keeps its choice.
+            if !yarnrc_sets_node_linker(inputs.app_dir) {
+                defaults.push(("YARN_NODE_LINKER", "node-modules".into()));
+            }
+        }
+        Tool::Pnpm => {}
+    }
+    for (key, value) in defaults {
+        if !env.contains_key(key) {
+            env.insert(key, value);
+        }
+    }
+    // npm keeps other `npm_config_*` from the user; only the cache dir is ours.
+    if inputs.tool == Tool::Npm {
+        env.insert("npm_config_cache", inputs.cache_dir);
+    }
+    for (key, value) in inputs.platform.iter() {
+        env.insert(key, value);
+    }
+    let mut path: Vec<PathBuf> = vec![
+        inputs.tool_bin.to_path_buf(),
+        inputs.node_home.join("bin"),
+        inputs.app_dir.join("node_modules/.bin"),
+    ];
+    if let Some(existing) = env.get("PATH") {
+        path.extend(std::env::split_paths(existing));
+    }
+    if let Ok(joined) = std::env::join_paths(path) {
+        env.insert("PATH", joined);
+    }
+    env
+}
+
+fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
+    std::fs::read_to_string(app_dir.join(".yarnrc.yml"))
+        .map(|t| t.lines().any(|l| l.trim_start().starts_with("nodeLinker:")))
+        .unwrap_or(false)
+}
+
+impl Toolchain {
+    /// The install command: devDependencies included (they are pruned later), lockfile
+    /// enforced, cache preferred over the network.
+    pub fn install_args(&self, lockfile: bool) -> Vec<String> {
+        let args: &[&str] = match (self.tool, lockfile) {
+            (Tool::Npm, true) => &[
+                "ci",
+                "--include=dev",
+                "--prefer-offline",
+                "--no-audit",
+                "--no-fund",
+            ],
+            (Tool::Npm, false) => &[
+                "install",
+                "--include=dev",
+                "--prefer-offline",
+                "--no-audit",
+                "--no-fund",
+            ],
+            (Tool::YarnClassic, true) => &[
+                "install",
+                "--frozen-lockfile",
+                "--production=false",
+                "--prefer-offline",
+                "--non-interactive",
+            ],
+            (Tool::YarnClassic, false) => &[
+                "install",
+                "--production=false",
+                "--prefer-offline",
+                "--non-interactive",
+            ],
+            (Tool::YarnBerry, true) => &["install", "--immutable"],
+            (Tool::YarnBerry, false) => &["install"],
+            (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
+            (Tool::Pnpm, false) => &["install", "--prefer-offline"],
+        };
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if self.tool == Tool::Pnpm {
+            args.extend(self.pnpm_store_args());
+        }
+        args
+    }
+
+    /// Remove devDependencies from the installed tree, as Heroku does after the build.
+    pub fn prune_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = match self.tool {
+            Tool::Npm => vec![
+                "prune".into(),
+                "--omit=dev".into(),
+                "--no-audit".into(),
+                "--no-fund".into(),
+            ],
+            // Yarn 1 has no prune: a production install over the tree removes the rest.
+            Tool::YarnClassic => [
+                "install",
+                "--production=true",
+                "--frozen-lockfile",
+                "--ignore-scripts",
+                "--prefer-offline",
+                "--non-interactive",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            Tool::YarnBerry => vec![
+                "workspaces".into(),
+                "focus".into(),
+                "--all".into(),
+                "--production".into(),
+            ],
+            Tool::Pnpm => vec!["prune".into(), "--prod".into()],
+        };
+        if self.tool == Tool::Pnpm {
+            args.extend(self.pnpm_store_args());
+        }
+        args
+    }
+
+    /// pnpm hard-links from its store by default; our store is another layer, and a slug
+    /// must hold plain files, so copy.
+    fn pnpm_store_args(&self) -> Vec<String> {
+        vec![
+            "--store-dir".into(),
+            self.cache_dir.display().to_string(),
+            "--package-import-method=copy".into(),
+        ]
+    }
+
+    pub fn display_command(&self, args: &[String]) -> String {
+        std::iter::once(self.tool.command().to_string())
+            .chain(args.iter().cloned())
+            .filter(|a| !a.starts_with('/') && !a.starts_with("--store-dir"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Run the tool in the app dir; its output goes straight to the build log.
+    pub fn run(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
+        self.run_with(step, args, false)
+    }
+
+    /// Install steps run without `NODE_ENV`: under `NODE_ENV=production` pnpm (and older
+    /// npm) skip devDependencies, which the build needs; they are pruned afterwards.
+    pub fn install(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
+        self.run_with(step, args, true)
+    }
+
+    fn run_with(
+        &self,
+        step: &str,
+        args: &[String],
+        install: bool,
+    ) -> Result<(), NodejsBuildpackError> {
+        let shown = self.display_command(args);
+        println!("Running {shown}");
+        let mut command = Command::new(self.tool_bin.join(self.tool.command()));
+        command
+            .args(args)
+            .current_dir(&self.app_dir)
+            .env_clear()
+            .envs(&self.env);
+        if install {
+            command.env_remove("NODE_ENV");
+        }
+        let status = command.status().map_err(|e| NodejsBuildpackError::Script {
+            step: step.to_string(),
+            command: shown.clone(),
+            status: format!("could not start: {e}"),
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(NodejsBuildpackError::Script {
+                step: step.to_string(),
+                command: shown,
+                status: match status.code() {
+                    Some(code) => format!("exited with status {code}"),
+                    None => "was killed by a signal".to_string(),
+                },
+            })
+        }
+    }
+
+    /// `npm run <name>` (yarn/pnpm alike).
+    pub fn run_script(&self, name: &str) -> Result<(), NodejsBuildpackError> {
+        println!("-----> Running {name} script");
+        self.run(
+            &format!("\"{name}\" script in package.json"),
+            &["run".to_string(), name.to_string()],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toolchain(tool: Tool) -> Toolchain {
+        Toolchain {
+            tool,
+            tool_version: "1.0.0".into(),
+            tool_bin: "/l/bin".into(),
+            app_dir: "/w/app".into(),
+            cache_dir: "/w/app/.layers/slugc_nodejs/pnpm_store".into(),
+            env: Env::new(),
+        }
+    }
+
+    #[test]
+    fn commands_per_tool() {
+        let npm = toolchain(Tool::Npm);
+        assert_eq!(
+            npm.display_command(&npm.install_args(true)),
+            "npm ci --include=dev --prefer-offline --no-audit --no-fund"
+        );
+        assert_eq!(
+            npm.display_command(&npm.prune_args()),
+            "npm prune --omit=dev --no-audit --no-fund"
+        );
+        let pnpm = toolchain(Tool::Pnpm);
+        let args = pnpm.install_args(true);
+        assert!(args.contains(&"/w/app/.layers/slugc_nodejs/pnpm_store".to_string()));
+        assert_eq!(
+            pnpm.display_command(&args),
+            "pnpm install --frozen-lockfile --prefer-offline --package-import-method=copy"
+        );
+        let yarn = toolchain(Tool::YarnClassic);
+        assert!(yarn
+            .display_command(&yarn.install_args(true))
+            .starts_with("yarn install --frozen-lockfile"));
+    }
+
+    #[test]
+    fn env_puts_tools_first_and_config_vars_last() {
+        let mut base = Env::new();
+        base.insert("PATH", "/usr/bin");
+        base.insert("NODE_ENV", "staging");
+        let mut platform = Env::new();
+        platform.insert("NPM_CONFIG_PRODUCTION", "false");
+        let env = child_env(EnvInputs {
+            base,
+            platform: &platform,
+            node_home: Path::new("/l/node"),
+            tool_bin: Path::new("/l/npm/bin"),
+            tool: Tool::Npm,
+            cache_dir: Path::new("/l/npm_cache"),
+            app_dir: Path::new("/w/app"),
+        });
+        assert_eq!(
+            env.get_string_lossy("PATH").unwrap(),
+            "/l/npm/bin:/l/node/bin:/w/app/node_modules/.bin:/usr/bin"
+        );
+        assert_eq!(env.get_string_lossy("NODE_ENV").unwrap(), "staging");
+        assert_eq!(
+            env.get_string_lossy("npm_config_cache").unwrap(),
+            "/l/npm_cache"
+        );
+        assert_eq!(
+            env.get_string_lossy("NPM_CONFIG_PRODUCTION").unwrap(),
+            "false"
+        );
+    }
+}
