@@ -1,6 +1,479 @@
 //! The slug: deterministic tar (`archive`), parallel gzip (`gzip`), the content-addressed
-//! store (`store`) and the release manifest (`manifest`).
+//! store (`store`) and the release manifest (`manifest`). [`export`] ties the first three
+//! together: parts → tar → gzip members → `<store>/sha256-<hex>.tgz`.
+//!
+//! The slug file is one gzip member per part plus one for the end-of-archive blocks, which
+//! every gzip reader (GNU tar, Python's tarfile, `gzip -t`) reads as one stream. Because a
+//! part's member depends only on that part's tar bytes, an unchanged part's compressed bytes
+//! can be taken from `part_cache` instead of being compressed again. Formats and figures:
+//! `docs/export.md`.
 
+pub mod archive;
 pub mod gzip;
 pub mod manifest;
 pub mod store;
+
+pub use archive::{ArchiveError, Part};
+
+use crate::exit;
+use manifest::LayerEntry;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use store::{Staged, StoreError};
+
+/// The mtime of every entry when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the
+/// earliest time that zip files and Python wheels can hold, so tools that repackage slug
+/// contents never meet a date they reject (0 trips some of them).
+pub const DEFAULT_MTIME: u64 = 315_532_800;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The mtime of every entry: `SOURCE_DATE_EPOCH` if set, else [`DEFAULT_MTIME`]
+    /// (see [`mtime_from_env`]).
+    pub mtime: u64,
+    /// Compressing threads; default: available parallelism.
+    pub threads: usize,
+    /// Refuse a slug larger than this many bytes (compressed): error, no file left under a
+    /// final name.
+    pub max_size: Option<u64>,
+    /// Directory of compressed parts keyed by the part's uncompressed tar digest.
+    pub part_cache: Option<PathBuf>,
+    /// Show an indicatif bar on stderr (the caller decides: a terminal and no `CI`).
+    pub progress: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            mtime: DEFAULT_MTIME,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_size: None,
+            part_cache: None,
+            progress: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// `<store>/sha256-<hex>.tgz`
+    pub path: PathBuf,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// One per part, in order: path without `./`, `sha256:<hex>` of its uncompressed tar
+    /// bytes, their size.
+    pub parts: Vec<LayerEntry>,
+    /// Skipped entries (each naming the path and why), and part-cache problems.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the slug is larger than the limit of {limit} bytes ({} MB); make it smaller (.slugignore) or raise --max-size", limit / 1_000_000)]
+    TooLarge { limit: u64 },
+    #[error("cannot write slug {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("compression failed: {0}")]
+    Deflate(String),
+    #[error("nothing to export: no parts given")]
+    NoParts,
+    #[error("SOURCE_DATE_EPOCH must be a number of seconds since 1970, got `{0}`")]
+    BadSourceDateEpoch(String),
+}
+
+impl exit::ExitCode for ExportError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            // What is in the app is the user's to fix.
+            ExportError::Archive(
+                ArchiveError::Unreadable { .. }
+                | ArchiveError::ReadDir { .. }
+                | ArchiveError::Changed { .. },
+            )
+            | ExportError::TooLarge { .. }
+            | ExportError::BadSourceDateEpoch(_) => exit::INVALID_INPUT,
+            _ => exit::OTHER,
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org) when set and not empty, else
+/// [`DEFAULT_MTIME`].
+pub fn mtime_from_env() -> Result<u64, ExportError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| ExportError::BadSourceDateEpoch(v)),
+        _ => Ok(DEFAULT_MTIME),
+    }
+}
+
+/// Writes the slug of `parts` into `store_dir` as `sha256-<hex>.tgz`.
+pub fn export(
+    parts: &[Part],
+    store_dir: &Path,
+    opts: &ExportOptions,
+) -> Result<Exported, ExportError> {
+    if parts.is_empty() {
+        return Err(ExportError::NoParts);
+    }
+    let mut archiver = archive::Archiver::new(parts, opts.mtime)?;
+    let mut staged = Staged::new(store_dir)?;
+    let temp_path = staged.temp_path().to_path_buf();
+    let bar = opts.progress.then(progress_bar);
+    let mut layers = Vec::with_capacity(parts.len());
+    let mut warnings = Vec::new();
+    let file = staged
+        .file()
+        .try_clone()
+        .map_err(|source| ExportError::Write {
+            path: temp_path.clone(),
+            source,
+        })?;
+    let mut slug = SlugWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        sha: Sha256::new(),
+        size: 0,
+        max: opts.max_size,
+        too_large: false,
+    };
+    let write_err = |slug: &SlugWriter<_>, source| {
+        if slug.too_large {
+            ExportError::TooLarge {
+                limit: opts.max_size.unwrap_or(0),
+            }
+        } else {
+            ExportError::Write {
+                path: temp_path.clone(),
+                source,
+            }
+        }
+    };
+    let cache = opts.part_cache.as_deref().map(PartCache::new);
+
+    for (index, part) in parts.iter().enumerate() {
+        if let Some(cache) = &cache {
+            // A first pass only hashes the tar (files read at disk speed); compressing is
+            // the cost worth skipping.
+            let mut hashing = Hashing::new(io::sink());
+            let outcome = archiver.write_part(index, &mut hashing)?;
+            let (digest, len) = hashing.finish();
+            if let Some(cached) = cache.lookup(&digest, len) {
+                let copied = cached.and_then(|mut f| io::copy(&mut f, &mut slug));
+                match copied {
+                    Ok(_) => {
+                        if let Some(bar) = &bar {
+                            bar.inc(len);
+                        }
+                        layers.push(layer_entry(part, &digest, len));
+                        warnings.extend(outcome.warnings.iter().cloned());
+                        archiver.accept(&outcome);
+                        continue;
+                    }
+                    Err(e) if slug.too_large => return Err(write_err(&slug, e)),
+                    // Reading the cached file failed midway: the slug file already holds
+                    // part of it, so the export cannot go on.
+                    Err(e) => return Err(write_err(&slug, e)),
+                }
+            }
+        }
+
+        let mut cache_file = match &cache {
+            Some(cache) => match cache.stage() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warnings.push(format!("part cache: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut tee = Tee {
+            main: &mut slug,
+            copy: cache_file.as_mut().map(|s| BufWriter::new(s.file())),
+            copy_failed: None,
+        };
+        let archiver_ref = &archiver;
+        let produced = gzip::compress_member(
+            move |sink: &mut gzip::BlockSink| {
+                let mut hashing = Hashing::new(sink);
+                let outcome = archiver_ref.write_part(index, &mut hashing)?;
+                let (digest, len) = hashing.finish();
+                Ok::<_, ArchiveError>((outcome, digest, len))
+            },
+            opts.threads,
+            &mut tee,
+            &mut |n| {
+                if let Some(bar) = &bar {
+                    bar.inc(n);
+                }
+            },
+        );
+        let copy_failed = tee.finish();
+        let ((outcome, digest, len), _stats) = match produced {
+            Ok(v) => v,
+            Err(gzip::GzipError::Input(e)) => return Err(e.into()),
+            Err(gzip::GzipError::Output(e)) => return Err(write_err(&slug, e)),
+            Err(gzip::GzipError::Deflate(e)) => return Err(ExportError::Deflate(e)),
+        };
+        if let (Some(cache), Some(staged_part)) = (&cache, cache_file) {
+            let saved = match copy_failed {
+                Some(e) => Err(e.to_string()),
+                None => cache
+                    .commit(staged_part, &digest)
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = saved {
+                warnings.push(format!("part cache: cannot save {}: {e}", part.prefix));
+            }
+        }
+        layers.push(layer_entry(part, &digest, len));
+        warnings.extend(outcome.warnings.iter().cloned());
+        archiver.accept(&outcome);
+    }
+
+    let end = gzip::compress_small(&archive::END_OF_ARCHIVE)
+        .map_err(|e| ExportError::Deflate(e.to_string()))?;
+    slug.write_all(&end).map_err(|e| write_err(&slug, e))?;
+    slug.inner.flush().map_err(|e| write_err(&slug, e))?;
+    let SlugWriter {
+        inner, sha, size, ..
+    } = slug;
+    // Releases the borrow of the staged file before it is committed.
+    drop(inner);
+    let sha256 = hex(&sha.finalize());
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let path = staged.commit(&store::slug_file_name(&sha256))?;
+    Ok(Exported {
+        path,
+        sha256,
+        size,
+        parts: layers,
+        warnings,
+    })
+}
+
+fn layer_entry(part: &Part, digest: &str, len: u64) -> LayerEntry {
+    LayerEntry {
+        path: archive::entry_path(&part.prefix),
+        digest: format!("sha256:{digest}"),
+        size: len,
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} exporting slug: {bytes} archived ({binary_bytes_per_sec}) {elapsed}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The slug file: counts, hashes and enforces the size limit as bytes go by.
+struct SlugWriter<W: Write> {
+    inner: W,
+    sha: Sha256,
+    size: u64,
+    max: Option<u64>,
+    too_large: bool,
+}
+
+impl<W: Write> Write for SlugWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(max) = self.max {
+            if self.size + buf.len() as u64 > max {
+                self.too_large = true;
+                return Err(io::Error::other("slug over the size limit"));
+            }
+        }
+        self.inner.write_all(buf)?;
+        self.sha.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes and counts the uncompressed tar of a part on its way to `inner`.
+struct Hashing<W: Write> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            sha: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    fn finish(self) -> (String, u64) {
+        (hex(&self.sha.finalize()), self.len)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes to the slug and, best effort, a copy to the part cache: a cache that cannot be
+/// written never fails the export.
+struct Tee<'a, M: Write, C: Write> {
+    main: &'a mut M,
+    copy: Option<C>,
+    copy_failed: Option<io::Error>,
+}
+
+impl<M: Write, C: Write> Tee<'_, M, C> {
+    /// The cache copy's error, if it had one (flushing included).
+    fn finish(mut self) -> Option<io::Error> {
+        if let Some(mut c) = self.copy.take() {
+            if let Err(e) = c.flush() {
+                self.copy_failed.get_or_insert(e);
+            }
+        }
+        self.copy_failed
+    }
+}
+
+impl<M: Write, C: Write> Write for Tee<'_, M, C> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.main.write_all(buf)?;
+        if let Some(c) = &mut self.copy {
+            if let Err(e) = c.write_all(buf) {
+                self.copy_failed = Some(e);
+                self.copy = None;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.main.flush()
+    }
+}
+
+/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each one gzip member.
+///
+/// `<engine>` fingerprints the compressor (the bytes it makes of a fixed sample), so a
+/// different zlib-rs, level or block size never serves stale bytes that a fresh compression
+/// would not give: the same input still gives the same slug, cache or not.
+struct PartCache {
+    dir: PathBuf,
+    engine: String,
+}
+
+impl PartCache {
+    fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            engine: engine_fingerprint(),
+        }
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("part-{}-{digest}.gz", self.engine))
+    }
+
+    /// The cached member for this tar digest, if there is one that decompresses to exactly
+    /// `len` bytes with that digest (a damaged file is removed and ignored).
+    fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
+        let path = self.path(digest);
+        let file = File::open(&path).ok()?;
+        let mut check = Hashing::new(io::sink());
+        let ok = io::copy(&mut flate2::read::GzDecoder::new(file), &mut check).is_ok();
+        let (got, got_len) = check.finish();
+        if ok && got == digest && got_len == len {
+            Some(File::open(&path))
+        } else {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
+
+    fn stage(&self) -> Result<Staged, StoreError> {
+        Staged::new(&self.dir)
+    }
+
+    fn commit(&self, staged: Staged, digest: &str) -> Result<PathBuf, StoreError> {
+        staged.commit(&format!("part-{}-{digest}.gz", self.engine))
+    }
+}
+
+/// First 12 hex digits of the SHA-256 of the member the compressor makes of a fixed sample.
+fn engine_fingerprint() -> String {
+    let mut sample = Vec::with_capacity(2 * gzip::BLOCK + 1000);
+    let mut i = 0u32;
+    while sample.len() < 2 * gzip::BLOCK + 1000 {
+        sample
+            .extend_from_slice(format!("{i} slugc {} ", i.wrapping_mul(2_654_435_761)).as_bytes());
+        i += 1;
+    }
+    match gzip::compress_small(&sample) {
+        Ok(bytes) => hex(&Sha256::digest(&bytes))[..12].to_string(),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(source: &Path) -> Vec<Part> {
+        vec![Part {
+            source: source.to_path_buf(),
+            prefix: "./app".into(),
+            exclude: vec![],
+        }]
+    }
+
+    #[test]
+    fn sha_in_name_matches_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        std::fs::write(app.join("a.txt"), "hello").unwrap();
+        let store = dir.path().join("store");
+        let e = export(&part(&app), &store, &ExportOptions::default()).unwrap();
+        let bytes = std::fs::read(&e.path).unwrap();
+        assert_eq!(hex(&Sha256::digest(&bytes)), e.sha256);
+        assert_eq!(bytes.len() as u64, e.size);
+        assert_eq!(e.path, store.join(format!("sha256-{}.tgz", e.sha256)));
+        assert_eq!(e.parts.len(), 1);
+        assert_eq!(e.parts[0].path, "app");
+    }
+}

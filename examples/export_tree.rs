@@ -1,0 +1,86 @@
+//! Exports a directory as a slug, the way `slug build` ends: used by `bench/export.sh` to
+//! time the export alone, and handy to look at what the exporter makes of a tree.
+//!
+//! ```text
+//! cargo run --release --example export_tree -- SOURCE STORE [--threads N]
+//!     [--part-cache DIR] [--max-size BYTES] [--layer DIR=./app/.layers/x/y]...
+//! ```
+//!
+//! SOURCE becomes `./app` (its `.layers` left out, as the engine does); each `--layer` adds a
+//! part. Prints one JSON line: path, sha256, size, parts, warnings, seconds.
+
+use slugc::slug::{export, mtime_from_env, ExportOptions, Part};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("export_tree: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    let mut opts = ExportOptions {
+        mtime: mtime_from_env().map_err(|e| e.to_string())?,
+        ..ExportOptions::default()
+    };
+    let mut layers = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--threads" => {
+                opts.threads = value("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
+            }
+            "--part-cache" => opts.part_cache = Some(PathBuf::from(value("--part-cache")?)),
+            "--max-size" => {
+                opts.max_size = Some(
+                    value("--max-size")?
+                        .parse()
+                        .map_err(|e| format!("--max-size: {e}"))?,
+                )
+            }
+            "--progress" => opts.progress = true,
+            "--layer" => {
+                let spec = value("--layer")?;
+                let (dir, prefix) = spec
+                    .split_once('=')
+                    .ok_or(format!("--layer {spec}: expected DIR=PREFIX"))?;
+                layers.push(Part {
+                    source: PathBuf::from(dir),
+                    prefix: prefix.to_string(),
+                    exclude: vec![],
+                });
+            }
+            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),
+            _ => positional.push(PathBuf::from(arg)),
+        }
+    }
+    let [source, store] = <[PathBuf; 2]>::try_from(positional)
+        .map_err(|_| "usage: export_tree SOURCE STORE [options]".to_string())?;
+    let mut parts = vec![Part {
+        source,
+        prefix: "./app".to_string(),
+        exclude: vec![".layers".to_string()],
+    }];
+    parts.extend(layers);
+    let started = std::time::Instant::now();
+    let exported = export(&parts, &store, &opts).map_err(|e| e.to_string())?;
+    let report = serde_json::json!({
+        "path": exported.path,
+        "sha256": exported.sha256,
+        "size": exported.size,
+        "parts": exported.parts,
+        "warnings": exported.warnings,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    println!("{report}");
+    Ok(())
+}

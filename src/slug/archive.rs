@@ -1,0 +1,719 @@
+//! The deterministic tar of a slug (DESIGN.md "Formats", issue 2 part 7).
+//!
+//! A slug is a list of [`Part`]s (the app, then each launch layer), each a directory on disk
+//! placed at a path under `./app`. [`Archiver::write_part`] streams one part's tar entries
+//! into any writer, so the bytes can be hashed and compressed as they are made and nothing
+//! is held in memory but the listing of the directories being walked.
+//!
+//! Rules, each chosen so that the same tree gives the same bytes anywhere, at any time:
+//! - POSIX ustar headers; a PAX extended header (`././@PaxHeader`) only where a field does
+//!   not fit: paths over ustar's 100+155 bytes, link targets over 100, sizes over 8 GiB.
+//! - Entries sorted bytewise by their full path within a part, which puts every directory
+//!   before its contents; parts in the given order; the directories above a part's prefix
+//!   written once, by the first part that needs them.
+//! - One mtime for every entry; uid/gid 0, empty user and group names; mode 0755 for
+//!   directories and for files with any executable bit, 0644 for other files, 0777 for
+//!   symlinks.
+//! - Symlinks kept only when their target, resolved lexically (never followed) against the
+//!   link's own directory, stays inside `./app`; an absolute target into a part's source
+//!   directory is rewritten to the equivalent relative one. Others are skipped with a warning.
+//! - Hardlinks become regular files (each path gets its own copy of the bytes); sockets,
+//!   fifos and devices are skipped with a warning; a file that cannot be read is an error.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// One directory on disk placed at `prefix` in the slug.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The directory on disk.
+    pub source: PathBuf,
+    /// Its path in the tar: `./app` or a path under it, such as
+    /// `./app/.layers/slugc_python/runtime`.
+    pub prefix: String,
+    /// Names directly under `source` to leave out (the app part leaves out `.layers`, which
+    /// the layer parts bring in their own order).
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("invalid slug path `{prefix}`: a part's prefix must be `./app` or a path under it, without `.`, `..` or empty components")]
+    BadPrefix { prefix: String },
+    #[error("{path} is not a directory: cannot put it in the slug as {prefix}")]
+    NotADirectory { path: PathBuf, prefix: String },
+    #[error("cannot read directory {path}: {source}")]
+    ReadDir { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} changed while it was being archived: expected {expected} bytes, found {found}"
+    )]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("cannot write the archive: {0}")]
+    Write(io::Error),
+}
+
+/// What one part's pass found, to be kept once the pass's bytes are used
+/// ([`Archiver::accept`]).
+#[derive(Debug, Default, Clone)]
+pub struct PartOutcome {
+    /// Skipped entries, each naming the path and why.
+    pub warnings: Vec<String>,
+    /// Directories above or at the part's prefix that this part wrote.
+    emitted: Vec<Vec<Vec<u8>>>,
+}
+
+/// The two 512-byte zero blocks that end a tar archive.
+pub const END_OF_ARCHIVE: [u8; 1024] = [0; 1024];
+
+const BLOCK: u64 = 512;
+/// Largest value an 11-digit octal ustar field holds.
+const OCTAL11_MAX: u64 = 0o77_777_777_777;
+
+/// Makes the tar of a slug's parts, one part at a time.
+pub struct Archiver<'a> {
+    parts: &'a [Part],
+    /// Each part's prefix, as path components (`[b"app", b".layers", ...]`).
+    prefixes: Vec<Vec<Vec<u8>>>,
+    /// Each part's source as absolute normalised paths (as given and canonical) for mapping
+    /// absolute symlink targets into the slug.
+    roots: Vec<(Vec<Vec<u8>>, usize)>,
+    mtime: u64,
+    /// Prefix directories written by accepted parts.
+    emitted: BTreeSet<Vec<Vec<u8>>>,
+}
+
+impl<'a> Archiver<'a> {
+    pub fn new(parts: &'a [Part], mtime: u64) -> Result<Self, ArchiveError> {
+        let mut prefixes = Vec::with_capacity(parts.len());
+        let mut roots = Vec::new();
+        let cwd = std::env::current_dir().ok();
+        for (i, part) in parts.iter().enumerate() {
+            prefixes.push(parse_prefix(&part.prefix)?);
+            let absolute = match (&cwd, part.source.is_absolute()) {
+                (_, true) => Some(part.source.clone()),
+                (Some(cwd), false) => Some(cwd.join(&part.source)),
+                (None, false) => None,
+            };
+            for path in absolute
+                .into_iter()
+                .chain(fs::canonicalize(&part.source).ok())
+            {
+                let comps = normalise_absolute(path.as_os_str().as_bytes());
+                if !roots.iter().any(|(r, j)| r == &comps && *j == i) {
+                    roots.push((comps, i));
+                }
+            }
+        }
+        Ok(Self {
+            parts,
+            prefixes,
+            roots,
+            mtime,
+            emitted: BTreeSet::new(),
+        })
+    }
+
+    /// Records a part's pass as used: its prefix directories count as written.
+    pub fn accept(&mut self, outcome: &PartOutcome) {
+        self.emitted.extend(outcome.emitted.iter().cloned());
+    }
+
+    /// Writes part `index`'s entries to `out` (without the end-of-archive blocks). Call it
+    /// for the parts in order, each followed by [`Archiver::accept`].
+    pub fn write_part(
+        &self,
+        index: usize,
+        out: &mut dyn Write,
+    ) -> Result<PartOutcome, ArchiveError> {
+        let part = &self.parts[index];
+        let prefix = &self.prefixes[index];
+        let mut outcome = PartOutcome::default();
+        let mut w = EntryWriter {
+            out,
+            mtime: self.mtime,
+            buf: vec![0; 128 * 1024],
+        };
+
+        let root_meta = fs::metadata(&part.source).map_err(|source| ArchiveError::Unreadable {
+            path: part.source.clone(),
+            source,
+        })?;
+        if !root_meta.is_dir() {
+            return Err(ArchiveError::NotADirectory {
+                path: part.source.clone(),
+                prefix: part.prefix.clone(),
+            });
+        }
+        for depth in 1..=prefix.len() {
+            let dir = &prefix[..depth];
+            if !self.emitted.contains(dir) && !self.written_by_earlier(index, dir) {
+                w.dir(&join(dir)).map_err(ArchiveError::Write)?;
+                outcome.emitted.push(dir.to_vec());
+            }
+        }
+
+        // Depth-first, each directory's listing sorted by the key its entries have in a
+        // bytewise sort of full paths: a directory's own entry sorts as its name, its
+        // contents as `name/...`, so `a`, `a-b`, `a/c` come out in that order.
+        let mut stack = vec![Frame {
+            disk: part.source.clone(),
+            slug: join(prefix),
+            items: self.list(&part.source, true, index)?,
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some(item) = frame.items.pop() else {
+                stack.pop();
+                continue;
+            };
+            let disk = frame.disk.join(&item.name);
+            let mut slug = frame.slug.clone();
+            slug.push(b'/');
+            slug.extend_from_slice(item.name.as_bytes());
+            if item.contents {
+                let items = self.list(&disk, false, index)?;
+                stack.push(Frame { disk, slug, items });
+            } else {
+                self.entry(&mut w, &disk, &slug, &mut outcome)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Whether an earlier part's walk wrote directory `dir` (a prefix directory of a later
+    /// part that lies inside an earlier part's tree, e.g. a layer under the app when the app
+    /// part does not exclude `.layers`).
+    fn written_by_earlier(&self, index: usize, dir: &[Vec<u8>]) -> bool {
+        (0..index).any(|j| {
+            let p = &self.prefixes[j];
+            if dir.len() < p.len() || dir[..p.len()] != p[..] {
+                return false;
+            }
+            if dir.len() == p.len() {
+                return true;
+            }
+            let first = &dir[p.len()];
+            if self.parts[j]
+                .exclude
+                .iter()
+                .any(|e| e.as_bytes() == &first[..])
+            {
+                return false;
+            }
+            let mut disk = self.parts[j].source.clone();
+            for c in &dir[p.len()..] {
+                disk.push(std::ffi::OsStr::from_bytes(c));
+            }
+            fs::symlink_metadata(&disk).is_ok_and(|m| m.is_dir())
+        })
+    }
+
+    /// A directory's entries as items sorted for popping (last = first in order).
+    fn list(&self, dir: &Path, top: bool, index: usize) -> Result<Vec<Item>, ArchiveError> {
+        let read_err = |source| ArchiveError::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut items = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let name = entry.file_name();
+            if top
+                && self.parts[index]
+                    .exclude
+                    .iter()
+                    .any(|e| e.as_bytes() == name.as_bytes())
+            {
+                continue;
+            }
+            let is_dir = entry.file_type().map_err(read_err)?.is_dir();
+            if is_dir {
+                let mut key = name.as_bytes().to_vec();
+                key.push(b'/');
+                items.push(Item {
+                    key,
+                    name: name.clone(),
+                    contents: true,
+                });
+            }
+            items.push(Item {
+                key: name.as_bytes().to_vec(),
+                name,
+                contents: false,
+            });
+        }
+        items.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+        Ok(items)
+    }
+
+    /// Writes one entry (not a directory's contents).
+    fn entry(
+        &self,
+        w: &mut EntryWriter,
+        disk: &Path,
+        slug: &[u8],
+        outcome: &mut PartOutcome,
+    ) -> Result<(), ArchiveError> {
+        let unreadable = |source| ArchiveError::Unreadable {
+            path: disk.to_path_buf(),
+            source,
+        };
+        let meta = fs::symlink_metadata(disk).map_err(unreadable)?;
+        let ft = meta.file_type();
+        let shown = String::from_utf8_lossy(slug);
+        if ft.is_dir() {
+            w.dir(slug).map_err(ArchiveError::Write)
+        } else if ft.is_file() {
+            let file = File::open(disk).map_err(unreadable)?;
+            let meta = file.metadata().map_err(unreadable)?;
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            w.file(slug, mode, meta.len(), file, disk)
+        } else if ft.is_symlink() {
+            let target = fs::read_link(disk).map_err(unreadable)?;
+            let target = target.as_os_str().as_bytes();
+            match self.symlink_target(slug, target) {
+                Some(kept) => w.symlink(slug, &kept).map_err(ArchiveError::Write),
+                None => {
+                    outcome.warnings.push(format!(
+                        "skipped symlink {shown} -> {}: its target is outside the app",
+                        String::from_utf8_lossy(target)
+                    ));
+                    Ok(())
+                }
+            }
+        } else {
+            let what = if ft.is_fifo() {
+                "a fifo"
+            } else if ft.is_socket() {
+                "a socket"
+            } else if ft.is_block_device() || ft.is_char_device() {
+                "a device file"
+            } else {
+                "not a file, directory or symlink"
+            };
+            outcome
+                .warnings
+                .push(format!("skipped {shown}: {what} cannot go into a slug"));
+            Ok(())
+        }
+    }
+
+    /// The target to store for a symlink at slug path `link` (`./app/...`), or `None` when it
+    /// leads outside `./app`.
+    fn symlink_target(&self, link: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+        let link_comps = components(link.strip_prefix(b"./").unwrap_or(link));
+        let link_dir = &link_comps[..link_comps.len().saturating_sub(1)];
+        if target.is_empty() {
+            return None;
+        }
+        if target.starts_with(b"/") {
+            let abs = normalise_absolute(target);
+            // The part whose source holds the target most closely gives its slug path.
+            let (root, part) = self
+                .roots
+                .iter()
+                .filter(|(r, _)| abs.len() >= r.len() && abs[..r.len()] == r[..])
+                .max_by_key(|(r, _)| r.len())?;
+            let mut inside = self.prefixes[*part].clone();
+            inside.extend(abs[root.len()..].iter().cloned());
+            Some(relative(link_dir, &inside))
+        } else {
+            let mut resolved: Vec<Vec<u8>> = link_dir.to_vec();
+            for c in target.split(|&b| b == b'/') {
+                match c {
+                    b"" | b"." => {}
+                    b".." => {
+                        resolved.pop()?;
+                    }
+                    c => resolved.push(c.to_vec()),
+                }
+            }
+            (resolved.first().map(Vec::as_slice) == Some(b"app")).then(|| target.to_vec())
+        }
+    }
+}
+
+struct Frame {
+    disk: PathBuf,
+    slug: Vec<u8>,
+    items: Vec<Item>,
+}
+
+struct Item {
+    key: Vec<u8>,
+    name: OsString,
+    /// The directory's contents rather than its own entry.
+    contents: bool,
+}
+
+/// Validates `./app[/...]` and splits it into components.
+fn parse_prefix(prefix: &str) -> Result<Vec<Vec<u8>>, ArchiveError> {
+    let bad = || ArchiveError::BadPrefix {
+        prefix: prefix.to_string(),
+    };
+    let rest = prefix.strip_prefix("./").unwrap_or(prefix);
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let comps: Vec<Vec<u8>> = rest.split('/').map(|c| c.as_bytes().to_vec()).collect();
+    if comps.first().map(Vec::as_slice) != Some(b"app")
+        || comps
+            .iter()
+            .any(|c| c.is_empty() || c == b"." || c == b"..")
+    {
+        return Err(bad());
+    }
+    Ok(comps)
+}
+
+/// `./` followed by the components joined with `/`.
+fn join(comps: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b".".to_vec();
+    for c in comps {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Lexical normalisation of an absolute path: `.` dropped, `..` pops (and stays at `/`).
+fn normalise_absolute(path: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for c in Path::new(std::ffi::OsStr::from_bytes(path)).components() {
+        match c {
+            Component::Normal(c) => out.push(c.as_bytes().to_vec()),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The relative path from directory `from` to `to` (both slug component lists).
+fn relative(from: &[Vec<u8>], to: &[Vec<u8>]) -> Vec<u8> {
+    let common = from.iter().zip(to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&[u8]> = vec![b".."; from.len() - common];
+    parts.extend(to[common..].iter().map(Vec::as_slice));
+    if parts.is_empty() {
+        return b".".to_vec();
+    }
+    parts.join(&b'/')
+}
+
+/// Writes tar entries with the slug's fixed metadata.
+struct EntryWriter<'w> {
+    out: &'w mut dyn Write,
+    mtime: u64,
+    buf: Vec<u8>,
+}
+
+impl EntryWriter<'_> {
+    fn dir(&mut self, path: &[u8]) -> io::Result<()> {
+        let mut p = path.to_vec();
+        p.push(b'/');
+        self.header(&p, 0o755, 0, b'5', b"")
+    }
+
+    fn symlink(&mut self, path: &[u8], target: &[u8]) -> io::Result<()> {
+        self.header(path, 0o777, 0, b'2', target)
+    }
+
+    /// A regular file: header, exactly `size` bytes of `file`, padding.
+    fn file(
+        &mut self,
+        path: &[u8],
+        mode: u32,
+        size: u64,
+        mut file: File,
+        disk: &Path,
+    ) -> Result<(), ArchiveError> {
+        self.header(path, mode, size, b'0', b"")
+            .map_err(ArchiveError::Write)?;
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(ArchiveError::Changed {
+                        path: disk.to_path_buf(),
+                        expected: size,
+                        found: size - left,
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ArchiveError::Unreadable {
+                        path: disk.to_path_buf(),
+                        source,
+                    })
+                }
+            };
+            self.out
+                .write_all(&self.buf[..n])
+                .map_err(ArchiveError::Write)?;
+            left -= n as u64;
+        }
+        self.pad(size).map_err(ArchiveError::Write)
+    }
+
+    fn pad(&mut self, size: u64) -> io::Result<()> {
+        let rem = (size % BLOCK) as usize;
+        if rem != 0 {
+            self.out.write_all(&[0u8; 512][..512 - rem])?;
+        }
+        Ok(())
+    }
+
+    /// A ustar header, preceded by a PAX header for whatever does not fit.
+    fn header(
+        &mut self,
+        path: &[u8],
+        mode: u32,
+        size: u64,
+        typeflag: u8,
+        link: &[u8],
+    ) -> io::Result<()> {
+        let mut pax = Vec::new();
+        let (name, prefix): (&[u8], &[u8]) = match split_ustar_path(path) {
+            Some(split) => split,
+            None => {
+                pax_record(&mut pax, b"path", path);
+                (truncated(path, 100), b"")
+            }
+        };
+        let link_field = if link.len() > 100 {
+            pax_record(&mut pax, b"linkpath", link);
+            truncated(link, 100)
+        } else {
+            link
+        };
+        let size_field = if size > OCTAL11_MAX {
+            pax_record(&mut pax, b"size", size.to_string().as_bytes());
+            0
+        } else {
+            size
+        };
+        let mtime_field = if self.mtime > OCTAL11_MAX {
+            pax_record(&mut pax, b"mtime", self.mtime.to_string().as_bytes());
+            0
+        } else {
+            self.mtime
+        };
+        if !pax.is_empty() {
+            if std::str::from_utf8(path).is_err() || std::str::from_utf8(link).is_err() {
+                // Values are UTF-8 by default; say so when the names are raw bytes.
+                let mut with_charset = Vec::new();
+                pax_record(&mut with_charset, b"hdrcharset", b"BINARY");
+                with_charset.extend_from_slice(&pax);
+                pax = with_charset;
+            }
+            let h = ustar(
+                b"././@PaxHeader",
+                b"",
+                0o644,
+                pax.len() as u64,
+                mtime_field,
+                b'x',
+                b"",
+            );
+            self.out.write_all(&h)?;
+            self.out.write_all(&pax)?;
+            self.pad(pax.len() as u64)?;
+        }
+        let h = ustar(
+            name,
+            prefix,
+            mode,
+            size_field,
+            mtime_field,
+            typeflag,
+            link_field,
+        );
+        self.out.write_all(&h)
+    }
+}
+
+fn truncated(b: &[u8], n: usize) -> &[u8] {
+    &b[..b.len().min(n)]
+}
+
+/// Splits a path into ustar's `name` (≤ 100 bytes) and `prefix` (≤ 155 bytes) at a `/`,
+/// or `None` when it cannot be.
+fn split_ustar_path(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    if path.len() <= 100 {
+        return Some((path, b""));
+    }
+    if path.len() > 256 {
+        return None;
+    }
+    // The first `/` that leaves a name short enough: the longest name, the shortest prefix.
+    let slashes = path.iter().enumerate().filter(|(_, &b)| b == b'/');
+    for (i, _) in slashes {
+        let (prefix, name) = (&path[..i], &path[i + 1..]);
+        if name.len() <= 100 && prefix.len() <= 155 && !name.is_empty() && !prefix.is_empty() {
+            return Some((name, prefix));
+        }
+    }
+    None
+}
+
+/// Appends one `<len> <key>=<value>\n` record, `len` counting the whole record.
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let base = key.len() + value.len() + 3;
+    let mut len = base + 1;
+    while len != base + len.to_string().len() {
+        len = base + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    // `width-1` octal digits, zero-padded, then NUL.
+    let digits = field.len() - 1;
+    let s = format!("{value:0digits$o}");
+    field[..digits].copy_from_slice(&s.as_bytes()[s.len() - digits..]);
+    field[digits] = 0;
+}
+
+fn ustar(
+    name: &[u8],
+    prefix: &[u8],
+    mode: u32,
+    size: u64,
+    mtime: u64,
+    typeflag: u8,
+    link: &[u8],
+) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    octal(&mut h[100..108], mode as u64);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], mtime);
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    octal(&mut h[329..337], 0);
+    octal(&mut h[337..345], 0);
+    h[345..345 + prefix.len()].copy_from_slice(prefix);
+    // The checksum is computed with its own field as spaces.
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+/// A part's path as the manifest lists it (`LayerEntry.path`): `app/...`, without `./`.
+pub fn entry_path(prefix: &str) -> String {
+    let rest = prefix.strip_prefix("./").unwrap_or(prefix);
+    rest.strip_suffix('/').unwrap_or(rest).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comps(s: &str) -> Vec<Vec<u8>> {
+        components(s.as_bytes())
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let mut v = Vec::new();
+        pax_record(&mut v, b"path", b"x");
+        assert_eq!(v, b"9 path=x\n");
+        let mut v = Vec::new();
+        let long = vec![b'a'; 95];
+        pax_record(&mut v, b"path", &long);
+        // 95 + 4 + 3 = 102 plus 3 digits = 105.
+        assert!(
+            v.starts_with(b"105 path="),
+            "{}",
+            String::from_utf8_lossy(&v)
+        );
+        assert_eq!(v.len(), 105);
+    }
+
+    #[test]
+    fn ustar_split_prefers_name_then_prefix() {
+        let p = format!("./app/{}/{}", "d".repeat(120), "f".repeat(50));
+        let (name, prefix) = split_ustar_path(p.as_bytes()).unwrap();
+        assert_eq!(name, "f".repeat(50).as_bytes());
+        assert_eq!(prefix, format!("./app/{}", "d".repeat(120)).as_bytes());
+        assert!(split_ustar_path(format!("./app/{}", "x".repeat(120)).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn relative_paths_between_slug_dirs() {
+        assert_eq!(relative(&comps("app/a/b"), &comps("app/c")), b"../../c");
+        assert_eq!(relative(&comps("app"), &comps("app/c/d")), b"c/d");
+        assert_eq!(relative(&comps("app/a"), &comps("app/a")), b".");
+    }
+
+    #[test]
+    fn prefixes_must_be_under_app() {
+        assert!(parse_prefix("./app").is_ok());
+        assert!(parse_prefix("./app/.layers/x/y").is_ok());
+        for bad in ["./other", "./app/../etc", "./app//x", "", "./", "./app/./x"] {
+            assert!(parse_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn symlink_targets_resolve_lexically() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        fs::create_dir_all(root.join("lib")).unwrap();
+        let parts = [Part {
+            source: root.clone(),
+            prefix: "./app".into(),
+            exclude: vec![],
+        }];
+        let a = Archiver::new(&parts, 0).unwrap();
+        let link = b"./app/lib/l";
+        assert_eq!(a.symlink_target(link, b"../x").unwrap(), b"../x");
+        assert_eq!(a.symlink_target(link, b"x/../../y").unwrap(), b"x/../../y");
+        assert!(a.symlink_target(link, b"../../x").is_none());
+        assert!(a.symlink_target(link, b"../../app/x").unwrap() == b"../../app/x");
+        assert!(a.symlink_target(link, b"/etc/passwd").is_none());
+        let abs = root.join("bin/tool");
+        assert_eq!(
+            a.symlink_target(link, abs.as_os_str().as_bytes()).unwrap(),
+            b"../bin/tool"
+        );
+        let escape = root.join("../outside");
+        assert!(a
+            .symlink_target(link, escape.as_os_str().as_bytes())
+            .is_none());
+    }
+}
