@@ -782,3 +782,160 @@ fn checksum_mismatch_is_refused() {
         "{err}"
     );
 }
+
+/// `slug test` builds with this same binary (`slug build --json --output STORE`), so these
+/// tests need the engine; the slugs land in the world's store.
+fn slug_test(world: &World, app: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = world
+        .slug()
+        .arg("test")
+        .arg(app)
+        .arg("--store")
+        .arg(world.store())
+        .args(["--env", &world.token_flag(), "--color", "never"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn slug_test_passes_on_an_app_whose_web_answers() {
+    let world = World::new();
+    let (code, out, err) = slug_test(&world, &fixture("run-web-worker"), &["--timeout", "30"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("slug test: PASS: web answered HTTP 200 on / after "),
+        "{out}"
+    );
+    assert!(out.contains("web.1  | listening on "), "{out}");
+    assert!(
+        out.contains("system | web.1 was killed by SIGTERM (15)"),
+        "{out}"
+    );
+    assert_eq!(
+        world.processes(),
+        Vec::<i32>::new(),
+        "processes left behind"
+    );
+    // The slug it tested is the one the build stored.
+    let slugs: Vec<_> = std::fs::read_dir(world.store())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tgz"))
+        .collect();
+    assert_eq!(slugs.len(), 1);
+}
+
+#[test]
+fn slug_test_fails_clearly_when_web_never_listens() {
+    let world = World::new();
+    let app = fixture("run-never-listens");
+    let (code, out, err) = slug_test(&world, &app, &["--timeout", "2", "--stop-timeout", "2"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {}: web did not answer HTTP on port ",
+            app.display()
+        )) && err.contains("within 2.0 s (last: "),
+        "{err}"
+    );
+    assert!(out.contains("but it never binds"), "{out}");
+    assert!(!out.contains("PASS"), "{out}");
+    assert_eq!(
+        world.processes(),
+        Vec::<i32>::new(),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn slug_test_passes_the_build_failure_through() {
+    let world = World::new();
+    let app = fixture("bad-procfile-syntax");
+    let (code, _, err) = slug_test(&world, &app, &["--timeout", "2"]);
+    assert_eq!(code, 30, "{err}");
+    assert!(
+        err.contains(&format!(
+            "`slug build --json {}` failed (exit 30)",
+            app.display()
+        )),
+        "{err}"
+    );
+}
+
+/// The action's build step, run as GitHub would run it: bash with the inputs in the
+/// environment, `slug` on PATH, and a `$GITHUB_OUTPUT` file to read the outputs from.
+fn action_build_step(world: &World, app: &Path) -> (i32, BTreeMap<String, String>, String) {
+    let action: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap(),
+    )
+    .unwrap();
+    let steps = action["runs"]["steps"].as_sequence().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s["id"].as_str() == Some("build"))
+        .unwrap();
+    assert_eq!(step["shell"].as_str(), Some("bash"));
+    let script = step["run"].as_str().unwrap();
+    let outputs = world.path("github_output");
+    std::fs::write(&outputs, "").unwrap();
+    let bin_dir = Path::new(SLUG).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .env("APP_DIR", app)
+        .env("OUTPUT_DIR", world.store())
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("XDG_CACHE_HOME", world.path("cache"))
+        .env("XDG_DATA_HOME", world.path("data"))
+        .env("HOME", world.path("home"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let values = std::fs::read_to_string(&outputs)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (
+        status.status.code().unwrap_or(-1),
+        values,
+        String::from_utf8_lossy(&status.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn action_build_step_sets_slug_path_checksum_and_process_types() {
+    let world = World::new();
+    let (code, outputs, err) = action_build_step(&world, &fixture("run-web-worker"));
+    assert_eq!(code, 0, "{err}");
+    let slug = PathBuf::from(&outputs["slug-path"]);
+    let hex = sha256_hex(&std::fs::read(&slug).unwrap());
+    assert_eq!(slug, world.store().join(format!("sha256-{hex}.tgz")));
+    assert_eq!(outputs["checksum"], format!("SHA256:{hex}"));
+    assert_eq!(
+        PathBuf::from(&outputs["manifest-path"]),
+        slug.with_extension("json")
+    );
+    let types: BTreeMap<String, String> = serde_json::from_str(&outputs["process-types"]).unwrap();
+    assert_eq!(types["web"], "python3 server.py");
+    assert_eq!(types["worker"], "bash worker.sh");
+
+    // A failing build fails the step with slug's exit code and sets no outputs.
+    let world = World::new();
+    let (code, outputs, _) = action_build_step(&world, &fixture("bad-procfile-syntax"));
+    assert_eq!(code, 30);
+    assert!(outputs.is_empty(), "{outputs:?}");
+}

@@ -57,12 +57,15 @@ pub struct Built {
     pub slug_path: PathBuf,
 }
 
-/// Run `slug build --json APP_DIR` as a child; its log goes to our stderr.
+/// Run `slug build --json [--output STORE] APP_DIR` as a child; its log goes to our stderr.
 pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
     let exe = std::env::current_exe().map_err(SmokeError::CurrentExe)?;
-    let mut child = Command::new(exe)
-        .arg("build")
-        .arg("--json")
+    let mut cmd = Command::new(exe);
+    cmd.arg("build").arg("--json");
+    if let Some(store) = store {
+        cmd.arg("--output").arg(store);
+    }
+    let mut child = cmd
         .arg(app)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
