@@ -83,7 +83,10 @@ pub fn get(agent: &ureq::Agent, url: &str) -> Result<ureq::Response, MirrorError
         },
         ureq::Error::Transport(t) => MirrorError::Network {
             url: url.to_string(),
-            detail: t.to_string(),
+            detail: match t.message() {
+                Some(message) => format!("{}: {message}", t.kind()),
+                None => t.kind().to_string(),
+            },
         },
     })
 }
