@@ -415,6 +415,10 @@ fn formation_gives_each_instance_its_port_and_prefix_and_sigterm_leaves_no_proce
     assert!(lines
         .iter()
         .any(|l| untimed(l) == "system   | SIGTERM received, stopping all processes"));
+    // Config var values never show up in slug run's own lines.
+    assert!(!lines
+        .iter()
+        .any(|l| l.contains("system") && (l.contains(&world.token) || l.contains("from file"))));
     // Every process group took the SIGTERM (the workers' background sleeps included).
     assert!(!lines.iter().any(|l| l.contains("SIGKILL")), "{lines:#?}");
     assert_eq!(

@@ -77,13 +77,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
         }
         skip_blanks(&chars, &mut i);
         if i >= chars.len() || chars[i] != '=' {
-            let rest: String = chars[i..].iter().take_while(|&&c| c != '\n').collect();
+            // The line is not echoed: it may be a secret with a typo in it.
             return Err((
                 start_line,
-                format!(
-                    "expected KEY=VALUE, found {:?}",
-                    format!("{key}{rest}").trim()
-                ),
+                "expected KEY=VALUE, a # comment or a blank line (the line is not shown: it may hold a secret)".to_string(),
             ));
         }
         if !valid_key(&key) {

@@ -33,7 +33,7 @@ use unpack::UnpackError;
 fn parse_env_flag(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))?;
+        .ok_or_else(|| "expected KEY=VALUE".to_string())?;
     if !dotenv::valid_key(key) {
         return Err(format!(
             "invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"
