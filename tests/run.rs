@@ -484,10 +484,16 @@ fn a_process_ignoring_sigterm_is_killed_after_the_timeout() {
         .args(["--timeout", "1", "--env", &world.token_flag()]);
     let mut run = Running::start(cmd);
     run.expect("ready", |l| l.ends_with("stubborn.1 | ready"));
-    run.signal(libc::SIGTERM);
+    // Ctrl-C in a terminal: SIGINT to slug run (the processes, in their own groups, get
+    // only what slug run sends them).
+    run.signal(libc::SIGINT);
     let (code, lines, _) = run.finish();
-    assert_eq!(code, 128 + libc::SIGTERM);
+    assert_eq!(code, 128 + libc::SIGINT);
     let text = lines.join("\n");
+    assert!(
+        text.contains("SIGINT received, stopping all processes"),
+        "{text}"
+    );
     assert!(
         text.contains("processes still running after 1.0 s, sending SIGKILL"),
         "{text}"
@@ -623,6 +629,22 @@ fn slug_is_found_by_sha256_prefix_and_its_unpack_dir_reused() {
         b"",
     );
     assert_eq!((code, out.as_str()), (0, "kept\n"), "{err}");
+
+    // A damaged unpack dir (no marker: an interrupted unpack) is unpacked afresh.
+    let unpacked = world.unpack_root().join(&hex);
+    std::fs::remove_file(unpacked.join(".slugc-unpacked")).unwrap();
+    std::fs::remove_file(unpacked.join("app/server.py")).unwrap();
+    let (code, out, err) = exec(
+        &world,
+        &slug,
+        &["--", "test -f state || echo fresh; head -1 server.py"],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "fresh\n\"\"\"A tiny web process: Python stdlib only, binds $PORT, answers with its dyno facts.\"\"\"\n"
+    );
 
     let (code, _, err) = exec(&world, &PathBuf::from("ffffffff"), &["--", "true"], b"");
     assert_eq!(code, 2);
