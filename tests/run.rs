@@ -406,7 +406,7 @@ fn formation_gives_each_instance_its_port_and_prefix_and_sigterm_leaves_no_proce
         let want = format!("{name} | tick 1 as {name} greeting=from file");
         run.expect(&want, |l| untimed(l) == want);
     }
-    // Both workers left a `sleep 300 &` behind: 4 dynos + 2 python... all carry the token.
+    // 4 dynos, and each worker's background `sleep 300 &`: all carry the token.
     assert!(world.processes().len() >= 6, "{:?}", world.processes());
 
     run.signal(libc::SIGTERM);
@@ -964,4 +964,37 @@ fn action_build_step_sets_slug_path_checksum_and_process_types() {
     let (code, outputs, _) = action_build_step(&world, &fixture("bad-procfile-syntax"));
     assert_eq!(code, 30);
     assert!(outputs.is_empty(), "{outputs:?}");
+}
+
+#[test]
+fn symlinks_inside_the_app_and_executable_bits_are_kept() {
+    let world = World::new();
+    let bytes = tar_gz(&[
+        Entry::Dir("./app/"),
+        Entry::Dir("./app/bin/"),
+        Entry::Symlink("./app/bin/tool", "../lib/tool.sh"),
+        Entry::Symlink("./app/here", "."),
+        Entry::Dir("./app/lib/"),
+        Entry::File(
+            "./app/lib/tool.sh",
+            b"#!/bin/sh\necho tool ran in $PWD\n",
+            0o4755,
+        ),
+        Entry::File("./app/lib/data.txt", b"data\n", 0o666),
+    ]);
+    let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
+    let (code, out, err) = exec(
+        &world,
+        &slug,
+        &[
+            "--",
+            "bin/tool && here/here/bin/tool >/dev/null && stat -c %a lib/tool.sh lib/data.txt",
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let hex = sha256_hex(&bytes);
+    let app = world.unpack_root().join(hex).join("app");
+    // setuid and group/other write are dropped; the executable bit survives.
+    assert_eq!(out, format!("tool ran in {}\n755\n644\n", app.display()));
 }
