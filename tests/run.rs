@@ -783,6 +783,27 @@ fn hostile_slug_with_device_or_hard_link_is_refused() {
 }
 
 #[test]
+fn hostile_slug_with_conflicting_entries_is_refused() {
+    let world = World::new();
+    let bytes = tar_gz(&[
+        Entry::Dir("./app/"),
+        Entry::File("./app/a", b"x", 0o644),
+        Entry::File("./app/a/b", b"x", 0o644),
+    ]);
+    let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
+    assert_refused(&world, &slug, "\"./app/a/b\" lies under an earlier file");
+
+    let world = World::new();
+    let bytes = tar_gz(&[
+        Entry::Dir("./app/"),
+        Entry::Dir("./app/d/"),
+        Entry::File("./app/d", b"x", 0o644),
+    ]);
+    let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
+    assert_refused(&world, &slug, "is a file over an earlier directory");
+}
+
+#[test]
 fn truncated_gzip_is_refused() {
     let world = World::new();
     let full = tar_gz_of_dir(&fixture("run-web-worker"));

@@ -199,6 +199,9 @@ pub fn extract(slug: &Path, dest: &Path) -> Result<(), UnpackError> {
                 if symlinks.contains_key(&rel) {
                     return Err(hostile(&raw_path, "is both a symlink and a directory"));
                 }
+                if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                    return Err(hostile(&raw_path, "is a directory over an earlier file"));
+                }
                 fs::create_dir_all(&target).map_err(|e| write_err(&target, e))?;
                 fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
                     .map_err(|e| write_err(&target, e))?;
@@ -210,8 +213,19 @@ pub fn extract(slug: &Path, dest: &Path) -> Result<(), UnpackError> {
                 if rel == Path::new("app") {
                     return Err(hostile(&raw_path, "replaces the app directory with a file"));
                 }
+                if target.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                    return Err(hostile(&raw_path, "is a file over an earlier directory"));
+                }
                 if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).map_err(|e| write_err(parent, e))?;
+                    fs::create_dir_all(parent).map_err(|e| {
+                        if e.kind() == io::ErrorKind::AlreadyExists
+                            || e.raw_os_error() == Some(libc::ENOTDIR)
+                        {
+                            hostile(&raw_path, "lies under an earlier file")
+                        } else {
+                            write_err(parent, e)
+                        }
+                    })?;
                 }
                 // Modes are normalised as the exporter writes them: only the executable bit
                 // survives (no setuid, no group/other write).
