@@ -1,47 +1,534 @@
-//! `slug build`, `slug detect`, `slug cache clear`: one build from source tree to slug.
+//! `slug build`, `slug detect`, `slug cache clear`: one build from source tree to slug,
+//! following the pipeline of DESIGN.md — snapshot (`app`), detect (`platform::detect`),
+//! build (`platform::build`), export (`slug::archive`), store (`slug::store`).
 
+use crate::app::{self, AppError};
+use crate::buildpacks::{self, BinMode, MaterialiseError};
+use crate::cache::{self, Cache, CacheError};
 use crate::exit::{self, ExitCode};
-use std::path::PathBuf;
+use crate::platform::build::{self as pbuild, BuildError as PlatformBuildError, Built};
+use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind};
+use crate::platform::detect::{self, Candidate, DetectContext, DetectError, Detected};
+use crate::platform::env::EnvMap;
+use crate::platform::escape_id;
+use crate::platform::target::Target;
+use crate::procfile::{Procfile, ProcfileError};
+use crate::slug::manifest::{BuildpackRef, Release, Stack, SCHEMA};
+use crate::slug::store::{self, StoreError};
+use crate::slug::{self as slugfile, ExportError, ExportOptions, Exported, Part};
+use crate::tree;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-#[derive(Debug, clap::Args)]
-pub struct BuildArgs {
+const MB: u64 = 1024 * 1024;
+/// The name of the launch env script in `.profile.d`; sorts before buildpacks' own scripts.
+pub const PROFILE_SCRIPT: &str = "000-slugc-launch.sh";
+/// Layer env dirs: consumed at build time, left out of the slug.
+const LAYER_ENV_DIRS: &[&str] = &["env", "env.build", "env.launch"];
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
+        Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
+        None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
     /// The app's source dir
     #[arg(default_value = ".")]
     pub app_dir: PathBuf,
+    /// A buildpack to use instead of detecting from the built-in ones (repeatable, in order):
+    /// a built-in id (slugc/python, slugc/nodejs, slugc/procfile), a CNB buildpack dir, or a
+    /// classic Heroku buildpack dir
+    #[arg(long = "buildpack", short = 'b', value_name = "ID|DIR")]
+    pub buildpacks: Vec<String>,
+    /// A config var for the build (repeatable); reaches buildpacks as platform env, never the slug
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// A dotenv file of config vars for the build
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The cache dir [default: $XDG_CACHE_HOME/slugc/<app>-<hash>]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Build without reading or writing a cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where slugs and manifests are stored [default: $XDG_DATA_HOME/slugc/slugs]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Refuse a slug larger than this many MiB
+    #[arg(long, value_name = "MiB", default_value_t = 500)]
+    pub max_size: u64,
+    /// Warn when the slug is larger than this many MiB
+    #[arg(long, value_name = "MiB", default_value_t = 300)]
+    pub warn_size: u64,
+    /// Print the release manifest (JSON) on stdout; the log stays on stderr
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
-    #[arg(default_value = ".")]
-    pub app_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the group and plan as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct CacheClearArgs {
+    /// The app whose cache to clear
     #[arg(default_value = ".")]
     pub app_dir: PathBuf,
+    /// The cache dir, when it is not the default one
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Procfile(#[from] ProcfileError),
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
+    #[error(transparent)]
+    Materialise(#[from] MaterialiseError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Platform(#[from] PlatformBuildError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {message}")]
+    EnvFile { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ExitCode for BuildError {
     fn exit_code(&self) -> i32 {
-        exit::OTHER
+        match self {
+            BuildError::App(_)
+            | BuildError::Procfile(_)
+            | BuildError::Descriptor(_)
+            | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
+            BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
+            BuildError::Detect(_) => exit::BUILDPACK_FAILED,
+            BuildError::Platform(e) => e.exit_code(),
+            BuildError::Export(e) => e.exit_code(),
+            _ => exit::OTHER,
+        }
     }
 }
 
-pub fn build_command(_args: BuildArgs) -> Result<i32, BuildError> {
-    Err(BuildError::NotImplemented)
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
-pub fn detect_command(_args: DetectArgs) -> Result<i32, BuildError> {
-    Err(BuildError::NotImplemented)
+/// `$XDG_DATA_HOME/slugc/slugs`, else `~/.local/share/slugc/slugs`.
+pub fn default_store_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slugc/slugs")
 }
 
-pub fn cache_clear(_args: CacheClearArgs) -> Result<i32, BuildError> {
-    Err(BuildError::NotImplemented)
+/// Config vars from `--env-file` then `--env` (later wins).
+fn config_vars(common: &CommonArgs) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut vars = BTreeMap::new();
+    for file in &common.env_file {
+        let pairs = crate::run::dotenv::read(file).map_err(|e| BuildError::EnvFile {
+            path: file.clone(),
+            message: e.to_string(),
+        })?;
+        vars.extend(pairs);
+    }
+    vars.extend(common.env.iter().cloned());
+    Ok(vars)
+}
+
+/// Everything detect and build share: the work dir with the snapshot, platform dir and
+/// buildpack dirs.
+struct Prepared {
+    app_src: PathBuf,
+    app_dir: PathBuf,
+    platform_dir: PathBuf,
+    work_dir: PathBuf,
+    order: Vec<Vec<Candidate>>,
+    target: Target,
+    env: EnvMap,
+    procfile: Option<Procfile>,
+}
+
+fn prepare(
+    common: &CommonArgs,
+    work_dir: &Path,
+    exclude: &[PathBuf],
+) -> Result<Prepared, BuildError> {
+    let app_src = app::check_app_dir(&common.app_dir)?;
+    let procfile = Procfile::read(&app_src)?;
+    let vars = config_vars(common)?;
+
+    let app_dir = work_dir.join("app");
+    for warning in app::snapshot(&app_src, &app_dir, exclude)? {
+        eprintln!(" !     {warning}");
+    }
+    let platform_dir = work_dir.join("platform");
+    let env_dir = platform_dir.join("env");
+    std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
+    for (k, v) in &vars {
+        let p = env_dir.join(k);
+        std::fs::write(&p, v).map_err(io(&p))?;
+    }
+
+    let bp_root = work_dir.join("buildpacks");
+    let builtin = |id: &str| -> Result<Buildpack, BuildError> {
+        let dir = bp_root.join(escape_id(id));
+        buildpacks::materialise(id, &dir, BinMode::Link)?;
+        Ok(descriptor::load(&dir)?)
+    };
+    let order = if common.buildpacks.is_empty() {
+        let mut order = Vec::new();
+        for group in buildpacks::DEFAULT_ORDER {
+            let mut g = Vec::new();
+            for (id, optional) in group.iter() {
+                g.push(Candidate {
+                    buildpack: builtin(id)?,
+                    optional: *optional,
+                });
+            }
+            order.push(g);
+        }
+        order
+    } else {
+        let mut group = Vec::new();
+        for (i, given) in common.buildpacks.iter().enumerate() {
+            let bp = if buildpacks::find(given).is_some() {
+                builtin(given)?
+            } else {
+                let dir = PathBuf::from(given);
+                let mut bp = descriptor::load(&dir)?;
+                if bp.kind == Kind::Classic {
+                    // A private copy: classic buildpacks may write into their own dir (`export`).
+                    let copy = bp_root.join(format!("classic-{i}"));
+                    std::fs::create_dir_all(&bp_root).map_err(io(&bp_root))?;
+                    tree::copy_tree(&bp.dir, &copy, tree::Mode::Copy).map_err(|e| {
+                        BuildError::Io {
+                            path: e.path,
+                            source: e.source,
+                        }
+                    })?;
+                    bp.dir = copy;
+                } else {
+                    bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+                }
+                bp
+            };
+            group.push(Candidate {
+                buildpack: bp,
+                optional: false,
+            });
+        }
+        vec![group]
+    };
+    let mut env: EnvMap = std::env::vars().collect();
+    // The platform's own variables are set per phase; never inherit stale ones.
+    env.retain(|k, _| !k.starts_with("CNB_"));
+    env.insert("HOME".into(), std::env::var("HOME").unwrap_or_default());
+    Ok(Prepared {
+        app_src,
+        app_dir,
+        platform_dir,
+        work_dir: work_dir.to_path_buf(),
+        order,
+        target: Target::host(),
+        env,
+        procfile,
+    })
+}
+
+fn run_detect(p: &Prepared) -> Result<Detected, BuildError> {
+    let scratch = p.work_dir.join("detect");
+    let env: Vec<(String, String)> = p.env.clone().into_iter().collect();
+    let ctx = DetectContext {
+        app_dir: &p.app_dir,
+        platform_dir: &p.platform_dir,
+        scratch: &scratch,
+        target: &p.target,
+        env: &env,
+    };
+    Ok(detect::detect(&p.order, &ctx)?)
+}
+
+fn git_commit(app: &Path) -> Option<String> {
+    if !app.join(".git").exists() {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(app)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+fn progress_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= MB {
+        format!("{:.1} MiB", bytes as f64 / MB as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+/// The outcome of a build, for callers in the library (`slug test`).
+pub struct BuildOutcome {
+    pub slug: PathBuf,
+    pub manifest_path: PathBuf,
+    pub release: Release,
+}
+
+pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
+    let started = Instant::now();
+    let app_src = app::check_app_dir(&args.common.app_dir)?;
+    let store_dir = args.output.clone().unwrap_or_else(default_store_dir);
+    let cache = if args.no_cache {
+        None
+    } else {
+        let dir = args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| cache::default_dir(&app_src));
+        Some(Cache::open(&dir)?)
+    };
+    let work = match &cache {
+        Some(c) => c.work_dir()?,
+        None => tempfile::Builder::new()
+            .prefix("slugc-build-")
+            .tempdir()
+            .map_err(io(&std::env::temp_dir()))?,
+    };
+    let mut exclude = vec![store_dir.clone()];
+    if let Some(c) = &cache {
+        exclude.push(c.root().to_path_buf());
+    }
+    let exclude: Vec<PathBuf> = exclude
+        .into_iter()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect();
+    let prepared = prepare(&args.common, work.path(), &exclude)?;
+    let detected = run_detect(&prepared)?;
+    eprintln!("-----> {} app detected", detected.description);
+
+    let ctx = pbuild::Context {
+        app_dir: &prepared.app_dir,
+        platform_dir: &prepared.platform_dir,
+        work_dir: &prepared.work_dir,
+        target: &prepared.target,
+        env: prepared.env.clone(),
+        cache: cache.as_ref(),
+    };
+    let mut built = pbuild::build_group(&detected, &ctx)?;
+    if let Some(procfile) = &prepared.procfile {
+        built.processes.set_procfile(procfile.processes.clone());
+    }
+    let process_types = built.processes.resolve();
+
+    let profile_dir = prepared.app_dir.join(".profile.d");
+    std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
+    let profile_path = profile_dir.join(PROFILE_SCRIPT);
+    let profile =
+        pbuild::launch_profile(&built, &prepared.app_dir).map_err(io(&prepared.app_dir))?;
+    std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
+
+    eprintln!("-----> Compressing...");
+    let exported = export(&prepared.app_dir, &built, args, cache.as_ref(), &store_dir)?;
+    for warning in &exported.warnings {
+        eprintln!(" !     {warning}");
+    }
+    let release = Release {
+        schema: SCHEMA.to_string(),
+        checksum: format!("SHA256:{}", exported.sha256),
+        size: exported.size,
+        process_types: process_types.clone(),
+        buildpack_provided_description: Some(detected.description.clone()),
+        commit: git_commit(&prepared.app_src),
+        stack: Stack {
+            name: prepared.target.stack_name(),
+        },
+        buildpacks: detected
+            .group
+            .iter()
+            .map(|bp| BuildpackRef {
+                id: bp.id.clone(),
+                version: bp.version.clone(),
+                api: bp.api().to_string(),
+            })
+            .collect(),
+        config_vars: built.config_vars.clone(),
+        addons: built.addons.clone(),
+        layers: exported.parts.clone(),
+    };
+    let manifest_name = format!("sha256-{}.json", exported.sha256);
+    let manifest_path =
+        store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
+
+    if let Some(cache) = &cache {
+        pbuild::save_cache(&built, cache)?;
+    }
+    drop(work);
+
+    eprintln!("       Done: {}", human_size(exported.size));
+    eprintln!("-----> Launching...");
+    eprintln!("       Slug:     {}", exported.path.display());
+    eprintln!("       Manifest: {}", manifest_path.display());
+    eprintln!("       Checksum: SHA256:{}", exported.sha256);
+    if process_types.is_empty() {
+        eprintln!("       Process types: none (add a Procfile, e.g. `web: <command>`)");
+    } else {
+        let names: Vec<&str> = process_types.keys().map(String::as_str).collect();
+        eprintln!("       Process types: {}", names.join(", "));
+    }
+    eprintln!("       Built in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(BuildOutcome {
+        slug: exported.path,
+        manifest_path,
+        release,
+    })
+}
+
+fn export(
+    app_dir: &Path,
+    built: &Built,
+    args: &BuildArgs,
+    cache: Option<&Cache>,
+    store_dir: &Path,
+) -> Result<Exported, BuildError> {
+    let mut parts = vec![Part {
+        source: app_dir.to_path_buf(),
+        prefix: "./app".to_string(),
+        exclude: vec![".layers".to_string()],
+    }];
+    for layer in &built.launch_layers {
+        parts.push(Part {
+            source: layer.dir.clone(),
+            prefix: format!("./app/.layers/{}/{}", layer.buildpack_id, layer.name),
+            // The engine turns these into the `.profile.d` script; buildpacks (libcnb among
+            // them) write absolute build paths into them, which must not reach the slug.
+            exclude: LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect(),
+        });
+    }
+    let opts = ExportOptions {
+        mtime: slugfile::mtime_from_env()?,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        max_size: Some(args.max_size.saturating_mul(MB)),
+        part_cache: cache.map(Cache::parts_dir),
+        progress: progress_wanted(),
+    };
+    let exported = slugfile::export(&parts, store_dir, &opts)?;
+    if exported.size > args.warn_size.saturating_mul(MB) {
+        eprintln!(
+            " !     Warning: the slug is {} (over the {} MiB warning size)",
+            human_size(exported.size),
+            args.warn_size
+        );
+    }
+    Ok(exported)
+}
+
+pub fn build_command(args: BuildArgs) -> Result<i32, BuildError> {
+    let outcome = build(&args)?;
+    if args.json {
+        print!("{}", outcome.release.to_json());
+    }
+    Ok(exit::BUILT)
+}
+
+pub fn detect_command(args: DetectArgs) -> Result<i32, BuildError> {
+    let work = tempfile::Builder::new()
+        .prefix("slugc-detect-")
+        .tempdir()
+        .map_err(io(&std::env::temp_dir()))?;
+    let prepared = prepare(&args.common, work.path(), &[])?;
+    let detected = run_detect(&prepared)?;
+    if args.json {
+        let value = serde_json::json!({
+            "group": detected.group.iter().map(|bp| serde_json::json!({
+                "id": bp.id, "version": bp.version, "api": bp.api(), "name": bp.name,
+            })).collect::<Vec<_>>(),
+            "plan": detected.deps,
+            "description": detected.description,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        println!("-----> {} app detected", detected.description);
+        for bp in &detected.group {
+            println!("       {} {} (api {})", bp.id, bp.version, bp.api());
+        }
+        for dep in &detected.deps {
+            println!(
+                "       plan: {} provided by {}",
+                dep.name,
+                dep.providers.join(", ")
+            );
+        }
+    }
+    Ok(exit::BUILT)
+}
+
+pub fn cache_clear(args: CacheClearArgs) -> Result<i32, BuildError> {
+    let dir = match args.cache_dir {
+        Some(d) => d,
+        None => cache::default_dir(&app::check_app_dir(&args.app_dir)?),
+    };
+    if !dir.exists() {
+        eprintln!("No cache at {}", dir.display());
+        return Ok(exit::BUILT);
+    }
+    let cache = Cache::open(&dir)?;
+    let entries = std::fs::read_dir(cache.root()).map_err(io(&dir))?;
+    for entry in entries.flatten() {
+        if entry.file_name() != "lock" {
+            tree::remove(&entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    eprintln!("Cleared the cache {}", dir.display());
+    Ok(exit::BUILT)
 }

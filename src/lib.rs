@@ -1,13 +1,17 @@
 //! slugc: a reproducible buildpack compiler. The modules follow the pipeline (DESIGN.md):
 //! `app` → `platform::detect` → `platform::build` → `slug::archive` → `slug::store`.
 
+pub mod app;
 pub mod build;
 pub mod buildpacks;
+pub mod cache;
 pub mod exit;
 pub mod image;
 pub mod inspect;
 pub mod manifests;
 pub mod package;
+pub mod platform;
 pub mod procfile;
 pub mod run;
 pub mod slug;
+pub mod tree;

@@ -1,0 +1,196 @@
+//! The source snapshot: the app dir copied into a fresh build root, leaving out what
+//! `.slugignore` (gitignore syntax, as on Heroku: read from the app's root, applied before the
+//! build) and the fixed list exclude. The user's tree is never written to.
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Never copied: version control, and the dir the engine keeps layers in.
+const ALWAYS_EXCLUDED: &[&str] = &[".git", ".hg", ".svn", ".layers"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("app dir {0} does not exist")]
+    Missing(PathBuf),
+    #[error("app dir {0} is not a directory")]
+    NotADir(PathBuf),
+    #[error("cannot read {path} in the app: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadSlugignore { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn check_app_dir(dir: &Path) -> Result<PathBuf, AppError> {
+    match std::fs::metadata(dir) {
+        Err(_) => Err(AppError::Missing(dir.to_path_buf())),
+        Ok(m) if !m.is_dir() => Err(AppError::NotADir(dir.to_path_buf())),
+        Ok(_) => std::fs::canonicalize(dir).map_err(|source| AppError::Unreadable {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    ignore: Gitignore,
+    exclude: &'a [PathBuf],
+    warnings: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn excluded(&self, path: &Path, is_dir: bool) -> bool {
+        if self.exclude.iter().any(|e| e == path) {
+            return true;
+        }
+        let rel = path.strip_prefix(self.root).unwrap_or(path);
+        if rel.components().count() == 1 && ALWAYS_EXCLUDED.iter().any(|n| rel.as_os_str() == *n) {
+            return true;
+        }
+        self.ignore.matched(rel, is_dir).is_ignore()
+    }
+
+    fn copy_dir(&mut self, src: &Path, dst: &Path) -> Result<(), AppError> {
+        let unreadable = |source| AppError::Unreadable {
+            path: src.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(src)
+            .map_err(unreadable)?
+            .collect::<Result<_, _>>()
+            .map_err(|source| AppError::Unreadable {
+                path: src.to_path_buf(),
+                source,
+            })?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let to = dst.join(entry.file_name());
+            let meta = std::fs::symlink_metadata(&path).map_err(|source| AppError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            let ft = meta.file_type();
+            if self.excluded(&path, ft.is_dir()) {
+                continue;
+            }
+            let write = |source| AppError::Write {
+                path: to.clone(),
+                source,
+            };
+            if ft.is_dir() {
+                std::fs::create_dir(&to).map_err(write)?;
+                self.copy_dir(&path, &to)?;
+                std::fs::set_permissions(
+                    &to,
+                    std::fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
+                )
+                .map_err(|source| AppError::Write {
+                    path: to.clone(),
+                    source,
+                })?;
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(|source| AppError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+                std::os::unix::fs::symlink(target, &to).map_err(write)?;
+            } else if ft.is_file() {
+                let mut from =
+                    std::fs::File::open(&path).map_err(|source| AppError::Unreadable {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let mut out = std::fs::File::create(&to).map_err(write)?;
+                std::io::copy(&mut from, &mut out).map_err(|source| AppError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+                out.set_permissions(std::fs::Permissions::from_mode(
+                    meta.permissions().mode() & 0o7777,
+                ))
+                .map_err(|source| AppError::Write {
+                    path: to.clone(),
+                    source,
+                })?;
+            } else {
+                self.warnings.push(format!(
+                    "skipped {}: not a regular file, directory or symlink",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copy `src` (an existing dir) into `dest` (created). `exclude` holds absolute paths to
+/// leave out (the cache and output dirs when they sit inside the app). Returns warnings.
+pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<String>, AppError> {
+    let mut builder = GitignoreBuilder::new(src);
+    let slugignore = src.join(".slugignore");
+    if slugignore.is_file() {
+        if let Some(e) = builder.add(&slugignore) {
+            return Err(AppError::BadSlugignore {
+                path: slugignore,
+                message: e.to_string(),
+            });
+        }
+    }
+    let ignore = builder.build().map_err(|e| AppError::BadSlugignore {
+        path: slugignore.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::create_dir_all(dest).map_err(|source| AppError::Write {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let mut walk = Walk {
+        root: src,
+        ignore,
+        exclude,
+        warnings: Vec::new(),
+    };
+    walk.copy_dir(src, dest)?;
+    Ok(walk.warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugignore_and_fixed_excludes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("app");
+        std::fs::create_dir_all(app.join(".git/objects")).unwrap();
+        std::fs::create_dir_all(app.join("docs/deep")).unwrap();
+        std::fs::create_dir_all(app.join("src")).unwrap();
+        std::fs::write(app.join(".slugignore"), "docs/\n*.log\n!keep.log\n").unwrap();
+        std::fs::write(app.join("docs/deep/a.md"), "x").unwrap();
+        std::fs::write(app.join("src/a.log"), "x").unwrap();
+        std::fs::write(app.join("src/keep.log"), "x").unwrap();
+        std::fs::write(app.join("src/main.py"), "x").unwrap();
+        std::fs::write(app.join(".env"), "x").unwrap();
+        let out = tmp.path().join("out");
+        snapshot(&app, &out, &[]).unwrap();
+        assert!(!out.join(".git").exists());
+        assert!(!out.join("docs").exists());
+        assert!(!out.join("src/a.log").exists());
+        assert!(out.join("src/keep.log").exists());
+        assert!(out.join("src/main.py").exists());
+        assert!(
+            out.join(".env").exists(),
+            "hidden files are part of the app"
+        );
+    }
+}

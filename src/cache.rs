@@ -1,0 +1,153 @@
+//! The per-app build cache: cached layers per buildpack, classic buildpacks' `CACHE_DIR`s,
+//! compressed slug parts, build work dirs, and a lock so two builds of one app take turns.
+//!
+//! Layers are saved into `layers.new` and swapped in with renames only after a build
+//! succeeds, so a build that fails or is killed leaves the previous `layers` in place.
+
+use fs4::fs_std::FileExt;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot use cache dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `$XDG_CACHE_HOME/slugc/<name>-<hash of the app's absolute path>`.
+pub fn default_dir(app_dir: &Path) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let abs = std::fs::canonicalize(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
+    let hash = hex(&Sha256::digest(abs.to_string_lossy().as_bytes()))[..16].to_string();
+    let name: String = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    base.join("slugc").join(format!("{name}-{hash}"))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An open, locked cache dir. The lock is released when this is dropped.
+pub struct Cache {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl Cache {
+    /// Open (creating) and lock the cache dir; waits for another build holding it.
+    pub fn open(root: &Path) -> Result<Self, CacheError> {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if !FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
+            eprintln!(
+                "-----> Waiting for another build using the cache {}",
+                root.display()
+            );
+            FileExt::lock_exclusive(&lock).map_err(io(&lock_path))?;
+        }
+        let cache = Cache {
+            root: root.to_path_buf(),
+            _lock: lock,
+        };
+        cache.recover()?;
+        Ok(cache)
+    }
+
+    /// Undo what an interrupted build left: a half-done swap, a half-written save, work dirs.
+    fn recover(&self) -> Result<(), CacheError> {
+        let layers = self.layers_dir();
+        let old = self.root.join("layers.old");
+        if !layers.exists() && old.exists() {
+            std::fs::rename(&old, &layers).map_err(io(&old))?;
+        }
+        for stale in [old, self.root.join("layers.new"), self.root.join("work")] {
+            crate::tree::remove(&stale).map_err(io(&stale))?;
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Committed cached layers: `<id_>/<layer>/` and `<id_>/<layer>.toml`.
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// A fresh dir to save this build's cached layers into, before `commit_layers`.
+    pub fn new_layers_dir(&self) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join("layers.new");
+        crate::tree::remove(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// Swap `layers.new` in for `layers`.
+    pub fn commit_layers(&self) -> Result<(), CacheError> {
+        let layers = self.layers_dir();
+        let new = self.root.join("layers.new");
+        let old = self.root.join("layers.old");
+        if layers.exists() {
+            std::fs::rename(&layers, &old).map_err(io(&layers))?;
+        }
+        std::fs::rename(&new, &layers).map_err(io(&new))?;
+        crate::tree::remove(&old).map_err(io(&old))?;
+        Ok(())
+    }
+
+    /// The persistent `CACHE_DIR` of a classic buildpack.
+    pub fn classic_dir(&self, key: &str) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join("classic").join(key);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// Compressed slug parts keyed by content digest.
+    pub fn parts_dir(&self) -> PathBuf {
+        self.root.join("parts")
+    }
+
+    /// A fresh work dir inside the cache (same filesystem, so layers hardlink).
+    pub fn work_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+        let base = self.root.join("work");
+        std::fs::create_dir_all(&base).map_err(io(&base))?;
+        tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&base)
+            .map_err(io(&base))
+    }
+}

@@ -1,0 +1,291 @@
+//! The build loop: each buildpack of the detected group in order — restore its cached layers,
+//! give it the environment of the build layers before it, run it, collect its layers and
+//! processes. CNB and classic buildpacks share the loop.
+
+use super::classic::{self, ClassicError, Release};
+use super::descriptor::{Buildpack, Kind};
+use super::detect::{Detected, PlanEntry};
+use super::env::{self, EnvMap, LaunchLayer};
+use super::escape_id;
+use super::launch::{self, LaunchError, Processes};
+use super::layers::{self, Layer, LayerError};
+use super::output::{self, Show};
+use super::target::Target;
+use crate::cache::{Cache, CacheError};
+use crate::exit::{self, ExitCode};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("buildpack {id} failed (exit code {code})")]
+    Failed { id: String, code: i32 },
+    #[error("buildpack {id} failed with a temporary error (exit code 75); retrying may help")]
+    Temporary { id: String },
+    #[error("buildpack {id}: cannot run {path}: {source}")]
+    Spawn {
+        id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Classic(#[from] ClassicError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+impl ExitCode for BuildError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            BuildError::Temporary { .. } => exit::TEMPORARY,
+            BuildError::Failed { .. } | BuildError::Classic(_) | BuildError::Launch(_) => {
+                exit::BUILDPACK_FAILED
+            }
+            _ => exit::OTHER,
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct Context<'a> {
+    /// The build root: the app snapshot, with `.layers/` inside.
+    pub app_dir: &'a Path,
+    pub platform_dir: &'a Path,
+    pub work_dir: &'a Path,
+    pub target: &'a Target,
+    /// The environment the first buildpack gets.
+    pub env: EnvMap,
+    pub cache: Option<&'a Cache>,
+}
+
+/// A launch layer for the slug.
+#[derive(Debug, Clone)]
+pub struct ExportLayer {
+    pub buildpack_id: String,
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct Built {
+    pub launch_layers: Vec<ExportLayer>,
+    pub processes: Processes,
+    pub config_vars: BTreeMap<String, String>,
+    pub addons: Vec<String>,
+    /// Per buildpack (escaped id), its layers dir and layers, for saving the cache.
+    pub cnb_layers: Vec<(String, PathBuf, Vec<Layer>)>,
+}
+
+#[derive(Serialize)]
+struct PlanFile<'a> {
+    entries: &'a [PlanEntry],
+}
+
+fn run_cnb(
+    bp: &Buildpack,
+    plan: &[PlanEntry],
+    ctx: &Context,
+    env: &mut EnvMap,
+    built: &mut Built,
+) -> Result<(), BuildError> {
+    let escaped = escape_id(&bp.id);
+    let layers_dir = ctx.app_dir.join(".layers").join(&escaped);
+    std::fs::create_dir_all(&layers_dir).map_err(io(&layers_dir))?;
+    if let Some(cache) = ctx.cache {
+        let cached = cache.layers_dir().join(&escaped);
+        if cached.is_dir() {
+            layers::restore(&cached, &layers_dir)?;
+        }
+    }
+    let plan_path = ctx.work_dir.join("plans").join(format!("{escaped}.toml"));
+    if let Some(parent) = plan_path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let plan_text = toml::to_string(&PlanFile { entries: plan }).unwrap_or_default();
+    std::fs::write(&plan_path, plan_text).map_err(io(&plan_path))?;
+
+    let exe = bp.dir.join("bin/build");
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(ctx.app_dir)
+        .env_clear()
+        .envs(env.iter())
+        .arg(&layers_dir)
+        .arg(ctx.platform_dir)
+        .arg(&plan_path)
+        .env("CNB_BUILDPACK_DIR", &bp.dir)
+        .env("CNB_LAYERS_DIR", &layers_dir)
+        .env("CNB_PLATFORM_DIR", ctx.platform_dir)
+        .env("CNB_BP_PLAN_PATH", &plan_path)
+        .envs(ctx.target.env());
+    let finished =
+        output::run(&mut cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
+            id: bp.id.clone(),
+            path: exe.clone(),
+            source,
+        })?;
+    match finished.status.code() {
+        Some(0) => {}
+        Some(75) => return Err(BuildError::Temporary { id: bp.id.clone() }),
+        code => {
+            return Err(BuildError::Failed {
+                id: bp.id.clone(),
+                code: code.unwrap_or(-1),
+            })
+        }
+    }
+
+    let layers = layers::read_layers(&layers_dir)?;
+    for layer in &layers {
+        if layer.types.build {
+            *env = env::apply_build_layer(env, &layer.dir).map_err(io(&layer.dir))?;
+        }
+        if layer.types.launch && layer.dir.is_dir() {
+            built.launch_layers.push(ExportLayer {
+                buildpack_id: escaped.clone(),
+                name: layer.name.clone(),
+                dir: layer.dir.clone(),
+            });
+        }
+    }
+    for (name, command) in launch::read_processes(&layers_dir)? {
+        built.processes.add_buildpack(name, command);
+    }
+    built.cnb_layers.push((escaped, layers_dir, layers));
+    Ok(())
+}
+
+fn run_classic(
+    bp: &Buildpack,
+    index: usize,
+    ctx: &Context,
+    env: &mut EnvMap,
+    built: &mut Built,
+) -> Result<(), BuildError> {
+    let key = format!("{}-{}", index, escape_id(&bp.id));
+    let cache_dir = match ctx.cache {
+        Some(cache) => cache.classic_dir(&key)?,
+        None => {
+            let d = ctx.work_dir.join("classic-cache").join(&key);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+            d
+        }
+    };
+    let env_dir = ctx.platform_dir.join("env");
+    let exe = bp.dir.join("bin/compile");
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(ctx.app_dir)
+        .env_clear()
+        .envs(env.iter())
+        .arg(ctx.app_dir)
+        .arg(&cache_dir)
+        .arg(&env_dir);
+    let finished =
+        output::run(&mut cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
+            id: bp.id.clone(),
+            path: exe.clone(),
+            source,
+        })?;
+    match finished.status.code() {
+        Some(0) => {}
+        Some(75) => return Err(BuildError::Temporary { id: bp.id.clone() }),
+        code => {
+            return Err(BuildError::Failed {
+                id: bp.id.clone(),
+                code: code.unwrap_or(-1),
+            })
+        }
+    }
+    let export = bp.dir.join("export");
+    if export.is_file() {
+        *env = classic::source_export(&export, env)?;
+    }
+    let release_exe = bp.dir.join("bin/release");
+    if release_exe.is_file() {
+        let mut cmd = Command::new(&release_exe);
+        cmd.current_dir(ctx.app_dir)
+            .env_clear()
+            .envs(env.iter())
+            .arg(ctx.app_dir);
+        let finished =
+            output::run(&mut cmd, Show::Quiet, true).map_err(|source| BuildError::Spawn {
+                id: bp.id.clone(),
+                path: release_exe.clone(),
+                source,
+            })?;
+        if !finished.status.success() {
+            for line in &finished.output {
+                output::log_line(line);
+            }
+            return Err(BuildError::Failed {
+                id: format!("{} (bin/release)", bp.id),
+                code: finished.status.code().unwrap_or(-1),
+            });
+        }
+        let Release {
+            addons,
+            config_vars,
+            default_process_types,
+        } = classic::parse_release(&finished.stdout, &release_exe)?;
+        for addon in addons {
+            if !built.addons.contains(&addon) {
+                built.addons.push(addon);
+            }
+        }
+        built.config_vars.extend(config_vars);
+        for (name, command) in default_process_types {
+            built.processes.add_classic_default(name, command);
+        }
+    }
+    Ok(())
+}
+
+/// Run every buildpack of the group, in order.
+pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildError> {
+    let mut built = Built::default();
+    let mut env = ctx.env.clone();
+    for (index, (bp, plan)) in detected.group.iter().zip(&detected.plans).enumerate() {
+        eprintln!("-----> {} {}", bp.name, bp.version);
+        match bp.kind {
+            Kind::Cnb { .. } => run_cnb(bp, plan, ctx, &mut env, &mut built)?,
+            Kind::Classic => run_classic(bp, index, ctx, &mut env, &mut built)?,
+        }
+    }
+    Ok(built)
+}
+
+/// Save the cache = true layers of every buildpack into the cache, then swap them in.
+pub fn save_cache(built: &Built, cache: &Cache) -> Result<(), BuildError> {
+    let dest = cache.new_layers_dir()?;
+    for (escaped, layers_dir, layers) in &built.cnb_layers {
+        layers::save(layers_dir, layers, &dest.join(escaped))?;
+    }
+    cache.commit_layers()?;
+    Ok(())
+}
+
+/// The launch env script for `.profile.d`.
+pub fn launch_profile(built: &Built, app_dir: &Path) -> std::io::Result<String> {
+    let layers: Vec<LaunchLayer> = built
+        .launch_layers
+        .iter()
+        .map(|l| LaunchLayer { dir: l.dir.clone() })
+        .collect();
+    env::launch_profile(&layers, app_dir, &built.config_vars)
+}

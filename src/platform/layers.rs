@@ -1,0 +1,173 @@
+//! Layers: reading `<layer>.toml` types after a build, restoring cached layers before one and
+//! saving them after (<https://github.com/buildpacks/spec/blob/main/buildpack.md#layer-types>).
+//!
+//! Only `cache = true` layers are restored, contents and metadata together, and the restored
+//! `<layer>.toml` has no `[types]`: a buildpack that wants the layer again says so. Layer dirs
+//! without a `<layer>.toml`, and names ending in `.ignore`, are not layers: they are neither
+//! exported nor cached.
+
+use crate::tree::{self, CopyError};
+use libcnb_data::layer_content_metadata::LayerTypes;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Files in a buildpack's layers dir that are not layer metadata.
+const RESERVED: &[&str] = &["launch", "build", "store"];
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: String,
+    pub dir: PathBuf,
+    pub types: LayerTypes,
+}
+
+/// `<layer>.toml`, read leniently (buildpacks of other API versions add keys).
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct LayerToml {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    types: Option<LayerTypes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<toml::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid layer metadata {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LayerError + '_ {
+    move |source| LayerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn layer_names(dir: &Path) -> Result<Vec<String>, LayerError> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(io(dir))?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".toml")) else {
+            continue;
+        };
+        if RESERVED.contains(&name) || name.ends_with(".ignore") {
+            continue;
+        }
+        names.push(name.to_string());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The layers a buildpack left, sorted by name, with their types.
+pub fn read_layers(layers_dir: &Path) -> Result<Vec<Layer>, LayerError> {
+    let mut layers = Vec::new();
+    for name in layer_names(layers_dir)? {
+        let toml_path = layers_dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&toml_path).map_err(io(&toml_path))?;
+        let parsed: LayerToml = toml::from_str(&text).map_err(|e| LayerError::Parse {
+            path: toml_path.clone(),
+            message: e.message().to_string(),
+        })?;
+        let dir = layers_dir.join(&name);
+        layers.push(Layer {
+            name,
+            dir,
+            types: parsed.types.unwrap_or_default(),
+        });
+    }
+    Ok(layers)
+}
+
+/// Restore a buildpack's cached layers from `cached` into `layers_dir`, metadata without
+/// `[types]`. Returns the names restored.
+pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerError> {
+    let mut restored = Vec::new();
+    for name in layer_names(cached)? {
+        let src_toml = cached.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&src_toml).map_err(io(&src_toml))?;
+        let Ok(mut parsed) = toml::from_str::<LayerToml>(&text) else {
+            continue;
+        };
+        parsed.types = None;
+        let src_dir = cached.join(&name);
+        let dst_dir = layers_dir.join(&name);
+        if src_dir.is_dir() {
+            tree::copy_tree(&src_dir, &dst_dir, tree::Mode::Link)?;
+        }
+        let dst_toml = layers_dir.join(format!("{name}.toml"));
+        let body = toml::to_string(&parsed).map_err(|e| LayerError::Parse {
+            path: src_toml.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&dst_toml, body).map_err(io(&dst_toml))?;
+        restored.push(name);
+    }
+    let store = cached.join("store.toml");
+    if store.is_file() {
+        let dst = layers_dir.join("store.toml");
+        std::fs::copy(&store, &dst).map_err(io(&dst))?;
+    }
+    Ok(restored)
+}
+
+/// Save the `cache = true` layers (with their full metadata) and `store.toml` into `dest`.
+pub fn save(layers_dir: &Path, layers: &[Layer], dest: &Path) -> Result<(), LayerError> {
+    std::fs::create_dir_all(dest).map_err(io(dest))?;
+    for layer in layers.iter().filter(|l| l.types.cache) {
+        if layer.dir.is_dir() {
+            tree::copy_tree(&layer.dir, &dest.join(&layer.name), tree::Mode::Link)?;
+        }
+        let src = layers_dir.join(format!("{}.toml", layer.name));
+        let dst = dest.join(format!("{}.toml", layer.name));
+        std::fs::copy(&src, &dst).map_err(io(&src))?;
+    }
+    let store = layers_dir.join("store.toml");
+    if store.is_file() {
+        let dst = dest.join("store.toml");
+        std::fs::copy(&store, &dst).map_err(io(&store))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_strips_types_and_skips_uncached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = tmp.path().join("layers");
+        std::fs::create_dir_all(layers.join("keep")).unwrap();
+        std::fs::create_dir_all(layers.join("drop")).unwrap();
+        std::fs::write(layers.join("keep/f"), "x").unwrap();
+        std::fs::write(
+            layers.join("keep.toml"),
+            "[types]\ncache = true\nbuild = true\n[metadata]\nv = \"1\"\n",
+        )
+        .unwrap();
+        std::fs::write(layers.join("drop.toml"), "[types]\nlaunch = true\n").unwrap();
+        let read = read_layers(&layers).unwrap();
+        let cache = tmp.path().join("cache");
+        save(&layers, &read, &cache).unwrap();
+        let fresh = tmp.path().join("fresh");
+        std::fs::create_dir_all(&fresh).unwrap();
+        assert_eq!(restore(&cache, &fresh).unwrap(), vec!["keep"]);
+        assert_eq!(std::fs::read_to_string(fresh.join("keep/f")).unwrap(), "x");
+        let toml = std::fs::read_to_string(fresh.join("keep.toml")).unwrap();
+        assert!(!toml.contains("types"), "{toml}");
+        assert!(toml.contains("v = \"1\""), "{toml}");
+        assert!(!fresh.join("drop").exists());
+    }
+}

@@ -1,0 +1,19 @@
+//! The CNB platform (Buildpack API 0.10, with 0.9 and 0.11 accepted) and the classic Heroku
+//! buildpack API, run in one loop: `descriptor` (what a buildpack dir is), `detect` (order
+//! groups, build plan), `build` (running each buildpack), `layers` (restore/save), `env`
+//! (environment between buildpacks and at launch), `launch` (processes), `classic`.
+
+pub mod build;
+pub mod classic;
+pub mod descriptor;
+pub mod detect;
+pub mod env;
+pub mod launch;
+pub mod layers;
+pub mod output;
+pub mod target;
+
+/// A buildpack id as a directory name: `/` replaced by `_` (spec: layers dir per buildpack).
+pub fn escape_id(id: &str) -> String {
+    id.replace('/', "_")
+}

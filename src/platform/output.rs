@@ -1,0 +1,104 @@
+//! Running a buildpack executable with its output shown Heroku style: header lines
+//! (`-----> ...`) as they are, every other line indented by 7 spaces, all on stderr (stdout is
+//! kept for `--json`). The last lines are kept for error messages.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+
+const KEEP_LINES: usize = 200;
+pub const INDENT: &str = "       ";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Print each line (indented) as it comes.
+    Stream,
+    /// Print nothing; keep the output for the caller.
+    Quiet,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    /// The last lines of stdout and stderr, interleaved as they arrived.
+    pub output: Vec<String>,
+    /// All of stdout, when asked for (classic `bin/release`, `bin/detect` names).
+    pub stdout: String,
+}
+
+/// Print one log line the way the build log shows buildpack output.
+pub fn log_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    if line.starts_with("----->") || line.is_empty() {
+        let _ = writeln!(err, "{line}");
+    } else {
+        let _ = writeln!(err, "{INDENT}{line}");
+    }
+}
+
+fn pump<R: Read + Send + 'static>(
+    reader: R,
+    show: Show,
+    keep: Arc<Mutex<VecDeque<String>>>,
+    collect: bool,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if collect {
+                all.push_str(line);
+                all.push('\n');
+            }
+            if show == Show::Stream {
+                log_line(line);
+            }
+            if let Ok(mut k) = keep.lock() {
+                if k.len() == KEEP_LINES {
+                    k.pop_front();
+                }
+                k.push_back(line.to_string());
+            }
+        }
+        all
+    })
+}
+
+/// Run `cmd` to completion with stdin closed; `collect_stdout` also returns stdout whole.
+pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Result<Finished> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let keep = Arc::new(Mutex::new(VecDeque::new()));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| pump(s, show, keep.clone(), collect_stdout));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| pump(s, show, keep.clone(), false));
+    let status = child.wait()?;
+    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+    if let Some(h) = err {
+        let _ = h.join();
+    }
+    let output = keep
+        .lock()
+        .map(|k| k.iter().cloned().collect())
+        .unwrap_or_default();
+    Ok(Finished {
+        status,
+        output,
+        stdout,
+    })
+}

@@ -1,0 +1,70 @@
+//! The build host as CNB targets describe it, read from `/etc/os-release` (`CNB_TARGET_*`).
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub os: String,
+    pub arch: String,
+    pub distro_name: String,
+    pub distro_version: String,
+}
+
+impl Target {
+    pub fn host() -> Self {
+        let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let fields = parse_os_release(&release);
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        Target {
+            os: std::env::consts::OS.to_string(),
+            arch: arch.to_string(),
+            distro_name: fields.get("ID").cloned().unwrap_or_default(),
+            distro_version: fields.get("VERSION_ID").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The stack name written into the manifest, e.g. `debian-12`.
+    pub fn stack_name(&self) -> String {
+        if self.distro_name.is_empty() {
+            self.os.clone()
+        } else {
+            format!("{}-{}", self.distro_name, self.distro_version)
+        }
+    }
+
+    pub fn env(&self) -> [(&'static str, String); 4] {
+        [
+            ("CNB_TARGET_OS", self.os.clone()),
+            ("CNB_TARGET_ARCH", self.arch.clone()),
+            ("CNB_TARGET_DISTRO_NAME", self.distro_name.clone()),
+            ("CNB_TARGET_DISTRO_VERSION", self.distro_version.clone()),
+        ]
+    }
+}
+
+fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_quoted_and_bare_values() {
+        let f = super::parse_os_release("ID=debian\nVERSION_ID=\"12\"\nNAME='Debian'\n");
+        assert_eq!(f["ID"], "debian");
+        assert_eq!(f["VERSION_ID"], "12");
+        assert_eq!(f["NAME"], "Debian");
+    }
+}

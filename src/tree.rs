@@ -1,0 +1,69 @@
+//! Copying directory trees: hardlinked where possible (restoring and saving cached layers
+//! between the cache and the build root, which share a filesystem), copied otherwise.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot copy {path}: {source}")]
+pub struct CopyError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Hardlink regular files (falling back to a copy across filesystems).
+    Link,
+    /// Copy regular files.
+    Copy,
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
+    move |source| CopyError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Copy `src` to `dst` (which must not exist): dirs, regular files, symlinks as symlinks.
+/// Other file types (sockets, fifos, devices) are left out.
+pub fn copy_tree(src: &Path, dst: &Path, mode: Mode) -> Result<(), CopyError> {
+    let meta = std::fs::symlink_metadata(src).map_err(err(src))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(err(src))?;
+        std::os::unix::fs::symlink(target, dst).map_err(err(dst))?;
+    } else if ft.is_dir() {
+        std::fs::create_dir(dst).map_err(err(dst))?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)
+            .map_err(err(src))?
+            .collect::<Result<_, _>>()
+            .map_err(err(src))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            copy_tree(&entry.path(), &dst.join(entry.file_name()), mode)?;
+        }
+        std::fs::set_permissions(
+            dst,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        )
+        .map_err(err(dst))?;
+    } else if ft.is_file() {
+        let linked = mode == Mode::Link && std::fs::hard_link(src, dst).is_ok();
+        if !linked {
+            std::fs::copy(src, dst).map_err(err(src))?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove a path whatever it is; a missing path is fine.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    }
+}
