@@ -836,3 +836,73 @@ fn cache_clear_forgets_cached_layers() {
         again.stderr
     );
 }
+
+#[test]
+fn buildpacks_on_api_0_9_and_0_11_run() {
+    let tmp = scratch();
+    let m = manifest(&build(
+        tmp.path(),
+        &fixture("cnb-app"),
+        &["--buildpack", &bp("api-0.9"), "--buildpack", &bp("api-0.11")],
+    ));
+    assert_eq!(m["process_types"]["old"], "echo from 'api 0.9'");
+    assert_eq!(m["process_types"]["new"], "echo 'from api 0.11'");
+    assert_eq!(m["buildpacks"][0]["api"], "0.9");
+    assert_eq!(m["buildpacks"][1]["api"], "0.11");
+}
+
+#[test]
+fn slugignore_is_applied_before_the_build() {
+    let tmp = scratch();
+    let m = manifest(&build(tmp.path(), &fixture("slugignore-app"), &[]));
+    let root = unpack(&slug_path(tmp.path(), &m), &tmp.path().join("u"));
+    assert!(!root.join("docs").exists());
+    assert!(!root.join("debug.log").exists());
+    assert!(root.join("keep.log").is_file());
+    assert!(root.join(".slugignore").is_file());
+}
+
+#[test]
+fn inspect_shows_manifest_layers_and_largest_paths() {
+    let tmp = scratch();
+    let m = manifest(&build(
+        tmp.path(),
+        &fixture("cnb-app"),
+        &["--buildpack", &bp("cnb-test")],
+    ));
+    let hex = m["checksum"].as_str().unwrap().trim_start_matches("SHA256:");
+    let out = slug_cmd(tmp.path())
+        .arg("inspect")
+        .arg(&hex[..12])
+        .arg("--store")
+        .arg(tmp.path().join("store"))
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("Checksum: SHA256:{hex}")), "{}", run.stdout);
+    assert!(run.stdout.contains("app/.layers/test_cnb/runtime"), "{}", run.stdout);
+    assert!(run.stdout.contains("Largest paths:"), "{}", run.stdout);
+    assert!(run.stdout.contains("app/.profile.d/000-slugc-launch.sh"), "{}", run.stdout);
+    let out = slug_cmd(tmp.path())
+        .arg("inspect")
+        .arg(slug_path(tmp.path(), &m))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["manifest"]["checksum"], m["checksum"]);
+    let runtime = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"] == "app/.layers/test_cnb/runtime")
+        .unwrap();
+    assert_eq!(runtime["files"], 2, "hello and exec.d/dynamic");
+    let bad = slug_cmd(tmp.path())
+        .args(["inspect", "ffffffffff", "--store"])
+        .arg(tmp.path().join("store"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
