@@ -1,0 +1,462 @@
+//! The Python buildpack through `slug build`: real apps, the real package index, the slug
+//! unpacked in another dir and its web process answering HTTP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+struct Built {
+    output: Output,
+    log: String,
+    manifest: serde_json::Value,
+    slug: PathBuf,
+}
+
+fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]) -> Built {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
+    command.arg("build").arg(app).arg("--output").arg(out).arg("--json");
+    match cache {
+        Some(dir) => command.arg("--cache-dir").arg(dir),
+        None => command.arg("--no-cache"),
+    };
+    command.envs(env.iter().copied());
+    let output = command.output().expect("slug runs");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    let hex = manifest["checksum"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("SHA256:"))
+        .unwrap_or("none")
+        .to_string();
+    let slug = out.join(format!("sha256-{hex}.tgz"));
+    Built {
+        output,
+        log,
+        manifest,
+        slug,
+    }
+}
+
+fn assert_built(built: &Built) {
+    assert!(built.output.status.success(), "build failed:\n{}", built.log);
+    assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+fn unpack(slug: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(slug)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The slug's process running in its own process group; killed (group) on drop.
+struct Running {
+    child: std::process::Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
+    let script = format!(
+        "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; exec {command}"
+    );
+    let child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(root)
+        .env("PORT", port.to_string())
+        .env_remove("PYTHONHOME")
+        .env_remove("LD_LIBRARY_PATH")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    Running { child }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / until the server answers (bounded number of tries, no timing assertion).
+fn http_get(port: u16) -> String {
+    for _ in 0..300 {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut response = String::new();
+            if stream.read_to_string(&mut response).is_ok() && !response.is_empty() {
+                return response;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no HTTP answer on port {port}");
+}
+
+/// Build `fixture`, unpack the slug in a different dir, start its `web` process, expect 200.
+fn builds_and_serves(name: &str, body: &str) -> Built {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
+    assert_built(&built);
+    let web = built.manifest["process_types"]["web"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no web process in {}", built.manifest))
+        .to_string();
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    let port = free_port();
+    let _running = run_in_slug(&root, &web, port);
+    let response = http_get(port);
+    assert!(response.starts_with("HTTP/1.") && response.contains(" 200 "), "{response}");
+    assert!(response.contains(body), "{response}");
+    built
+}
+
+#[test]
+fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("python-flask"), &app);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("out");
+    let cold = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&cold);
+    assert!(cold.log.contains("-----> Python app detected"), "{}", cold.log);
+    assert!(cold.log.contains("-----> Installing Python 3.11."), "{}", cold.log);
+    assert_eq!(
+        cold.manifest["process_types"]["web"],
+        "gunicorn app:app --bind 0.0.0.0:$PORT"
+    );
+
+    let root = tmp.path().join("elsewhere");
+    unpack(&cold.slug, &root);
+    let port = free_port();
+    let running = run_in_slug(&root, "gunicorn app:app --bind 0.0.0.0:$PORT", port);
+    let response = http_get(port);
+    assert!(response.contains(" 200 "), "{response}");
+    assert!(response.contains("Hello from Flask on slugc"), "{response}");
+    drop(running);
+
+    // Warm, nothing changed: both layers reused, no installer runs, same slug.
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(warm.log.contains("Using cached Python 3.11."), "{}", warm.log);
+    assert!(warm.log.contains("Dependencies unchanged"), "{}", warm.log);
+    for installer_line in ["Resolved ", "Installed ", "Installing uv", "Collecting "] {
+        assert!(!warm.log.contains(installer_line), "{}", warm.log);
+    }
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+
+    // A changed requirements file rebuilds the dependencies only, and says why.
+    let mut requirements = std::fs::read_to_string(app.join("requirements.txt")).unwrap();
+    requirements.push_str("six==1.17.0\n");
+    std::fs::write(app.join("requirements.txt"), requirements).unwrap();
+    let changed = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&changed);
+    assert!(changed.log.contains("Using cached Python 3.11."), "{}", changed.log);
+    assert!(
+        changed.log.contains("Discarding cache: requirements.txt changed"),
+        "{}",
+        changed.log
+    );
+    assert!(changed.log.contains("+ six==1.17.0"), "{}", changed.log);
+}
+
+#[test]
+fn two_cold_builds_in_different_dirs_give_identical_slugs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checksums = Vec::new();
+    for dir in ["first/place", "second"] {
+        let app = tmp.path().join(dir).join("app");
+        copy_dir(&fixture("python-flask"), &app);
+        let built = slug_build(&app, &tmp.path().join(dir).join("out"), None, &[]);
+        assert_built(&built);
+        checksums.push(built.manifest["checksum"].clone());
+    }
+    assert_eq!(checksums[0], checksums[1]);
+}
+
+#[test]
+fn django_fixture_collects_static_files_and_serves() {
+    let built = builds_and_serves("python-django", "Hello from Django on slugc");
+    assert!(
+        built.log.contains("1 static file copied"),
+        "{}",
+        built.log
+    );
+    assert_eq!(
+        built.manifest["process_types"]["web"],
+        "gunicorn mysite.wsgi --bind 0.0.0.0:$PORT"
+    );
+    let listing = Command::new("tar").arg("-tzf").arg(&built.slug).output().unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("app/staticfiles/css/site.css"));
+}
+
+#[test]
+fn django_collectstatic_can_be_disabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out2");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
+    let output = command
+        .args(["build", "--no-cache", "--env", "DISABLE_COLLECTSTATIC=1", "--output"])
+        .arg(&out)
+        .arg(fixture("python-django"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("Skipping Django collectstatic"), "{log}");
+}
+
+#[test]
+fn poetry_fixture_installs_main_group_and_serves() {
+    let built = builds_and_serves("python-poetry", "Hello from a Poetry app on slugc");
+    assert!(built.log.contains("+ flask==3.1.0"), "{}", built.log);
+    assert!(!built.log.contains("+ pytest"), "{}", built.log);
+}
+
+#[test]
+fn uv_fixture_syncs_locked_and_serves_with_uvicorn() {
+    let built = builds_and_serves("python-uv", "from a uv app on slugc");
+    assert_eq!(
+        built.manifest["process_types"]["web"],
+        "uvicorn main:app --host 0.0.0.0 --port $PORT"
+    );
+    // requires-python = ">=3.12" chose a 3.12+ runtime; the dev group is not installed.
+    assert!(built.log.contains("Installing Python 3.1"), "{}", built.log);
+    assert!(!built.log.contains("+ pytest"), "{}", built.log);
+}
+
+#[test]
+fn pipenv_fixture_installs_default_packages_and_serves() {
+    let built = builds_and_serves("python-pipenv", "Hello from a Pipenv app on slugc");
+    assert!(!built.log.contains("+ pytest"), "{}", built.log);
+}
+
+fn assert_fails(name: &str, code: i32, needles: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
+    assert_eq!(built.output.status.code(), Some(code), "{}", built.log);
+    for needle in needles {
+        assert!(built.log.contains(needle), "{needle:?} not in:\n{}", built.log);
+    }
+}
+
+#[test]
+fn two_lockfiles_fail_naming_both() {
+    assert_fails(
+        "python-bad-two-lockfiles",
+        20,
+        &["error: more than one package manager file in the app: poetry.lock, uv.lock"],
+    );
+}
+
+#[test]
+fn unknown_version_fails_listing_available_versions() {
+    assert_fails(
+        "python-bad-unknown-version",
+        20,
+        &[
+            "error: Python 3.99 (from .python-version) is not a known Python version",
+            "Available: ",
+            "3.11.2",
+        ],
+    );
+}
+
+#[test]
+fn malformed_version_fails_naming_the_file() {
+    assert_fails(
+        "python-bad-malformed-version",
+        20,
+        &["error: invalid Python version in .python-version: \"python3.11\" is not a Python version"],
+    );
+}
+
+#[test]
+fn missing_requirement_fails_with_the_installer_error() {
+    assert_fails(
+        "python-bad-missing-requirement",
+        20,
+        &[
+            "this-package-does-not-exist-slugc-fixture",
+            "error: installing requirements.txt failed (see requirements.txt)",
+        ],
+    );
+}
+
+/// A python-build-standalone style mirror on 127.0.0.1: `SHA256SUMS` and one install_only
+/// archive built from Debian's python3.11 (present on every machine this project builds on).
+struct Mirror {
+    url: String,
+}
+
+fn install_only_archive() -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder.follow_symlinks(true);
+    builder
+        .append_path_with_name("/usr/bin/python3.11", "python/bin/python3.11")
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    builder
+        .append_link(&mut header, "python/bin/python3", "python3.11")
+        .unwrap();
+    for entry in std::fs::read_dir("/usr/lib/python3.11").unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("config-") || name == "test" || name == "__pycache__" {
+            continue;
+        }
+        let dest = format!("python/lib/python3.11/{name}");
+        if entry.path().is_dir() {
+            builder.append_dir_all(&dest, entry.path()).unwrap();
+        } else if entry.path().is_file() {
+            builder.append_path_with_name(entry.path(), &dest).unwrap();
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn start_mirror(archive: Vec<u8>, claimed_sha256: Option<&str>) -> Mirror {
+    use sha2::Digest;
+    let name = "cpython-3.11.2+20990101-x86_64-unknown-linux-gnu-install_only.tar.gz";
+    let sha = claimed_sha256
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:x}", sha2::Sha256::digest(&archive)));
+    let sums = format!("{sha}  {name}\n").into_bytes();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/release", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request).lines().next().unwrap_or("").to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let body: Option<&[u8]> = if path == "/release/SHA256SUMS" {
+                Some(&sums)
+            } else if path == format!("/release/{}", name.replace('+', "%2B")) {
+                Some(&archive)
+            } else {
+                None
+            };
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", &b""[..]),
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                    .as_bytes(),
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    Mirror { url }
+}
+
+fn runtime_only_app(root: &Path) -> PathBuf {
+    let app = root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join(".python-version"), "3.11.2\n").unwrap();
+    std::fs::write(app.join("main.py"), "print('hello from the mirror runtime')\n").unwrap();
+    app
+}
+
+#[test]
+fn mirror_archive_is_verified_used_and_runs_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = start_mirror(install_only_archive(), None);
+    let app = runtime_only_app(tmp.path());
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        None,
+        &[("SLUGC_PYTHON_MIRROR", mirror.url.as_str())],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains(&format!("from mirror archive {}/cpython-3.11.2%2B20990101", mirror.url)),
+        "{}",
+        built.log
+    );
+    assert!(built.log.contains("No web process: add a Procfile"), "{}", built.log);
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg("cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; \
+              python3 main.py && python3 -c 'import sys; print(sys.prefix)'")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("hello from the mirror runtime"), "{stdout}");
+    assert!(stdout.contains(&format!("{}/app/.layers/slugc_python/runtime", root.display())), "{stdout}");
+}
+
+#[test]
+fn mirror_checksum_mismatch_fails_the_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = "0".repeat(64);
+    let mirror = start_mirror(install_only_archive(), Some(&wrong));
+    let app = runtime_only_app(tmp.path());
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        None,
+        &[("SLUGC_PYTHON_MIRROR", mirror.url.as_str())],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(built.log.contains("SHA-256 mismatch for"), "{}", built.log);
+    assert!(built.log.contains(&format!("SHA256SUMS says {wrong}")), "{}", built.log);
+}
