@@ -98,6 +98,24 @@ struct PlanFile<'a> {
     entries: &'a [PlanEntry],
 }
 
+/// Run a buildpack's build or compile with its output streamed: exit 0 passes, 75 is a
+/// temporary failure, anything else fails the build.
+fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), BuildError> {
+    let finished = output::run(cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
+        id: bp.id.clone(),
+        path: exe.to_path_buf(),
+        source,
+    })?;
+    match finished.status.code() {
+        Some(0) => Ok(()),
+        Some(75) => Err(BuildError::Temporary { id: bp.id.clone() }),
+        code => Err(BuildError::Failed {
+            id: bp.id.clone(),
+            code: code.unwrap_or(-1),
+        }),
+    }
+}
+
 fn run_cnb(
     bp: &Buildpack,
     plan: &[PlanEntry],
@@ -134,22 +152,7 @@ fn run_cnb(
         .env("CNB_PLATFORM_DIR", ctx.platform_dir)
         .env("CNB_BP_PLAN_PATH", &plan_path)
         .envs(ctx.target.env());
-    let finished =
-        output::run(&mut cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
-            id: bp.id.clone(),
-            path: exe.clone(),
-            source,
-        })?;
-    match finished.status.code() {
-        Some(0) => {}
-        Some(75) => return Err(BuildError::Temporary { id: bp.id.clone() }),
-        code => {
-            return Err(BuildError::Failed {
-                id: bp.id.clone(),
-                code: code.unwrap_or(-1),
-            })
-        }
-    }
+    run_streamed(bp, &exe, &mut cmd)?;
 
     let layers = layers::read_layers(&layers_dir)?;
     for layer in &layers {
@@ -196,22 +199,7 @@ fn run_classic(
         .arg(ctx.app_dir)
         .arg(&cache_dir)
         .arg(&env_dir);
-    let finished =
-        output::run(&mut cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
-            id: bp.id.clone(),
-            path: exe.clone(),
-            source,
-        })?;
-    match finished.status.code() {
-        Some(0) => {}
-        Some(75) => return Err(BuildError::Temporary { id: bp.id.clone() }),
-        code => {
-            return Err(BuildError::Failed {
-                id: bp.id.clone(),
-                code: code.unwrap_or(-1),
-            })
-        }
-    }
+    run_streamed(bp, &exe, &mut cmd)?;
     let export = bp.dir.join("export");
     if export.is_file() {
         *env = classic::source_export(&export, env)?;
