@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Benchmark of the slug export against `tar | gzip -6` and `tar | pigz -6`, in the same run,
+# on the same tree and cores. Not a test: it prints figures (docs/export.md keeps them).
+#
+#   bench/export.sh [ROUNDS]        (default 3; the median of the rounds is reported)
+#
+# Environment:
+#   BENCH_TREE  the tree to export (default /var/tmp/slugc-bench-tree; made once with
+#               `npm install` of a few big packages, ~200 MB / ~24k files, then reused)
+#   BENCH_OUT   where outputs go (default /var/tmp/slugc-bench-out; same disk for all three)
+#   THREADS     compressing threads for ours and pigz (default: nproc)
+set -euo pipefail
+
+rounds=${1:-3}
+tree=${BENCH_TREE:-/var/tmp/slugc-bench-tree}
+out=${BENCH_OUT:-/var/tmp/slugc-bench-out}
+threads=${THREADS:-$(nproc)}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need pigz pigz
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+if [ ! -d "$tree/node_modules" ]; then
+  echo "making $tree (npm install; once)" >&2
+  mkdir -p "$tree"
+  printf '{"name":"slugc-bench-tree","version":"1.0.0","private":true}\n' >"$tree/package.json"
+  (cd "$tree" && npm install --no-audit --no-fund --ignore-scripts \
+    typescript @babel/core aws-sdk rxjs lodash date-fns core-js @mui/material react react-dom >&2)
+fi
+
+(cd "$repo" && cargo build --release --example export_tree >&2)
+bin=$target/release/examples/export_tree
+
+mkdir -p "$out"
+files=$(find "$tree" | wc -l)
+# Read the tree once so every contender starts from a warm page cache.
+tar_bytes=$(tar -cf - -C "$tree" . | wc -c)
+
+# run NAME COMMAND: appends "seconds max_rss_kb output_bytes" to $out/NAME.runs
+run() {
+  local name=$1 cmd=$2
+  /usr/bin/time -f "%e %M" -o "$out/time.txt" bash -c "$cmd"
+  local size
+  if [ "$name" = slugc ]; then
+    size=$(stat -c %s "$out"/store/sha256-*.tgz)
+    gzip -t "$out"/store/sha256-*.tgz
+  else
+    size=$(stat -c %s "$out/$name.tgz")
+  fi
+  echo "$(cat "$out/time.txt") $size" >>"$out/$name.runs"
+}
+
+rm -f "$out"/*.runs
+for i in $(seq "$rounds"); do
+  echo "round $i/$rounds" >&2
+  rm -rf "$out/store"
+  run slugc "'$bin' '$tree' '$out/store' --threads $threads >/dev/null"
+  run gzip "tar -cf - -C '$tree' . | gzip -6 >'$out/gzip.tgz'"
+  run pigz "tar -cf - -C '$tree' . | pigz -6 -p $threads >'$out/pigz.tgz'"
+done
+
+# median NAME FIELD(1=seconds 2=rss 3=size)
+median() { cut -d' ' -f"$2" "$out/$1.runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+calc() { awk "BEGIN {print $1}"; }
+printf '\ntree: %s, %d entries, tar %.1f MB; %d rounds (median), %d threads, %d cores\n\n' \
+  "$tree" "$files" "$(calc "$tar_bytes / 1000000")" "$rounds" "$threads" "$(nproc)"
+printf '| command | seconds | MB/s | output MB | peak RSS MB |\n|---|---|---|---|---|\n'
+for name in slugc gzip pigz; do
+  s=$(median $name 1); r=$(median $name 2); z=$(median $name 3)
+  case $name in
+    slugc) label="slugc export ($threads threads)" ;;
+    gzip) label='`tar -cf - | gzip -6`' ;;
+    pigz) label="\`tar -cf - | pigz -6 -p $threads\`" ;;
+  esac
+  printf '| %s | %.2f | %.1f | %.2f | %.1f |\n' "$label" "$s" \
+    "$(calc "$tar_bytes / 1000000 / $s")" "$(calc "$z / 1000000")" "$(calc "$r / 1024")"
+done
+s_ours=$(median slugc 1); s_pigz=$(median pigz 1); s_gzip=$(median gzip 1)
+z_ours=$(median slugc 3); z_gzip=$(median gzip 3); r_ours=$(median slugc 2)
+printf '\nspeed vs pigz: %.2fx   speed vs gzip: %.2fx   size vs gzip -6: %.4f   peak RSS: %.1f MB\n' \
+  "$(calc "$s_pigz / $s_ours")" "$(calc "$s_gzip / $s_ours")" \
+  "$(calc "$z_ours / $z_gzip")" "$(calc "$r_ours / 1024")"
+bar=pass
+awk -v a="$s_ours" -v b="$s_pigz" 'BEGIN {exit !(a <= b)}' || bar="MISSED (slower than pigz)"
+[ "$z_ours" -le "$z_gzip" ] || bar="MISSED (larger than gzip -6)"
+[ "$r_ours" -lt 102400 ] || bar="MISSED (RSS over 100 MB)"
+echo "bar: $bar"
