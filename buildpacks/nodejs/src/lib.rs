@@ -64,7 +64,7 @@ impl Buildpack for NodejsBuildpack {
     }
 
     fn build(&self, context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
-        println!("-----> Node.js app detected");
+        // The engine prints the "Node.js app detected" header.
         let app_dir = context.app_dir.clone();
         let package_json = PackageJson::read(&app_dir).map_err(NodejsBuildpackError::from)?;
         let package_manager =

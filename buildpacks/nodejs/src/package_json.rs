@@ -53,7 +53,8 @@ impl PackageJson {
             path: path.clone(),
             source,
         })?;
-        Self::parse(&text, &path)
+        // Named relative to the app: the build dir means nothing to the user.
+        Self::parse(&text, Path::new("package.json"))
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, PackageJsonError> {

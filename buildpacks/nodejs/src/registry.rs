@@ -92,8 +92,9 @@ impl Registry {
         Registry { config, agent }
     }
 
-    pub fn url(&self) -> &str {
-        &self.config.url
+    /// The registry URL for log lines, without any `user:password@`.
+    pub fn display_url(&self) -> String {
+        redact(&self.config.url)
     }
 
     pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
@@ -104,7 +105,7 @@ impl Registry {
             Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
         )?;
         serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
-            url,
+            url: redact(&url),
             message: e.to_string(),
         })
     }
@@ -124,7 +125,7 @@ impl Registry {
         let actual = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&body));
         if actual != expected {
             return Err(RegistryError::IntegrityMismatch {
-                url: version.dist.tarball.clone(),
+                url: redact(&version.dist.tarball),
                 expected: expected.to_string(),
                 actual,
             });
@@ -159,7 +160,7 @@ impl Registry {
                 }
                 Err(ureq::Error::Status(status, _)) => {
                     return Err(RegistryError::Status {
-                        url: url.to_string(),
+                        url: redact(url),
                         status,
                     })
                 }
@@ -172,8 +173,26 @@ impl Registry {
 
 fn network(url: &str, message: String) -> RegistryError {
     RegistryError::Network {
-        url: url.to_string(),
-        message,
+        url: redact(url),
+        // ureq repeats the URL in its message; keep one, credentials removed.
+        message: message
+            .replace(&format!("{url}: "), "")
+            .replace(url, &redact(url)),
+    }
+}
+
+/// Drop the userinfo of a URL: credentials never reach the log.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -187,6 +206,15 @@ fn sha512_of_sri(sri: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact("https://u:p@reg.example/npm/x"),
+            "https://reg.example/npm/x"
+        );
+        assert_eq!(redact("https://reg.example"), "https://reg.example");
+    }
 
     #[test]
     fn sri_parsing() {

@@ -68,7 +68,7 @@ pub fn install(
         println!(
             "Downloading {package}@{} from {}",
             new.node_version,
-            registry.url()
+            registry.display_url()
         );
         let bytes = registry.tarball(package, version).map_err(|source| {
             NodejsBuildpackError::Registry {
