@@ -512,4 +512,93 @@ fn image_runs_under_podman_and_answers_http() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "worker ran\n");
     let _ = run(podman(&["rmi", "-f", "slugc-test/myapp:1.0"]));
+    // podman stored the image it pulled from the layout under the layout's path.
+    let _ = run(podman(&[
+        "rmi",
+        "-f",
+        &format!("localhost{}:latest", out.display()),
+    ]));
+}
+
+/// A slug from the real engine (the Flask fixture, built by the Python buildpack) runs in the
+/// image: its relocatable runtime and venv work at `/app` as the base's non-root user.
+#[test]
+fn built_flask_slug_serves_http_from_the_image() {
+    let Some(base) = debian12_base() else { return };
+    if require(&["podman", "runc"], true).is_none() {
+        return;
+    }
+    let dir = scratch("image-flask");
+    let store = dir.path().join("store");
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python-flask");
+    let o = run(slug_bin()
+        .arg("build")
+        .arg(&app)
+        .arg("--no-cache")
+        .arg("--json")
+        .arg("--output")
+        .arg(&store));
+    assert!(o.status.success(), "slug build: {}", stderr(&o));
+    let release: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hex = release["checksum"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("SHA256:")
+        .unwrap();
+    let slug = store.join(format!("sha256-{hex}.tgz"));
+
+    let out = dir.path().join("oci");
+    let o = run(slug_bin()
+        .arg("image")
+        .arg(&slug)
+        .arg("--base")
+        .arg(format!("{}:bookworm", base.display()))
+        .args(["--tag", "flask:1", "--output"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (manifest, config) = image_docs(&out, "1");
+    assert_eq!(manifest["layers"][1]["digest"], format!("sha256:{hex}"));
+    let env = env_of(&config);
+    assert!(
+        env["PATH"].starts_with("/app/.layers/slugc_python/"),
+        "launch env made absolute: {env:?}"
+    );
+
+    let port = free_port();
+    let name = format!("slugc-test-flask-{port}");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.args(["--runtime", "runc"]).args(args);
+        run(c)
+    };
+    let o = podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+        "-p",
+        &format!("127.0.0.1:{port}:5000"),
+        &format!("oci:{}:1", out.display()),
+    ]);
+    assert!(o.status.success(), "podman run: {}", stderr(&o));
+    let answer = wait_http(port, || {
+        stdout(&podman(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &name,
+        ]))
+        .trim()
+            == "true"
+    });
+    let logs = stderr(&podman(&["logs", &name]));
+    let _ = podman(&["rm", "-f", "-t", "1", &name]);
+    let _ = podman(&["rmi", "-f", &format!("localhost{}:latest", out.display())]);
+    let (status, body) = answer.unwrap_or_else(|| panic!("no HTTP answer; logs:\n{logs}"));
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(body, "Hello from Flask on slugc\n");
 }

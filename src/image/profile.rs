@@ -4,10 +4,11 @@
 //! app root at run time, DESIGN.md "Relocatable slugs"). The image's launcher sources them
 //! at start, so the container always sees the real env; `Env` in the config is for the tools
 //! that read it without running anything (`podman inspect`, `podman run --entrypoint …`,
-//! orchestrators showing env). It is computed here by expanding the plain
-//! `export NAME=VALUE` lines with `HOME=/app`; a line using anything else (command
-//! substitution, conditionals, several commands) is left to the launcher and its variable
-//! is dropped from `Env` rather than guessed.
+//! orchestrators showing env). It is computed here by expanding, with `HOME=/app`, the plain
+//! `export NAME=WORD` lines and the one-line `if [ -n/-z WORD ]; then export …; else export …;
+//! fi` that the engine writes for prepend/append/default env files. A line using anything
+//! else (command substitution, other tests, functions such as exec.d) is left to the launcher,
+//! and what it exports is dropped from `Env` rather than guessed.
 
 use std::collections::BTreeMap;
 
@@ -19,25 +20,72 @@ pub fn apply_script(script: &str, env: &mut BTreeMap<String, String>) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some(assign) = line.strip_prefix("export ") else {
-            continue;
+        let understood = match conditional(line) {
+            Some((test, then, otherwise)) => match eval_test(test, env) {
+                Some(true) => export(then, env),
+                Some(false) => otherwise.is_none_or(|cmd| export(cmd, env)),
+                None => false,
+            },
+            None => export(line, env),
         };
-        let assign = assign.trim_start();
-        let Some((name, value)) = assign.split_once('=') else {
-            continue;
-        };
-        if !valid_name(name) {
-            continue;
-        }
-        match expand_word(value, env) {
-            Some(v) => {
-                env.insert(name.to_string(), v);
-            }
-            None => {
+        if !understood {
+            // Whatever this line sets is unknown here: drop it rather than keep a stale value.
+            for name in exported_names(line) {
                 env.remove(name);
             }
         }
     }
+}
+
+/// Apply one `export NAME=WORD`; false when the line is not one or the word cannot be
+/// expanded.
+fn export(cmd: &str, env: &mut BTreeMap<String, String>) -> bool {
+    let Some(assign) = cmd.trim().strip_prefix("export ") else {
+        return false;
+    };
+    let Some((name, value)) = assign.trim_start().split_once('=') else {
+        return false;
+    };
+    if !valid_name(name) {
+        return false;
+    }
+    match expand_word(value, env) {
+        Some(v) => {
+            env.insert(name.to_string(), v);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The one-line conditionals the engine writes for append/prepend/default env files:
+/// `if [ TEST ]; then export …; else export …; fi` (the `else` part optional).
+fn conditional(line: &str) -> Option<(&str, &str, Option<&str>)> {
+    let rest = line.strip_prefix("if [ ")?;
+    let (test, rest) = rest.split_once(" ]; then ")?;
+    let body = rest.strip_suffix("; fi")?;
+    match body.split_once("; else ") {
+        Some((then, otherwise)) => Some((test, then, Some(otherwise))),
+        None => Some((test, body, None)),
+    }
+}
+
+/// `-n WORD` / `-z WORD`.
+fn eval_test(test: &str, env: &BTreeMap<String, String>) -> Option<bool> {
+    let (op, word) = test.split_once(' ')?;
+    let value = expand_word(word, env)?;
+    match op {
+        "-n" => Some(!value.is_empty()),
+        "-z" => Some(value.is_empty()),
+        _ => None,
+    }
+}
+
+fn exported_names(line: &str) -> impl Iterator<Item = &str> {
+    line.split("export ").skip(1).filter_map(|rest| {
+        let name = rest.split('=').next()?;
+        valid_name(name).then_some(name)
+    })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -118,6 +166,7 @@ fn expand_dollar(
                 return None;
             }
             let value = env.get(name).filter(|v| !v.is_empty());
+            let set = env.contains_key(name);
             if rest.is_empty() {
                 out.push_str(value.map(String::as_str).unwrap_or(""));
             } else if let Some(word) = rest.strip_prefix(":-") {
@@ -128,6 +177,15 @@ fn expand_dollar(
             } else if let Some(word) = rest.strip_prefix(":+") {
                 if value.is_some() {
                     out.push_str(&expand_word(&format!("\"{word}\""), env)?);
+                }
+            } else if let Some(word) = rest.strip_prefix('+') {
+                if set {
+                    out.push_str(&expand_word(&format!("\"{word}\""), env)?);
+                }
+            } else if let Some(word) = rest.strip_prefix('-') {
+                match env.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&expand_word(&format!("\"{word}\""), env)?),
                 }
             } else {
                 return None;
@@ -202,17 +260,40 @@ mod tests {
         assert_eq!(env["Q"], "a \"b\" $c");
     }
 
+    /// The shape `slug build` writes (see an engine-built slug's `000-slugc-launch.sh`).
+    #[test]
+    fn engine_conditionals_for_prepend_and_default() {
+        let mut env = base();
+        apply_script(
+            "if [ -n \"${PATH:-}\" ]; then export PATH=\"$HOME\"'/.layers/p/bin'':'\"$PATH\"; else export PATH=\"$HOME\"'/.layers/p/bin'; fi\n\
+             if [ -n \"${LD_LIBRARY_PATH:-}\" ]; then export LD_LIBRARY_PATH=\"$HOME\"'/lib'':'\"$LD_LIBRARY_PATH\"; else export LD_LIBRARY_PATH=\"$HOME\"'/lib'; fi\n\
+             if [ -z \"${LANG+x}\" ]; then export LANG='C.UTF-8'; fi\n\
+             if [ -z \"${HOME+x}\" ]; then export HOME='/nowhere'; fi\n\
+             export VIRTUAL_ENV=\"$HOME\"'/.layers/p/venv'\n",
+            &mut env,
+        );
+        assert_eq!(env["PATH"], "/app/.layers/p/bin:/usr/bin:/bin");
+        assert_eq!(env["LD_LIBRARY_PATH"], "/app/lib");
+        assert_eq!(env["LANG"], "C.UTF-8");
+        assert_eq!(env["HOME"], "/app");
+        assert_eq!(env["VIRTUAL_ENV"], "/app/.layers/p/venv");
+    }
+
     #[test]
     fn what_cannot_be_computed_is_dropped_not_guessed() {
         let mut env = base();
         env.insert("X".into(), "old".into());
         apply_script(
-            "export X=\"$(cat /etc/x)\"\nexport Y=`date`\nexport Z=a b\nif true; then :; fi\n",
+            "export X=\"$(cat /etc/x)\"\nexport Y=`date`\nexport Z=a b\nif true; then :; fi\n\
+             if [ -f /x ]; then export PATH=/x; fi\n",
             &mut env,
         );
         assert!(!env.contains_key("X"));
         assert!(!env.contains_key("Y"));
         assert!(!env.contains_key("Z"));
-        assert_eq!(env["PATH"], "/usr/bin:/bin");
+        assert!(
+            !env.contains_key("PATH"),
+            "set by a test it cannot evaluate"
+        );
     }
 }
