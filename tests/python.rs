@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 struct Built {
@@ -20,7 +22,12 @@ struct Built {
 
 fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]) -> Built {
     let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
-    command.arg("build").arg(app).arg("--output").arg(out).arg("--json");
+    command
+        .arg("build")
+        .arg(app)
+        .arg("--output")
+        .arg(out)
+        .arg("--json");
     match cache {
         Some(dir) => command.arg("--cache-dir").arg(dir),
         None => command.arg("--no-cache"),
@@ -46,7 +53,11 @@ fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]
 }
 
 fn assert_built(built: &Built) {
-    assert!(built.output.status.success(), "build failed:\n{}", built.log);
+    assert!(
+        built.output.status.success(),
+        "build failed:\n{}",
+        built.log
+    );
     assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
 }
 
@@ -131,7 +142,7 @@ fn http_get(port: u16) -> String {
 }
 
 /// Build `fixture`, unpack the slug in a different dir, start its `web` process, expect 200.
-fn builds_and_serves(name: &str, body: &str) -> Built {
+fn builds_and_serves(name: &str, body: &str) -> (tempfile::TempDir, Built) {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
     assert_built(&built);
@@ -144,9 +155,12 @@ fn builds_and_serves(name: &str, body: &str) -> Built {
     let port = free_port();
     let _running = run_in_slug(&root, &web, port);
     let response = http_get(port);
-    assert!(response.starts_with("HTTP/1.") && response.contains(" 200 "), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.") && response.contains(" 200 "),
+        "{response}"
+    );
     assert!(response.contains(body), "{response}");
-    built
+    (tmp, built)
 }
 
 #[test]
@@ -158,8 +172,16 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
     let out = tmp.path().join("out");
     let cold = slug_build(&app, &out, Some(&cache), &[]);
     assert_built(&cold);
-    assert!(cold.log.contains("-----> Python app detected"), "{}", cold.log);
-    assert!(cold.log.contains("-----> Installing Python 3.11."), "{}", cold.log);
+    assert!(
+        cold.log.contains("-----> Python app detected"),
+        "{}",
+        cold.log
+    );
+    assert!(
+        cold.log.contains("-----> Installing Python 3.11."),
+        "{}",
+        cold.log
+    );
     assert_eq!(
         cold.manifest["process_types"]["web"],
         "gunicorn app:app --bind 0.0.0.0:$PORT"
@@ -177,7 +199,11 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
     // Warm, nothing changed: both layers reused, no installer runs, same slug.
     let warm = slug_build(&app, &out, Some(&cache), &[]);
     assert_built(&warm);
-    assert!(warm.log.contains("Using cached Python 3.11."), "{}", warm.log);
+    assert!(
+        warm.log.contains("Using cached Python 3.11."),
+        "{}",
+        warm.log
+    );
     assert!(warm.log.contains("Dependencies unchanged"), "{}", warm.log);
     for installer_line in ["Resolved ", "Installed ", "Installing uv", "Collecting "] {
         assert!(!warm.log.contains(installer_line), "{}", warm.log);
@@ -190,9 +216,15 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
     std::fs::write(app.join("requirements.txt"), requirements).unwrap();
     let changed = slug_build(&app, &out, Some(&cache), &[]);
     assert_built(&changed);
-    assert!(changed.log.contains("Using cached Python 3.11."), "{}", changed.log);
     assert!(
-        changed.log.contains("Discarding cache: requirements.txt changed"),
+        changed.log.contains("Using cached Python 3.11."),
+        "{}",
+        changed.log
+    );
+    assert!(
+        changed
+            .log
+            .contains("Discarding cache: requirements.txt changed"),
         "{}",
         changed.log
     );
@@ -215,17 +247,17 @@ fn two_cold_builds_in_different_dirs_give_identical_slugs() {
 
 #[test]
 fn django_fixture_collects_static_files_and_serves() {
-    let built = builds_and_serves("python-django", "Hello from Django on slugc");
-    assert!(
-        built.log.contains("1 static file copied"),
-        "{}",
-        built.log
-    );
+    let (_tmp, built) = builds_and_serves("python-django", "Hello from Django on slugc");
+    assert!(built.log.contains("1 static file copied"), "{}", built.log);
     assert_eq!(
         built.manifest["process_types"]["web"],
         "gunicorn mysite.wsgi --bind 0.0.0.0:$PORT"
     );
-    let listing = Command::new("tar").arg("-tzf").arg(&built.slug).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&built.slug)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&listing.stdout).contains("app/staticfiles/css/site.css"));
 }
 
@@ -235,7 +267,13 @@ fn django_collectstatic_can_be_disabled() {
     let out = tmp.path().join("out2");
     let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
     let output = command
-        .args(["build", "--no-cache", "--env", "DISABLE_COLLECTSTATIC=1", "--output"])
+        .args([
+            "build",
+            "--no-cache",
+            "--env",
+            "DISABLE_COLLECTSTATIC=1",
+            "--output",
+        ])
         .arg(&out)
         .arg(fixture("python-django"))
         .output()
@@ -247,14 +285,14 @@ fn django_collectstatic_can_be_disabled() {
 
 #[test]
 fn poetry_fixture_installs_main_group_and_serves() {
-    let built = builds_and_serves("python-poetry", "Hello from a Poetry app on slugc");
+    let (_tmp, built) = builds_and_serves("python-poetry", "Hello from a Poetry app on slugc");
     assert!(built.log.contains("+ flask==3.1.0"), "{}", built.log);
     assert!(!built.log.contains("+ pytest"), "{}", built.log);
 }
 
 #[test]
 fn uv_fixture_syncs_locked_and_serves_with_uvicorn() {
-    let built = builds_and_serves("python-uv", "from a uv app on slugc");
+    let (_tmp, built) = builds_and_serves("python-uv", "from a uv app on slugc");
     assert_eq!(
         built.manifest["process_types"]["web"],
         "uvicorn main:app --host 0.0.0.0 --port $PORT"
@@ -266,7 +304,7 @@ fn uv_fixture_syncs_locked_and_serves_with_uvicorn() {
 
 #[test]
 fn pipenv_fixture_installs_default_packages_and_serves() {
-    let built = builds_and_serves("python-pipenv", "Hello from a Pipenv app on slugc");
+    let (_tmp, built) = builds_and_serves("python-pipenv", "Hello from a Pipenv app on slugc");
     assert!(!built.log.contains("+ pytest"), "{}", built.log);
 }
 
@@ -275,7 +313,11 @@ fn assert_fails(name: &str, code: i32, needles: &[&str]) {
     let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
     assert_eq!(built.output.status.code(), Some(code), "{}", built.log);
     for needle in needles {
-        assert!(built.log.contains(needle), "{needle:?} not in:\n{}", built.log);
+        assert!(
+            built.log.contains(needle),
+            "{needle:?} not in:\n{}",
+            built.log
+        );
     }
 }
 
@@ -380,7 +422,11 @@ fn start_mirror(archive: Vec<u8>, claimed_sha256: Option<&str>) -> Mirror {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
-            let line = String::from_utf8_lossy(&request).lines().next().unwrap_or("").to_string();
+            let line = String::from_utf8_lossy(&request)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             let path = line.split_whitespace().nth(1).unwrap_or("");
             let body: Option<&[u8]> = if path == "/release/SHA256SUMS" {
                 Some(&sums)
@@ -394,8 +440,11 @@ fn start_mirror(archive: Vec<u8>, claimed_sha256: Option<&str>) -> Mirror {
                 None => ("404 Not Found", &b""[..]),
             };
             let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
-                    .as_bytes(),
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
             );
             let _ = stream.write_all(body);
         }
@@ -407,7 +456,11 @@ fn runtime_only_app(root: &Path) -> PathBuf {
     let app = root.join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join(".python-version"), "3.11.2\n").unwrap();
-    std::fs::write(app.join("main.py"), "print('hello from the mirror runtime')\n").unwrap();
+    std::fs::write(
+        app.join("main.py"),
+        "print('hello from the mirror runtime')\n",
+    )
+    .unwrap();
     app
 }
 
@@ -424,24 +477,43 @@ fn mirror_archive_is_verified_used_and_runs_elsewhere() {
     );
     assert_built(&built);
     assert!(
-        built.log.contains(&format!("from mirror archive {}/cpython-3.11.2%2B20990101", mirror.url)),
+        built.log.contains(&format!(
+            "from mirror archive {}/cpython-3.11.2%2B20990101",
+            mirror.url
+        )),
         "{}",
         built.log
     );
-    assert!(built.log.contains("No web process: add a Procfile"), "{}", built.log);
+    assert!(
+        built.log.contains("No web process: add a Procfile"),
+        "{}",
+        built.log
+    );
     let root = tmp.path().join("elsewhere");
     unpack(&built.slug, &root);
     let output = Command::new("bash")
         .arg("-c")
-        .arg("cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; \
-              python3 main.py && python3 -c 'import sys; print(sys.prefix)'")
+        .arg(
+            "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; \
+              python3 main.py && python3 -c 'import sys; print(sys.prefix)'",
+        )
         .current_dir(&root)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("hello from the mirror runtime"), "{stdout}");
-    assert!(stdout.contains(&format!("{}/app/.layers/slugc_python/runtime", root.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}/app/.layers/slugc_python/runtime",
+            root.display()
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -458,5 +530,9 @@ fn mirror_checksum_mismatch_fails_the_build() {
     );
     assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
     assert!(built.log.contains("SHA-256 mismatch for"), "{}", built.log);
-    assert!(built.log.contains(&format!("SHA256SUMS says {wrong}")), "{}", built.log);
+    assert!(
+        built.log.contains(&format!("SHA256SUMS says {wrong}")),
+        "{}",
+        built.log
+    );
 }

@@ -127,6 +127,14 @@ pub fn install_dependencies(
         },
     )?;
     let venv = layer.path();
+    // Written on every build, restored or not: a restored env file would hold the previous
+    // build's root, which the engine cannot map to `$HOME`.
+    layer.write_env(LayerEnv::new().chainable_insert(
+        Scope::All,
+        ModificationBehavior::Override,
+        "VIRTUAL_ENV",
+        &venv,
+    ))?;
     match &layer.state {
         LayerState::Restored { .. } => {
             log::header(format!(
@@ -195,13 +203,6 @@ pub fn install_dependencies(
         true,
     )?;
 
-    let layer_env = LayerEnv::new().chainable_insert(
-        Scope::All,
-        ModificationBehavior::Override,
-        "VIRTUAL_ENV",
-        &venv,
-    );
-    layer.write_env(layer_env)?;
     layer.write_metadata(new_metadata)?;
     Ok(Installed { venv })
 }
