@@ -272,3 +272,74 @@ fn bad_inputs_exit_with_their_code_and_say_what() {
         stderr(&o)
     );
 }
+
+/// The validator installed from PyPI into the test cache; `None` (reason printed) without
+/// python3's venv or flock.
+fn kubernetes_validate() -> Option<std::path::PathBuf> {
+    let venv_ok = std::process::Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !venv_ok {
+        eprintln!(
+            "SKIPPED: python3 with venv and ensurepip is needed to install kubernetes-validate"
+        );
+        return None;
+    }
+    require(&["flock", "sha256sum"], false)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/kubernetes-validate.sh");
+    let o = run(std::process::Command::new("bash").arg(&script));
+    assert!(o.status.success(), "{script:?}: {}", stderr(&o));
+    Some(std::path::PathBuf::from(stdout(&o).trim()))
+}
+
+/// Every object validates, strictly (no unknown fields), against the Kubernetes API's
+/// OpenAPI schemas: what `kubectl apply --dry-run=client` checks, without a cluster.
+#[test]
+fn manifests_validate_against_the_kubernetes_schema() {
+    let Some(validator) = kubernetes_validate() else {
+        return;
+    };
+    let dir = scratch("manifests-schema");
+    let store = dir.path().join("store");
+    for (n, (types, extra)) in [
+        (
+            vec![
+                ("web", "python3 server.py"),
+                ("worker", "python3 w.py"),
+                ("release_phase", "x"),
+            ],
+            vec!["--scale", "web=3,worker=0", "--env", "A=1"],
+        ),
+        (
+            vec![("worker", "python3 w.py")],
+            vec!["--port", "8080", "--name", "jobs"],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let slug = slug_with(&store, &types);
+        let yaml = dir.path().join(format!("k8s-{n}.yaml"));
+        let o = run(slug_bin()
+            .arg("manifests")
+            .arg(&slug)
+            .args(["--image", "registry.example/myapp:1.0"])
+            .args(&extra)
+            .arg("-o")
+            .arg(&yaml));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(std::process::Command::new(&validator)
+            .arg("--strict")
+            .arg(&yaml));
+        assert!(
+            o.status.success(),
+            "kubernetes-validate rejected {yaml:?}:\n{}{}\n{}",
+            stdout(&o),
+            stderr(&o),
+            std::fs::read_to_string(&yaml).unwrap()
+        );
+        let passed = stdout(&o).matches(" passed for resource ").count();
+        assert_eq!(passed, docs(&std::fs::read_to_string(&yaml).unwrap()).len());
+    }
+}
