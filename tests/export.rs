@@ -643,3 +643,38 @@ fn a_missing_or_non_directory_part_is_an_error_naming_it() {
         !dir.path().join("store").exists() || store_files(&dir.path().join("store")).is_empty()
     );
 }
+
+#[test]
+fn non_utf8_names_are_kept_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let app = sample_app(dir.path());
+    let short = OsStr::from_bytes(b"caf\xe9.txt");
+    // Long enough to need a PAX path, which then says its bytes are not UTF-8.
+    let mut long = b"l".repeat(150);
+    long.extend_from_slice(b"\xff.txt");
+    write(&app.join("a").join(short), "short\n", 0o644);
+    write(
+        &app.join("a").join(OsStr::from_bytes(&long)),
+        "long\n",
+        0o644,
+    );
+    let e = export(&parts_of(&app), &dir.path().join("store"), &opts()).unwrap();
+    check_readable(&e);
+    let out = dir.path().join("unpacked");
+    fs::create_dir(&out).unwrap();
+    run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&e.path)
+        .arg("-C")
+        .arg(&out));
+    assert_eq!(
+        fs::read_to_string(out.join("app/a").join(short)).unwrap(),
+        "short\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("app/a").join(OsStr::from_bytes(&long))).unwrap(),
+        "long\n"
+    );
+}

@@ -28,6 +28,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+// The entry point lives in `slug` (it ties archive, gzip and store together); reachable from
+// here too, where the engine's API sketch put it.
+pub use super::{export, ExportError, ExportOptions, Exported};
+
 /// One directory on disk placed at `prefix` in the slug.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
