@@ -261,10 +261,9 @@ fn yarn_classic_app_runs_from_its_slug() {
         built.log
     );
     assert_eq!(built.manifest["process_types"]["web"], "yarn start");
-    assert_ok(
-        &serve(&built, &tmp.path().join("run")),
-        "hello from node-yarn",
-    );
+    let run = tmp.path().join("run");
+    assert_ok(&serve(&built, &run), "hello from node-yarn");
+    assert_no_build_path(&run, &tmp.path().join("cache"));
 }
 
 #[test]
@@ -292,10 +291,19 @@ fn pnpm_app_without_start_script_runs_node_index_js() {
             .any(|f| f.contains("modules/node_modules/.pnpm/ms@2.1.3")),
         "pnpm's tree is in the slug"
     );
-    assert_ok(
-        &serve(&built, &tmp.path().join("run")),
-        "hello from node-pnpm, 2m",
+    let run = tmp.path().join("run");
+    assert_ok(&serve(&built, &run), "hello from node-pnpm, 2m");
+    // pnpm's install state holds the store path and dates: none of it may reach the slug.
+    assert_no_build_path(&run, &tmp.path().join("cache"));
+    let other = tempfile::tempdir().unwrap();
+    let again = slug_build(
+        &fixture("node-pnpm"),
+        &other.path().join("out"),
+        &other.path().join("cache"),
+        &[],
     );
+    assert_built(&again);
+    assert_eq!(again.manifest["checksum"], built.manifest["checksum"]);
 }
 
 #[test]

@@ -169,6 +169,26 @@ impl Toolchain {
         args
     }
 
+    /// Files in the top of `node_modules` that only the next install reads and that would make
+    /// the slug differ between builds: pnpm's `.modules.yaml` holds the absolute store path and
+    /// a `prunedAt` date, its workspace state a timestamp. Nothing reads them at run time.
+    pub fn install_state_files(&self, node_modules: &Path) -> Vec<String> {
+        if self.tool != Tool::Pnpm {
+            return Vec::new();
+        }
+        let mut names = vec![".modules.yaml".to_string()];
+        if let Ok(entries) = std::fs::read_dir(node_modules) {
+            names.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".pnpm-workspace-state")),
+            );
+        }
+        names.sort();
+        names
+    }
+
     /// pnpm hard-links from its store by default; our store is another layer, and a slug
     /// must hold plain files, so copy.
     fn pnpm_store_args(&self) -> Vec<String> {

@@ -236,6 +236,11 @@ pub fn finish(
         println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
     }
     if app_modules.is_dir() {
+        for name in toolchain.install_state_files(&app_modules) {
+            let file = app_modules.join(name);
+            fsutil::remove_any(&file)
+                .map_err(NodejsBuildpackError::io("removing install state", &file))?;
+        }
         std::fs::rename(&app_modules, &prod_tree).map_err(NodejsBuildpackError::io(
             "moving node_modules into its layer",
             &prod_tree,
