@@ -133,9 +133,7 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
         .process_types
         .contains_key("web")
         .then(|| vec!["web".to_string()]);
-    if let Some(user) = &args.user {
-        cc.user = Some(user.clone());
-    }
+    cc.user = image_user(&cc, args.user.as_deref());
     if release.process_types.contains_key("web") {
         cc.exposed_ports
             .get_or_insert_with(BTreeMap::new)
@@ -253,6 +251,28 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
     Ok(exit::BUILT)
 }
 
+/// `--user`, else the base's `User`, else the `CNB_USER_ID:CNB_GROUP_ID` that CNB run images
+/// declare in their env; `None` (root) when the base names no user.
+fn image_user(base: &ContainerConfig, flag: Option<&str>) -> Option<String> {
+    if let Some(user) = flag {
+        return Some(user.to_string());
+    }
+    if let Some(user) = base.user.as_ref().filter(|u| !u.is_empty()) {
+        return Some(user.clone());
+    }
+    let env = |name: &str| {
+        base.env.iter().flatten().find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .filter(|v| !v.is_empty())
+        })
+    };
+    match (env("CNB_USER_ID"), env("CNB_GROUP_ID")) {
+        (Some(uid), Some(gid)) => Some(format!("{uid}:{gid}")),
+        _ => None,
+    }
+}
+
 fn config_layer_hexes(manifest: &Manifest) -> Vec<String> {
     manifest
         .layers
@@ -367,6 +387,17 @@ pub fn split_tag(reference: &str) -> Result<(&str, &str), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_from_flag_base_or_cnb_env() {
+        let mut base = ContainerConfig::default();
+        assert_eq!(image_user(&base, None), None);
+        base.env = Some(vec!["CNB_USER_ID=1002".into(), "CNB_GROUP_ID=1000".into()]);
+        assert_eq!(image_user(&base, None).as_deref(), Some("1002:1000"));
+        base.user = Some("heroku".into());
+        assert_eq!(image_user(&base, None).as_deref(), Some("heroku"));
+        assert_eq!(image_user(&base, Some("0")).as_deref(), Some("0"));
+    }
 
     #[test]
     fn tags() {
