@@ -129,7 +129,9 @@ pub fn export(
     let mut archiver = archive::Archiver::new(parts, opts.mtime)?;
     let mut staged = Staged::new(store_dir)?;
     let temp_path = staged.temp_path().to_path_buf();
-    let bar = opts.progress.then(progress_bar);
+    let bar = opts
+        .progress
+        .then(|| progress_bar(archive::estimated_size(parts)));
     let mut layers = Vec::with_capacity(parts.len());
     let mut warnings = Vec::new();
     let file = staged
@@ -272,15 +274,16 @@ fn layer_entry(part: &Part, digest: &str, len: u64) -> LayerEntry {
     }
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+fn progress_bar(estimate: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(estimate),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} exporting slug: {bytes} archived ({binary_bytes_per_sec}) {elapsed}",
+        "exporting slug [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
     ) {
-        bar.set_style(style);
+        bar.set_style(style.progress_chars("=> "));
     }
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
 
