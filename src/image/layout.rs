@@ -258,9 +258,12 @@ pub fn write_layout(image: &Image, out: &Path) -> Result<(), LayoutError> {
     index.manifests.push(image.manifest.clone());
     let layout_path = out.join("oci-layout");
     std::fs::write(&layout_path, layout_file()).map_err(write_err(&layout_path))?;
+    // index.json last and by rename: a reader sees the old index or the new one, never a torn
+    // one, and never an index naming blobs that are not there yet.
     let index_path = out.join("index.json");
-    std::fs::write(&index_path, to_json(&index)).map_err(write_err(&index_path))?;
-    Ok(())
+    let partial = out.join(".index.json.partial");
+    std::fs::write(&partial, to_json(&index)).map_err(write_err(&partial))?;
+    std::fs::rename(&partial, &index_path).map_err(write_err(&index_path))
 }
 
 fn new_index() -> Index {

@@ -67,7 +67,6 @@ impl ExitCode for ImageError {
     fn exit_code(&self) -> i32 {
         match self {
             ImageError::Tag { .. } => exit::USAGE,
-            ImageError::Slug(SlugError::Read { .. }) => exit::INVALID_INPUT,
             ImageError::Slug(_) => exit::INVALID_INPUT,
             ImageError::Layout(LayoutError::Write { .. } | LayoutError::OutputNotLayout { .. }) => {
                 exit::OTHER
