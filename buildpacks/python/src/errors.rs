@@ -12,13 +12,7 @@ pub enum PythonBuildpackError {
     #[error(transparent)]
     PackageManager(#[from] PackageManagerError),
     #[error("no Python satisfies the request")]
-    Unserved {
-        requested: RequestedVersion,
-        why: Unserved,
-        available: Vec<String>,
-        mirror: String,
-        mirror_error: Option<MirrorError>,
-    },
+    Unserved(Box<UnservedDetail>),
     #[error("Python archive failed")]
     MirrorArchive(#[from] MirrorArchiveError),
     #[error("I/O error on {path}: {source}")]
@@ -35,6 +29,16 @@ pub enum PythonBuildpackError {
     },
     #[error("cannot read {file}: {reason}")]
     Lockfile { file: String, reason: String },
+}
+
+/// Boxed: the largest variant, kept off the happy path's stack.
+#[derive(Debug)]
+pub struct UnservedDetail {
+    pub requested: RequestedVersion,
+    pub why: Unserved,
+    pub available: Vec<String>,
+    pub mirror: String,
+    pub mirror_error: Option<MirrorError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +66,13 @@ impl PythonBuildpackError {
     /// Temporary failures (the network) are worth retrying: the engine maps exit 75 to 75.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Self::Unserved {
-                why: Unserved::NotAvailable,
-                mirror_error: Some(e),
-                ..
-            } => e.is_network(),
+            Self::Unserved(detail) => {
+                detail.why == Unserved::NotAvailable
+                    && detail
+                        .mirror_error
+                        .as_ref()
+                        .is_some_and(MirrorError::is_network)
+            }
             Self::MirrorArchive(MirrorArchiveError::Fetch(e)) => e.is_network(),
             _ => false,
         }
@@ -90,13 +96,14 @@ impl PythonBuildpackError {
                 "error: {e}\nCreate the lockfile with your package manager (`pipenv lock`, \
                  `poetry lock`) and commit it."
             ),
-            Self::Unserved {
-                requested,
-                why,
-                available,
-                mirror,
-                mirror_error,
-            } => {
+            Self::Unserved(detail) => {
+                let UnservedDetail {
+                    requested,
+                    why,
+                    available,
+                    mirror,
+                    mirror_error,
+                } = detail.as_ref();
                 let what = format!(
                     "Python {} (from {})",
                     if requested.text.is_empty() {

@@ -186,11 +186,13 @@ fn resolve_python(
         VersionRequest::Default => python_version::Unserved::NotAvailable,
         other => other.classify_unserved(),
     };
-    Err(PythonBuildpackError::Unserved {
-        requested: requested.clone(),
-        why,
-        available: available.iter().map(ToString::to_string).collect(),
-        mirror,
-        mirror_error,
-    })
+    Err(PythonBuildpackError::Unserved(Box::new(
+        errors::UnservedDetail {
+            requested: requested.clone(),
+            why,
+            available: available.iter().map(ToString::to_string).collect(),
+            mirror,
+            mirror_error,
+        },
+    )))
 }
