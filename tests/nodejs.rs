@@ -267,6 +267,55 @@ fn yarn_classic_app_runs_from_its_slug() {
 }
 
 #[test]
+fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let built = slug_build(
+        &fixture("node-yarn-berry"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&built);
+    for needle in [
+        "Installing Yarn 4.5.3",
+        "Running yarn install --immutable",
+        "   built",
+        "Running yarn workspaces focus --all --production",
+    ] {
+        assert!(
+            built.log.contains(needle),
+            "{needle:?} missing:\n{}",
+            built.log
+        );
+    }
+    let files = listing(&built.slug);
+    assert!(files.iter().any(|f| f.contains("modules/node_modules/ms/")));
+    assert!(
+        !files.iter().any(|f| f.contains("node_modules/left-pad")),
+        "devDependency in the slug"
+    );
+    let run = tmp.path().join("run");
+    assert_ok(&serve(&built, &run), "hello from node-yarn");
+    assert_no_build_path(&run, &cache);
+
+    let warm = slug_build(
+        &fixture("node-yarn-berry"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&warm);
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert!(
+        warm.log.contains("   built"),
+        "the build script runs again:\n{}",
+        warm.log
+    );
+    assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+}
+
+#[test]
 fn pnpm_app_without_start_script_runs_node_index_js() {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(
