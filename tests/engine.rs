@@ -843,7 +843,12 @@ fn buildpacks_on_api_0_9_and_0_11_run() {
     let m = manifest(&build(
         tmp.path(),
         &fixture("cnb-app"),
-        &["--buildpack", &bp("api-0.9"), "--buildpack", &bp("api-0.11")],
+        &[
+            "--buildpack",
+            &bp("api-0.9"),
+            "--buildpack",
+            &bp("api-0.11"),
+        ],
     ));
     assert_eq!(m["process_types"]["old"], "echo from 'api 0.9'");
     assert_eq!(m["process_types"]["new"], "echo 'from api 0.11'");
@@ -870,7 +875,10 @@ fn inspect_shows_manifest_layers_and_largest_paths() {
         &fixture("cnb-app"),
         &["--buildpack", &bp("cnb-test")],
     ));
-    let hex = m["checksum"].as_str().unwrap().trim_start_matches("SHA256:");
+    let hex = m["checksum"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("SHA256:");
     let out = slug_cmd(tmp.path())
         .arg("inspect")
         .arg(&hex[..12])
@@ -880,10 +888,22 @@ fn inspect_shows_manifest_layers_and_largest_paths() {
         .unwrap();
     let run = Run::from(out);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains(&format!("Checksum: SHA256:{hex}")), "{}", run.stdout);
-    assert!(run.stdout.contains("app/.layers/test_cnb/runtime"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("Checksum: SHA256:{hex}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("app/.layers/test_cnb/runtime"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("Largest paths:"), "{}", run.stdout);
-    assert!(run.stdout.contains("app/.profile.d/000-slugc-launch.sh"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("app/.profile.d/000-slugc-launch.sh"),
+        "{}",
+        run.stdout
+    );
     let out = slug_cmd(tmp.path())
         .arg("inspect")
         .arg(slug_path(tmp.path(), &m))
