@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark of the Node.js buildpack on fixtures/node-express, all in one run on the same
+# machine: the baseline `npm ci` (empty npm cache) + `tar -czf` of the result, our cold build
+# (empty cache dir: it also downloads and verifies Node.js and npm, and writes the slug), and
+# our warm rebuild with nothing changed. Not a test: it prints figures (docs/nodejs.md keeps
+# them).
+#
+#   bench/nodejs.sh [ROUNDS]     (default 3; the median of the rounds is reported)
+#
+# Environment:
+#   SLUG        the slug binary (default: `cargo build --release` of this checkout)
+#   BENCH_DIR   scratch dir (default: a fresh dir under /var/tmp; disk, like a real build)
+#   BENCH_APP   the app (default fixtures/node-express)
+# The baseline uses the `npm` on PATH; the slug's own Node/npm come from the registry.
+set -euo pipefail
+
+rounds=${1:-3}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+app=${BENCH_APP:-$repo/fixtures/node-express}
+if [ -z "${SLUG:-}" ]; then
+  (cd "$repo" && cargo build --release --bin slug >&2)
+  SLUG=$target/release/slug
+fi
+scratch=${BENCH_DIR:-$(mktemp -d /var/tmp/slugc-bench-nodejs.XXXXXX)}
+mkdir -p "$scratch"
+trap 'rm -rf "$scratch"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+base_times=() cold_times=() warm_times=()
+for round in $(seq 1 "$rounds"); do
+  r=$scratch/round-$round
+  mkdir -p "$r"
+
+  # Baseline: what a hand-rolled build does. Empty npm cache, like our cold build.
+  cp -r "$app" "$r/base"
+  t0=$(now)
+  (cd "$r/base" && npm_config_cache="$r/npm-cache" npm ci --no-audit --no-fund >/dev/null 2>&1)
+  tar -czf "$r/base.tgz" -C "$r/base" .
+  t1=$(now)
+  base_times+=("$(elapsed "$t0" "$t1")")
+
+  # Ours, cold: empty cache dir.
+  t0=$(now)
+  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" >"$r/cold.log" 2>&1
+  t1=$(now)
+  cold_times+=("$(elapsed "$t0" "$t1")")
+
+  # Ours, warm: same cache, nothing changed.
+  t0=$(now)
+  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" >"$r/warm.log" 2>&1
+  t1=$(now)
+  warm_times+=("$(elapsed "$t0" "$t1")")
+  if grep -q "Running npm ci\|Downloading" "$r/warm.log"; then
+    echo "warm rebuild installed or downloaded something:" >&2
+    cat "$r/warm.log" >&2
+    exit 1
+  fi
+  echo "round $round: npm ci + tar ${base_times[-1]} s, cold ${cold_times[-1]} s, warm ${warm_times[-1]} s" >&2
+done
+
+base=$(printf '%s\n' "${base_times[@]}" | median)
+cold=$(printf '%s\n' "${cold_times[@]}" | median)
+warm=$(printf '%s\n' "${warm_times[@]}" | median)
+slug_size=$(stat -c %s "$scratch"/round-1/out/sha256-*.tgz | head -1)
+base_size=$(stat -c %s "$scratch/round-1/base.tgz")
+
+echo
+echo "node-express, median of $rounds rounds ($(nproc) cores)"
+printf '%-34s %8s %12s\n' "step" "seconds" "output MB"
+printf '%-34s %8s %12.1f\n' "npm ci + tar -czf (baseline)" "$base" "$(awk -v s="$base_size" 'BEGIN{print s/1e6}')"
+printf '%-34s %8s %12.1f\n' "slug build, cold (incl. Node.js)" "$cold" "$(awk -v s="$slug_size" 'BEGIN{print s/1e6}')"
+printf '%-34s %8s %12s\n' "slug build, warm, no change" "$warm" "same slug"
+ratio=$(awk -v c="$cold" -v b="$base" 'BEGIN { printf "%.2f", c / b }')
+echo
+echo "cold / baseline = $ratio (bar: <= 1.2)   warm = $warm s (bar: <= 1.0)"
