@@ -265,16 +265,15 @@ fn resolve_trial(
     Some((plans, resolved))
 }
 
+/// Each group member with its chosen plan section, or `None` when an optional one is left out.
+type Trial<'a> = Vec<(&'a Buildpack, Option<&'a PlanSection>)>;
+
 /// Depth-first over each member's alternatives (main section first, then each `or`, then —
 /// for optional members — leaving it out), taking the first trial that resolves.
 fn search<'a>(
     passed: &'a [(Buildpack, bool, DetectPlan)],
-    chosen: &mut Vec<(&'a Buildpack, Option<&'a PlanSection>)>,
-) -> Option<(
-    Vec<(&'a Buildpack, Option<&'a PlanSection>)>,
-    Vec<Vec<PlanEntry>>,
-    Vec<ResolvedDep>,
-)> {
+    chosen: &mut Trial<'a>,
+) -> Option<(Trial<'a>, Vec<Vec<PlanEntry>>, Vec<ResolvedDep>)> {
     let i = chosen.len();
     if i == passed.len() {
         return resolve_trial(chosen).map(|(plans, deps)| (chosen.clone(), plans, deps));
