@@ -397,7 +397,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
                 api: bp.api().to_string(),
             })
             .collect(),
-        config_vars: built.config_vars.clone(),
+        config_vars: pbuild::config_vars(&built, &prepared.app_dir)
+            .map_err(io(&prepared.app_dir))?,
         addons: built.addons.clone(),
         layers: exported.parts.clone(),
     };

@@ -349,6 +349,14 @@ fn cnb_contract_layers_env_processes_and_secrets() {
     assert_eq!(m["process_types"]["cnb-only"], "hello");
     assert_eq!(m["buildpacks"][1]["id"], "test/cnb-2");
     assert_eq!(m["buildpacks"][1]["api"], "0.10");
+    // Plain launch defaults are listed as config vars; paths into the build root are not.
+    assert_eq!(m["config_vars"]["CNB_OVERRIDE"], "second-override");
+    assert_eq!(m["config_vars"]["CNB_DEFAULT"], "cnb-default");
+    assert!(
+        m["config_vars"].get("CNB_PATHS").is_none(),
+        "{}",
+        m["config_vars"]
+    );
 
     let slug = slug_path(tmp.path(), &m);
     let root = unpack(&slug, &tmp.path().join("elsewhere"));

@@ -268,12 +268,24 @@ pub fn save_cache(built: &Built, cache: &Cache) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The launch env script for `.profile.d`.
-pub fn launch_profile(built: &Built, app_dir: &Path) -> std::io::Result<String> {
-    let layers: Vec<LaunchLayer> = built
+fn launch_layers(built: &Built) -> Vec<LaunchLayer> {
+    built
         .launch_layers
         .iter()
         .map(|l| LaunchLayer { dir: l.dir.clone() })
-        .collect();
+        .collect()
+}
+
+/// The launch env script for `.profile.d`.
+pub fn launch_profile(built: &Built, app_dir: &Path) -> std::io::Result<String> {
+    let layers = launch_layers(built);
     env::launch_profile(&layers, app_dir, &built.config_vars)
+}
+
+/// The manifest's `config_vars`: launch layers' plain defaults, then classic `config_vars`.
+pub fn config_vars(built: &Built, app_dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let layers = launch_layers(built);
+    let mut vars = env::launch_defaults(&layers, app_dir)?;
+    vars.extend(built.config_vars.clone());
+    Ok(vars)
 }

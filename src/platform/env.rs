@@ -76,10 +76,14 @@ fn valid_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The bash lines for one env dir (`env/`, `env.launch/` or `env.launch/<process>/`).
-fn env_dir_script(dir: &Path, build_root: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+/// An env dir's modifications in file-name order, and its `.delim` values.
+type EnvDir = (Vec<(String, Action, String)>, BTreeMap<String, String>);
+
+fn read_env_dir(dir: &Path) -> std::io::Result<EnvDir> {
+    let mut delims: BTreeMap<String, String> = BTreeMap::new();
+    let mut mods: Vec<(String, Action, String)> = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
+        return Ok((mods, delims));
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -87,8 +91,6 @@ fn env_dir_script(dir: &Path, build_root: &str, out: &mut Vec<String>) -> std::i
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    let mut delims: BTreeMap<String, String> = BTreeMap::new();
-    let mut mods: Vec<(String, Action, String)> = Vec::new();
     for file in &files {
         let Some(file_name) = file.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -114,6 +116,12 @@ fn env_dir_script(dir: &Path, build_root: &str, out: &mut Vec<String>) -> std::i
         };
         mods.push((name.to_string(), action, value));
     }
+    Ok((mods, delims))
+}
+
+/// The bash lines for one env dir (`env/`, `env.launch/` or `env.launch/<process>/`).
+fn env_dir_script(dir: &Path, build_root: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    let (mods, delims) = read_env_dir(dir)?;
     for (name, action, value) in mods {
         let v = quote_relocated(&value, build_root);
         let line = match action {
@@ -171,6 +179,37 @@ fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// The plain values launch layers set for every process (`.override` and `.default` in
+/// `env/` and `env.launch/`, not paths into the build root): the defaults the manifest lists
+/// as `config_vars`, as Heroku's classic `bin/release` does.
+pub fn launch_defaults(
+    layers: &[LaunchLayer],
+    build_root: &Path,
+) -> std::io::Result<BTreeMap<String, String>> {
+    let root = build_root.to_string_lossy();
+    let mut out = BTreeMap::new();
+    for layer in layers {
+        for sub in ["env", "env.launch"] {
+            let (mods, _) = read_env_dir(&layer.dir.join(sub))?;
+            for (name, action, value) in mods {
+                if value.contains(root.as_ref()) {
+                    continue;
+                }
+                match action {
+                    Action::Override => {
+                        out.insert(name, value);
+                    }
+                    Action::Default => {
+                        out.entry(name).or_insert(value);
+                    }
+                    Action::Prepend | Action::Append => {}
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `.profile.d` script that recreates the launch environment at run time: layer paths,
