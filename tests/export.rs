@@ -140,7 +140,9 @@ fn check_readable(e: &Exported) {
         e.path.file_name().unwrap().to_str().unwrap(),
         format!("sha256-{}.tgz", e.sha256)
     );
-    assert_eq!(fs::metadata(&e.path).unwrap().len(), e.size);
+    let meta = fs::metadata(&e.path).unwrap();
+    assert_eq!(meta.len(), e.size);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
 }
 
 fn store_files(store: &Path) -> Vec<String> {
@@ -157,11 +159,41 @@ fn same_tree_from_two_dirs_at_two_times_gives_the_same_bytes() {
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let app1 = sample_app(one.path());
+    // Source-like bytes over many compression blocks: the compressor's output must not
+    // depend on which thread compressed which block before.
+    let mut x: u64 = 7;
+    let words = [
+        "function",
+        "return",
+        "{",
+        "}",
+        "module.exports",
+        "=>",
+        "\n",
+        "const",
+    ];
+    let text: String = (0..300_000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (x >> 33) as usize;
+            if r % 5 == 0 {
+                format!("{} ", r % 99991)
+            } else {
+                format!("{} ", words[r % words.len()])
+            }
+        })
+        .collect();
+    write(&app1.join("data/source.js"), &text, 0o644);
     // The second copy is made later, in another order, with other mtimes and umask-ish modes.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let app2 = sample_app(two.path());
+    fs::copy(app1.join("data/source.js"), app2.join("data/source.js")).unwrap();
     fs::set_permissions(app2.join("a"), fs::Permissions::from_mode(0o700)).unwrap();
-    let e1 = export(&parts_of(&app1), &one.path().join("store"), &opts()).unwrap();
+    let mut o1 = opts();
+    o1.threads = 1;
+    let e1 = export(&parts_of(&app1), &one.path().join("store"), &o1).unwrap();
     let mut o2 = opts();
     o2.threads = 5;
     let e2 = export(&parts_of(&app2), &two.path().join("store"), &o2).unwrap();

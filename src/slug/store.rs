@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,11 @@ impl Staged {
             path: target.clone(),
             source,
         };
+        // Temporary files are private (0600); a slug is meant to be read by whoever runs it.
+        self.file
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(write_err)?;
         self.file.as_file().sync_all().map_err(write_err)?;
         if target.exists() {
             // Dropping the NamedTempFile deletes it.
@@ -196,6 +202,8 @@ mod tests {
         assert_eq!(p, store.join("x.bin"));
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
         assert_eq!(names(&store), vec!["x.bin"]);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     #[test]
