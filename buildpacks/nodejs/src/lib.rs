@@ -76,9 +76,33 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
-        // Node.js
+        // Both version lists are fetched at once: on a warm rebuild they are the only network
+        // traffic, and the package manager's list does not depend on the Node version.
         let node_package = runtime::node_package(&context.target.arch)?;
-        let node_packument = packument(&registry, node_package, "listing Node.js versions")?;
+        let tool = package_manager.tool;
+        let (node_packument, tool_packument) = std::thread::scope(|scope| {
+            let tool_list = scope.spawn(|| {
+                packument(
+                    &registry,
+                    tool.package(),
+                    "listing package manager versions",
+                )
+            });
+            let node_list = packument(&registry, node_package, "listing Node.js versions");
+            let tool_list = tool_list.join().unwrap_or_else(|_| {
+                Err(NodejsBuildpackError::Registry {
+                    what: "listing package manager versions".into(),
+                    source: registry::RegistryError::BadAnswer {
+                        url: registry.display_url(),
+                        message: "the download thread panicked".into(),
+                    },
+                })
+            });
+            (node_list, tool_list)
+        });
+        let (node_packument, tool_packument) = (node_packument?, tool_packument?);
+
+        // Node.js
         let available = node_version::parse_versions(node_packument.versions.keys());
         let resolved =
             node_version::resolve(package_json.engines.node.as_deref(), &available, today())
@@ -97,12 +121,6 @@ impl Buildpack for NodejsBuildpack {
         let node_home = runtime::install(&context, &registry, node_package, node_meta)?;
 
         // The package manager and its cache.
-        let tool = package_manager.tool;
-        let tool_packument = packument(
-            &registry,
-            tool.package(),
-            "listing package manager versions",
-        )?;
         let tool_meta = tool::resolve(
             tool,
             &tool_packument,
