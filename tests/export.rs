@@ -627,14 +627,21 @@ fn part_cache_bytes_are_reused_and_damaged_ones_ignored() {
     check_readable(&reused);
     assert_eq!(names(&members(&reused.path)), names(&members(&first.path)));
 
-    // A damaged cache entry is noticed, dropped and replaced by a fresh compression.
-    let bytes = fs::read(&cached).unwrap();
-    fs::write(&cached, &bytes[..bytes.len() / 2]).unwrap();
-    let again = export(&single(&app), &dir.path().join("s3"), &o).unwrap();
-    assert_eq!(again.sha256, first.sha256);
-    let bytes = fs::read(&cached).unwrap();
+    // A damaged cache entry (cut short, or with bytes after its member) is noticed, dropped
+    // and replaced by a fresh compression.
     let fresh = fs::read(&first.path).unwrap();
-    assert_eq!(&fresh[..bytes.len()], &bytes[..]);
+    let bytes = fs::read(&cached).unwrap();
+    for damaged in [
+        bytes[..bytes.len() / 2].to_vec(),
+        [&bytes[..], b"garbage"].concat(),
+    ] {
+        fs::write(&cached, &damaged).unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let again = export(&single(&app), store.path(), &o).unwrap();
+        assert_eq!(again.sha256, first.sha256);
+        let bytes = fs::read(&cached).unwrap();
+        assert_eq!(&fresh[..bytes.len()], &bytes[..]);
+    }
 }
 
 #[test]

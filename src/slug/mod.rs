@@ -417,10 +417,14 @@ impl PartCache {
     fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
         let path = self.path(digest);
         let file = File::open(&path).ok()?;
+        let mut decoder = flate2::bufread::GzDecoder::new(io::BufReader::new(file));
         let mut check = Hashing::new(io::sink());
-        let ok = io::copy(&mut flate2::read::GzDecoder::new(file), &mut check).is_ok();
+        let decoded = io::copy(&mut decoder, &mut check).is_ok();
+        // Exactly one member and nothing after it: the whole file is what gets copied.
+        let nothing_after = decoded
+            && io::BufRead::fill_buf(&mut decoder.into_inner()).is_ok_and(|rest| rest.is_empty());
         let (got, got_len) = check.finish();
-        if ok && got == digest && got_len == len {
+        if nothing_after && got == digest && got_len == len {
             Some(File::open(&path))
         } else {
             let _ = std::fs::remove_file(&path);
