@@ -717,3 +717,72 @@ fn non_utf8_names_are_kept_as_bytes() {
         "long\n"
     );
 }
+
+/// The child half of `mtime_comes_from_source_date_epoch`: the variable is process-wide, so
+/// each value is tried in a process of its own.
+#[test]
+#[ignore = "run by mtime_comes_from_source_date_epoch"]
+fn source_date_epoch_child() {
+    if std::env::var("SLUGC_TEST_SDE_CHILD").is_err() {
+        return;
+    }
+    match slugc::slug::mtime_from_env() {
+        Ok(m) => println!("RESULT ok {m}"),
+        Err(e) => println!("RESULT err {e}"),
+    }
+}
+
+#[test]
+fn mtime_comes_from_source_date_epoch() {
+    let child = |value: Option<&str>| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "source_date_epoch_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SLUGC_TEST_SDE_CHILD", "1")
+        .env_remove("SOURCE_DATE_EPOCH");
+        if let Some(v) = value {
+            cmd.env("SOURCE_DATE_EPOCH", v);
+        }
+        let stdout = run(&mut cmd);
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .unwrap_or_else(|| panic!("no result: {stdout}"))
+            .to_string()
+    };
+    assert_eq!(child(Some("1234567890")), "ok 1234567890");
+    assert_eq!(child(None), format!("ok {}", slugc::slug::DEFAULT_MTIME));
+    assert_eq!(
+        child(Some("")),
+        format!("ok {}", slugc::slug::DEFAULT_MTIME)
+    );
+    assert_eq!(
+        child(Some("yesterday")),
+        "err SOURCE_DATE_EPOCH must be a number of seconds since 1970, got `yesterday`"
+    );
+    assert_eq!(slugc::slug::DEFAULT_MTIME, 315_532_800);
+}
+
+#[test]
+fn every_gzip_member_header_has_no_name_and_no_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sample_app(dir.path());
+    let e = export(&parts_of(&app), &dir.path().join("store"), &opts()).unwrap();
+    let bytes = fs::read(&e.path).unwrap();
+    // Walk the members: each one's header is the fixed 10 bytes, and the members (3 parts
+    // + end of archive) cover the whole file.
+    let mut rest = &bytes[..];
+    let mut count = 0;
+    while !rest.is_empty() {
+        assert_eq!(&rest[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+        rest = decoder.into_inner();
+        count += 1;
+    }
+    assert_eq!(count, 4);
+}
