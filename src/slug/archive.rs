@@ -706,6 +706,42 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_mtimes_past_ustar_go_to_pax() {
+        let mut out = Vec::new();
+        let mut w = EntryWriter {
+            out: &mut out,
+            mtime: OCTAL11_MAX + 1,
+            buf: Vec::new(),
+        };
+        w.header(b"./app/big", 0o644, 9_000_000_000, b'0', b"")
+            .unwrap();
+        // PAX header block, its records padded to a block, then the ustar header.
+        assert_eq!(out.len(), 3 * 512);
+        assert_eq!(&out[..14], b"././@PaxHeader");
+        assert_eq!(out[156], b'x');
+        let records = String::from_utf8_lossy(&out[512..1024]);
+        assert!(records.contains("size=9000000000\n"), "{records}");
+        assert!(
+            records.contains(&format!("mtime={}\n", OCTAL11_MAX + 1)),
+            "{records}"
+        );
+        let ustar = &out[1024..];
+        assert_eq!(&ustar[..9], b"./app/big");
+        assert_eq!(&ustar[124..136], b"00000000000\0");
+        assert_eq!(&ustar[257..263], b"ustar\0");
+    }
+
+    #[test]
+    fn header_checksum_is_what_tar_expects() {
+        let h = ustar(b"./app/x", b"", 0o644, 5, 1, b'0', b"");
+        let stored = std::str::from_utf8(&h[148..154]).unwrap();
+        let mut blank = h;
+        blank[148..156].copy_from_slice(b"        ");
+        let sum: u32 = blank.iter().map(|&b| b as u32).sum();
+        assert_eq!(u32::from_str_radix(stored, 8).unwrap(), sum);
+    }
+
+    #[test]
     fn relative_paths_between_slug_dirs() {
         assert_eq!(relative(&comps("app/a/b"), &comps("app/c")), b"../../c");
         assert_eq!(relative(&comps("app"), &comps("app/c/d")), b"c/d");
