@@ -58,6 +58,8 @@ impl PackageJson {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, PackageJsonError> {
+        // Editors on Windows write a byte-order mark; npm strips it, so do we.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         serde_json::from_str(text).map_err(|e| PackageJsonError::Parse {
             path: path.to_path_buf(),
             message: strip_position(&e.to_string()),
@@ -112,6 +114,16 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("(line 3, column 3)"), "{text}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let p = PackageJson::parse(
+            "\u{feff}{\"engines\":{\"node\":\"20.x\"}}",
+            Path::new("package.json"),
+        )
+        .unwrap();
+        assert_eq!(p.engines.node.as_deref(), Some("20.x"));
     }
 
     #[test]

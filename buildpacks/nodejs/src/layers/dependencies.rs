@@ -298,7 +298,8 @@ pub fn install_inputs_digest(
         "reading package.json",
         &package_json_path,
     ))?;
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).unwrap_or_default();
     for key in [
         "dependencies",
         "devDependencies",
