@@ -83,6 +83,12 @@ pub enum ExportError {
     Write { path: PathBuf, source: io::Error },
     #[error("compression failed: {0}")]
     Deflate(String),
+    #[error("cannot copy cached part {path} into {slug}: {source}")]
+    CachedPart {
+        path: PathBuf,
+        slug: PathBuf,
+        source: io::Error,
+    },
     #[error("nothing to export: no parts given")]
     NoParts,
     #[error("SOURCE_DATE_EPOCH must be a number of seconds since 1970, got `{0}`")]
@@ -182,9 +188,15 @@ pub fn export(
                         continue;
                     }
                     Err(e) if slug.too_large => return Err(write_err(&slug, e)),
-                    // Reading the cached file failed midway: the slug file already holds
-                    // part of it, so the export cannot go on.
-                    Err(e) => return Err(write_err(&slug, e)),
+                    // The slug file may already hold part of the cached member: the export
+                    // cannot go on (a new one would start afresh).
+                    Err(source) => {
+                        return Err(ExportError::CachedPart {
+                            path: cache.path(&digest),
+                            slug: temp_path.clone(),
+                            source,
+                        })
+                    }
                 }
             }
         }
@@ -250,7 +262,7 @@ pub fn export(
     let SlugWriter {
         inner, sha, size, ..
     } = slug;
-    // Releases the borrow of the staged file before it is committed.
+    // Closes our descriptor of the staged file (flushed above); `commit` syncs and renames.
     drop(inner);
     let sha256 = hex(&sha.finalize());
     if let Some(bar) = bar {
