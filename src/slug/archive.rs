@@ -21,10 +21,9 @@
 //!   fifos and devices are skipped with a warning; a file that cannot be read is an error.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -180,11 +179,11 @@ impl<'a> Archiver<'a> {
                 stack.pop();
                 continue;
             };
-            let disk = frame.disk.join(&item.name);
+            let disk = frame.disk.join(item.name());
             let mut slug = frame.slug.clone();
             slug.push(b'/');
-            slug.extend_from_slice(item.name.as_bytes());
-            if item.contents {
+            slug.extend_from_slice(item.name().as_bytes());
+            if item.contents() {
                 let items = self.list(&disk, false, index)?;
                 stack.push(Frame { disk, slug, items });
             } else {
@@ -241,20 +240,13 @@ impl<'a> Archiver<'a> {
                 continue;
             }
             let is_dir = entry.file_type().map_err(read_err)?.is_dir();
+            let name = name.into_vec();
             if is_dir {
-                let mut key = name.as_bytes().to_vec();
+                let mut key = name.clone();
                 key.push(b'/');
-                items.push(Item {
-                    key,
-                    name: name.clone(),
-                    contents: true,
-                });
+                items.push(Item { key });
             }
-            items.push(Item {
-                key: name.as_bytes().to_vec(),
-                name,
-                contents: false,
-            });
+            items.push(Item { key: name });
         }
         items.sort_unstable_by(|a, b| b.key.cmp(&a.key));
         Ok(items)
@@ -357,11 +349,22 @@ struct Frame {
     items: Vec<Item>,
 }
 
+/// One entry of a listing, by its sort key: the name for the entry itself, `name/` for a
+/// directory's contents. One allocation per entry: listings are what memory grows with.
 struct Item {
     key: Vec<u8>,
-    name: OsString,
-    /// The directory's contents rather than its own entry.
-    contents: bool,
+}
+
+impl Item {
+    /// The directory's contents rather than an entry.
+    fn contents(&self) -> bool {
+        self.key.last() == Some(&b'/')
+    }
+
+    fn name(&self) -> &std::ffi::OsStr {
+        let name = self.key.strip_suffix(b"/").unwrap_or(&self.key);
+        std::ffi::OsStr::from_bytes(name)
+    }
 }
 
 /// About how many tar bytes the parts make (headers plus padded file sizes), from a walk
