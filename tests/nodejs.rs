@@ -424,6 +424,36 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
     assert!(!kept.manifest.to_string().contains("NPM_CONFIG_PRODUCTION"));
 }
 
+#[test]
+fn heroku_scripts_run_in_heroku_order_and_no_lockfile_means_npm_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("node-heroku-scripts"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built
+            .log
+            .contains("Warning: no lockfile; running npm install"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains("Running npm install --include=dev"),
+        "{}",
+        built.log
+    );
+    assert_eq!(built.manifest["process_types"]["web"], "node index.js");
+    // heroku-postbuild replaces build and sees devDependencies; heroku-cleanup runs after the
+    // prune. The app serves the record its scripts wrote.
+    let response = serve(&built, &tmp.path().join("run"));
+    assert_ok(&response, "prebuild\n postbuild\ncleanup-dev-pruned\n");
+    assert!(!response.contains("build-must-not-run"), "{response}");
+}
+
 fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(
