@@ -29,6 +29,7 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Env, Platform};
+use std::io::Write;
 use std::path::Path;
 
 /// The descriptor the engine writes when it materialises this buildpack.
@@ -118,17 +119,41 @@ impl Buildpack for NodejsBuildpack {
             .versions
             .get(&node_version)
             .ok_or_else(|| NodejsBuildpackError::from(node_version::NodeVersionError::NoLts))?;
-        let node_home = runtime::install(&context, &registry, node_package, node_meta)?;
-
-        // The package manager and its cache.
         let tool_meta = tool::resolve(
             tool,
             &tool_packument,
             package_manager.requested.as_deref(),
             &resolved.version,
         )?;
-        println!("-----> Installing {} {}", tool.display(), tool_meta.version);
-        let tool_bin = tool::install(&context, &registry, tool, &tool_meta)?;
+
+        // Node.js and the package manager are independent downloads: fetch and unpack them
+        // side by side. The tool's log is buffered and printed after Node's, in order.
+        let mut tool_log: Vec<u8> = Vec::new();
+        let (node_home, tool_bin) = std::thread::scope(|scope| {
+            let tool_job = scope.spawn(|| {
+                let _ = writeln!(
+                    tool_log,
+                    "-----> Installing {} {}",
+                    tool.display(),
+                    tool_meta.version
+                );
+                tool::install(&context, &registry, tool, &tool_meta, &mut tool_log)
+            });
+            let node_home = runtime::install(&context, &registry, node_package, node_meta);
+            let tool_bin = tool_job.join().unwrap_or_else(|_| {
+                Err(NodejsBuildpackError::Registry {
+                    what: format!("installing {}", tool.display()),
+                    source: registry::RegistryError::BadAnswer {
+                        url: registry.display_url(),
+                        message: "the install thread panicked".into(),
+                    },
+                }
+                .into())
+            });
+            (node_home, tool_bin)
+        });
+        let _ = std::io::stdout().write_all(&tool_log);
+        let (node_home, tool_bin) = (node_home?, tool_bin?);
         let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version)?;
 
         let toolchain = Toolchain {

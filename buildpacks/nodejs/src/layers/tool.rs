@@ -2,7 +2,7 @@
 //! that carries it (Node's registry build ships without npm), with its `bin` entries linked
 //! into `bin/` by relative symlinks so the layer runs from any dir.
 
-use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil;
 use crate::package_manager::Tool;
@@ -14,6 +14,7 @@ use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
 use nodejs_semver::{Range, Version};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,12 +87,14 @@ pub fn resolve(
     }
 }
 
-/// Make the tool layer hold `version`; returns the layer's `bin` dir.
+/// Make the tool layer hold `version`; returns the layer's `bin` dir. Runs beside the Node.js
+/// download, so it writes its log lines to `log`, which the caller prints afterwards.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
     tool: Tool,
     version: &PackageVersion,
+    log: &mut dyn Write,
 ) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
     let new = ToolMetadata {
         package: tool.package().to_string(),
@@ -119,10 +122,15 @@ pub fn install(
     )?;
     let path = layer.path();
     let bin = path.join("bin");
-    if explain(&layer.state, tool.display()) {
-        println!("Reusing {} {} from the cache", tool.display(), new.version);
+    if explain_to(&layer.state, tool.display(), log) {
+        let _ = writeln!(
+            log,
+            "Reusing {} {} from the cache",
+            tool.display(),
+            new.version
+        );
     } else {
-        println!("Downloading {}@{}", new.package, new.version);
+        let _ = writeln!(log, "Downloading {}@{}", new.package, new.version);
         let bytes = registry
             .tarball(tool.package(), version)
             .map_err(|source| NodejsBuildpackError::Registry {
