@@ -129,6 +129,7 @@ where
     P: FnOnce(&mut BlockSink) -> Result<T, E> + Send,
 {
     let threads = threads.max(1);
+    tune_allocator();
     std::thread::scope(|s| {
         let mut job_txs = Vec::with_capacity(threads);
         let mut done_rxs = Vec::with_capacity(threads);
@@ -165,9 +166,33 @@ where
     })
 }
 
+/// Keeps glibc from hoarding freed deflate states. Each block gets a fresh ~330 KiB state
+/// (see [`compress_block`]); glibc's default raises its mmap threshold past that size after
+/// the first free, after which the states come from per-thread arenas that fragment and are
+/// not trimmed: measured peak RSS 150 MB with 32 threads on the 200 MB bench tree. A fixed
+/// trim threshold turns the dynamic adjustment off, so the states stay mmapped and go back to
+/// the kernel on free: 22 MB with 32 threads, no measurable slowdown. Process-wide, set once;
+/// a no-op elsewhere than glibc.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only sets allocator parameters; it takes glibc's own locks and
+            // may be called at any time from any thread.
+            unsafe {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+            }
+        });
+    }
+}
+
 fn worker(jobs: Receiver<Job>, done: SyncSender<Result<Done, String>>) {
+    // One worst-case output buffer per worker, reused: only exact-size copies travel, so
+    // memory stays flat over millions of blocks instead of fragmenting.
+    let mut scratch = Vec::with_capacity(BLOCK + BLOCK / 8 + 64);
     for job in jobs {
-        let result = compress_block(&job);
+        let result = compress_block(&job, &mut scratch);
         if done.send(result).is_err() {
             break;
         }
@@ -180,7 +205,7 @@ fn worker(jobs: Receiver<Job>, done: SyncSender<Result<Done, String>>) {
 /// compressed what before, i.e. on the thread count. zlib-ng, which zlib-rs ports, had the
 /// same bug (zlib-ng/zlib-ng#2100, "Deflate output not deterministic when the compressor is
 /// reused with deflateReset"). A new state costs little next to deflating 128 KiB.
-fn compress_block(job: &Job) -> Result<Done, String> {
+fn compress_block(job: &Job, scratch: &mut Vec<u8>) -> Result<Done, String> {
     let mut deflate = Compress::new(Compression::new(LEVEL), false);
     let deflate = &mut deflate;
     if !job.dict.is_empty() {
@@ -188,12 +213,14 @@ fn compress_block(job: &Job) -> Result<Done, String> {
             .set_dictionary(&job.dict)
             .map_err(|e| e.to_string())?;
     }
-    let mut data = Vec::with_capacity(job.block.len() + job.block.len() / 8 + 64);
+    let data = scratch;
+    data.clear();
+    data.reserve(job.block.len() + job.block.len() / 8 + 64);
     let mut consumed = 0;
     loop {
         let before = deflate.total_in();
         let status = deflate
-            .compress_vec(&job.block[consumed..], &mut data, FlushCompress::Sync)
+            .compress_vec(&job.block[consumed..], data, FlushCompress::Sync)
             .map_err(|e| e.to_string())?;
         consumed += (deflate.total_in() - before) as usize;
         // zlib's sync flush is complete once it returns with output space left over.
@@ -205,7 +232,10 @@ fn compress_block(job: &Job) -> Result<Done, String> {
     }
     let mut crc = Crc::new();
     crc.update(&job.block);
-    Ok(Done { data, crc })
+    Ok(Done {
+        data: data.as_slice().to_vec(),
+        crc,
+    })
 }
 
 /// Assembles one member from compressed blocks: header, blocks, final block, trailer.
@@ -292,13 +322,14 @@ fn input_len(blocks: usize, crc: &Crc) -> u64 {
 pub fn compress_small(bytes: &[u8]) -> Result<Vec<u8>, GzipError<std::convert::Infallible>> {
     let mut out = Vec::new();
     let mut member = MemberWriter::start(&mut out).map_err(GzipError::Output)?;
+    let mut scratch = Vec::new();
     let mut dict: &[u8] = &[];
     for block in bytes.chunks(BLOCK) {
         let job = Job {
             dict: dict.to_vec(),
             block: block.to_vec(),
         };
-        let done = compress_block(&job).map_err(GzipError::Deflate)?;
+        let done = compress_block(&job, &mut scratch).map_err(GzipError::Deflate)?;
         member.block(&done).map_err(GzipError::Output)?;
         dict = &block[block.len().saturating_sub(DICT)..];
     }
