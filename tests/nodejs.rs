@@ -498,6 +498,64 @@ fn heroku_scripts_run_in_heroku_order_and_no_lockfile_means_npm_install() {
     assert!(!response.contains("build-must-not-run"), "{response}");
 }
 
+#[test]
+fn native_addon_compiles_against_the_buildpacks_headers_and_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let built = slug_build(
+        &fixture("node-native-addon"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Installing the Node.js C headers"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains("COPY Release/hello.node"),
+        "{}",
+        built.log
+    );
+    let files = listing(&built.slug);
+    let build_dir: Vec<&String> = files.iter().filter(|f| f.contains("app/build/")).collect();
+    assert_eq!(
+        build_dir,
+        [
+            "./app/build/",
+            "./app/build/Release/",
+            "./app/build/Release/hello.node"
+        ],
+        "only the addon is kept"
+    );
+    assert!(
+        !files.iter().any(|f| f.contains("node_headers")),
+        "headers stay out of the slug"
+    );
+    let run = tmp.path().join("run");
+    assert_ok(&serve(&built, &run), "hello from C on Node v22.");
+    assert_no_build_path(&run, &cache);
+
+    // The app's own build output is not cached: installed again, said why, same bytes.
+    let warm = slug_build(
+        &fixture("node-native-addon"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&warm);
+    assert!(
+        warm.log
+            .contains("Installing again although nothing changed: binding.gyp"),
+        "{}",
+        warm.log
+    );
+    assert!(!warm.log.contains("Downloading"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+}
+
 fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(

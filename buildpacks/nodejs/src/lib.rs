@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod fsutil;
+pub mod gyp;
 pub mod layers;
 pub mod node_version;
 pub mod npmrc;
@@ -16,7 +17,7 @@ pub mod toolchain;
 
 use crate::errors::NodejsBuildpackError;
 use crate::layers::dependencies::{self, Plan};
-use crate::layers::{runtime, tool, tool_cache, web_env};
+use crate::layers::{headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
@@ -153,7 +154,19 @@ impl Buildpack for NodejsBuildpack {
             (node_home, tool_bin)
         });
         let _ = std::io::stdout().write_all(&tool_log);
-        let (node_home, tool_bin) = (node_home?, tool_bin?);
+        let ((node_home, node_tarball), tool_bin) = (node_home?, tool_bin?);
+        let node_headers = if headers::needed(&app_dir, package_manager.lockfile) {
+            Some(headers::install(
+                &context,
+                &registry,
+                node_package,
+                node_meta,
+                node_tarball.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        drop(node_tarball);
         let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version)?;
 
         let toolchain = Toolchain {
@@ -166,6 +179,7 @@ impl Buildpack for NodejsBuildpack {
                 base: Env::from_current(),
                 platform: &platform_env,
                 node_home: &node_home,
+                node_headers: node_headers.as_deref(),
                 tool_bin: &tool_bin,
                 tool,
                 cache_dir: &cache_dir,
@@ -197,6 +211,14 @@ impl Buildpack for NodejsBuildpack {
             has_dev_dependencies: !package_json.dev_dependencies.is_empty(),
             keep_dev_tree: prune && build_script.is_some(),
             lockfile: package_manager.lockfile,
+            root_scripts: dependencies::root_install_scripts(
+                &app_dir,
+                &package_json
+                    .scripts
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            ),
         };
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
         if let Some(script) = build_script {

@@ -24,6 +24,8 @@ pub struct EnvInputs<'a> {
     pub base: Env,
     pub platform: &'a Env,
     pub node_home: &'a Path,
+    /// Node's C headers, when the app may compile native addons.
+    pub node_headers: Option<&'a Path>,
     pub tool_bin: &'a Path,
     pub tool: Tool,
     pub cache_dir: &'a Path,
@@ -41,6 +43,10 @@ pub fn child_env(inputs: EnvInputs<'_>) -> Env {
         ("npm_config_audit", "false".into()),
         ("NODE_ENV", "production".into()),
     ];
+    if let Some(headers) = inputs.node_headers {
+        // node-gyp reads it from the environment (npm itself warns that it does not know it).
+        defaults.push(("npm_config_nodedir", headers.into()));
+    }
     match inputs.tool {
         Tool::Npm => defaults.push(("npm_config_cache", inputs.cache_dir.into())),
         Tool::YarnClassic => defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into())),
@@ -314,6 +320,7 @@ mod tests {
             base,
             platform: &platform,
             node_home: Path::new("/l/node"),
+            node_headers: Some(Path::new("/l/node_headers")),
             tool_bin: Path::new("/l/npm/bin"),
             tool: Tool::Npm,
             cache_dir: Path::new("/l/npm_cache"),

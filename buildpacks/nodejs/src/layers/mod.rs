@@ -3,6 +3,7 @@
 //! destructuring, so a new field cannot be forgotten) and every discard reason is logged.
 
 pub mod dependencies;
+pub mod headers;
 pub mod runtime;
 pub mod tool;
 pub mod tool_cache;

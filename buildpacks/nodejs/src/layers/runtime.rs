@@ -30,13 +30,14 @@ pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError
     }
 }
 
-/// Make the runtime layer hold `version`; returns its path.
+/// Make the runtime layer hold `version`; returns its path, and the tarball when it was
+/// downloaded (the headers layer unpacks it too rather than fetching it again).
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
     package: &str,
     version: &PackageVersion,
-) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+) -> libcnb::Result<(PathBuf, Option<Vec<u8>>), NodejsBuildpackError> {
     let new = RuntimeMetadata {
         node_version: version.version.clone(),
         arch: context.target.arch.clone(),
@@ -62,6 +63,7 @@ pub fn install(
         },
     )?;
     let path = layer.path();
+    let mut tarball = None;
     if explain(&layer.state, "Node.js") {
         println!("Reusing Node.js {} from the cache", new.node_version);
     } else {
@@ -84,6 +86,7 @@ pub fn install(
         })
         .map_err(NodejsBuildpackError::io("unpacking Node.js", &path))?;
         layer.write_metadata(new.clone())?;
+        tarball = Some(bytes);
     }
     layer.write_env(LayerEnv::new().chainable_insert(
         Scope::All,
@@ -91,5 +94,5 @@ pub fn install(
         "NODE_HOME",
         &path,
     ))?;
-    Ok(path)
+    Ok((path, tarball))
 }

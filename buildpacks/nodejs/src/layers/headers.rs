@@ -1,0 +1,128 @@
+//! Node's C headers (`include/node`, 63 MB) in a cached build-only layer, for apps that compile
+//! native addons with node-gyp. They are left out of the runtime layer so that slugs do not
+//! carry them; node-gyp finds them through `npm_config_nodedir` instead of downloading them
+//! from nodejs.org, which a build machine may not reach.
+
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use crate::errors::NodejsBuildpackError;
+use crate::fsutil;
+use crate::registry::{PackageVersion, Registry};
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::data::layer_name;
+use libcnb::layer::CachedLayerDefinition;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersMetadata {
+    pub node_version: String,
+    pub arch: String,
+}
+
+/// Whether the install may compile something: a `binding.gyp` in the app, or a lockfile that
+/// marks packages with install scripts (npm `hasInstallScript`, pnpm `requiresBuild`) or
+/// names node-gyp.
+pub fn needed(app_dir: &Path, lockfile: Option<&str>) -> bool {
+    if app_dir.join("binding.gyp").is_file() {
+        return true;
+    }
+    let Some(text) = lockfile.and_then(|l| std::fs::read_to_string(app_dir.join(l)).ok()) else {
+        return false;
+    };
+    text.contains("\"hasInstallScript\": true")
+        || text.contains("requiresBuild: true")
+        || text.contains("node-gyp")
+}
+
+/// Make the headers layer hold `version`'s `include/`; returns the dir for
+/// `npm_config_nodedir`. `tarball` is the runtime's download when there was one.
+pub fn install(
+    context: &BuildContext<NodejsBuildpack>,
+    registry: &Registry,
+    package: &str,
+    version: &PackageVersion,
+    tarball: Option<&[u8]>,
+) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    let new = HeadersMetadata {
+        node_version: version.version.clone(),
+        arch: context.target.arch.clone(),
+    };
+    let layer = context.cached_layer(
+        layer_name!("node_headers"),
+        CachedLayerDefinition {
+            build: false,
+            launch: false,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &|old: &HeadersMetadata, _: &Path| {
+                let HeadersMetadata { node_version, arch } = old;
+                let mut reasons = Reasons::new();
+                diff(
+                    &mut reasons,
+                    "Node.js version",
+                    node_version,
+                    &new.node_version,
+                );
+                diff(&mut reasons, "architecture", arch, &new.arch);
+                keep_if_unchanged(reasons)
+            },
+        },
+    )?;
+    let path = layer.path();
+    if !explain(&layer.state, "Node.js headers") {
+        let downloaded;
+        let bytes = match tarball {
+            Some(bytes) => bytes,
+            None => {
+                println!(
+                    "Downloading {package}@{} for its C headers",
+                    new.node_version
+                );
+                downloaded = registry.tarball(package, version).map_err(|source| {
+                    NodejsBuildpackError::Registry {
+                        what: format!("downloading Node.js {}", new.node_version),
+                        source,
+                    }
+                })?;
+                &downloaded
+            }
+        };
+        println!("Installing the Node.js C headers for native addons (node-gyp)");
+        fsutil::unpack_package(bytes, &path, |p| p.starts_with("include")).map_err(
+            NodejsBuildpackError::io("unpacking the Node.js headers", &path),
+        )?;
+        layer.write_metadata(new)?;
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needed_for_gyp_apps_and_install_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        assert!(!needed(dir.path(), None));
+        write(
+            "package-lock.json",
+            r#"{"packages":{"node_modules/ms":{"version":"2.1.3"}}}"#,
+        );
+        assert!(!needed(dir.path(), Some("package-lock.json")));
+        write(
+            "package-lock.json",
+            "{\"packages\":{\"node_modules/bcrypt\":{\"hasInstallScript\": true}}}",
+        );
+        assert!(needed(dir.path(), Some("package-lock.json")));
+        write(
+            "pnpm-lock.yaml",
+            "packages:\n  bcrypt@5.1.1:\n    requiresBuild: true\n",
+        );
+        assert!(needed(dir.path(), Some("pnpm-lock.yaml")));
+        let gyp = tempfile::tempdir().unwrap();
+        std::fs::write(gyp.path().join("binding.gyp"), "{}").unwrap();
+        assert!(needed(gyp.path(), None));
+    }
+}
