@@ -1,7 +1,8 @@
 //! node-gyp leaves its whole build tree in the app's `build/` (Makefiles, `config.gypi`,
 //! object files, dependency files), full of absolute build paths. Only the compiled
 //! `build/Release/*.node` files are loaded at run time (directly or through `bindings`), so the
-//! rest is removed: the slug then holds no build path and stays reproducible.
+//! rest is removed, in the app and in every package that node-gyp built: the slug then holds
+//! no build path and stays reproducible.
 
 use std::io;
 use std::path::Path;
@@ -28,6 +29,23 @@ pub fn strip_build_intermediates(app_dir: &Path) -> io::Result<()> {
             }
         } else {
             crate::fsutil::remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`strip_build_intermediates`] for every package under `node_modules` that node-gyp built
+/// (bcrypt, sqlite3, …). Symlinks are not followed: pnpm's links point into its `.pnpm`
+/// dir, which the walk reaches anyway.
+pub fn strip_packages(node_modules: &Path) -> io::Result<()> {
+    if !node_modules.is_dir() {
+        return Ok(());
+    }
+    strip_build_intermediates(node_modules)?;
+    for entry in std::fs::read_dir(node_modules)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            strip_packages(&entry.path())?;
         }
     }
     Ok(())
@@ -60,6 +78,27 @@ mod tests {
         let mut left: Vec<String> = walk(&app.join("build"));
         left.sort();
         assert_eq!(left, ["Release", "Release/hello.node"]);
+    }
+
+    #[test]
+    fn packages_in_node_modules_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("node_modules/@scope/native");
+        std::fs::create_dir_all(pkg.join("build/Release/obj.target")).unwrap();
+        std::fs::write(pkg.join("binding.gyp"), "{}").unwrap();
+        std::fs::write(pkg.join("build/Makefile"), "x").unwrap();
+        std::fs::write(pkg.join("build/Release/native.node"), "x").unwrap();
+        let plain = dir.path().join("node_modules/plain/build");
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(plain.join("index.js"), "x").unwrap();
+        strip_packages(&dir.path().join("node_modules")).unwrap();
+        assert!(!pkg.join("build/Makefile").exists());
+        assert!(!pkg.join("build/Release/obj.target").exists());
+        assert!(pkg.join("build/Release/native.node").is_file());
+        assert!(
+            plain.join("index.js").is_file(),
+            "a package's own build/ is kept"
+        );
     }
 
     #[test]

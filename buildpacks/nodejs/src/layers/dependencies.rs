@@ -272,6 +272,10 @@ pub fn finish(
         println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
     }
     if app_modules.is_dir() {
+        crate::gyp::strip_packages(&app_modules).map_err(NodejsBuildpackError::io(
+            "removing node-gyp's intermediate files",
+            &app_modules,
+        ))?;
         for name in toolchain.install_state_files(&app_modules) {
             let file = app_modules.join(name);
             fsutil::remove_any(&file)
