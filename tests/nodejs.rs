@@ -556,6 +556,40 @@ fn native_addon_compiles_against_the_buildpacks_headers_and_is_reproducible() {
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
 }
 
+#[test]
+fn changing_engines_node_discards_each_layer_with_its_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for file in ["package.json", "package-lock.json", "server.js"] {
+        std::fs::copy(fixture("node-express").join(file), app.join(file)).unwrap();
+    }
+    let cache = tmp.path().join("cache");
+    assert_built(&slug_build(&app, &tmp.path().join("out"), &cache, &[]));
+
+    let package_json = std::fs::read_to_string(app.join("package.json")).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        package_json.replace("\"node\": \"22.x\"", "\"node\": \"20.x\""),
+    )
+    .unwrap();
+    let rebuilt = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+    assert_built(&rebuilt);
+    for needle in [
+        "Discarding cached Node.js: Node.js version changed (22.",
+        "Discarding cached node_modules: Node.js version changed (22.",
+        "Running npm ci",
+    ] {
+        assert!(
+            rebuilt.log.contains(needle),
+            "{needle:?} missing:\n{}",
+            rebuilt.log
+        );
+    }
+    let port_check = serve(&rebuilt, &tmp.path().join("run"));
+    assert_ok(&port_check, "on Node v20.");
+}
+
 fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(
