@@ -590,6 +590,41 @@ fn changing_engines_node_discards_each_layer_with_its_reason() {
     assert_ok(&port_check, "on Node v20.");
 }
 
+#[test]
+fn a_reinstall_reads_packages_from_the_cached_npm_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for file in ["package.json", "package-lock.json", "server.js"] {
+        std::fs::copy(fixture("node-express").join(file), app.join(file)).unwrap();
+    }
+    let cache = tmp.path().join("cache");
+    assert_built(&slug_build(&app, &tmp.path().join("out"), &cache, &[]));
+
+    // An install input changes: node_modules is discarded with its reason, and npm ci runs
+    // with npm forbidden to use the network, so every package must come from the cache layer.
+    std::fs::write(app.join(".npmrc"), "fund=false\n").unwrap();
+    let rebuilt = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &cache,
+        &["--env", "npm_config_offline=true"],
+    );
+    assert_built(&rebuilt);
+    for needle in [
+        "Discarding cached node_modules: package-lock.json or the dependencies in package.json changed",
+        "Reusing the npm cache from the previous build",
+        "Running npm ci",
+        "added 71 packages",
+    ] {
+        assert!(rebuilt.log.contains(needle), "{needle:?} missing:\n{}", rebuilt.log);
+    }
+    assert_ok(
+        &serve(&rebuilt, &tmp.path().join("run")),
+        "hello from node-express",
+    );
+}
+
 fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(
@@ -661,6 +696,30 @@ fn failing_build_script_shows_its_output() {
         built.log.contains(
             "the \"build\" script in package.json failed: `npm run build` exited with status 3"
         ),
+        "{}",
+        built.log
+    );
+}
+
+#[test]
+fn failing_install_shows_npms_output() {
+    // npm may not use the network and the cache is empty: npm ci itself fails.
+    let built = failed_build("node-express", &["--env", "npm_config_offline=true"]);
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built.log.contains("cache mode is 'only-if-cached'"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains(
+            "the dependency install failed: `npm ci --include=dev --prefer-offline --no-audit --no-fund` exited with status 1"
+        ),
+        "{}",
+        built.log
+    );
+    assert!(
+        built.log.contains("Check that the lockfile is in sync"),
         "{}",
         built.log
     );

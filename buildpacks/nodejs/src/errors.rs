@@ -33,6 +33,12 @@ pub enum NodejsBuildpackError {
         source: std::io::Error,
     },
     #[error("the {step} failed: `{command}` {status}")]
+    Install {
+        step: String,
+        command: String,
+        status: String,
+    },
+    #[error("the {step} failed: `{command}` {status}")]
     Script {
         step: String,
         command: String,
@@ -87,6 +93,9 @@ impl NodejsBuildpackError {
             }
             E::UnsupportedArch(_) => "Build on linux/amd64 or linux/arm64.",
             E::Io { .. } => "Check free disk space and permissions in the build and cache dirs.",
+            E::Install { .. } => {
+                "Its output is above. Check that the lockfile is in sync with package.json (run the same command locally) and that the registry is reachable."
+            }
             E::Script { .. } => {
                 "Its output is above. Fix the script in package.json (reproduce it locally with the same command)."
             }

@@ -241,22 +241,31 @@ impl Toolchain {
         if install {
             command.env_remove("NODE_ENV");
         }
-        let status = command.status().map_err(|e| NodejsBuildpackError::Script {
-            step: step.to_string(),
-            command: shown.clone(),
-            status: format!("could not start: {e}"),
-        })?;
+        let failed = |status: String| {
+            if install {
+                NodejsBuildpackError::Install {
+                    step: step.to_string(),
+                    command: shown.clone(),
+                    status,
+                }
+            } else {
+                NodejsBuildpackError::Script {
+                    step: step.to_string(),
+                    command: shown.clone(),
+                    status,
+                }
+            }
+        };
+        let status = command
+            .status()
+            .map_err(|e| failed(format!("could not start: {e}")))?;
         if status.success() {
             Ok(())
         } else {
-            Err(NodejsBuildpackError::Script {
-                step: step.to_string(),
-                command: shown,
-                status: match status.code() {
-                    Some(code) => format!("exited with status {code}"),
-                    None => "was killed by a signal".to_string(),
-                },
-            })
+            Err(failed(match status.code() {
+                Some(code) => format!("exited with status {code}"),
+                None => "was killed by a signal".to_string(),
+            }))
         }
     }
 

@@ -225,7 +225,10 @@ pub fn prepare(
             toolchain.tool.command()
         );
     }
-    toolchain.install("install", &toolchain.install_args(plan.lockfile.is_some()))?;
+    toolchain.install(
+        "dependency install",
+        &toolchain.install_args(plan.lockfile.is_some()),
+    )?;
     Ok(Prepared {
         modules,
         dev,
@@ -267,7 +270,7 @@ pub fn finish(
     }
     if plan.prune {
         println!("-----> Pruning devDependencies");
-        toolchain.install("prune", &toolchain.prune_args())?;
+        toolchain.install("devDependencies prune", &toolchain.prune_args())?;
     } else if plan.has_dev_dependencies {
         println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
     }

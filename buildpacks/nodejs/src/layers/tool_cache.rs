@@ -56,7 +56,9 @@ pub fn prepare(
         },
     )?;
     let what = format!("{} cache", tool.display());
-    if !explain(&layer.state, &what) {
+    if explain(&layer.state, &what) {
+        println!("Reusing the {what} from the previous build");
+    } else {
         layer.write_metadata(new)?;
     }
     Ok(layer.path())
