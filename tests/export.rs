@@ -452,8 +452,18 @@ fn unreadable_child() {
 }
 
 fn export_as_unprivileged(app: &Path, store: &Path) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = if unsafe_is_root() {
+    let mut exe = std::env::current_exe().unwrap();
+    if is_root() {
+        // The target dir may sit where the unprivileged user cannot reach (e.g. under
+        // /root): run a copy of this test binary from the open tree instead.
+        let copy = app.parent().unwrap().join("export-test-child");
+        if !copy.exists() {
+            fs::copy(&exe, &copy).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        exe = copy;
+    }
+    let mut cmd = if is_root() {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&exe);
@@ -480,7 +490,7 @@ fn export_as_unprivileged(app: &Path, store: &Path) -> String {
         .to_string()
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     run(Command::new("id").arg("-u")).trim() == "0"
 }
 
