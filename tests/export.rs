@@ -571,7 +571,7 @@ fn over_the_size_limit_is_an_error_and_leaves_no_slug() {
 fn cache_files(dir: &Path) -> Vec<String> {
     store_files(dir)
         .into_iter()
-        .filter(|n| n.starts_with("part-"))
+        .filter(|n| n.starts_with("part-") && n.ends_with(".gz"))
         .collect()
 }
 
@@ -632,6 +632,18 @@ fn part_cache_bytes_are_reused_and_damaged_ones_ignored() {
         cached.display()
     )));
     assert_eq!(tar, "");
+    // Its record, as the cache writes it: the member's SHA-256 and the tar's length.
+    let sum = run(Command::new("sha256sum").arg(&cached));
+    let sum_path = cached.with_extension("sum");
+    fs::write(
+        &sum_path,
+        format!(
+            "{} {}\n",
+            sum.split_whitespace().next().unwrap(),
+            first.parts[0].size
+        ),
+    )
+    .unwrap();
     let reused = export(&single(&app), &dir.path().join("s2"), &o).unwrap();
     assert_ne!(reused.sha256, first.sha256);
     check_readable(&reused);

@@ -214,6 +214,7 @@ pub fn export(
         let mut tee = Tee {
             main: &mut slug,
             copy: cache_file.as_mut().map(|s| BufWriter::new(s.file())),
+            copy_sha: Sha256::new(),
             copy_failed: None,
         };
         let archiver_ref = &archiver;
@@ -232,7 +233,7 @@ pub fn export(
                 }
             },
         );
-        let copy_failed = tee.finish();
+        let copied = tee.finish();
         let ((outcome, digest, len), _stats) = match produced {
             Ok(v) => v,
             Err(gzip::GzipError::Input(e)) => return Err(e.into()),
@@ -240,10 +241,10 @@ pub fn export(
             Err(gzip::GzipError::Deflate(e)) => return Err(ExportError::Deflate(e)),
         };
         if let (Some(cache), Some(staged_part)) = (&cache, cache_file) {
-            let saved = match copy_failed {
-                Some(e) => Err(e.to_string()),
-                None => cache
-                    .commit(staged_part, &digest)
+            let saved = match copied {
+                Err(e) => Err(e.to_string()),
+                Ok(member_sha) => cache
+                    .commit(staged_part, &digest, len, &member_sha)
                     .map_err(|e| e.to_string()),
             };
             if let Err(e) = saved {
@@ -370,18 +371,22 @@ impl<W: Write> Write for Hashing<W> {
 struct Tee<'a, M: Write, C: Write> {
     main: &'a mut M,
     copy: Option<C>,
+    copy_sha: Sha256,
     copy_failed: Option<io::Error>,
 }
 
 impl<M: Write, C: Write> Tee<'_, M, C> {
-    /// The cache copy's error, if it had one (flushing included).
-    fn finish(mut self) -> Option<io::Error> {
+    /// The hex SHA-256 of the cache copy, or its error (flushing included).
+    fn finish(mut self) -> Result<String, io::Error> {
         if let Some(mut c) = self.copy.take() {
             if let Err(e) = c.flush() {
                 self.copy_failed.get_or_insert(e);
             }
         }
-        self.copy_failed
+        match self.copy_failed {
+            Some(e) => Err(e),
+            None => Ok(hex(&self.copy_sha.finalize())),
+        }
     }
 }
 
@@ -389,9 +394,12 @@ impl<M: Write, C: Write> Write for Tee<'_, M, C> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.main.write_all(buf)?;
         if let Some(c) = &mut self.copy {
-            if let Err(e) = c.write_all(buf) {
-                self.copy_failed = Some(e);
-                self.copy = None;
+            match c.write_all(buf) {
+                Ok(()) => self.copy_sha.update(buf),
+                Err(e) => {
+                    self.copy_failed = Some(e);
+                    self.copy = None;
+                }
             }
         }
         Ok(buf.len())
@@ -402,11 +410,14 @@ impl<M: Write, C: Write> Write for Tee<'_, M, C> {
     }
 }
 
-/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each one gzip member.
+/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each one gzip member,
+/// and beside it `.sum`: the SHA-256 of the member's bytes and the tar's length.
 ///
 /// `<engine>` fingerprints the compressor (the bytes it makes of a fixed sample), so a
 /// different zlib-rs, level or block size never serves stale bytes that a fresh compression
-/// would not give: the same input still gives the same slug, cache or not.
+/// would not give: the same input still gives the same slug, cache or not. A hit is checked
+/// by hashing the member (cheap: it is the compressed size) against `.sum` rather than by
+/// decompressing it.
 struct PartCache {
     dir: PathBuf,
     engine: String,
@@ -420,26 +431,37 @@ impl PartCache {
         }
     }
 
-    fn path(&self, digest: &str) -> PathBuf {
-        self.dir.join(format!("part-{}-{digest}.gz", self.engine))
+    fn name(&self, digest: &str) -> String {
+        format!("part-{}-{digest}", self.engine)
     }
 
-    /// The cached member for this tar digest, if there is one that decompresses to exactly
-    /// `len` bytes with that digest (a damaged file is removed and ignored).
+    fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{}.gz", self.name(digest)))
+    }
+
+    fn sum_path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{}.sum", self.name(digest)))
+    }
+
+    /// The cached member for this tar digest and length, if its bytes are those recorded
+    /// when it was saved (a damaged entry is removed and ignored).
     fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
         let path = self.path(digest);
-        let file = File::open(&path).ok()?;
-        let mut decoder = flate2::bufread::GzDecoder::new(io::BufReader::new(file));
-        let mut check = Hashing::new(io::sink());
-        let decoded = io::copy(&mut decoder, &mut check).is_ok();
-        // Exactly one member and nothing after it: the whole file is what gets copied.
-        let nothing_after = decoded
-            && io::BufRead::fill_buf(&mut decoder.into_inner()).is_ok_and(|rest| rest.is_empty());
-        let (got, got_len) = check.finish();
-        if nothing_after && got == digest && got_len == len {
+        let sum = std::fs::read_to_string(self.sum_path(digest)).ok()?;
+        let valid = (|| {
+            let (member_sha, tar_len) = sum.trim().split_once(' ')?;
+            if tar_len.parse::<u64>().ok()? != len {
+                return None;
+            }
+            let mut check = Hashing::new(io::sink());
+            io::copy(&mut File::open(&path).ok()?, &mut check).ok()?;
+            (check.finish().0 == member_sha).then_some(())
+        })();
+        if valid.is_some() {
             Some(File::open(&path))
         } else {
             let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(self.sum_path(digest));
             None
         }
     }
@@ -448,8 +470,21 @@ impl PartCache {
         Staged::new(&self.dir)
     }
 
-    fn commit(&self, staged: Staged, digest: &str) -> Result<PathBuf, StoreError> {
-        staged.commit(&format!("part-{}-{digest}.gz", self.engine))
+    /// Saves the member, then its `.sum` (an entry without one is a miss).
+    fn commit(
+        &self,
+        staged: Staged,
+        digest: &str,
+        len: u64,
+        member_sha: &str,
+    ) -> Result<PathBuf, StoreError> {
+        let path = staged.commit(&format!("{}.gz", self.name(digest)))?;
+        store::write_atomic(
+            &self.dir,
+            &format!("{}.sum", self.name(digest)),
+            format!("{member_sha} {len}\n").as_bytes(),
+        )?;
+        Ok(path)
     }
 }
 
