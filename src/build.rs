@@ -150,12 +150,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 
 /// `$XDG_DATA_HOME/slugc/slugs`, else `~/.local/share/slugc/slugs`.
 pub fn default_store_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("slugc/slugs")
+    crate::dirs::store().unwrap_or_else(|| std::env::temp_dir().join("slugc/slugs"))
 }
 
 /// Config vars from `--env-file` then `--env` (later wins).

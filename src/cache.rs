@@ -27,11 +27,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 
 /// `$XDG_CACHE_HOME/slugc/<name>-<hash of the app's absolute path>`.
 pub fn default_dir(app_dir: &Path) -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let base = crate::dirs::cache().unwrap_or_else(|| std::env::temp_dir().join("slugc"));
     let abs = std::fs::canonicalize(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
     let hash = hex(&Sha256::digest(abs.to_string_lossy().as_bytes()))[..16].to_string();
     let name: String = abs
@@ -47,7 +43,7 @@ pub fn default_dir(app_dir: &Path) -> PathBuf {
             }
         })
         .collect();
-    base.join("slugc").join(format!("{name}-{hash}"))
+    base.join(format!("{name}-{hash}"))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -76,24 +76,14 @@ pub fn is_hex(s: &str) -> bool {
 
 /// `$XDG_DATA_HOME/slugc/slugs`, else `~/.local/share/slugc/slugs` (DESIGN.md).
 pub fn default_store() -> Result<PathBuf, LocateError> {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("slugc/slugs"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .ok_or(LocateError::NoHome)?;
-    Ok(PathBuf::from(home).join(".local/share/slugc/slugs"))
+    crate::dirs::store().ok_or(LocateError::NoHome)
 }
 
 /// `$XDG_CACHE_HOME/slugc/run`, else `~/.cache/slugc/run`: where slugs are unpacked.
 pub fn default_unpack_root() -> Result<PathBuf, LocateError> {
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("slugc/run"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .ok_or(LocateError::NoHome)?;
-    Ok(PathBuf::from(home).join(".cache/slugc/run"))
+    crate::dirs::cache()
+        .map(|d| d.join("run"))
+        .ok_or(LocateError::NoHome)
 }
 
 /// Resolve the user's argument: an existing file (the slug, or its `.json` manifest), else a
