@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 // The entry point lives in `slug` (it ties archive, gzip and store together); reachable from
@@ -270,7 +270,13 @@ impl<'a> Archiver<'a> {
         if ft.is_dir() {
             w.dir(slug).map_err(ArchiveError::Write)
         } else if ft.is_file() {
-            let file = File::open(disk).map_err(unreadable)?;
+            // O_NOFOLLOW: should the file be swapped for a symlink after the lstat above, the
+            // open fails instead of following it out of the app.
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(disk)
+                .map_err(unreadable)?;
             let meta = file.metadata().map_err(unreadable)?;
             let mode = if meta.permissions().mode() & 0o111 != 0 {
                 0o755
