@@ -247,8 +247,9 @@ fn two_cold_builds_in_different_dirs_give_identical_slugs() {
 
 #[test]
 fn django_fixture_collects_static_files_and_serves() {
-    let (_tmp, built) = builds_and_serves("python-django", "Hello from Django on slugc");
+    let (tmp, built) = builds_and_serves("python-django", "Hello from Django on slugc");
     assert!(built.log.contains("1 static file copied"), "{}", built.log);
+    assert_runtime_is_trimmed_and_bytecode_is_used(&tmp.path().join("elsewhere"));
     assert_eq!(
         built.manifest["process_types"]["web"],
         "gunicorn mysite.wsgi --bind 0.0.0.0:$PORT"
@@ -259,6 +260,68 @@ fn django_fixture_collects_static_files_and_serves() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&listing.stdout).contains("app/staticfiles/css/site.css"));
+}
+
+/// What a slug's runtime leaves out (test suites, IDLE, debug information), and the bytecode
+/// that comes with the standard library and the packages is valid where the slug was unpacked:
+/// Python loads it (`-v` says "… matches …") instead of compiling the sources.
+fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
+    let runtime = root.join("app/.layers/slugc_python/runtime");
+    let stdlib = runtime.join("lib/python3.11");
+    assert!(stdlib.join("os.py").is_file(), "{}", stdlib.display());
+    for gone in [
+        "test",
+        "idlelib",
+        "turtledemo",
+        "unittest/test",
+        "lib2to3/tests",
+    ] {
+        assert!(!stdlib.join(gone).exists(), "{gone} is in the runtime");
+    }
+    let mut elf = Vec::new();
+    for dir in [
+        runtime.join("bin"),
+        runtime.join("lib"),
+        stdlib.join("lib-dynload"),
+    ] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!name.starts_with("_testcapi"), "{}", path.display());
+            if path.is_symlink() || !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.starts_with(b"\x7fELF") {
+                let has_debug = bytes.windows(11).any(|w| w == b".debug_info");
+                assert!(!has_debug, "{} keeps debug information", path.display());
+                elf.push(path);
+            }
+        }
+    }
+    assert!(elf.len() > 10, "{elf:?}");
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; \
+             python -B -v -c 'import json, django'",
+        )
+        .current_dir(root)
+        .env_remove("PYTHONHOME")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for module in ["json/__init__", "django/__init__"] {
+        let pyc = format!("{module}.cpython-311.pyc").replace('/', "/__pycache__/");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&pyc) && l.contains(" matches ")),
+            "{module}: no valid bytecode used\n{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -39,22 +39,6 @@ fn copy_dir(
     Ok(())
 }
 
-/// Remove every `__pycache__` dir below `dir`.
-pub fn remove_pycache(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let file_type = entry.file_type()?;
-        if file_type.is_dir() {
-            if entry.file_name() == "__pycache__" {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                remove_pycache(&entry.path())?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// SHA-256 of a file's bytes, lower-case hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     use sha2::{Digest, Sha256};

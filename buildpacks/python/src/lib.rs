@@ -17,6 +17,7 @@ mod python_version;
 mod relocate;
 mod sources;
 mod tool_env;
+mod trim;
 
 pub use errors::PythonBuildpackError;
 
@@ -80,6 +81,10 @@ impl Buildpack for PythonBuildpack {
             "Python {} (requested by {})",
             candidate.version, requested.origin
         ));
+        // The uv download (cold builds only) overlaps the runtime's installation.
+        let uv_prefetch = package_manager.and_then(|_| {
+            layers::uv::prefetch(&context, &index_config::IndexConfig::read(&tool_env))
+        });
         let runtime = layers::python::install_python(&context, &candidate, &tool_env)?;
 
         let venv_bin = match package_manager {
@@ -90,6 +95,7 @@ impl Buildpack for PythonBuildpack {
                     &candidate.version,
                     &runtime,
                     &tool_env,
+                    uv_prefetch,
                 )?;
                 let site = installed.venv.join(format!(
                     "lib/python{}/site-packages",
@@ -99,7 +105,19 @@ impl Buildpack for PythonBuildpack {
                     .clone()
                     .with_runtime(&runtime)
                     .with_venv(&installed.venv);
-                django::collectstatic(&app_dir, &site, &installed.venv, &env)?;
+                let collected = django::collectstatic(&app_dir, &site, &installed.venv, &env);
+                // Waited for even when collectstatic failed: no writer outlives the build.
+                if let Some(pending) = installed.bytecode {
+                    let written = pending.wait()?;
+                    if written.failed > 0 {
+                        log::info(format!(
+                            "({} installed files were left without bytecode: they do not \
+                             compile)",
+                            written.failed
+                        ));
+                    }
+                }
+                collected?;
                 Some(installed.venv.join("bin"))
             }
             None => {

@@ -84,6 +84,10 @@ impl DependenciesLayerMetadata {
 pub struct Installed {
     /// The venv dir.
     pub venv: PathBuf,
+    /// The bytecode of freshly installed packages, being written in the background (so that
+    /// it overlaps `collectstatic`); `None` for a reused venv. Wait for it before the build
+    /// ends.
+    pub bytecode: Option<bytecode::Pending>,
 }
 
 /// Install (or reuse) the app's dependencies into the `venv` layer.
@@ -93,6 +97,7 @@ pub fn install_dependencies(
     version: &PythonVersion,
     runtime: &Path,
     tool_env: &ToolEnv,
+    uv_prefetch: Option<uv::Prefetch>,
 ) -> Result<Installed, libcnb::Error<PythonBuildpackError>> {
     let app_dir = &context.app_dir;
     let inputs = input_digests(app_dir, package_manager)?;
@@ -140,7 +145,10 @@ pub fn install_dependencies(
             log::header(format!(
                 "Dependencies unchanged ({package_manager}): using the cached virtual environment"
             ));
-            return Ok(Installed { venv });
+            return Ok(Installed {
+                venv,
+                bytecode: None,
+            });
         }
         LayerState::Empty { cause } => {
             log::header(format!("Installing dependencies from {package_manager}"));
@@ -153,7 +161,7 @@ pub fn install_dependencies(
     }
 
     let index = IndexConfig::read(tool_env);
-    let uv = uv::install_uv(context, &index)?;
+    let uv = uv::install_uv(context, &index, uv_prefetch)?;
     let env = tool_env.clone().with_runtime(runtime);
     let python = runtime.join("bin/python3");
     let minor = version.minor_string();
@@ -195,16 +203,18 @@ pub fn install_dependencies(
     let site = venv
         .join("lib")
         .join(format!("python{minor}/site-packages"));
-    bytecode::compile(
+    let pending = bytecode::spawn(
         &venv.join("bin/python"),
+        &site,
         &site,
         &format!("/app/.layers/slugc_python/venv/lib/python{minor}/site-packages"),
         &env,
-        true,
     )?;
-
     layer.write_metadata(new_metadata)?;
-    Ok(Installed { venv })
+    Ok(Installed {
+        venv,
+        bytecode: Some(pending),
+    })
 }
 
 /// The env uv runs with: never downloads Pythons (it would try GitHub), caches in a cached

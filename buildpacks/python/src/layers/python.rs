@@ -8,6 +8,7 @@ use crate::log;
 use crate::python_version::PythonVersion;
 use crate::sources::{self, Candidate, HostPython, Source};
 use crate::tool_env::ToolEnv;
+use crate::trim;
 use crate::PythonBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
@@ -29,7 +30,14 @@ pub struct PythonLayerMetadata {
     pub distro_version: String,
     /// The archive (file name and SHA-256) or host interpreter path it came from.
     pub source: String,
+    /// What the buildpack leaves out of a runtime (`RUNTIME_LAYOUT`): a cached runtime laid
+    /// out by an older rule is rebuilt.
+    pub layout: u32,
 }
+
+/// Bumped whenever what goes into the runtime layer changes. 2: test suites, IDLE and debug
+/// information left out; bytecode reused from the interpreter's own.
+pub const RUNTIME_LAYOUT: u32 = 2;
 
 impl PythonLayerMetadata {
     fn new(context: &BuildContext<PythonBuildpack>, candidate: &Candidate) -> Self {
@@ -44,6 +52,7 @@ impl PythonLayerMetadata {
                 } => format!("mirror {file_name} sha256:{sha256}"),
                 Source::Host(h) => format!("host {}", h.executable.display()),
             },
+            layout: RUNTIME_LAYOUT,
         }
     }
 
@@ -56,6 +65,7 @@ impl PythonLayerMetadata {
             distro_name,
             distro_version,
             source,
+            layout,
         } = self;
         let mut reasons = Vec::new();
         if python_version != &new.python_version {
@@ -72,6 +82,9 @@ impl PythonLayerMetadata {
         }
         if source != &new.source && python_version == &new.python_version {
             reasons.push(format!("Python source {source} → {}", new.source));
+        }
+        if layout != &new.layout {
+            reasons.push(format!("runtime layout {layout} → {}", new.layout));
         }
         reasons
     }
@@ -121,11 +134,25 @@ pub fn install_python(
     }
     log::header(format!("Installing Python {}", candidate.version));
     log::info(format!("from {}", candidate.source));
-    match &candidate.source {
-        Source::Mirror { url, sha256, .. } => install_from_mirror(url, sha256, &dir)?,
-        Source::Host(host) => copy_from_host(host, &candidate.version, &dir)?,
+    let stdlib = dir
+        .join("lib")
+        .join(format!("python{}", candidate.version.minor_string()));
+    let bytecode_from = match &candidate.source {
+        Source::Mirror { url, sha256, .. } => {
+            install_from_mirror(url, sha256, &dir)?;
+            trim::prune_stdlib(&stdlib)?;
+            stdlib.clone()
+        }
+        Source::Host(host) => {
+            copy_from_host(host, &candidate.version, &dir)?;
+            host.stdlib.clone()
+        }
+    };
+    let stripped = trim::strip_debug_info(&dir, tool_env)?;
+    if stripped == 0 {
+        log::info("(no `strip` on this host: the runtime keeps its debug information)");
     }
-    compile_stdlib(&dir, &candidate.version, tool_env)?;
+    write_stdlib_bytecode(&dir, &bytecode_from, &candidate.version, tool_env)?;
 
     let mut env = LayerEnv::new();
     // `.default` so that a config var the user sets wins.
@@ -229,16 +256,7 @@ fn copy_from_host(
     }
     let stdlib_dest = dir.join("lib").join(format!("python{minor}"));
     fsutil::copy_tree(&host.stdlib, &stdlib_dest, &|rel, is_dir| {
-        let top = rel.components().count() == 1;
-        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        // Not needed to run apps: tests, static libs, build config, the host's own
-        // site-packages, and Debian's marker that refuses pip installs.
-        !(name == "__pycache__"
-            || (top && matches!(name, "test" | "site-packages" | "dist-packages"))
-            || (top && is_dir && name.starts_with("config-"))
-            || (top && name == "EXTERNALLY-MANAGED")
-            || name.ends_with(".a")
-            || name.ends_with(".o"))
+        !trim::is_unneeded(rel, is_dir)
     })
     .map_err(io_error(&host.stdlib))?;
     let site = stdlib_dest.join("site-packages");
@@ -261,29 +279,39 @@ fn copy_from_host(
 
 /// Replace whatever bytecode came with the runtime by bytecode that is the same in every
 /// build: hash-checked (tar normalises mtimes, which would make timestamp-based `.pyc`s stale)
-/// and with a fixed source prefix instead of the build path.
-fn compile_stdlib(
+/// and with a fixed source prefix instead of the build path. `from` is the standard library
+/// the layer's was copied from (the layer's own for an unpacked archive): its install-time
+/// `.pyc`s are reused where still valid, which saves compiling the whole library.
+fn write_stdlib_bytecode(
     dir: &Path,
+    from: &Path,
     version: &PythonVersion,
     tool_env: &ToolEnv,
 ) -> Result<(), PythonBuildpackError> {
     let stdlib = dir
         .join("lib")
         .join(format!("python{}", version.minor_string()));
-    fsutil::remove_pycache(&stdlib).map_err(io_error(&stdlib))?;
-    let status = crate::bytecode::compile(
+    let done = crate::bytecode::spawn(
         &dir.join("bin/python3"),
+        from,
         &stdlib,
         &format!(
             "/app/.layers/slugc_python/runtime/lib/python{}",
             version.minor_string()
         ),
         &tool_env.clone().with_runtime(dir),
-        // Some stdlib files are syntax-error fixtures (lib2to3's test data): left as source.
-        true,
-    )?;
-    if !status {
-        log::info("(some standard library files were left without bytecode)");
+    )?
+    .wait()?;
+    log::info(format!(
+        "Bytecode: {} modules reused from the interpreter's own, {} compiled",
+        done.reused, done.compiled
+    ));
+    if done.failed > 0 {
+        // Some stdlib files can be syntax-error fixtures: left as source.
+        log::info(format!(
+            "({} standard library files were left without bytecode)",
+            done.failed
+        ));
     }
     Ok(())
 }
