@@ -58,6 +58,22 @@ pub fn copy_tree(src: &Path, dst: &Path, mode: Mode) -> Result<(), CopyError> {
     Ok(())
 }
 
+/// Move `src` to `dst` (which must not exist): a rename, or a copy and removal when the two
+/// are on different filesystems.
+pub fn move_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    match std::fs::rename(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_tree(src, dst, Mode::Copy)?;
+            remove(src).map_err(err(src))
+        }
+        Err(e) => Err(CopyError {
+            path: src.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
 /// Remove a path whatever it is; a missing path is fine.
 pub fn remove(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {

@@ -258,7 +258,8 @@ pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildErr
     Ok(built)
 }
 
-/// Save the cache = true layers of every buildpack into the cache, then swap them in.
+/// Move the cache = true layers of every buildpack into the cache, then swap them in. Call
+/// after the export: the build root loses them.
 pub fn save_cache(built: &Built, cache: &Cache) -> Result<(), BuildError> {
     let dest = cache.new_layers_dir()?;
     for (escaped, layers_dir, layers) in &built.cnb_layers {

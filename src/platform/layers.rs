@@ -123,11 +123,14 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
 }
 
 /// Save the `cache = true` layers (with their full metadata) and `store.toml` into `dest`.
+/// The layer dirs are moved, not copied: call this once the slug is exported and the build
+/// root is about to be thrown away (moving costs one rename per layer, where copying costs
+/// a link per file — thousands for a language runtime).
 pub fn save(layers_dir: &Path, layers: &[Layer], dest: &Path) -> Result<(), LayerError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     for layer in layers.iter().filter(|l| l.types.cache) {
         if layer.dir.is_dir() {
-            tree::copy_tree(&layer.dir, &dest.join(&layer.name), tree::Mode::Link)?;
+            tree::move_tree(&layer.dir, &dest.join(&layer.name))?;
         }
         let src = layers_dir.join(format!("{}.toml", layer.name));
         let dst = dest.join(format!("{}.toml", layer.name));
