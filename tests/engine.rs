@@ -640,6 +640,18 @@ fn bad_inputs_have_exit_codes_and_name_the_file() {
         run.stderr
     );
 
+    let run = build(tmp.path(), &app, &["--buildpack", &bp("invalid-input")]);
+    assert_fails(
+        &run,
+        30,
+        "buildpack test/invalid-input found invalid app input",
+    );
+    assert!(
+        run.stderr.contains("error: app.json: expected an object"),
+        "{}",
+        run.stderr
+    );
+
     let run = build(tmp.path(), &fixture("no-match"), &[]);
     assert_fails(&run, 10, "no buildpack group passed detection");
     assert!(

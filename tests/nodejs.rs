@@ -644,7 +644,7 @@ fn failed_build(fixture_name: &str, extra: &[&str]) -> Built {
 #[test]
 fn invalid_package_json_shows_line_and_column() {
     let built = failed_build("node-bad-json", &[]);
-    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
     assert!(
         built
             .log
@@ -671,7 +671,7 @@ fn unsatisfiable_engines_lists_nearest_versions() {
 #[test]
 fn two_lockfiles_are_named() {
     let built = failed_build("node-bad-two-lockfiles", &[]);
-    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
     assert!(
         built
             .log

@@ -388,7 +388,7 @@ fn assert_fails(name: &str, code: i32, needles: &[&str]) {
 fn two_lockfiles_fail_naming_both() {
     assert_fails(
         "python-bad-two-lockfiles",
-        20,
+        30,
         &["error: more than one package manager file in the app: poetry.lock, uv.lock"],
     );
 }
@@ -410,7 +410,7 @@ fn unknown_version_fails_listing_available_versions() {
 fn malformed_version_fails_naming_the_file() {
     assert_fails(
         "python-bad-malformed-version",
-        20,
+        30,
         &["error: invalid Python version in .python-version: \"python3.11\" is not a Python version"],
     );
 }

@@ -24,6 +24,8 @@ pub enum BuildError {
     Failed { id: String, code: i32 },
     #[error("buildpack {id} failed with a temporary error (exit code 75); retrying may help")]
     Temporary { id: String },
+    #[error("buildpack {id} found invalid app input (exit code 30); see its message above")]
+    InvalidInput { id: String },
     #[error("buildpack {id}: cannot run {path}: {source}")]
     Spawn {
         id: String,
@@ -49,6 +51,7 @@ impl ExitCode for BuildError {
     fn exit_code(&self) -> i32 {
         match self {
             BuildError::Temporary { .. } => exit::TEMPORARY,
+            BuildError::InvalidInput { .. } => exit::INVALID_INPUT,
             BuildError::Failed { .. } | BuildError::Classic(_) | BuildError::Launch(_) => {
                 exit::BUILDPACK_FAILED
             }
@@ -99,7 +102,9 @@ struct PlanFile<'a> {
 }
 
 /// Run a buildpack's build or compile with its output streamed: exit 0 passes, 75 is a
-/// temporary failure, anything else fails the build.
+/// temporary failure, 30 is invalid app input (a malformed manifest file the buildpack
+/// reads), anything else fails the build. 30 and 75 are slugc's conventions; the CNB spec
+/// only says non-zero fails.
 fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), BuildError> {
     let finished = output::run(cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
         id: bp.id.clone(),
@@ -109,6 +114,7 @@ fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), Bui
     match finished.status.code() {
         Some(0) => Ok(()),
         Some(75) => Err(BuildError::Temporary { id: bp.id.clone() }),
+        Some(30) => Err(BuildError::InvalidInput { id: bp.id.clone() }),
         code => Err(BuildError::Failed {
             id: bp.id.clone(),
             code: code.unwrap_or(-1),

@@ -57,6 +57,16 @@ impl NodejsBuildpackError {
         matches!(self, NodejsBuildpackError::Registry { source, .. } if source.is_temporary())
     }
 
+    /// A malformed or contradictory manifest in the app (`package.json`, lockfiles): the
+    /// engine reports these as invalid app input (exit 30), not as a buildpack failure.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            NodejsBuildpackError::PackageJson(PackageJsonError::Parse { .. })
+                | NodejsBuildpackError::PackageManager(_)
+        )
+    }
+
     /// What the user should do about it.
     fn fix(&self) -> &'static str {
         use NodejsBuildpackError as E;
@@ -117,6 +127,9 @@ pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
             eprintln!(" !     {}", e.fix());
             if e.is_temporary() {
                 std::process::exit(75);
+            }
+            if e.is_invalid_input() {
+                std::process::exit(30);
             }
         }
         other => eprintln!("\n !     Node.js buildpack internal error: {other}"),

@@ -78,6 +78,12 @@ impl PythonBuildpackError {
         }
     }
 
+    /// A malformed version file or more than one lockfile: the engine reports these as
+    /// invalid app input (exit 30), not as a buildpack failure.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::Version(_) | Self::PackageManager(_))
+    }
+
     /// The user-facing text: one line naming the file, then detail and the fix.
     pub fn user_message(&self) -> String {
         match self {

@@ -160,6 +160,9 @@ impl Buildpack for PythonBuildpack {
                 if e.is_temporary() {
                     std::process::exit(75);
                 }
+                if e.is_invalid_input() {
+                    std::process::exit(30);
+                }
             }
             other => eprintln!("error: the Python buildpack failed: {other}"),
         }
