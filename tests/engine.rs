@@ -946,3 +946,32 @@ fn inspect_shows_manifest_layers_and_largest_paths() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal_without_ci() {
+    // `script` (util-linux) gives the build a pseudo-terminal for stderr.
+    let tmp = scratch();
+    let cmd = format!(
+        "{} build {} --output {} --cache-dir {}",
+        env!("CARGO_BIN_EXE_slug"),
+        fixture("procfile-only").display(),
+        tmp.path().join("store").display(),
+        tmp.path().join("cache").display()
+    );
+    let on_tty = |ci: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("CI");
+        if let Some(v) = ci {
+            c.env("CI", v);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(on_tty(None).contains("exporting slug ["), "{}", on_tty(None));
+    assert!(!on_tty(Some("true")).contains("exporting slug ["));
+    // Not a terminal: plain lines only.
+    let plain = build(tmp.path(), &fixture("procfile-only"), &[]);
+    assert!(!plain.stderr.contains("exporting slug ["), "{}", plain.stderr);
+    assert!(plain.stderr.contains("-----> Compressing..."), "{}", plain.stderr);
+}
