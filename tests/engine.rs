@@ -965,13 +965,29 @@ fn progress_bar_only_on_a_terminal_without_ci() {
             c.env("CI", v);
         }
         let out = c.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(on_tty(None).contains("exporting slug ["), "{}", on_tty(None));
+    assert!(
+        on_tty(None).contains("exporting slug ["),
+        "{}",
+        on_tty(None)
+    );
     assert!(!on_tty(Some("true")).contains("exporting slug ["));
     // Not a terminal: plain lines only.
     let plain = build(tmp.path(), &fixture("procfile-only"), &[]);
-    assert!(!plain.stderr.contains("exporting slug ["), "{}", plain.stderr);
-    assert!(plain.stderr.contains("-----> Compressing..."), "{}", plain.stderr);
+    assert!(
+        !plain.stderr.contains("exporting slug ["),
+        "{}",
+        plain.stderr
+    );
+    assert!(
+        plain.stderr.contains("-----> Compressing..."),
+        "{}",
+        plain.stderr
+    );
 }
