@@ -2,24 +2,11 @@
 //! unpacked in another dir and its web process answering HTTP; warm rebuilds, determinism,
 //! and every bad input with its exit code and message.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-struct Built {
-    output: Output,
-    log: String,
-    manifest: serde_json::Value,
-    slug: PathBuf,
-}
+use std::path::Path;
+use std::process::Command;
+use support::{assert_built, fixture, free_port, unpack, Built, Running};
 
 fn slug_build(app: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Built {
     let output = Command::new(env!("CARGO_BIN_EXE_slug"))
@@ -34,41 +21,7 @@ fn slug_build(app: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Built {
         .output()
         .expect("slug runs");
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    let hex = manifest["checksum"]
-        .as_str()
-        .and_then(|c| c.strip_prefix("SHA256:"))
-        .unwrap_or("none")
-        .to_string();
-    let slug = out.join(format!("sha256-{hex}.tgz"));
-    Built {
-        output,
-        log,
-        manifest,
-        slug,
-    }
-}
-
-fn assert_built(built: &Built) {
-    assert!(
-        built.output.status.success(),
-        "build failed:\n{}",
-        built.log
-    );
-    assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
-}
-
-fn unpack(slug: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(slug)
-        .arg("-C")
-        .arg(into)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    Built::new(output, out, log)
 }
 
 fn listing(slug: &Path) -> Vec<String> {
@@ -80,39 +33,14 @@ fn listing(slug: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The slug's process in its own process group; the group is killed on drop.
-struct Running {
-    child: std::process::Child,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of our own child.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// Start `command` as a dyno would: `HOME` = the app root, `.profile.d` sourced, `PORT` set.
 /// The test's own Node/npm are kept off `PATH` so that only the slug's can answer.
 fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
-    let script = format!(
-        "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; exec {command}"
-    );
-    let child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(root)
-        .env("PORT", port.to_string())
-        .env("PATH", "/usr/local/sbin:/usr/sbin:/sbin:/bin")
+    let mut cmd = support::dyno_command(root, command, port);
+    cmd.env("PATH", "/usr/local/sbin:/usr/sbin:/sbin:/bin")
         .env_remove("NODE_ENV")
-        .env_remove("WEB_CONCURRENCY")
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    Running { child }
+        .env_remove("WEB_CONCURRENCY");
+    Running::spawn(cmd)
 }
 
 /// `WEB_CONCURRENCY`, `NODE_ENV`, `NODE_HOME` as a dyno of the unpacked slug sees them.
@@ -140,29 +68,6 @@ fn dyno_env(root: &Path, config: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET / until the server answers (a bounded number of tries, no timing assertion).
-fn http_get(port: u16) -> String {
-    for _ in 0..600 {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            if stream.read_to_string(&mut response).is_ok() && !response.is_empty() {
-                return response;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("no HTTP answer on port {port}");
-}
-
 /// Unpack the slug into a fresh dir (never the build dir), run its `web`, GET /.
 fn serve(built: &Built, elsewhere: &Path) -> String {
     unpack(&built.slug, elsewhere);
@@ -171,7 +76,7 @@ fn serve(built: &Built, elsewhere: &Path) -> String {
         .unwrap_or_else(|| panic!("no web process in {}", built.manifest));
     let port = free_port();
     let _running = run_in_slug(elsewhere, web, port);
-    http_get(port)
+    support::http_response(port)
 }
 
 fn assert_ok(response: &str, body: &str) {

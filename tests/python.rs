@@ -1,24 +1,13 @@
 //! The Python buildpack through `slug build`: real apps, the real package index, the slug
 //! unpacked in another dir and its web process answering HTTP.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-struct Built {
-    output: Output,
-    log: String,
-    manifest: serde_json::Value,
-    slug: PathBuf,
-}
+use std::process::Command;
+use support::{assert_built, fixture, free_port, unpack, Built, Running};
 
 fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]) -> Built {
     let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
@@ -36,29 +25,7 @@ fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]
     let output = command.output().expect("slug runs");
     let log = String::from_utf8_lossy(&output.stderr).into_owned()
         + &String::from_utf8_lossy(&output.stdout);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    let hex = manifest["checksum"]
-        .as_str()
-        .and_then(|c| c.strip_prefix("SHA256:"))
-        .unwrap_or("none")
-        .to_string();
-    let slug = out.join(format!("sha256-{hex}.tgz"));
-    Built {
-        output,
-        log,
-        manifest,
-        slug,
-    }
-}
-
-fn assert_built(built: &Built) {
-    assert!(
-        built.output.status.success(),
-        "build failed:\n{}",
-        built.log
-    );
-    assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
+    Built::new(output, out, log)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -74,71 +41,11 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn unpack(slug: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(slug)
-        .arg("-C")
-        .arg(into)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// The slug's process running in its own process group; killed (group) on drop.
-struct Running {
-    child: std::process::Child,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's process group.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
-
+/// The slug's process as a dyno runs it, without the test's own Python environment.
 fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
-    let script = format!(
-        "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; exec {command}"
-    );
-    let child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(root)
-        .env("PORT", port.to_string())
-        .env_remove("PYTHONHOME")
-        .env_remove("LD_LIBRARY_PATH")
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    Running { child }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET / until the server answers (bounded number of tries, no timing assertion).
-fn http_get(port: u16) -> String {
-    for _ in 0..300 {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            if stream.read_to_string(&mut response).is_ok() && !response.is_empty() {
-                return response;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("no HTTP answer on port {port}");
+    let mut cmd = support::dyno_command(root, command, port);
+    cmd.env_remove("PYTHONHOME").env_remove("LD_LIBRARY_PATH");
+    Running::spawn(cmd)
 }
 
 /// Build `fixture`, unpack the slug in a different dir, start its `web` process, expect 200.
@@ -154,7 +61,7 @@ fn builds_and_serves(name: &str, body: &str) -> (tempfile::TempDir, Built) {
     unpack(&built.slug, &root);
     let port = free_port();
     let _running = run_in_slug(&root, &web, port);
-    let response = http_get(port);
+    let response = support::http_response(port);
     assert!(
         response.starts_with("HTTP/1.") && response.contains(" 200 "),
         "{response}"
@@ -191,7 +98,7 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
     unpack(&cold.slug, &root);
     let port = free_port();
     let running = run_in_slug(&root, "gunicorn app:app --bind 0.0.0.0:$PORT", port);
-    let response = http_get(port);
+    let response = support::http_response(port);
     assert!(response.contains(" 200 "), "{response}");
     assert!(response.contains("Hello from Flask on slugc"), "{response}");
     drop(running);

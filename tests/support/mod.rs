@@ -1,5 +1,5 @@
-//! Helpers shared by the image, manifests and package tests: hand-made slugs, base images,
-//! tool checks, HTTP.
+//! Helpers shared by the integration tests: hand-made slugs, base images, tool checks, HTTP,
+//! and building, unpacking and serving fixture apps.
 #![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
@@ -319,4 +319,115 @@ pub fn scratch(name: &str) -> tempfile::TempDir {
         .rand_bytes(0)
         .tempdir_in(root)
         .unwrap()
+}
+
+// ---- Language buildpack tests (python, nodejs): a built slug, unpacked and served. ----
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// What `slug build --json` gave: its output, its log, the manifest and the slug's path.
+pub struct Built {
+    pub output: Output,
+    pub log: String,
+    pub manifest: serde_json::Value,
+    pub slug: PathBuf,
+}
+
+impl Built {
+    /// `out` is the `--output` store; `log` is what the caller wants searched.
+    pub fn new(output: Output, out: &Path, log: String) -> Self {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        let hex = manifest["checksum"]
+            .as_str()
+            .and_then(|c| c.strip_prefix("SHA256:"))
+            .unwrap_or("none")
+            .to_string();
+        let slug = out.join(format!("sha256-{hex}.tgz"));
+        Built {
+            output,
+            log,
+            manifest,
+            slug,
+        }
+    }
+}
+
+pub fn assert_built(built: &Built) {
+    assert!(
+        built.output.status.success(),
+        "build failed:\n{}",
+        built.log
+    );
+    assert!(built.slug.is_file(), "no slug at {}", built.slug.display());
+}
+
+pub fn unpack(slug: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(slug)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A slug's process in its own process group; the group is killed on drop.
+pub struct Running {
+    child: std::process::Child,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        Running {
+            child: cmd.process_group(0).spawn().unwrap(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of our own child.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `command` as a dyno of the slug unpacked in `root` runs it: `HOME` = the app root,
+/// `.profile.d` sourced, `PORT` set. The caller adjusts the environment and spawns it.
+pub fn dyno_command(root: &Path, command: &str, port: u16) -> Command {
+    let script = format!(
+        "cd app && export HOME=$PWD && for f in .profile.d/*.sh; do . \"$f\"; done; exec {command}"
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(root)
+        .env("PORT", port.to_string());
+    cmd
+}
+
+/// The raw response to GET / once the server answers (a bounded number of tries, no timing
+/// assertion).
+pub fn http_response(port: u16) -> String {
+    for _ in 0..600 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut response = String::new();
+            if stream.read_to_string(&mut response).is_ok() && !response.is_empty() {
+                return response;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no HTTP answer on port {port}");
 }
