@@ -180,12 +180,13 @@ struct Prepared {
     procfile: Option<Procfile>,
 }
 
+/// `app_src` is the checked, absolute app dir (`app::check_app_dir`).
 fn prepare(
     common: &CommonArgs,
+    app_src: PathBuf,
     work_dir: &Path,
     exclude: &[PathBuf],
 ) -> Result<Prepared, BuildError> {
-    let app_src = app::check_app_dir(&common.app_dir)?;
     let procfile = Procfile::read(&app_src)?;
     let vars = config_vars(common)?;
 
@@ -269,13 +270,12 @@ fn prepare(
 
 fn run_detect(p: &Prepared) -> Result<Detected, BuildError> {
     let scratch = p.work_dir.join("detect");
-    let env: Vec<(String, String)> = p.env.clone().into_iter().collect();
     let ctx = DetectContext {
         app_dir: &p.app_dir,
         platform_dir: &p.platform_dir,
         scratch: &scratch,
         target: &p.target,
-        env: &env,
+        env: &p.env,
     };
     Ok(detect::detect(&p.order, &ctx)?)
 }
@@ -343,7 +343,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         .into_iter()
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .collect();
-    let prepared = prepare(&args.common, work.path(), &exclude)?;
+    let prepared = prepare(&args.common, app_src, work.path(), &exclude)?;
     let detected = run_detect(&prepared)?;
     eprintln!("-----> {} app detected", detected.description);
 
@@ -479,7 +479,8 @@ pub fn detect_command(args: DetectArgs) -> Result<i32, BuildError> {
         .prefix("slugc-detect-")
         .tempdir()
         .map_err(io(&std::env::temp_dir()))?;
-    let prepared = prepare(&args.common, work.path(), &[])?;
+    let app_src = app::check_app_dir(&args.common.app_dir)?;
+    let prepared = prepare(&args.common, app_src, work.path(), &[])?;
     let detected = run_detect(&prepared)?;
     if args.json {
         let value = serde_json::json!({

@@ -118,7 +118,7 @@ pub struct DetectContext<'a> {
     /// Scratch dir for plan files.
     pub scratch: &'a Path,
     pub target: &'a Target,
-    pub env: &'a [(String, String)],
+    pub env: &'a super::env::EnvMap,
 }
 
 fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectError> {
@@ -132,9 +132,7 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
     std::fs::write(&plan_path, "").map_err(io_err(&plan_path))?;
     let exe = bp.dir.join("bin/detect");
     let mut cmd = Command::new(&exe);
-    cmd.current_dir(ctx.app_dir)
-        .env_clear()
-        .envs(ctx.env.iter().cloned());
+    cmd.current_dir(ctx.app_dir).env_clear().envs(ctx.env);
     match bp.kind {
         Kind::Classic => {
             cmd.arg(ctx.app_dir);
