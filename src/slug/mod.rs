@@ -2,10 +2,11 @@
 //! store (`store`) and the release manifest (`manifest`). [`export`] ties the first three
 //! together: parts → tar → gzip members → `<store>/sha256-<hex>.tgz`.
 //!
-//! The slug file is one gzip member per part plus one for the end-of-archive blocks, which
-//! every gzip reader (GNU tar, Python's tarfile, `gzip -t`) reads as one stream. Because a
-//! part's member depends only on that part's tar bytes, an unchanged part's compressed bytes
-//! can be taken from `part_cache` instead of being compressed again. Formats and figures:
+//! The slug file is a run of gzip members per part (one per `gzip::CHUNK` of its tar) plus
+//! one for the end-of-archive blocks, which every gzip reader (GNU tar, Python's tarfile,
+//! `gzip -t`) reads as one stream. Because a part's members depend only on that part's tar
+//! bytes, an unchanged part's compressed bytes can be taken from `part_cache` instead of
+//! being compressed again. Formats and figures:
 //! `docs/export.md`.
 
 pub mod archive;
@@ -218,8 +219,8 @@ pub fn export(
             copy_failed: None,
         };
         let archiver_ref = &archiver;
-        let produced = gzip::compress_member(
-            move |sink: &mut gzip::BlockSink| {
+        let produced = gzip::compress_part(
+            move |sink: &mut gzip::ChunkSink| {
                 let mut hashing = Hashing::new(sink);
                 let outcome = archiver_ref.write_part(index, &mut hashing)?;
                 let (digest, len) = hashing.finish();
@@ -410,11 +411,11 @@ impl<M: Write, C: Write> Write for Tee<'_, M, C> {
     }
 }
 
-/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each one gzip member,
-/// and beside it `.sum`: the SHA-256 of the member's bytes and the tar's length.
+/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each the part's gzip
+/// members, and beside it `.sum`: the SHA-256 of those bytes and the tar's length.
 ///
 /// `<engine>` fingerprints the compressor (the bytes it makes of a fixed sample), so a
-/// different zlib-rs, level or block size never serves stale bytes that a fresh compression
+/// different libdeflate, level or chunk size never serves stale bytes that a fresh compression
 /// would not give: the same input still gives the same slug, cache or not. A hit is checked
 /// by hashing the member (cheap: it is the compressed size) against `.sum` rather than by
 /// decompressing it.
@@ -443,7 +444,7 @@ impl PartCache {
         self.dir.join(format!("{}.sum", self.name(digest)))
     }
 
-    /// The cached member for this tar digest and length, if its bytes are those recorded
+    /// The cached members for this tar digest and length, if its bytes are those recorded
     /// when it was saved (a damaged entry is removed and ignored).
     fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
         let path = self.path(digest);
@@ -470,7 +471,7 @@ impl PartCache {
         Staged::new(&self.dir)
     }
 
-    /// Saves the member, then its `.sum` (an entry without one is a miss).
+    /// Saves the members, then their `.sum` (an entry without one is a miss).
     fn commit(
         &self,
         staged: Staged,
@@ -488,11 +489,11 @@ impl PartCache {
     }
 }
 
-/// First 12 hex digits of the SHA-256 of the member the compressor makes of a fixed sample.
+/// First 12 hex digits of the SHA-256 of the members the compressor makes of a fixed sample.
 fn engine_fingerprint() -> String {
-    let mut sample = Vec::with_capacity(2 * gzip::BLOCK + 1000);
+    let mut sample = Vec::with_capacity(2 * gzip::CHUNK + 1000);
     let mut i = 0u32;
-    while sample.len() < 2 * gzip::BLOCK + 1000 {
+    while sample.len() < 2 * gzip::CHUNK + 1000 {
         sample
             .extend_from_slice(format!("{i} slugc {} ", i.wrapping_mul(2_654_435_761)).as_bytes());
         i += 1;
