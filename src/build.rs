@@ -27,6 +27,16 @@ pub const PROFILE_SCRIPT: &str = "000-slugc-launch.sh";
 /// Layer env dirs: consumed at build time, left out of the slug.
 const LAYER_ENV_DIRS: &[&str] = &["env", "env.build", "env.launch"];
 
+/// Set for buildpacks when the build has a part cache: the `slug` executable, which the
+/// built-in buildpacks run as `$SLUGC_PRECOMPRESS_EXE precompress-layer <layer dir>` when a
+/// launch layer is complete, so that it is compressed while they go on (see
+/// [`precompress_layer`]). Other buildpacks ignore it.
+pub const PRECOMPRESS_EXE_ENV: &str = "SLUGC_PRECOMPRESS_EXE";
+/// The part cache dir, for `precompress-layer`.
+const PART_CACHE_ENV: &str = "SLUGC_PART_CACHE";
+/// The mtime the export will give every entry, for `precompress-layer`.
+const EXPORT_MTIME_ENV: &str = "SLUGC_EXPORT_MTIME";
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
@@ -347,6 +357,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     let detected = run_detect(&prepared)?;
     eprintln!("-----> {} app detected", detected.description);
 
+    let mtime = slugfile::mtime_from_env()?;
     let ctx = pbuild::Context {
         app_dir: &prepared.app_dir,
         platform_dir: &prepared.platform_dir,
@@ -354,6 +365,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         target: &prepared.target,
         env: prepared.env.clone(),
         cache: cache.as_ref(),
+        engine_env: precompress_env(cache.as_ref(), mtime),
     };
     let mut built = pbuild::build_group(&detected, &ctx)?;
     if let Some(procfile) = &prepared.procfile {
@@ -432,19 +444,9 @@ fn export(
     cache: Option<&Cache>,
     store_dir: &Path,
 ) -> Result<Exported, BuildError> {
-    let mut parts = vec![Part {
-        source: app_dir.to_path_buf(),
-        prefix: "./app".to_string(),
-        exclude: vec![".layers".to_string()],
-    }];
+    let mut parts = vec![app_part(app_dir)];
     for layer in &built.launch_layers {
-        parts.push(Part {
-            source: layer.dir.clone(),
-            prefix: format!("./app/.layers/{}/{}", layer.buildpack_id, layer.name),
-            // The engine turns these into the `.profile.d` script; buildpacks (libcnb among
-            // them) write absolute build paths into them, which must not reach the slug.
-            exclude: LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect(),
-        });
+        parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name));
     }
     let opts = ExportOptions {
         mtime: slugfile::mtime_from_env()?,
@@ -464,6 +466,93 @@ fn export(
         );
     }
     Ok(exported)
+}
+
+/// The app's part of the slug: the build root without its layers.
+fn app_part(app_dir: &Path) -> Part {
+    Part {
+        source: app_dir.to_path_buf(),
+        prefix: "./app".to_string(),
+        exclude: vec![".layers".to_string()],
+    }
+}
+
+/// A launch layer's part of the slug.
+fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
+    Part {
+        source: dir.to_path_buf(),
+        prefix: format!("./app/.layers/{buildpack_id}/{name}"),
+        // The engine turns these into the `.profile.d` script; buildpacks (libcnb among
+        // them) write absolute build paths into them, which must not reach the slug.
+        exclude: LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// What buildpacks need to run `precompress-layer`: only with a part cache to fill.
+fn precompress_env(cache: Option<&Cache>, mtime: u64) -> Vec<(String, std::ffi::OsString)> {
+    let (Some(cache), Ok(exe)) = (cache, std::env::current_exe()) else {
+        return Vec::new();
+    };
+    vec![
+        (PRECOMPRESS_EXE_ENV.to_string(), exe.into_os_string()),
+        (
+            PART_CACHE_ENV.to_string(),
+            cache.parts_dir().into_os_string(),
+        ),
+        (EXPORT_MTIME_ENV.to_string(), mtime.to_string().into()),
+    ]
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrecompressArgs {
+    /// A complete launch layer: `<build root>/.layers/<buildpack>/<layer>`
+    pub layer_dir: PathBuf,
+}
+
+/// `slug precompress-layer <layer dir>`, run by a built-in buildpack during `slug build`
+/// (the engine's environment says where the part cache is): compresses the layer's part of
+/// the slug into the part cache at low CPU priority while the buildpack goes on, so that
+/// the export only copies it. Best effort: the export checks the part's digest and
+/// compresses it again if the layer changed afterwards.
+pub fn precompress_layer(args: PrecompressArgs) -> Result<i32, BuildError> {
+    let (Some(part_cache), Some(mtime)) = (
+        std::env::var_os(PART_CACHE_ENV),
+        std::env::var(EXPORT_MTIME_ENV)
+            .ok()
+            .and_then(|m| m.parse().ok()),
+    ) else {
+        return Ok(0);
+    };
+    let layer = &args.layer_dir;
+    let (Some(name), Some(buildpack_dir)) = (layer.file_name(), layer.parent()) else {
+        return Ok(0);
+    };
+    let (Some(buildpack_id), Some(app_dir)) = (
+        buildpack_dir.file_name(),
+        buildpack_dir.parent().and_then(Path::parent),
+    ) else {
+        return Ok(0);
+    };
+    // The buildpack's own install goes first: this is work done ahead, not on its path.
+    // SAFETY: setpriority only changes this process's scheduling priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    let parts = [
+        app_part(app_dir),
+        layer_part(
+            layer,
+            &buildpack_id.to_string_lossy(),
+            &name.to_string_lossy(),
+        ),
+    ];
+    let opts = ExportOptions {
+        mtime,
+        part_cache: Some(PathBuf::from(part_cache)),
+        ..ExportOptions::default()
+    };
+    slugfile::precompress(&parts, 1, &opts)?;
+    Ok(0)
 }
 
 pub fn build_command(args: BuildArgs) -> Result<i32, BuildError> {

@@ -39,6 +39,9 @@ enum Command {
     /// The built-in buildpacks
     #[command(subcommand)]
     Buildpacks(BuildpacksCommand),
+    /// Compress a complete launch layer ahead of the export (run by the built-in buildpacks)
+    #[command(hide = true)]
+    PrecompressLayer(slugc::build::PrecompressArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +83,7 @@ fn main() {
         Command::Buildpacks(BuildpacksCommand::Package(args)) => {
             report(slugc::package::package(args))
         }
+        Command::PrecompressLayer(args) => report(slugc::build::precompress_layer(args)),
     };
     process::exit(code);
 }

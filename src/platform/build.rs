@@ -76,6 +76,9 @@ pub struct Context<'a> {
     /// The environment the first buildpack gets.
     pub env: EnvMap,
     pub cache: Option<&'a Cache>,
+    /// Set for every CNB buildpack on top of `env` (the engine's offers, such as
+    /// `SLUGC_PRECOMPRESS_EXE`); not part of the build env that layers modify.
+    pub engine_env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// A launch layer for the slug.
@@ -157,7 +160,8 @@ fn run_cnb(
         .env("CNB_LAYERS_DIR", &layers_dir)
         .env("CNB_PLATFORM_DIR", ctx.platform_dir)
         .env("CNB_BP_PLAN_PATH", &plan_path)
-        .envs(ctx.target.env());
+        .envs(ctx.target.env())
+        .envs(ctx.engine_env.iter().map(|(k, v)| (k, v)));
     run_streamed(bp, &exe, &mut cmd)?;
 
     let layers = layers::read_layers(&layers_dir)?;

@@ -132,9 +132,22 @@ impl<'a> Archiver<'a> {
         self.emitted.extend(outcome.emitted.iter().cloned());
     }
 
-    /// Writes part `index`'s entries to `out` (without the end-of-archive blocks). Call it
-    /// for the parts in order, each followed by [`Archiver::accept`].
+    /// Writes part `index`'s entries to `out` (without the end-of-archive blocks): its head,
+    /// then its body. Call it for the parts in order, each followed by [`Archiver::accept`].
     pub fn write_part(
+        &self,
+        index: usize,
+        out: &mut dyn Write,
+    ) -> Result<PartOutcome, ArchiveError> {
+        let mut outcome = self.write_head(index, out)?;
+        self.write_body(index, out, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    /// Writes the head of part `index`: the directories down to and including its prefix
+    /// that neither an accepted part nor an earlier part's walk wrote. A few hundred bytes,
+    /// and the only bytes of a part that depend on the parts before it.
+    pub fn write_head(
         &self,
         index: usize,
         out: &mut dyn Write,
@@ -145,9 +158,8 @@ impl<'a> Archiver<'a> {
         let mut w = EntryWriter {
             out,
             mtime: self.mtime,
-            buf: vec![0; 128 * 1024],
+            buf: Vec::new(),
         };
-
         let root_meta = fs::metadata(&part.source).map_err(|source| ArchiveError::Unreadable {
             path: part.source.clone(),
             source,
@@ -165,6 +177,26 @@ impl<'a> Archiver<'a> {
                 outcome.emitted.push(dir.to_vec());
             }
         }
+        Ok(outcome)
+    }
+
+    /// Writes the body of part `index`: everything below its prefix, walked from its source
+    /// directory. Its bytes depend only on that tree, the prefix, the mtime and where
+    /// absolute symlinks point, which is what lets a body be compressed ahead of the export
+    /// ([`super::precompress`]). Skipped entries are added to `outcome`'s warnings.
+    pub fn write_body(
+        &self,
+        index: usize,
+        out: &mut dyn Write,
+        outcome: &mut PartOutcome,
+    ) -> Result<(), ArchiveError> {
+        let part = &self.parts[index];
+        let prefix = &self.prefixes[index];
+        let mut w = EntryWriter {
+            out,
+            mtime: self.mtime,
+            buf: vec![0; 128 * 1024],
+        };
 
         // Depth-first, each directory's listing sorted by the key its entries have in a
         // bytewise sort of full paths: a directory's own entry sorts as its name, its
@@ -187,10 +219,10 @@ impl<'a> Archiver<'a> {
                 let items = self.list(&disk, false, index)?;
                 stack.push(Frame { disk, slug, items });
             } else {
-                self.entry(&mut w, &disk, &slug, &mut outcome)?;
+                self.entry(&mut w, &disk, &slug, outcome)?;
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 
     /// Whether an earlier part's walk wrote directory `dir` (a prefix directory of a later

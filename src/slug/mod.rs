@@ -168,38 +168,57 @@ pub fn export(
         }
     };
     let cache = opts.part_cache.as_deref().map(PartCache::new);
+    // Body digests of the parts this slug is made of: what the part cache keeps.
+    let mut used = Vec::with_capacity(parts.len());
 
     for (index, part) in parts.iter().enumerate() {
+        // A part is its head (the prefix directories no earlier part wrote, tiny), as a member
+        // of its own, then its body's members; only the body is cached, keyed by its own
+        // digest, because only the body can be compressed before the export knows the parts
+        // before it (`precompress`).
+        let mut head = Vec::new();
+        let mut outcome = archiver.write_head(index, &mut head)?;
+        if !head.is_empty() {
+            let member =
+                gzip::compress_small(&head).map_err(|e| ExportError::Deflate(e.to_string()))?;
+            slug.write_all(&member).map_err(|e| write_err(&slug, e))?;
+        }
+        if let Some(bar) = &bar {
+            bar.inc(head.len() as u64);
+        }
         if let Some(cache) = &cache {
             // A first pass only hashes the tar (files read at disk speed); compressing is
             // the cost worth skipping.
-            let mut hashing = Hashing::new(io::sink());
-            let outcome = archiver.write_part(index, &mut hashing)?;
-            let (digest, len) = hashing.finish();
-            if let Some(cached) = cache.lookup(&digest, len) {
+            let mut hashing = Digests::new(io::sink(), &head);
+            archiver.write_body(index, &mut hashing, &mut outcome)?;
+            let digests = hashing.finish();
+            if let Some(cached) = cache.lookup(&digests.body, digests.body_len) {
                 let copied = cached.and_then(|mut f| io::copy(&mut f, &mut slug));
                 match copied {
                     Ok(_) => {
                         if let Some(bar) = &bar {
-                            bar.inc(len);
+                            bar.inc(digests.body_len);
                         }
-                        layers.push(layer_entry(part, &digest, len));
+                        layers.push(layer_entry(part, &digests));
+                        used.push(digests.body);
                         warnings.extend(outcome.warnings.iter().cloned());
                         archiver.accept(&outcome);
                         continue;
                     }
                     Err(e) if slug.too_large => return Err(write_err(&slug, e)),
-                    // The slug file may already hold part of the cached member: the export
+                    // The slug file may already hold part of the cached members: the export
                     // cannot go on (a new one would start afresh).
                     Err(source) => {
                         return Err(ExportError::CachedPart {
-                            path: cache.path(&digest),
+                            path: cache.path(&digests.body),
                             slug: temp_path.clone(),
                             source,
                         })
                     }
                 }
             }
+            // The walk is made again below; keep only the head's part of the outcome.
+            outcome.warnings.clear();
         }
 
         let mut cache_file = match &cache {
@@ -218,24 +237,17 @@ pub fn export(
             copy_sha: Sha256::new(),
             copy_failed: None,
         };
-        let archiver_ref = &archiver;
-        let produced = gzip::compress_part(
-            move |sink: &mut gzip::ChunkSink| {
-                let mut hashing = Hashing::new(sink);
-                let outcome = archiver_ref.write_part(index, &mut hashing)?;
-                let (digest, len) = hashing.finish();
-                Ok::<_, ArchiveError>((outcome, digest, len))
-            },
+        let produced = compress_body(
+            &archiver,
+            index,
+            &head,
+            outcome,
             opts.threads,
             &mut tee,
-            &mut |n| {
-                if let Some(bar) = &bar {
-                    bar.inc(n);
-                }
-            },
+            &bar,
         );
         let copied = tee.finish();
-        let ((outcome, digest, len), _stats) = match produced {
+        let (outcome, digests) = match produced {
             Ok(v) => v,
             Err(gzip::GzipError::Input(e)) => return Err(e.into()),
             Err(gzip::GzipError::Output(e)) => return Err(write_err(&slug, e)),
@@ -245,16 +257,20 @@ pub fn export(
             let saved = match copied {
                 Err(e) => Err(e.to_string()),
                 Ok(member_sha) => cache
-                    .commit(staged_part, &digest, len, &member_sha)
+                    .commit(staged_part, &digests.body, digests.body_len, &member_sha)
                     .map_err(|e| e.to_string()),
             };
             if let Err(e) = saved {
                 warnings.push(format!("part cache: cannot save {}: {e}", part.prefix));
             }
         }
-        layers.push(layer_entry(part, &digest, len));
+        layers.push(layer_entry(part, &digests));
+        used.push(digests.body);
         warnings.extend(outcome.warnings.iter().cloned());
         archiver.accept(&outcome);
+    }
+    if let Some(cache) = &cache {
+        cache.keep_only(&used);
     }
 
     let end = gzip::compress_small(&archive::END_OF_ARCHIVE)
@@ -280,11 +296,85 @@ pub fn export(
     })
 }
 
-fn layer_entry(part: &Part, digest: &str, len: u64) -> LayerEntry {
+/// Compresses part `index`'s body into `out`, hashing it on the way.
+fn compress_body(
+    archiver: &archive::Archiver,
+    index: usize,
+    head: &[u8],
+    mut outcome: archive::PartOutcome,
+    threads: usize,
+    out: &mut dyn Write,
+    bar: &Option<indicatif::ProgressBar>,
+) -> Result<(archive::PartOutcome, PartDigests), gzip::GzipError<ArchiveError>> {
+    gzip::compress_part(
+        move |sink: &mut gzip::ChunkSink| {
+            let mut hashing = Digests::new(sink, head);
+            archiver.write_body(index, &mut hashing, &mut outcome)?;
+            Ok::<_, ArchiveError>((outcome, hashing.finish()))
+        },
+        threads,
+        out,
+        &mut |n| {
+            if let Some(bar) = bar {
+                bar.inc(n);
+            }
+        },
+    )
+    .map(|(value, _stats)| value)
+}
+
+/// Compresses part `index`'s body into `opts.part_cache` (nothing to do without one), so that
+/// a later [`export`] of the same body copies it instead of compressing it. A build calls
+/// this while a buildpack still works, for a layer that is complete (`slug
+/// precompress-layer`); `parts` need only hold the parts whose sources absolute symlinks in
+/// this one may point into. If the body changes before the export, its digest does too and
+/// the export compresses it as usual: a wrong guess costs time, never bytes.
+pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result<(), ExportError> {
+    let Some(dir) = &opts.part_cache else {
+        return Ok(());
+    };
+    let cache = PartCache::new(dir);
+    let archiver = archive::Archiver::new(parts, opts.mtime)?;
+    let mut staged = cache.stage()?;
+    let mut tee = Tee {
+        main: &mut io::sink(),
+        copy: Some(BufWriter::new(staged.file())),
+        copy_sha: Sha256::new(),
+        copy_failed: None,
+    };
+    let produced = compress_body(
+        &archiver,
+        index,
+        &[],
+        archive::PartOutcome::default(),
+        opts.threads,
+        &mut tee,
+        &None,
+    );
+    let member_sha = tee.finish().map_err(|source| ExportError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let (_, digests) = match produced {
+        Ok(v) => v,
+        Err(gzip::GzipError::Input(e)) => return Err(e.into()),
+        Err(gzip::GzipError::Output(source)) => {
+            return Err(ExportError::Write {
+                path: dir.clone(),
+                source,
+            })
+        }
+        Err(gzip::GzipError::Deflate(e)) => return Err(ExportError::Deflate(e)),
+    };
+    cache.commit(staged, &digests.body, digests.body_len, &member_sha)?;
+    Ok(())
+}
+
+fn layer_entry(part: &Part, digests: &PartDigests) -> LayerEntry {
     LayerEntry {
         path: archive::entry_path(&part.prefix),
-        digest: format!("sha256:{digest}"),
-        size: len,
+        digest: format!("sha256:{}", digests.full),
+        size: digests.full_len,
     }
 }
 
@@ -330,6 +420,57 @@ impl<W: Write> Write for SlugWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A part's digests: the whole part's (the manifest's `layers[].digest`) and its body's (the
+/// part cache's key).
+struct PartDigests {
+    full: String,
+    full_len: u64,
+    body: String,
+    body_len: u64,
+}
+
+/// Hashes a part's body on its way to `inner`, and the whole part (head first).
+struct Digests<W: Write> {
+    body: Hashing<W>,
+    full: Sha256,
+    head_len: u64,
+}
+
+impl<W: Write> Digests<W> {
+    fn new(inner: W, head: &[u8]) -> Self {
+        let mut full = Sha256::new();
+        full.update(head);
+        Self {
+            body: Hashing::new(inner),
+            full,
+            head_len: head.len() as u64,
+        }
+    }
+
+    fn finish(self) -> PartDigests {
+        let full = hex(&self.full.finalize());
+        let (body, body_len) = self.body.finish();
+        PartDigests {
+            full,
+            full_len: self.head_len + body_len,
+            body,
+            body_len,
+        }
+    }
+}
+
+impl<W: Write> Write for Digests<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.body.write(buf)?;
+        self.full.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.body.flush()
     }
 }
 
@@ -464,6 +605,31 @@ impl PartCache {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(self.sum_path(digest));
             None
+        }
+    }
+
+    /// Removes every entry but those of `used` bodies, and leftover temp files: the cache
+    /// holds the last export's parts, which is what the next build of the app can reuse
+    /// (without this, each changed layer would leave its old parts behind for good). Runs
+    /// while the build holds the app's cache lock, so no other export is writing here.
+    fn keep_only(&self, used: &[String]) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let keep: std::collections::HashSet<String> = used
+            .iter()
+            .flat_map(|d| {
+                [
+                    format!("{}.gz", self.name(d)),
+                    format!("{}.sum", self.name(d)),
+                ]
+            })
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with("part-") || name.starts_with(".tmp-")) && !keep.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 

@@ -30,6 +30,7 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Env, Platform};
+use slugc_precompress::Precompression;
 use std::io::Write;
 use std::path::Path;
 
@@ -155,6 +156,13 @@ impl Buildpack for NodejsBuildpack {
         });
         let _ = std::io::stdout().write_all(&tool_log);
         let ((node_home, node_tarball), tool_bin) = (node_home?, tool_bin?);
+        // A fresh runtime layer is complete: `slug build` can compress its 125 MB binary
+        // while the dependencies install.
+        let node_compressing = if node_tarball.is_some() {
+            Precompression::start(&node_home)
+        } else {
+            Precompression::default()
+        };
         let node_headers = if headers::needed(&app_dir, package_manager.lockfile) {
             Some(headers::install(
                 &context,
@@ -239,6 +247,8 @@ impl Buildpack for NodejsBuildpack {
                     .build(),
             );
         }
+        // The engine exports once this process ends: the compression must be done by then.
+        node_compressing.wait();
         BuildResultBuilder::new().launch(launch.build()).build()
     }
 

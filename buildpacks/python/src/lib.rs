@@ -85,7 +85,8 @@ impl Buildpack for PythonBuildpack {
         let uv_prefetch = package_manager.and_then(|_| {
             layers::uv::prefetch(&context, &index_config::IndexConfig::read(&tool_env))
         });
-        let runtime = layers::python::install_python(&context, &candidate, &tool_env)?;
+        let (runtime, runtime_compressing) =
+            layers::python::install_python(&context, &candidate, &tool_env)?;
 
         let venv_bin = match package_manager {
             Some(pm) => {
@@ -150,6 +151,8 @@ impl Buildpack for PythonBuildpack {
             ),
             None => {}
         }
+        // The engine exports once this process ends: the compression must be done by then.
+        runtime_compressing.wait();
         BuildResultBuilder::new().launch(launch.build()).build()
     }
 

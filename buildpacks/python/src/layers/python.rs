@@ -17,6 +17,7 @@ use libcnb::layer::{
 };
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
+use slugc_precompress::Precompression;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -91,11 +92,13 @@ impl PythonLayerMetadata {
 }
 
 /// Install (or reuse) the runtime; returns the layer dir.
+/// Returns the runtime layer's dir and, when it was installed now, its early compression
+/// (to be waited for before the build ends).
 pub fn install_python(
     context: &BuildContext<PythonBuildpack>,
     candidate: &Candidate,
     tool_env: &ToolEnv,
-) -> Result<PathBuf, libcnb::Error<PythonBuildpackError>> {
+) -> Result<(PathBuf, Precompression), libcnb::Error<PythonBuildpackError>> {
     let new_metadata = PythonLayerMetadata::new(context, candidate);
     let layer = context.cached_layer(
         layer_name!("runtime"),
@@ -122,7 +125,7 @@ pub fn install_python(
     match &layer.state {
         LayerState::Restored { .. } => {
             log::header(format!("Using cached Python {}", candidate.version));
-            return Ok(dir);
+            return Ok((dir, Precompression::default()));
         }
         LayerState::Empty { cause } => {
             if let EmptyLayerCause::RestoredLayerAction { cause: reasons }
@@ -161,7 +164,9 @@ pub fn install_python(
     }
     layer.write_env(env)?;
     layer.write_metadata(new_metadata)?;
-    Ok(dir)
+    // Complete: `slug build` can compress it while the dependencies install.
+    let compressing = Precompression::start(&dir);
+    Ok((dir, compressing))
 }
 
 fn install_from_mirror(url: &str, sha256: &str, dir: &Path) -> Result<(), PythonBuildpackError> {
