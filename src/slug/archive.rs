@@ -144,9 +144,10 @@ impl<'a> Archiver<'a> {
         Ok(outcome)
     }
 
-    /// Writes the head of part `index`: the directories down to and including its prefix
-    /// that neither an accepted part nor an earlier part's walk wrote. A few hundred bytes,
-    /// and the only bytes of a part that depend on the parts before it.
+    /// Writes the head of part `index`: the directories above its prefix that neither an
+    /// accepted part nor an earlier part's walk wrote (`./app/.layers/`, `./app/.layers/<bp>/`
+    /// for a buildpack's first layer; usually nothing). The only bytes of a part that depend
+    /// on the parts before it.
     pub fn write_head(
         &self,
         index: usize,
@@ -170,7 +171,7 @@ impl<'a> Archiver<'a> {
                 prefix: part.prefix.clone(),
             });
         }
-        for depth in 1..=prefix.len() {
+        for depth in 1..prefix.len() {
             let dir = &prefix[..depth];
             if !self.emitted.contains(dir) && !self.written_by_earlier(index, dir) {
                 w.dir(&join(dir)).map_err(ArchiveError::Write)?;
@@ -180,10 +181,11 @@ impl<'a> Archiver<'a> {
         Ok(outcome)
     }
 
-    /// Writes the body of part `index`: everything below its prefix, walked from its source
-    /// directory. Its bytes depend only on that tree, the prefix, the mtime and where
-    /// absolute symlinks point, which is what lets a body be compressed ahead of the export
-    /// ([`super::precompress`]). Skipped entries are added to `outcome`'s warnings.
+    /// Writes the body of part `index`: the prefix directory itself, then everything below
+    /// it, walked from its source directory. Its bytes depend only on that tree, the prefix,
+    /// the mtime and where absolute symlinks point, which is what lets a body be compressed
+    /// ahead of the export ([`super::precompress`]). Skipped entries are added to
+    /// `outcome`'s warnings.
     pub fn write_body(
         &self,
         index: usize,
@@ -197,6 +199,10 @@ impl<'a> Archiver<'a> {
             mtime: self.mtime,
             buf: vec![0; 128 * 1024],
         };
+        if !self.emitted.contains(prefix) && !self.written_by_earlier(index, prefix) {
+            w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
+            outcome.emitted.push(prefix.clone());
+        }
 
         // Depth-first, each directory's listing sorted by the key its entries have in a
         // bytewise sort of full paths: a directory's own entry sorts as its name, its

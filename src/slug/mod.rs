@@ -432,17 +432,21 @@ struct PartDigests {
     body_len: u64,
 }
 
-/// Hashes a part's body on its way to `inner`, and the whole part (head first).
+/// Hashes a part's body on its way to `inner`, and the whole part (head first) when it has a
+/// head; without one, the two digests are the same and the body's is made once.
 struct Digests<W: Write> {
     body: Hashing<W>,
-    full: Sha256,
+    full: Option<Sha256>,
     head_len: u64,
 }
 
 impl<W: Write> Digests<W> {
     fn new(inner: W, head: &[u8]) -> Self {
-        let mut full = Sha256::new();
-        full.update(head);
+        let full = (!head.is_empty()).then(|| {
+            let mut full = Sha256::new();
+            full.update(head);
+            full
+        });
         Self {
             body: Hashing::new(inner),
             full,
@@ -451,10 +455,10 @@ impl<W: Write> Digests<W> {
     }
 
     fn finish(self) -> PartDigests {
-        let full = hex(&self.full.finalize());
+        let full = self.full.map(|f| hex(&f.finalize()));
         let (body, body_len) = self.body.finish();
         PartDigests {
-            full,
+            full: full.unwrap_or_else(|| body.clone()),
             full_len: self.head_len + body_len,
             body,
             body_len,
@@ -465,7 +469,9 @@ impl<W: Write> Digests<W> {
 impl<W: Write> Write for Digests<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.body.write(buf)?;
-        self.full.update(&buf[..n]);
+        if let Some(full) = &mut self.full {
+            full.update(&buf[..n]);
+        }
         Ok(n)
     }
 
@@ -655,17 +661,24 @@ impl PartCache {
     }
 }
 
-/// First 12 hex digits of the SHA-256 of the members the compressor makes of a fixed sample.
+/// First 12 hex digits of the SHA-256 of the chunk size, the level and the member the
+/// compressor makes of a fixed 64 KiB sample (which shows a libdeflate that compresses
+/// differently; a bigger sample costs every build a visible 20 ms).
 fn engine_fingerprint() -> String {
-    let mut sample = Vec::with_capacity(2 * gzip::CHUNK + 1000);
+    let mut sample = Vec::with_capacity(64 * 1024 + 100);
     let mut i = 0u32;
-    while sample.len() < 2 * gzip::CHUNK + 1000 {
+    while sample.len() < 64 * 1024 {
         sample
             .extend_from_slice(format!("{i} slugc {} ", i.wrapping_mul(2_654_435_761)).as_bytes());
         i += 1;
     }
     match gzip::compress_small(&sample) {
-        Ok(bytes) => hex(&Sha256::digest(&bytes))[..12].to_string(),
+        Ok(bytes) => {
+            let mut sha = Sha256::new();
+            sha.update(format!("chunk {} level {}\n", gzip::CHUNK, gzip::LEVEL).as_bytes());
+            sha.update(&bytes);
+            hex(&sha.finalize())[..12].to_string()
+        }
         Err(_) => "unknown".to_string(),
     }
 }

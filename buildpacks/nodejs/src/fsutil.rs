@@ -7,8 +7,17 @@ use std::path::{Component, Path, PathBuf};
 /// Unpack an npm package tarball into `dest`, dropping the first path component (`package/`)
 /// and refusing entries that would land outside `dest`. `keep` filters by the stripped path.
 pub fn unpack_package(bytes: &[u8], dest: &Path, keep: impl Fn(&Path) -> bool) -> io::Result<()> {
+    unpack_package_from(bytes, dest, keep)
+}
+
+/// [`unpack_package`] from a reader (a download as it arrives).
+pub fn unpack_package_from(
+    tgz: impl io::Read,
+    dest: &Path,
+    keep: impl Fn(&Path) -> bool,
+) -> io::Result<()> {
     std::fs::create_dir_all(dest)?;
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let mut archive = tar::Archive::new(GzDecoder::new(tgz));
     archive.set_preserve_permissions(true);
     for entry in archive.entries()? {
         let mut entry = entry?;

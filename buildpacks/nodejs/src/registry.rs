@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha512};
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -133,21 +134,105 @@ impl Registry {
         Ok(body)
     }
 
+    /// Download `version`'s tarball and hand its bytes to `consume` as they arrive, so that
+    /// unpacking overlaps the download (the network is read on another thread); then check
+    /// the whole download against its sha512 integrity. `consume` reads bytes that are not
+    /// verified yet: it must unpack them where nothing runs them, and the caller must throw
+    /// that away if this returns an error. Returns `consume`'s value and the tarball's bytes.
+    /// A download cut off midway is tried once more, `consume` included.
+    pub fn tarball_streamed<T>(
+        &self,
+        name: &str,
+        version: &PackageVersion,
+        mut consume: impl FnMut(&mut dyn Read) -> std::io::Result<T>,
+    ) -> Result<(T, Vec<u8>), StreamError> {
+        let expected = version
+            .dist
+            .integrity
+            .as_deref()
+            .and_then(sha512_of_sri)
+            .ok_or_else(|| RegistryError::NoIntegrity {
+                name: name.to_string(),
+                version: version.version.clone(),
+            })?;
+        let url = &version.dist.tarball;
+        let mut last = None;
+        for _ in 0..2 {
+            let response = match self.call(url, None) {
+                Ok(response) => response,
+                Err(Failure::Retry(e)) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(Failure::Final(e)) => return Err(e.into()),
+            };
+            let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(64);
+            let mut body = response.into_reader();
+            let reading = std::thread::spawn(move || loop {
+                let mut buf = vec![0u8; 256 * 1024];
+                match body.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            });
+            let mut reader = ChannelReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+                sha: Sha512::new(),
+                all: Vec::new(),
+                network_failed: false,
+            };
+            // What `consume` leaves unread (tar padding, the gzip trailer) is hashed too.
+            let consumed = consume(&mut reader).and_then(|value| {
+                std::io::copy(&mut reader, &mut std::io::sink())?;
+                Ok(value)
+            });
+            let ChannelReader {
+                rx,
+                sha,
+                all,
+                network_failed,
+                ..
+            } = reader;
+            drop(rx);
+            let _ = reading.join();
+            match consumed {
+                Ok(value) => {
+                    let actual = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+                    if actual != expected {
+                        return Err(RegistryError::IntegrityMismatch {
+                            url: redact(url),
+                            expected: expected.to_string(),
+                            actual,
+                        }
+                        .into());
+                    }
+                    return Ok((value, all));
+                }
+                Err(e) if network_failed => last = Some(network(url, e.to_string())),
+                Err(e) => return Err(StreamError::Consume(e)),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| network(url, "no answer".into()))
+            .into())
+    }
+
     fn get(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
         let mut last = None;
         // One retry: a dropped connection on a 50 MB download is common and cheap to redo.
         for _ in 0..2 {
-            let mut request = self.agent.get(url);
-            if let Some(accept) = accept {
-                request = request.set("Accept", accept);
-            }
-            // The token belongs to the registry: never send it to another host.
-            if let Some(token) = &self.config.token {
-                if url.starts_with(&self.config.url) {
-                    request = request.set("Authorization", &format!("Bearer {token}"));
-                }
-            }
-            match request.call() {
+            match self.call(url, accept) {
                 Ok(response) => {
                     let mut body = Vec::new();
                     match response.into_reader().read_to_end(&mut body) {
@@ -155,19 +240,87 @@ impl Registry {
                         Err(e) => last = Some(network(url, e.to_string())),
                     }
                 }
-                Err(ureq::Error::Status(status, _)) if status >= 500 || status == 429 => {
-                    last = Some(network(url, format!("HTTP {status}")));
-                }
-                Err(ureq::Error::Status(status, _)) => {
-                    return Err(RegistryError::Status {
-                        url: redact(url),
-                        status,
-                    })
-                }
-                Err(ureq::Error::Transport(t)) => last = Some(network(url, t.to_string())),
+                Err(Failure::Retry(e)) => last = Some(e),
+                Err(Failure::Final(e)) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| network(url, "no answer".into())))
+    }
+
+    /// One GET, up to the response headers.
+    fn call(&self, url: &str, accept: Option<&str>) -> Result<ureq::Response, Failure> {
+        let mut request = self.agent.get(url);
+        if let Some(accept) = accept {
+            request = request.set("Accept", accept);
+        }
+        // The token belongs to the registry: never send it to another host.
+        if let Some(token) = &self.config.token {
+            if url.starts_with(&self.config.url) {
+                request = request.set("Authorization", &format!("Bearer {token}"));
+            }
+        }
+        match request.call() {
+            Ok(response) => Ok(response),
+            Err(ureq::Error::Status(status, _)) if status >= 500 || status == 429 => {
+                Err(Failure::Retry(network(url, format!("HTTP {status}"))))
+            }
+            Err(ureq::Error::Status(status, _)) => Err(Failure::Final(RegistryError::Status {
+                url: redact(url),
+                status,
+            })),
+            Err(ureq::Error::Transport(t)) => Err(Failure::Retry(network(url, t.to_string()))),
+        }
+    }
+}
+
+enum Failure {
+    /// Worth one more try.
+    Retry(RegistryError),
+    Final(RegistryError),
+}
+
+/// What [`Registry::tarball_streamed`] can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The consumer failed on its own (not because the download broke off).
+    #[error(transparent)]
+    Consume(std::io::Error),
+}
+
+/// The consumer's side of a streamed download: hashes and keeps every byte it hands out.
+struct ChannelReader {
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+    sha: Sha512,
+    all: Vec<u8>,
+    network_failed: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.sha.update(&chunk);
+                    self.all.extend_from_slice(&chunk);
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.network_failed = true;
+                    return Err(e);
+                }
+                // The network thread is done: the end of the body.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

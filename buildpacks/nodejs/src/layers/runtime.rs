@@ -5,7 +5,7 @@
 use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil;
-use crate::registry::{PackageVersion, Registry};
+use crate::registry::{PackageVersion, Registry, StreamError};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
@@ -72,19 +72,34 @@ pub fn install(
             new.node_version,
             registry.display_url()
         );
-        let bytes = registry.tarball(package, version).map_err(|source| {
-            NodejsBuildpackError::Registry {
-                what: format!("downloading Node.js {}", new.node_version),
-                source,
+        // Unpacked as it downloads; nothing in it runs before the whole tarball is verified,
+        // and a failed download leaves the layer empty.
+        let streamed = registry.tarball_streamed(package, version, |tgz| {
+            fsutil::remove_any(&path)?;
+            // Keep the binary and the licence. Docs, man pages and the C headers
+            // (`include/`, 63 MB, only read by node-gyp) would triple what every slug
+            // carries and compresses.
+            fsutil::unpack_package_from(tgz, &path, |p| {
+                p.starts_with("bin") || p == Path::new("LICENSE")
+            })
+        });
+        let bytes = match streamed {
+            Ok(((), bytes)) => bytes,
+            Err(e) => {
+                let _ = fsutil::remove_any(&path);
+                return Err(match e {
+                    StreamError::Registry(source) => NodejsBuildpackError::Registry {
+                        what: format!("downloading Node.js {}", new.node_version),
+                        source,
+                    },
+                    StreamError::Consume(source) => {
+                        NodejsBuildpackError::io("unpacking Node.js", &path)(source)
+                    }
+                }
+                .into());
             }
-        })?;
+        };
         println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
-        // Keep the binary and the licence. Docs, man pages and the C headers (`include/`,
-        // 63 MB, only read by node-gyp) would triple what every slug carries and compresses.
-        fsutil::unpack_package(&bytes, &path, |p| {
-            p.starts_with("bin") || p == Path::new("LICENSE")
-        })
-        .map_err(NodejsBuildpackError::io("unpacking Node.js", &path))?;
         layer.write_metadata(new.clone())?;
         tarball = Some(bytes);
     }
