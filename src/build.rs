@@ -30,8 +30,9 @@ const LAYER_ENV_DIRS: &[&str] = &["env", "env.build", "env.launch"];
 /// Set for buildpacks when the build has a part cache: the `slug` executable, which the
 /// built-in buildpacks run as `$SLUGC_PRECOMPRESS_EXE precompress-layer <layer dir>` when a
 /// launch layer is complete, so that it is compressed while they go on (see
-/// [`precompress_layer`]). Other buildpacks ignore it.
-pub const PRECOMPRESS_EXE_ENV: &str = "SLUGC_PRECOMPRESS_EXE";
+/// [`precompress_layer`]). Other buildpacks ignore it. One name for both sides: the
+/// buildpacks' crate defines it.
+pub use slugc_precompress::EXE_ENV as PRECOMPRESS_EXE_ENV;
 /// The part cache dir, for `precompress-layer`.
 const PART_CACHE_ENV: &str = "SLUGC_PART_CACHE";
 /// The mtime the export will give every entry, for `precompress-layer`.
@@ -381,7 +382,14 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
 
     eprintln!("-----> Compressing...");
-    let exported = export(&prepared.app_dir, &built, args, cache.as_ref(), &store_dir)?;
+    let exported = export(
+        &prepared.app_dir,
+        &built,
+        args,
+        cache.as_ref(),
+        &store_dir,
+        mtime,
+    )?;
     for warning in &exported.warnings {
         eprintln!(" !     {warning}");
     }
@@ -443,13 +451,15 @@ fn export(
     args: &BuildArgs,
     cache: Option<&Cache>,
     store_dir: &Path,
+    // The one `precompress-layer` was given: early and late compression must agree.
+    mtime: u64,
 ) -> Result<Exported, BuildError> {
     let mut parts = vec![app_part(app_dir)];
     for layer in &built.launch_layers {
         parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name));
     }
     let opts = ExportOptions {
-        mtime: slugfile::mtime_from_env()?,
+        mtime,
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

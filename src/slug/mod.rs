@@ -177,7 +177,7 @@ pub fn export(
         // digest, because only the body can be compressed before the export knows the parts
         // before it (`precompress`).
         let mut head = Vec::new();
-        let mut outcome = archiver.write_head(index, &mut head)?;
+        let head_outcome = archiver.write_head(index, &mut head)?;
         if !head.is_empty() {
             let member =
                 gzip::compress_small(&head).map_err(|e| ExportError::Deflate(e.to_string()))?;
@@ -190,6 +190,7 @@ pub fn export(
             // A first pass only hashes the tar (files read at disk speed); compressing is
             // the cost worth skipping.
             let mut hashing = Digests::new(io::sink(), &head);
+            let mut outcome = head_outcome.clone();
             archiver.write_body(index, &mut hashing, &mut outcome)?;
             let digests = hashing.finish();
             if let Some(cached) = cache.lookup(&digests.body, digests.body_len) {
@@ -217,8 +218,6 @@ pub fn export(
                     }
                 }
             }
-            // The walk is made again below; keep only the head's part of the outcome.
-            outcome.warnings.clear();
         }
 
         let mut cache_file = match &cache {
@@ -241,18 +240,14 @@ pub fn export(
             &archiver,
             index,
             &head,
-            outcome,
+            head_outcome,
             opts.threads,
             &mut tee,
             &bar,
         );
         let copied = tee.finish();
-        let (outcome, digests) = match produced {
-            Ok(v) => v,
-            Err(gzip::GzipError::Input(e)) => return Err(e.into()),
-            Err(gzip::GzipError::Output(e)) => return Err(write_err(&slug, e)),
-            Err(gzip::GzipError::Deflate(e)) => return Err(ExportError::Deflate(e)),
-        };
+        let (outcome, digests) =
+            produced.map_err(|e| gzip_error(e, |source| write_err(&slug, source)))?;
         if let (Some(cache), Some(staged_part)) = (&cache, cache_file) {
             let saved = match copied {
                 Err(e) => Err(e.to_string()),
@@ -355,19 +350,26 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
         path: dir.clone(),
         source,
     })?;
-    let (_, digests) = match produced {
-        Ok(v) => v,
-        Err(gzip::GzipError::Input(e)) => return Err(e.into()),
-        Err(gzip::GzipError::Output(source)) => {
-            return Err(ExportError::Write {
-                path: dir.clone(),
-                source,
-            })
-        }
-        Err(gzip::GzipError::Deflate(e)) => return Err(ExportError::Deflate(e)),
-    };
+    let (_, digests) = produced.map_err(|e| {
+        gzip_error(e, |source| ExportError::Write {
+            path: dir.clone(),
+            source,
+        })
+    })?;
     cache.commit(staged, &digests.body, digests.body_len, &member_sha)?;
     Ok(())
+}
+
+/// A compression error as the export reports it; `output` says what a failed write means.
+fn gzip_error(
+    e: gzip::GzipError<ArchiveError>,
+    output: impl FnOnce(io::Error) -> ExportError,
+) -> ExportError {
+    match e {
+        gzip::GzipError::Input(e) => e.into(),
+        gzip::GzipError::Output(source) => output(source),
+        gzip::GzipError::Deflate(e) => ExportError::Deflate(e),
+    }
 }
 
 fn layer_entry(part: &Part, digests: &PartDigests) -> LayerEntry {
@@ -558,14 +560,15 @@ impl<M: Write, C: Write> Write for Tee<'_, M, C> {
     }
 }
 
-/// Compressed parts by content: `<dir>/part-<engine>-<tar sha256>.gz`, each the part's gzip
-/// members, and beside it `.sum`: the SHA-256 of those bytes and the tar's length.
+/// Compressed part bodies by content: `<dir>/part-<engine>-<body sha256>.gz`, each a body's
+/// gzip members, and beside it `.sum`: the SHA-256 of those bytes and the body's length.
 ///
-/// `<engine>` fingerprints the compressor (the bytes it makes of a fixed sample), so a
+/// `<engine>` fingerprints the compressor (chunk size, level, and the bytes it makes of a
+/// fixed sample), so a
 /// different libdeflate, level or chunk size never serves stale bytes that a fresh compression
 /// would not give: the same input still gives the same slug, cache or not. A hit is checked
-/// by hashing the member (cheap: it is the compressed size) against `.sum` rather than by
-/// decompressing it.
+/// by hashing the members (cheap: they are the compressed size) against `.sum` rather than
+/// by decompressing them.
 struct PartCache {
     dir: PathBuf,
     engine: String,
@@ -591,8 +594,8 @@ impl PartCache {
         self.dir.join(format!("{}.sum", self.name(digest)))
     }
 
-    /// The cached members for this tar digest and length, if its bytes are those recorded
-    /// when it was saved (a damaged entry is removed and ignored).
+    /// The cached members for this body digest and length, if their bytes are those recorded
+    /// when they were saved (a damaged entry is removed and ignored).
     fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
         let path = self.path(digest);
         let sum = std::fs::read_to_string(self.sum_path(digest)).ok()?;

@@ -4,14 +4,10 @@ use flate2::read::GzDecoder;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-/// Unpack an npm package tarball into `dest`, dropping the first path component (`package/`)
-/// and refusing entries that would land outside `dest`. `keep` filters by the stripped path.
-pub fn unpack_package(bytes: &[u8], dest: &Path, keep: impl Fn(&Path) -> bool) -> io::Result<()> {
-    unpack_package_from(bytes, dest, keep)
-}
-
-/// [`unpack_package`] from a reader (a download as it arrives).
-pub fn unpack_package_from(
+/// Unpack an npm package tarball (bytes, or a download as it arrives) into `dest`, dropping
+/// the first path component (`package/`) and refusing entries that would land outside
+/// `dest`. `keep` filters by the stripped path.
+pub fn unpack_package(
     tgz: impl io::Read,
     dest: &Path,
     keep: impl Fn(&Path) -> bool,
@@ -110,7 +106,7 @@ mod tests {
             ("package/LICENSE", b"MIT", 0o644),
         ]);
         let dir = tempfile::tempdir().unwrap();
-        unpack_package(&bytes, dir.path(), |p| !p.starts_with("share")).unwrap();
+        unpack_package(bytes.as_slice(), dir.path(), |p| !p.starts_with("share")).unwrap();
         assert_eq!(std::fs::read(dir.path().join("bin/node")).unwrap(), b"ELF");
         let mode = std::fs::metadata(dir.path().join("bin/node"))
             .unwrap()

@@ -113,25 +113,13 @@ impl Registry {
 
     /// Download `version`'s tarball and check it against its sha512 integrity.
     pub fn tarball(&self, name: &str, version: &PackageVersion) -> Result<Vec<u8>, RegistryError> {
-        let expected = version
-            .dist
-            .integrity
-            .as_deref()
-            .and_then(sha512_of_sri)
-            .ok_or_else(|| RegistryError::NoIntegrity {
-                name: name.to_string(),
-                version: version.version.clone(),
-            })?;
-        let body = self.get(&version.dist.tarball, None)?;
-        let actual = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&body));
-        if actual != expected {
-            return Err(RegistryError::IntegrityMismatch {
-                url: redact(&version.dist.tarball),
-                expected: expected.to_string(),
-                actual,
-            });
+        // Nothing consumes the bytes on the way; the download is only kept and hashed.
+        match self.tarball_streamed(name, version, |_| Ok(())) {
+            Ok(((), bytes)) => Ok(bytes),
+            Err(StreamError::Registry(e)) => Err(e),
+            // Only reading the download can fail here, and that is the network's doing.
+            Err(StreamError::Consume(e)) => Err(network(&version.dist.tarball, e.to_string())),
         }
-        Ok(body)
     }
 
     /// Download `version`'s tarball and hand its bytes to `consume` as they arrive, so that
@@ -139,7 +127,7 @@ impl Registry {
     /// the whole download against its sha512 integrity. `consume` reads bytes that are not
     /// verified yet: it must unpack them where nothing runs them, and the caller must throw
     /// that away if this returns an error. Returns `consume`'s value and the tarball's bytes.
-    /// A download cut off midway is tried once more, `consume` included.
+    /// A download cut off midway is tried once more (as any request is), `consume` included.
     pub fn tarball_streamed<T>(
         &self,
         name: &str,

@@ -3,7 +3,8 @@
 //! carry them; node-gyp finds them through `npm_config_nodedir` instead of downloading them
 //! from nodejs.org, which a build machine may not reach.
 
-use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use super::runtime::RuntimeMetadata;
+use super::{discard_unreadable, explain};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil;
 use crate::registry::{PackageVersion, Registry};
@@ -11,15 +12,7 @@ use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeadersMetadata {
-    pub node_version: String,
-    pub arch: String,
-}
 
 /// Whether the install may compile something: a `binding.gyp` in the app, or a lockfile that
 /// marks packages with install scripts (npm `hasInstallScript`, pnpm `requiresBuild`) or
@@ -45,28 +38,15 @@ pub fn install(
     version: &PackageVersion,
     tarball: Option<&[u8]>,
 ) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
-    let new = HeadersMetadata {
-        node_version: version.version.clone(),
-        arch: context.target.arch.clone(),
-    };
+    // Same inputs as the runtime layer: the same tarball.
+    let new = RuntimeMetadata::new(context, version);
     let layer = context.cached_layer(
         layer_name!("node_headers"),
         CachedLayerDefinition {
             build: false,
             launch: false,
             invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &HeadersMetadata, _: &Path| {
-                let HeadersMetadata { node_version, arch } = old;
-                let mut reasons = Reasons::new();
-                diff(
-                    &mut reasons,
-                    "Node.js version",
-                    node_version,
-                    &new.node_version,
-                );
-                diff(&mut reasons, "architecture", arch, &new.arch);
-                keep_if_unchanged(reasons)
-            },
+            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
         },
     )?;
     let path = layer.path();

@@ -9,16 +9,41 @@ use crate::registry::{PackageVersion, Registry, StreamError};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
-use libcnb::layer::CachedLayerDefinition;
+use libcnb::layer::{CachedLayerDefinition, RestoredLayerAction};
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// What a layer made from the Node.js tarball depends on: this runtime layer, and the C
+/// headers layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeMetadata {
     pub node_version: String,
     pub arch: String,
+}
+
+impl RuntimeMetadata {
+    pub fn new(context: &BuildContext<NodejsBuildpack>, version: &PackageVersion) -> Self {
+        Self {
+            node_version: version.version.clone(),
+            arch: context.target.arch.clone(),
+        }
+    }
+
+    /// The restored-layer decision against `new`, with every reason.
+    pub fn compare(&self, new: &Self) -> (RestoredLayerAction, Reasons) {
+        let RuntimeMetadata { node_version, arch } = self;
+        let mut reasons = Reasons::new();
+        diff(
+            &mut reasons,
+            "Node.js version",
+            node_version,
+            &new.node_version,
+        );
+        diff(&mut reasons, "architecture", arch, &new.arch);
+        keep_if_unchanged(reasons)
+    }
 }
 
 /// The registry package name for a CNB target arch.
@@ -38,28 +63,14 @@ pub fn install(
     package: &str,
     version: &PackageVersion,
 ) -> libcnb::Result<(PathBuf, Option<Vec<u8>>), NodejsBuildpackError> {
-    let new = RuntimeMetadata {
-        node_version: version.version.clone(),
-        arch: context.target.arch.clone(),
-    };
+    let new = RuntimeMetadata::new(context, version);
     let layer = context.cached_layer(
         layer_name!("node"),
         CachedLayerDefinition {
             build: true,
             launch: true,
             invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| {
-                let RuntimeMetadata { node_version, arch } = old;
-                let mut reasons = Reasons::new();
-                diff(
-                    &mut reasons,
-                    "Node.js version",
-                    node_version,
-                    &new.node_version,
-                );
-                diff(&mut reasons, "architecture", arch, &new.arch);
-                keep_if_unchanged(reasons)
-            },
+            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
         },
     )?;
     let path = layer.path();
@@ -79,7 +90,7 @@ pub fn install(
             // Keep the binary and the licence. Docs, man pages and the C headers
             // (`include/`, 63 MB, only read by node-gyp) would triple what every slug
             // carries and compresses.
-            fsutil::unpack_package_from(tgz, &path, |p| {
+            fsutil::unpack_package(tgz, &path, |p| {
                 p.starts_with("bin") || p == Path::new("LICENSE")
             })
         });

@@ -91,9 +91,8 @@ impl PythonLayerMetadata {
     }
 }
 
-/// Install (or reuse) the runtime; returns the layer dir.
-/// Returns the runtime layer's dir and, when it was installed now, its early compression
-/// (to be waited for before the build ends).
+/// Install (or reuse) the runtime; returns the layer dir and, when it was installed now, its
+/// early compression (to be waited for before the build ends).
 pub fn install_python(
     context: &BuildContext<PythonBuildpack>,
     candidate: &Candidate,
