@@ -12,6 +12,7 @@ pub mod node_version;
 pub mod npmrc;
 pub mod package_json;
 pub mod package_manager;
+pub mod prefetch;
 pub mod registry;
 pub mod toolchain;
 
@@ -128,10 +129,18 @@ impl Buildpack for NodejsBuildpack {
             &resolved.version,
         )?;
 
+        // npm's cache is filled from package-lock.json while Node.js downloads: `npm ci` can
+        // only start once Node.js is verified, and then finds its downloads done. The cache
+        // layer's own log lines are printed where the install begins.
+        let mut cache_log: Vec<u8> = Vec::new();
+        let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version, &mut cache_log)?;
+        let prefetch_npm_cache =
+            tool == Tool::Npm && package_manager.lockfile == Some("package-lock.json");
+
         // Node.js and the package manager are independent downloads: fetch and unpack them
         // side by side. The tool's log is buffered and printed after Node's, in order.
         let mut tool_log: Vec<u8> = Vec::new();
-        let (node_home, tool_bin) = std::thread::scope(|scope| {
+        let (node_home, tool_bin, prefetched) = std::thread::scope(|scope| {
             let tool_job = scope.spawn(|| {
                 let _ = writeln!(
                     tool_log,
@@ -141,6 +150,8 @@ impl Buildpack for NodejsBuildpack {
                 );
                 tool::install(&context, &registry, tool, &tool_meta, &mut tool_log)
             });
+            let prefetch_job = prefetch_npm_cache
+                .then(|| scope.spawn(|| prefetch::npm_cache(&registry, &app_dir, &cache_dir)));
             let node_home = runtime::install(&context, &registry, node_package, node_meta);
             let tool_bin = tool_job.join().unwrap_or_else(|_| {
                 Err(NodejsBuildpackError::Registry {
@@ -152,9 +163,19 @@ impl Buildpack for NodejsBuildpack {
                 }
                 .into())
             });
-            (node_home, tool_bin)
+            let prefetched = prefetch_job.map(|job| job.join());
+            (node_home, tool_bin, prefetched)
         });
         let _ = std::io::stdout().write_all(&tool_log);
+        match prefetched {
+            Some(Ok(Ok(summary))) => report_prefetch(&summary),
+            Some(Ok(Err(e))) => {
+                println!(
+                    "Could not fill the npm cache ahead ({e}); npm ci fetches the packages itself"
+                )
+            }
+            Some(Err(_)) | None => {}
+        }
         let ((node_home, node_tarball), tool_bin) = (node_home?, tool_bin?);
         // A fresh runtime layer is complete: `slug build` can compress its 125 MB binary
         // while the dependencies install.
@@ -175,7 +196,7 @@ impl Buildpack for NodejsBuildpack {
             None
         };
         drop(node_tarball);
-        let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version)?;
+        let _ = std::io::stdout().write_all(&cache_log);
 
         let toolchain = Toolchain {
             tool,
@@ -268,6 +289,30 @@ fn packument(
             what: what.to_string(),
             source,
         })
+}
+
+/// One line on what the npm cache prefetch did; nothing when the cache had it all.
+fn report_prefetch(summary: &prefetch::Summary) {
+    let prefetch::Summary {
+        fetched,
+        cached,
+        left_to_npm,
+        bytes,
+    } = summary;
+    if *fetched == 0 {
+        return;
+    }
+    let mut line = format!(
+        "Fetched {fetched} packages from package-lock.json into the npm cache ({:.1} MB) while Node.js downloaded",
+        *bytes as f64 / 1e6
+    );
+    if *cached > 0 {
+        line.push_str(&format!("; {cached} were cached already"));
+    }
+    if *left_to_npm > 0 {
+        line.push_str(&format!("; {left_to_npm} left for npm ci to fetch"));
+    }
+    println!("{line}");
 }
 
 /// `NPM_CONFIG_PRODUCTION=false` or `YARN_PRODUCTION=false` (config var or environment, any

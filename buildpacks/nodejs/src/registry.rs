@@ -89,8 +89,15 @@ impl Registry {
             .timeout_connect(Duration::from_secs(20))
             .timeout_read(Duration::from_secs(60))
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
+            // The npm cache prefetch keeps this many connections busy at once.
+            .max_idle_connections_per_host(16)
             .build();
         Registry { config, agent }
+    }
+
+    /// The registry URL as configured (no trailing slash); may hold credentials.
+    pub fn url(&self) -> &str {
+        &self.config.url
     }
 
     /// The registry URL for log lines, without any `user:password@`.
@@ -101,7 +108,7 @@ impl Registry {
     pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
         // Scoped names keep the `@` and escape the `/`, as npm does.
         let url = format!("{}/{}", self.config.url, name.replace('/', "%2f"));
-        let body = self.get(
+        let body = self.fetch(
             &url,
             Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
         )?;
@@ -216,7 +223,8 @@ impl Registry {
             .into())
     }
 
-    fn get(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
+    /// One GET of `url` (retried once), the whole body; the token goes only to the registry.
+    pub fn fetch(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
         let mut last = None;
         // One retry: a dropped connection on a 50 MB download is common and cheap to redo.
         for _ in 0..2 {

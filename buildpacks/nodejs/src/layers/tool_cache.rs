@@ -3,7 +3,7 @@
 //! install read tarballs from disk instead of the network. Keyed by the tool and its version,
 //! since each tool (and major) has its own cache format.
 
-use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::package_manager::Tool;
 use crate::NodejsBuildpack;
@@ -12,6 +12,7 @@ use libcnb::data::layer::LayerName;
 use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +26,7 @@ pub fn prepare(
     context: &BuildContext<NodejsBuildpack>,
     tool: Tool,
     version: &str,
+    log: &mut dyn Write,
 ) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
     let new = ToolCacheMetadata {
         package: tool.package().to_string(),
@@ -56,8 +58,8 @@ pub fn prepare(
         },
     )?;
     let what = format!("{} cache", tool.display());
-    if explain(&layer.state, &what) {
-        println!("Reusing the {what} from the previous build");
+    if explain_to(&layer.state, &what, log) {
+        let _ = writeln!(log, "Reusing the {what} from the previous build");
     } else {
         layer.write_metadata(new)?;
     }
