@@ -4,13 +4,22 @@ use flate2::read::GzDecoder;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+/// What [`unpack_package`] does with an entry, by its stripped path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Skip,
+    Unpack,
+    /// Unpack it and stop: nothing after it is wanted, so the rest is not even inflated.
+    UnpackLast,
+}
+
 /// Unpack an npm package tarball (bytes, or a download as it arrives) into `dest`, dropping
 /// the first path component (`package/`) and refusing entries that would land outside
-/// `dest`. `keep` filters by the stripped path.
+/// `dest`. `take` decides by the stripped path.
 pub fn unpack_package(
     tgz: impl io::Read,
     dest: &Path,
-    keep: impl Fn(&Path) -> bool,
+    mut take: impl FnMut(&Path) -> Take,
 ) -> io::Result<()> {
     std::fs::create_dir_all(dest)?;
     let mut archive = tar::Archive::new(GzDecoder::new(tgz));
@@ -19,7 +28,11 @@ pub fn unpack_package(
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
         let stripped: PathBuf = path.components().skip(1).collect();
-        if stripped.as_os_str().is_empty() || !keep(&stripped) {
+        if stripped.as_os_str().is_empty() {
+            continue;
+        }
+        let what = take(&stripped);
+        if what == Take::Skip {
             continue;
         }
         if stripped
@@ -36,6 +49,9 @@ pub fn unpack_package(
             std::fs::create_dir_all(parent)?;
         }
         entry.unpack(&target)?;
+        if what == Take::UnpackLast {
+            break;
+        }
     }
     Ok(())
 }
@@ -106,7 +122,14 @@ mod tests {
             ("package/LICENSE", b"MIT", 0o644),
         ]);
         let dir = tempfile::tempdir().unwrap();
-        unpack_package(bytes.as_slice(), dir.path(), |p| !p.starts_with("share")).unwrap();
+        unpack_package(bytes.as_slice(), dir.path(), |p| {
+            if p.starts_with("share") {
+                Take::Skip
+            } else {
+                Take::Unpack
+            }
+        })
+        .unwrap();
         assert_eq!(std::fs::read(dir.path().join("bin/node")).unwrap(), b"ELF");
         let mode = std::fs::metadata(dir.path().join("bin/node"))
             .unwrap()
@@ -115,6 +138,19 @@ mod tests {
         assert_eq!(mode & 0o111, 0o111);
         assert!(dir.path().join("LICENSE").is_file());
         assert!(!dir.path().join("share").exists());
+
+        let dir = tempfile::tempdir().unwrap();
+        unpack_package(bytes.as_slice(), dir.path(), |p| {
+            if p == Path::new("bin/node") {
+                Take::UnpackLast
+            } else {
+                Take::Unpack
+            }
+        })
+        .unwrap();
+        assert!(dir.path().join("bin/node").is_file());
+        assert!(!dir.path().join("share/doc/x").exists());
+        assert!(!dir.path().join("LICENSE").exists());
     }
 
     #[test]

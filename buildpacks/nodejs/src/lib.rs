@@ -31,7 +31,6 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Env, Platform};
-use slugc_precompress::Precompression;
 use std::io::Write;
 use std::path::Path;
 
@@ -134,8 +133,10 @@ impl Buildpack for NodejsBuildpack {
         // layer's own log lines are printed where the install begins.
         let mut cache_log: Vec<u8> = Vec::new();
         let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version, &mut cache_log)?;
-        let prefetch_npm_cache =
-            tool == Tool::Npm && package_manager.lockfile == Some("package-lock.json");
+        let prefetch_npm_cache = tool == Tool::Npm
+            && package_manager.lockfile == Some("package-lock.json")
+            // npm may not use the network: nothing is fetched for it ahead either.
+            && !config_is(&platform_env, "npm_config_offline", "true");
 
         // Node.js and the package manager are independent downloads: fetch and unpack them
         // side by side. The tool's log is buffered and printed after Node's, in order.
@@ -176,14 +177,12 @@ impl Buildpack for NodejsBuildpack {
             }
             Some(Err(_)) | None => {}
         }
-        let ((node_home, node_tarball), tool_bin) = (node_home?, tool_bin?);
-        // A fresh runtime layer is complete: `slug build` can compress its 125 MB binary
-        // while the dependencies install.
-        let node_compressing = if node_tarball.is_some() {
-            Precompression::start(&node_home)
-        } else {
-            Precompression::default()
-        };
+        let (node, tool_bin) = (node_home?, tool_bin?);
+        let runtime::Installed {
+            home: node_home,
+            tarball: node_tarball,
+            compressing: node_compressing,
+        } = node;
         let node_headers = if headers::needed(&app_dir, package_manager.lockfile) {
             Some(headers::install(
                 &context,
@@ -318,15 +317,18 @@ fn report_prefetch(summary: &prefetch::Summary) {
 /// `NPM_CONFIG_PRODUCTION=false` or `YARN_PRODUCTION=false` (config var or environment, any
 /// case) keeps devDependencies in the slug, as on Heroku.
 fn prune_enabled(platform_env: &Env) -> bool {
-    let off = |key: &str| {
-        [key.to_string(), key.to_lowercase()].iter().any(|k| {
-            platform_env
-                .get_string_lossy(k)
-                .or_else(|| std::env::var(k).ok())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
-        })
-    };
-    !(off("NPM_CONFIG_PRODUCTION") || off("YARN_PRODUCTION"))
+    !(config_is(platform_env, "NPM_CONFIG_PRODUCTION", "false")
+        || config_is(platform_env, "YARN_PRODUCTION", "false"))
+}
+
+/// Whether the config var or environment variable `key` (in upper or lower case) is `value`.
+fn config_is(platform_env: &Env, key: &str, value: &str) -> bool {
+    [key.to_uppercase(), key.to_lowercase()].iter().any(|k| {
+        platform_env
+            .get_string_lossy(k)
+            .or_else(|| std::env::var(k).ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+    })
 }
 
 /// Heroku's default `web`: the package manager's `start` when a start script exists, else

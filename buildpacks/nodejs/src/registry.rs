@@ -162,61 +162,76 @@ impl Registry {
                 Err(Failure::Final(e)) => return Err(e.into()),
             };
             let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(64);
+            let size = response
+                .header("content-length")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(0);
             let mut body = response.into_reader();
-            let reading = std::thread::spawn(move || loop {
+            // The network thread also hashes and keeps every byte, so that the consumer's
+            // unpacking runs beside it; after the consumer stops, it reads on to the end.
+            let reading = std::thread::spawn(move || {
+                let mut sha = Sha512::new();
+                let mut all = Vec::with_capacity(size.min(1 << 30));
                 let mut buf = vec![0u8; 256 * 1024];
-                match body.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(buf)).is_err() {
-                            break;
+                let mut consumer = Some(tx);
+                let outcome = loop {
+                    match body.read(&mut buf) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            sha.update(&buf[..n]);
+                            all.extend_from_slice(&buf[..n]);
+                            if let Some(tx) = &consumer {
+                                if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                                    consumer = None;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let message = e.to_string();
+                            if let Some(tx) = &consumer {
+                                let _ = tx.send(Err(e));
+                            }
+                            break Err(message);
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        break;
-                    }
-                }
+                };
+                (outcome, sha, all)
             });
             let mut reader = ChannelReader {
                 rx,
                 current: Vec::new(),
                 pos: 0,
-                sha: Sha512::new(),
-                all: Vec::new(),
-                network_failed: false,
             };
-            // What `consume` leaves unread (tar padding, the gzip trailer) is hashed too.
-            let consumed = consume(&mut reader).and_then(|value| {
-                std::io::copy(&mut reader, &mut std::io::sink())?;
-                Ok(value)
-            });
-            let ChannelReader {
-                rx,
-                sha,
-                all,
-                network_failed,
-                ..
-            } = reader;
-            drop(rx);
-            let _ = reading.join();
-            match consumed {
-                Ok(value) => {
-                    let actual = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
-                    if actual != expected {
-                        return Err(RegistryError::IntegrityMismatch {
-                            url: redact(url),
-                            expected: expected.to_string(),
-                            actual,
-                        }
-                        .into());
-                    }
-                    return Ok((value, all));
-                }
-                Err(e) if network_failed => last = Some(network(url, e.to_string())),
-                Err(e) => return Err(StreamError::Consume(e)),
+            let consumed = consume(&mut reader);
+            // The network thread reads on to the end without a consumer.
+            drop(reader);
+            let (downloaded, sha, all) = match reading.join() {
+                Ok(done) => done,
+                Err(_) => (
+                    Err("the download thread panicked".to_string()),
+                    Sha512::new(),
+                    Vec::new(),
+                ),
+            };
+            if let Err(message) = downloaded {
+                last = Some(network(url, message));
+                continue;
             }
+            // Checked before the consumer's outcome: bytes that fail to unpack because they
+            // were tampered with are reported as what they are.
+            let actual = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+            if actual != expected {
+                return Err(RegistryError::IntegrityMismatch {
+                    url: redact(url),
+                    expected: expected.to_string(),
+                    actual,
+                }
+                .into());
+            }
+            return match consumed {
+                Ok(value) => Ok((value, all)),
+                Err(e) => Err(StreamError::Consume(e)),
+            };
         }
         Err(last
             .unwrap_or_else(|| network(url, "no answer".into()))
@@ -285,14 +300,11 @@ pub enum StreamError {
     Consume(std::io::Error),
 }
 
-/// The consumer's side of a streamed download: hashes and keeps every byte it hands out.
+/// The consumer's side of a streamed download.
 struct ChannelReader {
     rx: Receiver<std::io::Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
-    sha: Sha512,
-    all: Vec<u8>,
-    network_failed: bool,
 }
 
 impl Read for ChannelReader {
@@ -300,15 +312,10 @@ impl Read for ChannelReader {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.sha.update(&chunk);
-                    self.all.extend_from_slice(&chunk);
                     self.current = chunk;
                     self.pos = 0;
                 }
-                Ok(Err(e)) => {
-                    self.network_failed = true;
-                    return Err(e);
-                }
+                Ok(Err(e)) => return Err(e),
                 // The network thread is done: the end of the body.
                 Err(_) => return Ok(0),
             }

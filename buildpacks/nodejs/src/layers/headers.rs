@@ -6,7 +6,7 @@
 use super::runtime::RuntimeMetadata;
 use super::{discard_unreadable, explain};
 use crate::errors::NodejsBuildpackError;
-use crate::fsutil;
+use crate::fsutil::{self, Take};
 use crate::registry::{PackageVersion, Registry};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
@@ -69,9 +69,17 @@ pub fn install(
             }
         };
         println!("Installing the Node.js C headers for native addons (node-gyp)");
-        fsutil::unpack_package(bytes, &path, |p| p.starts_with("include")).map_err(
-            NodejsBuildpackError::io("unpacking the Node.js headers", &path),
-        )?;
+        fsutil::unpack_package(bytes, &path, |p| {
+            if p.starts_with("include") {
+                Take::Unpack
+            } else {
+                Take::Skip
+            }
+        })
+        .map_err(NodejsBuildpackError::io(
+            "unpacking the Node.js headers",
+            &path,
+        ))?;
         layer.write_metadata(new)?;
     }
     Ok(path)

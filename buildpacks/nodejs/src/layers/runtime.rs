@@ -4,7 +4,7 @@
 
 use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
-use crate::fsutil;
+use crate::fsutil::{self, Take};
 use crate::registry::{PackageVersion, Registry, StreamError};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
@@ -12,6 +12,7 @@ use libcnb::data::layer_name;
 use libcnb::layer::{CachedLayerDefinition, RestoredLayerAction};
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
+use slugc_precompress::Precompression;
 use std::path::{Path, PathBuf};
 
 /// What a layer made from the Node.js tarball depends on: this runtime layer, and the C
@@ -57,12 +58,20 @@ pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError
 
 /// Make the runtime layer hold `version`; returns its path, and the tarball when it was
 /// downloaded (the headers layer unpacks it too rather than fetching it again).
+/// What [`install`] leaves: `NODE_HOME`, and for a fresh download its verified tarball (for
+/// the headers layer) and the layer's early compression, to wait for before exiting.
+pub struct Installed {
+    pub home: PathBuf,
+    pub tarball: Option<Vec<u8>>,
+    pub compressing: Precompression,
+}
+
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
     package: &str,
     version: &PackageVersion,
-) -> libcnb::Result<(PathBuf, Option<Vec<u8>>), NodejsBuildpackError> {
+) -> libcnb::Result<Installed, NodejsBuildpackError> {
     let new = RuntimeMetadata::new(context, version);
     let layer = context.cached_layer(
         layer_name!("node"),
@@ -75,6 +84,7 @@ pub fn install(
     )?;
     let path = layer.path();
     let mut tarball = None;
+    let mut compressing = Precompression::default();
     if explain(&layer.state, "Node.js") {
         println!("Reusing Node.js {} from the cache", new.node_version);
     } else {
@@ -87,15 +97,31 @@ pub fn install(
         // and a failed download leaves the layer empty.
         let streamed = registry.tarball_streamed(package, version, |tgz| {
             fsutil::remove_any(&path)?;
-            // Keep the binary and the licence. Docs, man pages and the C headers
-            // (`include/`, 63 MB, only read by node-gyp) would triple what every slug
-            // carries and compresses.
-            fsutil::unpack_package(tgz, &path, |p| {
-                p.starts_with("bin") || p == Path::new("LICENSE")
-            })
+            // Keep the binary and the licence, and stop there. Docs, man pages and the C
+            // headers (`include/`, 63 MB, only read by node-gyp) would triple what every
+            // slug carries and compresses.
+            let mut wanted = vec![Path::new("bin/node"), Path::new("LICENSE")];
+            fsutil::unpack_package(tgz, &path, |p| match wanted.iter().position(|w| *w == p) {
+                Some(i) => {
+                    wanted.swap_remove(i);
+                    if wanted.is_empty() {
+                        Take::UnpackLast
+                    } else {
+                        Take::Unpack
+                    }
+                }
+                None => Take::Skip,
+            })?;
+            // The layer is complete: `slug build` can compress its 125 MB binary while the
+            // rest downloads and the dependencies install. Compressing runs nothing; if the
+            // download then fails its check, dropping this stops it.
+            Ok(Precompression::start(&path))
         });
         let bytes = match streamed {
-            Ok(((), bytes)) => bytes,
+            Ok((started, bytes)) => {
+                compressing = started;
+                bytes
+            }
             Err(e) => {
                 let _ = fsutil::remove_any(&path);
                 return Err(match e {
@@ -120,5 +146,9 @@ pub fn install(
         "NODE_HOME",
         &path,
     ))?;
-    Ok((path, tarball))
+    Ok(Installed {
+        home: path,
+        tarball,
+        compressing,
+    })
 }

@@ -4,7 +4,7 @@
 
 use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
-use crate::fsutil;
+use crate::fsutil::{self, Take};
 use crate::package_manager::Tool;
 use crate::registry::{PackageVersion, Packument, Registry};
 use crate::NodejsBuildpack;
@@ -140,7 +140,11 @@ pub fn install(
         let package_dir = path.join("package");
         // npm's docs and man pages are a third of its size and never read on a dyno.
         fsutil::unpack_package(bytes.as_slice(), &package_dir, |p| {
-            !(p.starts_with("docs") || p.starts_with("man"))
+            if p.starts_with("docs") || p.starts_with("man") {
+                Take::Skip
+            } else {
+                Take::Unpack
+            }
         })
         .map_err(NodejsBuildpackError::io(
             "unpacking the package manager",
