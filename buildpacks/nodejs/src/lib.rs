@@ -177,7 +177,7 @@ impl Buildpack for NodejsBuildpack {
             }
             Some(Err(_)) | None => {}
         }
-        let (node, tool_bin) = (node_home?, tool_bin?);
+        let (node, (tool_bin, tool_compressing)) = (node_home?, tool_bin?);
         let runtime::Installed {
             home: node_home,
             tarball: node_tarball,
@@ -269,6 +269,7 @@ impl Buildpack for NodejsBuildpack {
         }
         // The engine exports once this process ends: the compression must be done by then.
         node_compressing.wait();
+        tool_compressing.wait();
         BuildResultBuilder::new().launch(launch.build()).build()
     }
 

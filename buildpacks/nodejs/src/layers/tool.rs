@@ -14,6 +14,7 @@ use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
 use nodejs_semver::{Range, Version};
 use serde::{Deserialize, Serialize};
+use slugc_precompress::Precompression;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -87,7 +88,8 @@ pub fn resolve(
     }
 }
 
-/// Make the tool layer hold `version`; returns the layer's `bin` dir. Runs beside the Node.js
+/// Make the tool layer hold `version`; returns the layer's `bin` dir, and the early
+/// compression of a fresh layer (to wait for before exiting). Runs beside the Node.js
 /// download, so it writes its log lines to `log`, which the caller prints afterwards.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
@@ -95,7 +97,7 @@ pub fn install(
     tool: Tool,
     version: &PackageVersion,
     log: &mut dyn Write,
-) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+) -> libcnb::Result<(PathBuf, Precompression), NodejsBuildpackError> {
     let new = ToolMetadata {
         package: tool.package().to_string(),
         version: version.version.clone(),
@@ -155,8 +157,10 @@ pub fn install(
             &bin,
         ))?;
         layer.write_metadata(new.clone())?;
+        // Complete: its thousands of small files are compressed while Node.js downloads.
+        return Ok((bin, Precompression::start(&path)));
     }
-    Ok(bin)
+    Ok((bin, Precompression::default()))
 }
 
 /// `bin/<name>` → `../package/<file>` for each `bin` entry, and the file made executable
