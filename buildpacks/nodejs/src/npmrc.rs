@@ -17,6 +17,9 @@ pub struct RegistryConfig {
     pub url: String,
     /// The `_authToken` for that registry, sent as a bearer token. Never printed.
     pub token: Option<String>,
+    /// Scopes (`@myco`) that the config sends to a registry of their own
+    /// (`@myco:registry=…`): nothing of theirs is asked of `url`.
+    pub own_registry_scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -24,6 +27,7 @@ impl std::fmt::Debug for RegistryConfig {
         f.debug_struct("RegistryConfig")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("own_registry_scopes", &self.own_registry_scopes)
             .finish()
     }
 }
@@ -55,7 +59,20 @@ impl RegistryConfig {
         let token = files
             .iter()
             .find_map(|f| f.get(&format!("{nerf}:_authToken")).cloned());
-        RegistryConfig { url, token }
+        let mut own_registry_scopes: Vec<String> = files
+            .iter()
+            .flat_map(|f| f.keys())
+            .filter_map(|k| k.strip_suffix(":registry"))
+            .filter(|scope| scope.starts_with('@'))
+            .map(str::to_string)
+            .collect();
+        own_registry_scopes.sort();
+        own_registry_scopes.dedup();
+        RegistryConfig {
+            url,
+            token,
+            own_registry_scopes,
+        }
     }
 }
 
@@ -142,7 +159,7 @@ mod tests {
 
         std::fs::write(
             dir.path().join(".npmrc"),
-            "# mirror\nregistry = https://project.example/npm/\n//project.example/npm/:_authToken=${TOKEN}\n",
+            "# mirror\nregistry = https://project.example/npm/\n//project.example/npm/:_authToken=${TOKEN}\n@myco:registry=https://npm.myco.example/\n",
         )
         .unwrap();
         let pairs: &'static [(&str, &str)] =
@@ -152,6 +169,7 @@ mod tests {
         assert_eq!(c.url, "https://project.example/npm");
         assert_eq!(c.token.as_deref(), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.own_registry_scopes, ["@myco"]);
 
         let pairs: &'static [(&str, &str)] = Box::leak(Box::new([
             ("HOME", home_str),

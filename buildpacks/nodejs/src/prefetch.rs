@@ -88,8 +88,13 @@ struct Wanted {
 }
 
 /// Everything in the lockfile npm would fetch from `registry_url`, one entry per
-/// name@version; `None` when the lockfile is not one npm 7+ reads this way (v1).
-fn wanted(lockfile: &Lockfile, registry_url: &str) -> Option<(Vec<Wanted>, usize)> {
+/// name@version; `None` when the lockfile is not one npm 7+ reads this way (v1). Packages of
+/// a scope for which `elsewhere` is true go to another registry: they are left to npm.
+fn wanted(
+    lockfile: &Lockfile,
+    registry_url: &str,
+    elsewhere: &dyn Fn(&str) -> bool,
+) -> Option<(Vec<Wanted>, usize)> {
     if lockfile.version < 2 {
         return None;
     }
@@ -109,9 +114,13 @@ fn wanted(lockfile: &Lockfile, registry_url: &str) -> Option<(Vec<Wanted>, usize
             .resolved
             .as_deref()
             .is_none_or(|r| r.starts_with(&format!("{registry_url}/")));
+        let scope_elsewhere = |name: &str| {
+            name.split_once('/')
+                .is_some_and(|(scope, _)| scope.starts_with('@') && elsewhere(scope))
+        };
         match (name, &package.version, &package.integrity) {
             (Some(name), Some(version), Some(integrity))
-                if from_registry && integrity.starts_with("sha512-") =>
+                if from_registry && integrity.starts_with("sha512-") && !scope_elsewhere(&name) =>
             {
                 out.push(Wanted {
                     name,
@@ -146,7 +155,13 @@ pub fn npm_cache(
     let Ok(lockfile) = serde_json::from_slice::<Lockfile>(&text) else {
         return Ok(Summary::default());
     };
-    let Some((wanted, left)) = wanted(&lockfile, registry.url()) else {
+    // Credentials in the registry URL would end up in the cache's index: left to npm.
+    if registry.url() != registry.display_url() {
+        return Ok(Summary::default());
+    }
+    let Some((wanted, left)) = wanted(&lockfile, registry.url(), &|scope| {
+        registry.scope_elsewhere(scope)
+    }) else {
         return Ok(Summary::default());
     };
     let cache = Cacache {
@@ -515,20 +530,21 @@ mod tests {
               "node_modules/b":{"version":"1.0.0","integrity":"sha512-BB=="},
               "node_modules/b/node_modules/inner":{"version":"1.0.0","inBundle":true},
               "packages/ws":{"name":"ws"},
-              "node_modules/ws":{"resolved":"packages/ws","link":true}
+              "node_modules/ws":{"resolved":"packages/ws","link":true},
+              "node_modules/@private/p":{"version":"1.0.0","integrity":"sha512-GG=="}
             }}"#,
         )
         .unwrap();
-        let (wanted, left) = wanted(&lock, "https://r.example").unwrap();
+        let (wanted, left) = wanted(&lock, "https://r.example", &|s| s == "@private").unwrap();
         let names: Vec<String> = wanted
             .iter()
             .map(|w| format!("{}@{}", w.name, w.version))
             .collect();
         assert_eq!(names, ["@s/c@2.0.0", "a@1.0.0", "b@1.0.0", "real@3.0.0"]);
-        // git, another host, sha1 only.
-        assert_eq!(left, 3);
+        // git, another host, sha1 only, a scope with its own registry.
+        assert_eq!(left, 4);
         let v1: Lockfile = serde_json::from_str(r#"{"lockfileVersion":1}"#).unwrap();
-        assert!(super::wanted(&v1, "https://r.example").is_none());
+        assert!(super::wanted(&v1, "https://r.example", &|_| false).is_none());
     }
 
     #[test]

