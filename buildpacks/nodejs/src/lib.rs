@@ -83,90 +83,123 @@ impl Buildpack for NodejsBuildpack {
         // traffic, and the package manager's list does not depend on the Node version.
         let node_package = runtime::node_package(&context.target.arch)?;
         let tool = package_manager.tool;
-        let (node_packument, tool_packument) = std::thread::scope(|scope| {
-            let tool_list = scope.spawn(|| {
-                packument(
-                    &registry,
-                    tool.package(),
-                    "listing package manager versions",
-                )
-            });
-            let node_list = packument(&registry, node_package, "listing Node.js versions");
-            let tool_list = tool_list.join().unwrap_or_else(|_| {
-                Err(NodejsBuildpackError::Registry {
-                    what: "listing package manager versions".into(),
-                    source: registry::RegistryError::BadAnswer {
-                        url: registry.display_url(),
-                        message: "the download thread panicked".into(),
-                    },
-                })
-            });
-            (node_list, tool_list)
-        });
-        let (node_packument, tool_packument) = (node_packument?, tool_packument?);
-
-        // Node.js
-        let available = node_version::parse_versions(node_packument.versions.keys());
-        let resolved =
-            node_version::resolve(package_json.engines.node.as_deref(), &available, today())
-                .map_err(NodejsBuildpackError::from)?;
-        let node_version = resolved.version.to_string();
-        match &resolved.requested {
-            Some(range) => println!("-----> Installing Node.js {node_version} (engines.node {range:?})"),
-            None => println!(
-                "-----> Installing Node.js {node_version} (the newest LTS; set engines.node in package.json to choose)"
-            ),
-        }
-        let node_meta = node_packument
-            .versions
-            .get(&node_version)
-            .ok_or_else(|| NodejsBuildpackError::from(node_version::NodeVersionError::NoLts))?;
-        let tool_meta = tool::resolve(
-            tool,
-            &tool_packument,
-            package_manager.requested.as_deref(),
-            &resolved.version,
-        )?;
-
-        // npm's cache is filled from package-lock.json while Node.js downloads: `npm ci` can
-        // only start once Node.js is verified, and then finds its downloads done. The cache
-        // layer's own log lines are printed where the install begins.
-        let mut cache_log: Vec<u8> = Vec::new();
-        let cache_dir = tool_cache::prepare(&context, tool, &tool_meta.version, &mut cache_log)?;
         let prefetch_npm_cache = tool == Tool::Npm
             && package_manager.lockfile == Some("package-lock.json")
             // npm may not use the network: nothing is fetched for it ahead either.
             && !config_is(&platform_env, "npm_config_offline", "true");
 
-        // Node.js and the package manager are independent downloads: fetch and unpack them
-        // side by side. The tool's log is buffered and printed after Node's, in order.
+        // Three things run side by side: npm's cache is filled from package-lock.json, so
+        // that `npm ci` (which can only start once Node.js is verified) finds its downloads
+        // done; Node.js downloads as soon as its version is known; the package manager's
+        // version list (3 MB for npm) arrives and the tool is installed. Their log lines are
+        // buffered and printed after Node's, in order.
         let mut tool_log: Vec<u8> = Vec::new();
-        let (node_home, tool_bin, prefetched) = std::thread::scope(|scope| {
-            let tool_job = scope.spawn(|| {
+        let mut cache_log: Vec<u8> = Vec::new();
+        // npm's cache does not depend on npm's version: it is opened now, and filled from the
+        // first moment of the build.
+        let npm_cache = if tool == Tool::Npm {
+            Some(tool_cache::prepare(
+                &context,
+                tool,
+                tool_cache::NPM_FORMAT,
+                &mut cache_log,
+            )?)
+        } else {
+            None
+        };
+        let (context_ref, registry_ref, app_dir_ref) = (&context, &registry, &app_dir);
+        let (node_meta, node_version, node, tool_meta, cache_dir, tool_installed, prefetched) =
+            std::thread::scope(|scope| -> libcnb::Result<_, NodejsBuildpackError> {
+                let prefetch_job = npm_cache.clone().filter(|_| prefetch_npm_cache).map(|dir| {
+                    scope.spawn(move || prefetch::npm_cache(registry_ref, app_dir_ref, &dir))
+                });
+                let tool_list = scope.spawn(move || {
+                    packument(
+                        registry_ref,
+                        tool.package(),
+                        "listing package manager versions",
+                    )
+                });
+                let node_packument =
+                    packument(registry_ref, node_package, "listing Node.js versions")?;
+                let available = node_version::parse_versions(node_packument.versions.keys());
+                let resolved = node_version::resolve(
+                    package_json.engines.node.as_deref(),
+                    &available,
+                    today(),
+                )
+                .map_err(NodejsBuildpackError::from)?;
+                let node_version = resolved.version.to_string();
+                match &resolved.requested {
+                    Some(range) => println!(
+                        "-----> Installing Node.js {node_version} (engines.node {range:?})"
+                    ),
+                    None => println!(
+                        "-----> Installing Node.js {node_version} (the newest LTS; set engines.node in package.json to choose)"
+                    ),
+                }
+                let node_meta = node_packument
+                    .versions
+                    .get(&node_version)
+                    .cloned()
+                    .ok_or_else(|| {
+                        NodejsBuildpackError::from(node_version::NodeVersionError::NoLts)
+                    })?;
+                let meta = node_meta.clone();
+                let node_job = scope.spawn(move || {
+                    runtime::install(context_ref, registry_ref, node_package, &meta)
+                });
+
+                let tool_packument = tool_list.join().unwrap_or_else(|_| {
+                    Err(NodejsBuildpackError::Registry {
+                        what: "listing package manager versions".into(),
+                        source: registry::RegistryError::BadAnswer {
+                            url: registry_ref.display_url(),
+                            message: "the download thread panicked".into(),
+                        },
+                    })
+                })?;
+                let tool_meta = tool::resolve(
+                    tool,
+                    &tool_packument,
+                    package_manager.requested.as_deref(),
+                    &resolved.version,
+                )?;
+                let cache_dir = match npm_cache {
+                    Some(dir) => dir,
+                    None => {
+                        tool_cache::prepare(context_ref, tool, &tool_meta.version, &mut cache_log)?
+                    }
+                };
                 let _ = writeln!(
                     tool_log,
                     "-----> Installing {} {}",
                     tool.display(),
                     tool_meta.version
                 );
-                tool::install(&context, &registry, tool, &tool_meta, &mut tool_log)
-            });
-            let prefetch_job = prefetch_npm_cache
-                .then(|| scope.spawn(|| prefetch::npm_cache(&registry, &app_dir, &cache_dir)));
-            let node_home = runtime::install(&context, &registry, node_package, node_meta);
-            let tool_bin = tool_job.join().unwrap_or_else(|_| {
-                Err(NodejsBuildpackError::Registry {
-                    what: format!("installing {}", tool.display()),
-                    source: registry::RegistryError::BadAnswer {
-                        url: registry.display_url(),
-                        message: "the install thread panicked".into(),
-                    },
-                }
-                .into())
-            });
-            let prefetched = prefetch_job.map(|job| job.join());
-            (node_home, tool_bin, prefetched)
-        });
+                let tool_installed =
+                    tool::install(context_ref, registry_ref, tool, &tool_meta, &mut tool_log);
+                let node = node_job.join().unwrap_or_else(|_| {
+                    Err(NodejsBuildpackError::Registry {
+                        what: format!("installing Node.js {node_version}"),
+                        source: registry::RegistryError::BadAnswer {
+                            url: registry_ref.display_url(),
+                            message: "the install thread panicked".into(),
+                        },
+                    }
+                    .into())
+                });
+                let prefetched = prefetch_job.map(|job| job.join());
+                Ok((
+                    node_meta,
+                    node_version,
+                    node,
+                    tool_meta,
+                    cache_dir,
+                    tool_installed,
+                    prefetched,
+                ))
+            })?;
         let _ = std::io::stdout().write_all(&tool_log);
         match prefetched {
             Some(Ok(Ok(summary))) => report_prefetch(&summary),
@@ -177,7 +210,7 @@ impl Buildpack for NodejsBuildpack {
             }
             Some(Err(_)) | None => {}
         }
-        let (node, (tool_bin, tool_compressing)) = (node_home?, tool_bin?);
+        let (node, (tool_bin, tool_compressing)) = (node?, tool_installed?);
         let runtime::Installed {
             home: node_home,
             tarball: node_tarball,
@@ -188,7 +221,7 @@ impl Buildpack for NodejsBuildpack {
                 &context,
                 &registry,
                 node_package,
-                node_meta,
+                &node_meta,
                 node_tarball.as_deref(),
             )?)
         } else {

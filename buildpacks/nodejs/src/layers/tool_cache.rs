@@ -1,7 +1,8 @@
 //! The package manager's own cache (npm's cacache dir, Yarn's cache folder, pnpm's store) as
 //! a cached layer that is neither build nor launch: it only makes a cold `node_modules`
-//! install read tarballs from disk instead of the network. Keyed by the tool and its version,
-//! since each tool (and major) has its own cache format.
+//! install read tarballs from disk instead of the network. Keyed by the tool and its cache
+//! format: npm's `_cacache` is shared by every npm version (as a developer's `~/.npm` is),
+//! while Yarn's and pnpm's caches are kept per exact tool version.
 
 use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
@@ -19,18 +20,24 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct ToolCacheMetadata {
     pub package: String,
-    pub version: String,
+    /// [`NPM_FORMAT`] for npm, the exact version for the others.
+    pub format: String,
 }
 
+/// npm's cache layout (`cacache`: `content-v2`, `index-v5`), the same since npm 5.
+pub const NPM_FORMAT: &str = "cacache";
+
+/// Open the tool's cache layer; `format` is what its content depends on ([`NPM_FORMAT`] for
+/// npm, so that it is ready before npm's version is known; the exact version otherwise).
 pub fn prepare(
     context: &BuildContext<NodejsBuildpack>,
     tool: Tool,
-    version: &str,
+    format: &str,
     log: &mut dyn Write,
 ) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
     let new = ToolCacheMetadata {
         package: tool.package().to_string(),
-        version: version.to_string(),
+        format: format.to_string(),
     };
     let name: LayerName = match tool {
         Tool::Npm => layer_name!("npm_cache"),
@@ -44,15 +51,10 @@ pub fn prepare(
             launch: false,
             invalid_metadata_action: &discard_unreadable,
             restored_layer_action: &|old: &ToolCacheMetadata, _: &Path| {
-                let ToolCacheMetadata { package, version } = old;
+                let ToolCacheMetadata { package, format } = old;
                 let mut reasons = Reasons::new();
                 diff(&mut reasons, "package manager", package, &new.package);
-                diff(
-                    &mut reasons,
-                    "package manager version",
-                    version,
-                    &new.version,
-                );
+                diff(&mut reasons, "cache format", format, &new.format);
                 keep_if_unchanged(reasons)
             },
         },
