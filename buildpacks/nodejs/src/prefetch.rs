@@ -257,14 +257,8 @@ fn fetch_package(
             Some(url) => Some(url.clone()),
             None => doc
                 .as_ref()
-                .and_then(|d| {
-                    d.pointer(&format!(
-                        "/versions/{}/dist/tarball",
-                        pointer_escape(&w.version)
-                    ))
-                })
-                .and_then(|t| t.as_str())
-                .map(str::to_string),
+                .and_then(|d| d.versions.get(&w.version))
+                .map(|v| v.dist.tarball.clone()),
         };
         let Some(url) = url else {
             outcome.left_to_npm += 1;
@@ -298,13 +292,31 @@ fn conventional_tarball(registry_url: &str, name: &str, version: &str) -> String
     format!("{registry_url}/{name}/-/{base}-{version}.tgz")
 }
 
+/// The one thing read from a packument: each version's tarball URL (the rest is skipped
+/// unparsed).
+#[derive(Deserialize)]
+struct TarballUrls {
+    #[serde(default)]
+    versions: std::collections::HashMap<String, VersionDist>,
+}
+
+#[derive(Deserialize)]
+struct VersionDist {
+    dist: TarballUrl,
+}
+
+#[derive(Deserialize)]
+struct TarballUrl {
+    tarball: String,
+}
+
 /// A packument from the cache or the registry (then cached); `None` leaves the name to npm.
 fn packument_doc(
     registry: &Registry,
     cache: &Cacache,
     url: &str,
     bytes: &AtomicU64,
-) -> Option<serde_json::Value> {
+) -> Option<TarballUrls> {
     let body = match cache.read(url) {
         Some(body) => body,
         None => {
@@ -315,11 +327,6 @@ fn packument_doc(
         }
     };
     serde_json::from_slice(&body).ok()
-}
-
-/// JSON pointer escaping (RFC 6901 §3) for a version used as a key.
-fn pointer_escape(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
 }
 
 fn sri_sha512(bytes: &[u8]) -> String {
