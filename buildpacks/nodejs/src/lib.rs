@@ -331,13 +331,15 @@ fn report_prefetch(summary: &prefetch::Summary) {
         cached,
         left_to_npm,
         bytes,
+        elapsed,
     } = summary;
     if *fetched == 0 {
         return;
     }
     let mut line = format!(
-        "Fetched {fetched} packages from package-lock.json into the npm cache ({:.1} MB) while Node.js downloaded",
-        *bytes as f64 / 1e6
+        "Fetched {fetched} packages from package-lock.json into the npm cache ({:.1} MB in {:.1} s) while Node.js downloaded",
+        *bytes as f64 / 1e6,
+        elapsed.as_secs_f64()
     );
     if *cached > 0 {
         line.push_str(&format!("; {cached} were cached already"));

@@ -26,8 +26,10 @@ use std::sync::Mutex;
 pub const PACKUMENT_ACCEPT: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 const KEY_PREFIX: &str = "make-fetch-happen:request-cache:";
-/// Parallel downloads: a lockfile is many small files, so round trips dominate.
-const WORKERS: usize = 16;
+/// Packages fetched at once: a lockfile is many small files, so round trips dominate. Each
+/// may also fetch its packument beside its tarball, so at most twice as many connections
+/// are open: about npm's own limit (`maxsockets`, 15 per registry).
+const WORKERS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrefetchError {
@@ -44,7 +46,7 @@ pub enum PrefetchError {
 }
 
 /// What was done, for the log.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Summary {
     /// Tarballs written into the cache.
     pub fetched: usize,
@@ -54,6 +56,8 @@ pub struct Summary {
     pub left_to_npm: usize,
     /// Bytes downloaded (packuments and tarballs).
     pub bytes: u64,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +150,7 @@ pub fn npm_cache(
     app_dir: &Path,
     cache_dir: &Path,
 ) -> Result<Summary, PrefetchError> {
+    let started = std::time::Instant::now();
     let path = app_dir.join("package-lock.json");
     let text = std::fs::read(&path).map_err(|source| PrefetchError::Lockfile {
         path: path.clone(),
@@ -210,6 +215,7 @@ pub fn npm_cache(
     }
     let mut summary = tally.into_inner().unwrap_or_default();
     summary.bytes = bytes.into_inner();
+    summary.elapsed = started.elapsed();
     Ok(summary)
 }
 

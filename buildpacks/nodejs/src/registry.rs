@@ -92,7 +92,7 @@ impl Registry {
             .timeout_read(Duration::from_secs(60))
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
             // The npm cache prefetch keeps this many connections busy at once.
-            .max_idle_connections_per_host(32)
+            .max_idle_connections_per_host(16)
             .resolver(OnceResolver::default())
             .build();
         Registry { config, agent }
