@@ -664,7 +664,7 @@ impl PartCache {
     }
 }
 
-/// First 12 hex digits of the SHA-256 of the chunk size, the level and the member the
+/// First 12 hex digits of the SHA-256 of the chunk size, the levels and the member the
 /// compressor makes of a fixed 64 KiB sample (which shows a libdeflate that compresses
 /// differently; a bigger sample costs every build a visible 20 ms).
 fn engine_fingerprint() -> String {
@@ -678,7 +678,15 @@ fn engine_fingerprint() -> String {
     match gzip::compress_small(&sample) {
         Ok(bytes) => {
             let mut sha = Sha256::new();
-            sha.update(format!("chunk {} level {}\n", gzip::CHUNK, gzip::LEVEL).as_bytes());
+            sha.update(
+                format!(
+                    "chunk {} level {} elf level {}\n",
+                    gzip::CHUNK,
+                    gzip::LEVEL,
+                    gzip::ELF_LEVEL
+                )
+                .as_bytes(),
+            );
             sha.update(&bytes);
             hex(&sha.finalize())[..12].to_string()
         }
