@@ -11,8 +11,8 @@
 //!
 //! Chunks that are mostly the data of ELF files (executables, shared libraries: a language
 //! runtime's binary) are compressed at [`ELF_LEVEL`], the rest at [`LEVEL`]. On machine code
-//! level 6 buys little for its time: Node's 125 MB binary is 4.4% smaller at level 6 than at
-//! level 2 and takes 1.6× as long, while JavaScript and Python source gain more (see
+//! level 6 buys little for its time: Node's 125 MB binary is 3.2% smaller at level 6 than at
+//! level 3 and takes 1.4× as long, while JavaScript and Python source gain more (see
 //! docs/export.md). Which bytes are ELF data is read from the tar stream itself.
 //!
 //! The output depends only on the input bytes, the two levels and [`CHUNK`]: never on the
@@ -30,7 +30,7 @@ pub const CHUNK: usize = 1024 * 1024;
 /// libdeflate level. 6 gives gzip -6's size or less on the bench trees (docs/export.md).
 pub const LEVEL: i32 = 6;
 /// libdeflate level for chunks that are mostly ELF file data.
-pub const ELF_LEVEL: i32 = 2;
+pub const ELF_LEVEL: i32 = 3;
 /// Chunks waiting per worker, in and out.
 const QUEUE_DEPTH: usize = 2;
 
