@@ -22,7 +22,7 @@ use crate::layers::{headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
-use crate::registry::{Packument, Registry};
+use crate::registry::{PackageVersion, Packument, Registry};
 use crate::toolchain::{child_env, EnvInputs, Toolchain};
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
 use libcnb::data::build_plan::BuildPlanBuilder;
@@ -31,8 +31,9 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Env, Platform};
+use slugc_precompress::Precompression;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The descriptor the engine writes when it materialises this buildpack.
 pub const BUILDPACK_TOML: &str = include_str!("../buildpack.toml");
@@ -79,138 +80,28 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
-        // Both version lists are fetched at once: on a warm rebuild they are the only network
-        // traffic, and the package manager's list does not depend on the Node version.
-        let node_package = runtime::node_package(&context.target.arch)?;
-        let tool = package_manager.tool;
-        let prefetch_npm_cache = tool == Tool::Npm
+        let prefetch_npm_cache = package_manager.tool == Tool::Npm
             && package_manager.lockfile == Some("package-lock.json")
             // npm may not use the network: nothing is fetched for it ahead either.
             && !config_is(&platform_env, "npm_config_offline", "true");
-
-        // Three things run side by side: npm's cache is filled from package-lock.json, so
-        // that `npm ci` (which can only start once Node.js is verified) finds its downloads
-        // done; Node.js downloads as soon as its version is known; the package manager's
-        // version list (3 MB for npm) arrives and the tool is installed. Their log lines are
-        // buffered and printed after Node's, in order.
-        let mut tool_log: Vec<u8> = Vec::new();
-        let mut cache_log: Vec<u8> = Vec::new();
-        // npm's cache does not depend on npm's version: it is opened now, and filled from the
-        // first moment of the build.
-        let npm_cache = if tool == Tool::Npm {
-            Some(tool_cache::prepare(
-                &context,
-                tool,
-                tool_cache::NPM_FORMAT,
-                &mut cache_log,
-            )?)
-        } else {
-            None
-        };
-        let (context_ref, registry_ref, app_dir_ref) = (&context, &registry, &app_dir);
-        let (node_meta, node_version, node, tool_meta, cache_dir, tool_installed, prefetched) =
-            std::thread::scope(|scope| -> libcnb::Result<_, NodejsBuildpackError> {
-                let prefetch_job = npm_cache.clone().filter(|_| prefetch_npm_cache).map(|dir| {
-                    scope.spawn(move || prefetch::npm_cache(registry_ref, app_dir_ref, &dir))
-                });
-                let tool_list = scope.spawn(move || {
-                    packument(
-                        registry_ref,
-                        tool.package(),
-                        "listing package manager versions",
-                    )
-                });
-                let node_packument =
-                    packument(registry_ref, node_package, "listing Node.js versions")?;
-                let available = node_version::parse_versions(node_packument.versions.keys());
-                let resolved = node_version::resolve(
-                    package_json.engines.node.as_deref(),
-                    &available,
-                    today(),
-                )
-                .map_err(NodejsBuildpackError::from)?;
-                let node_version = resolved.version.to_string();
-                match &resolved.requested {
-                    Some(range) => println!(
-                        "-----> Installing Node.js {node_version} (engines.node {range:?})"
-                    ),
-                    None => println!(
-                        "-----> Installing Node.js {node_version} (the newest LTS; set engines.node in package.json to choose)"
-                    ),
-                }
-                let node_meta = node_packument
-                    .versions
-                    .get(&node_version)
-                    .cloned()
-                    .ok_or_else(|| {
-                        NodejsBuildpackError::from(node_version::NodeVersionError::NoLts)
-                    })?;
-                let meta = node_meta.clone();
-                let node_job = scope.spawn(move || {
-                    runtime::install(context_ref, registry_ref, node_package, &meta)
-                });
-
-                let tool_packument = tool_list.join().unwrap_or_else(|_| {
-                    Err(NodejsBuildpackError::Registry {
-                        what: "listing package manager versions".into(),
-                        source: registry::RegistryError::BadAnswer {
-                            url: registry_ref.display_url(),
-                            message: "the download thread panicked".into(),
-                        },
-                    })
-                })?;
-                let tool_meta = tool::resolve(
-                    tool,
-                    &tool_packument,
-                    package_manager.requested.as_deref(),
-                    &resolved.version,
-                )?;
-                let cache_dir = match npm_cache {
-                    Some(dir) => dir,
-                    None => {
-                        tool_cache::prepare(context_ref, tool, &tool_meta.version, &mut cache_log)?
-                    }
-                };
-                let _ = writeln!(
-                    tool_log,
-                    "-----> Installing {} {}",
-                    tool.display(),
-                    tool_meta.version
-                );
-                let tool_installed =
-                    tool::install(context_ref, registry_ref, tool, &tool_meta, &mut tool_log);
-                let node = node_job.join().unwrap_or_else(|_| {
-                    Err(NodejsBuildpackError::Registry {
-                        what: format!("installing Node.js {node_version}"),
-                        source: registry::RegistryError::BadAnswer {
-                            url: registry_ref.display_url(),
-                            message: "the install thread panicked".into(),
-                        },
-                    }
-                    .into())
-                });
-                let prefetched = prefetch_job.map(|job| job.join());
-                Ok((
-                    node_meta,
-                    node_version,
-                    node,
-                    tool_meta,
-                    cache_dir,
-                    tool_installed,
-                    prefetched,
-                ))
-            })?;
-        let _ = std::io::stdout().write_all(&tool_log);
-        match prefetched {
-            Some(Ok(Ok(summary))) => report_prefetch(&summary),
-            Some(Ok(Err(e))) => {
-                println!(
-                    "Could not fill the npm cache ahead ({e}); npm ci fetches the packages itself"
-                )
-            }
-            Some(Err(_)) | None => {}
-        }
-        let (node, (tool_bin, tool_compressing)) = (node?, tool_installed?);
+        let Installed {
+            node_package,
+            node_meta,
+            node_version,
+            node,
+            tool_meta,
+            tool_bin,
+            tool_compressing,
+            cache_dir,
+            cache_log,
+        } = install_node_and_tool(
+            &context,
+            &registry,
+            &package_json,
+            &package_manager,
+            prefetch_npm_cache,
+        )?;
+        let tool = package_manager.tool;
         let runtime::Installed {
             home: node_home,
             tarball: node_tarball,
@@ -309,6 +200,152 @@ impl Buildpack for NodejsBuildpack {
     fn on_error(&self, error: libcnb::Error<Self::Error>) {
         errors::on_error(error)
     }
+}
+
+/// What [`install_node_and_tool`] leaves for the rest of the build.
+struct Installed {
+    node_package: &'static str,
+    node_meta: PackageVersion,
+    node_version: String,
+    node: runtime::Installed,
+    tool_meta: PackageVersion,
+    tool_bin: PathBuf,
+    tool_compressing: Precompression,
+    cache_dir: PathBuf,
+    /// The tool cache layer's log lines, printed where the install begins.
+    cache_log: Vec<u8>,
+}
+
+/// Node.js, the package manager, and (for npm with a lockfile, when `prefetch_npm_cache`)
+/// npm's cache filled from package-lock.json, side by side; their log lines in order.
+fn install_node_and_tool(
+    context: &BuildContext<NodejsBuildpack>,
+    registry: &Registry,
+    package_json: &PackageJson,
+    package_manager: &PackageManager,
+    prefetch_npm_cache: bool,
+) -> libcnb::Result<Installed, NodejsBuildpackError> {
+    // Three things run side by side: npm's cache is filled from package-lock.json, so that
+    // `npm ci` (which can only start once Node.js is verified) finds its downloads done;
+    // Node.js downloads as soon as its version is known; the package manager's version list
+    // (3 MB for npm; on a warm rebuild the two lists are the only network traffic) arrives
+    // and the tool is installed. Their log lines are buffered and printed after Node's.
+    let node_package = runtime::node_package(&context.target.arch)?;
+    let tool = package_manager.tool;
+    let mut tool_log: Vec<u8> = Vec::new();
+    let mut cache_log: Vec<u8> = Vec::new();
+    // npm's cache does not depend on npm's version: it is opened now, and filled from the
+    // first moment of the build.
+    let npm_cache = if tool == Tool::Npm {
+        Some(tool_cache::prepare(
+            context,
+            tool,
+            tool_cache::NPM_FORMAT,
+            &mut cache_log,
+        )?)
+    } else {
+        None
+    };
+    let app_dir = &context.app_dir;
+    let (node_meta, node_version, node, tool_meta, cache_dir, tool_installed, prefetched) =
+        std::thread::scope(|scope| -> libcnb::Result<_, NodejsBuildpackError> {
+            let prefetch_job = npm_cache
+                .clone()
+                .filter(|_| prefetch_npm_cache)
+                .map(|dir| scope.spawn(move || prefetch::npm_cache(registry, app_dir, &dir)));
+            let tool_list = scope.spawn(move || {
+                packument(registry, tool.package(), "listing package manager versions")
+            });
+            let node_packument = packument(registry, node_package, "listing Node.js versions")?;
+            let available = node_version::parse_versions(node_packument.versions.keys());
+            let resolved =
+                node_version::resolve(package_json.engines.node.as_deref(), &available, today())
+                    .map_err(NodejsBuildpackError::from)?;
+            let node_version = resolved.version.to_string();
+            match &resolved.requested {
+                Some(range) => println!(
+                    "-----> Installing Node.js {node_version} (engines.node {range:?})"
+                ),
+                None => println!(
+                    "-----> Installing Node.js {node_version} (the newest LTS; set engines.node in package.json to choose)"
+                ),
+            }
+            let node_meta = node_packument
+                .versions
+                .get(&node_version)
+                .cloned()
+                .ok_or_else(|| NodejsBuildpackError::from(node_version::NodeVersionError::NoLts))?;
+            let meta = node_meta.clone();
+            let node_job =
+                scope.spawn(move || runtime::install(context, registry, node_package, &meta));
+
+            let tool_packument = tool_list.join().unwrap_or_else(|_| {
+                Err(NodejsBuildpackError::Registry {
+                    what: "listing package manager versions".into(),
+                    source: registry::RegistryError::BadAnswer {
+                        url: registry.display_url(),
+                        message: "the download thread panicked".into(),
+                    },
+                })
+            })?;
+            let tool_meta = tool::resolve(
+                tool,
+                &tool_packument,
+                package_manager.requested.as_deref(),
+                &resolved.version,
+            )?;
+            let cache_dir = match npm_cache {
+                Some(dir) => dir,
+                None => tool_cache::prepare(context, tool, &tool_meta.version, &mut cache_log)?,
+            };
+            let _ = writeln!(
+                tool_log,
+                "-----> Installing {} {}",
+                tool.display(),
+                tool_meta.version
+            );
+            let tool_installed = tool::install(context, registry, tool, &tool_meta, &mut tool_log);
+            let node = node_job.join().unwrap_or_else(|_| {
+                Err(NodejsBuildpackError::Registry {
+                    what: format!("installing Node.js {node_version}"),
+                    source: registry::RegistryError::BadAnswer {
+                        url: registry.display_url(),
+                        message: "the install thread panicked".into(),
+                    },
+                }
+                .into())
+            });
+            let prefetched = prefetch_job.map(|job| job.join());
+            Ok((
+                node_meta,
+                node_version,
+                node,
+                tool_meta,
+                cache_dir,
+                tool_installed,
+                prefetched,
+            ))
+        })?;
+    let _ = std::io::stdout().write_all(&tool_log);
+    match prefetched {
+        Some(Ok(Ok(summary))) => report_prefetch(&summary),
+        Some(Ok(Err(e))) => {
+            println!("Could not fill the npm cache ahead ({e}); npm ci fetches the packages itself")
+        }
+        Some(Err(_)) | None => {}
+    }
+    let (node, (tool_bin, tool_compressing)) = (node?, tool_installed?);
+    Ok(Installed {
+        node_package,
+        node_meta,
+        node_version,
+        node,
+        tool_meta,
+        tool_bin,
+        tool_compressing,
+        cache_dir,
+        cache_log,
+    })
 }
 
 fn packument(
