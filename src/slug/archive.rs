@@ -1,8 +1,8 @@
 //! The deterministic tar of a slug (DESIGN.md "Formats", issue 2 part 7).
 //!
 //! A slug is a list of [`Part`]s (the app, then each launch layer), each a directory on disk
-//! placed at a path under `./app`. [`Archiver::write_part`] streams one part's tar entries
-//! into any writer, so the bytes can be hashed and compressed as they are made and nothing
+//! placed at a path under `./app`. [`Archiver::write_head`] and [`Archiver::write_body`]
+//! stream one part's tar entries into any writer, so the bytes can be hashed and compressed as they are made and nothing
 //! is held in memory but the listing of the directories being walked.
 //!
 //! Rules, each chosen so that the same tree gives the same bytes anywhere, at any time:
@@ -132,22 +132,11 @@ impl<'a> Archiver<'a> {
         self.emitted.extend(outcome.emitted.iter().cloned());
     }
 
-    /// Writes part `index`'s entries to `out` (without the end-of-archive blocks): its head,
-    /// then its body. Call it for the parts in order, each followed by [`Archiver::accept`].
-    pub fn write_part(
-        &self,
-        index: usize,
-        out: &mut dyn Write,
-    ) -> Result<PartOutcome, ArchiveError> {
-        let mut outcome = self.write_head(index, out)?;
-        self.write_body(index, out, &mut outcome)?;
-        Ok(outcome)
-    }
-
     /// Writes the head of part `index`: the directories above its prefix that neither an
     /// accepted part nor an earlier part's walk wrote (`./app/.layers/`, `./app/.layers/<bp>/`
     /// for a buildpack's first layer; usually nothing). The only bytes of a part that depend
-    /// on the parts before it.
+    /// on the parts before it. Then [`Archiver::write_body`], then [`Archiver::accept`]; the
+    /// parts in order, without the end-of-archive blocks.
     pub fn write_head(
         &self,
         index: usize,

@@ -563,10 +563,10 @@ impl<M: Write, C: Write> Write for Tee<'_, M, C> {
 /// Compressed part bodies by content: `<dir>/part-<engine>-<body sha256>.gz`, each a body's
 /// gzip members, and beside it `.sum`: the SHA-256 of those bytes and the body's length.
 ///
-/// `<engine>` fingerprints the compressor (chunk size, level, and the bytes it makes of a
-/// fixed sample), so a
-/// different libdeflate, level or chunk size never serves stale bytes that a fresh compression
-/// would not give: the same input still gives the same slug, cache or not. A hit is checked
+/// `<engine>` fingerprints the compressor (chunk size, levels, and the bytes it makes of a
+/// fixed sample), so a different libdeflate, level or chunk size never serves stale bytes that
+/// a fresh compression would not give: the same input still gives the same slug, cache or
+/// not. A hit is checked
 /// by hashing the members (cheap: they are the compressed size) against `.sum` rather than
 /// by decompressing them.
 struct PartCache {

@@ -11,7 +11,7 @@
 //! matches them. Anything this gets wrong costs only time: npm re-checks every file against
 //! its integrity, and fetches whatever it does not find.
 
-use crate::registry::Registry;
+use crate::registry::{Registry, PACKUMENT_ACCEPT};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
@@ -21,10 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// The `Accept` header npm sends for a packument; a cached entry only matches a request
-/// with the same media types.
-pub const PACKUMENT_ACCEPT: &str =
-    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 const KEY_PREFIX: &str = "make-fetch-happen:request-cache:";
 /// Packages fetched at once: a lockfile is many small files, so round trips dominate. Each
 /// may also fetch its packument beside its tarball, so at most twice as many connections
@@ -247,7 +243,7 @@ fn fetch_package(
     if pending.is_empty() {
         return Ok(outcome);
     }
-    let packument_url = format!("{}/{}", registry.url(), name.replace('/', "%2f"));
+    let packument_url = registry.packument_url(name);
     let needs_packument = pending.iter().any(|(w, _)| w.resolved.is_none());
     let (doc, guessed) = std::thread::scope(|scope| {
         let doc = needs_packument
@@ -436,11 +432,17 @@ impl Cacache {
         if !content.is_file() {
             let dir = content.parent().unwrap_or(&self.root);
             std::fs::create_dir_all(dir).map_err(io(dir))?;
-            // Written aside and renamed: npm never sees half a file.
-            let mut tmp = tempfile_in(dir).map_err(io(dir))?;
-            tmp.1.write_all(body).map_err(io(&tmp.0))?;
-            drop(tmp.1);
-            std::fs::rename(&tmp.0, &content).map_err(io(&content))?;
+            // Written aside and renamed, so npm never sees half a file; readable by all, as
+            // npm writes its own (a temp file is private by default).
+            let mut tmp = tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .tempfile_in(dir)
+                .map_err(io(dir))?;
+            tmp.write_all(body).map_err(io(tmp.path()))?;
+            tmp.persist(&content).map_err(|e| PrefetchError::Cache {
+                path: content.clone(),
+                source: e.error,
+            })?;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -484,27 +486,6 @@ impl Cacache {
             .open(&bucket)
             .and_then(|mut f| f.write_all(line.as_bytes()))
             .map_err(io(&bucket))
-    }
-}
-
-/// A new file in `dir` with a unique name.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    loop {
-        let path = dir.join(format!(
-            ".slugc-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
     }
 }
 

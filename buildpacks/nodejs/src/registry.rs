@@ -12,6 +12,12 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first). The
+/// npm cache prefetch stores it with each packument: a cached entry only matches a request
+/// with the same media types.
+pub const PACKUMENT_ACCEPT: &str =
+    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// DNS, connect, TLS, reset, 5xx, 429: worth retrying (exit 75).
@@ -113,13 +119,14 @@ impl Registry {
         redact(&self.config.url)
     }
 
+    /// Where `name`'s packument is: scoped names keep the `@` and escape the `/`, as npm does.
+    pub fn packument_url(&self, name: &str) -> String {
+        format!("{}/{}", self.config.url, name.replace('/', "%2f"))
+    }
+
     pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
-        // Scoped names keep the `@` and escape the `/`, as npm does.
-        let url = format!("{}/{}", self.config.url, name.replace('/', "%2f"));
-        let body = self.fetch(
-            &url,
-            Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
-        )?;
+        let url = self.packument_url(name);
+        let body = self.fetch(&url, Some(PACKUMENT_ACCEPT))?;
         serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
             url: redact(&url),
             message: e.to_string(),

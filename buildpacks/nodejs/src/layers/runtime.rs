@@ -56,16 +56,16 @@ pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError
     }
 }
 
-/// Make the runtime layer hold `version`; returns its path, and the tarball when it was
-/// downloaded (the headers layer unpacks it too rather than fetching it again).
-/// What [`install`] leaves: `NODE_HOME`, and for a fresh download its verified tarball (for
-/// the headers layer) and the layer's early compression, to wait for before exiting.
+/// What [`install`] leaves: `NODE_HOME`, and for a fresh download its verified tarball (the
+/// headers layer unpacks it too rather than fetching it again) and the layer's early
+/// compression, to wait for before exiting.
 pub struct Installed {
     pub home: PathBuf,
     pub tarball: Option<Vec<u8>>,
     pub compressing: Precompression,
 }
 
+/// Make the runtime layer hold `version`.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
