@@ -9,6 +9,8 @@
 //! layer's digest and compresses it as usual), and must [`Precompression::wait`] before it
 //! exits, so that the engine never exports while a child still writes to its cache.
 
+pub mod reuse;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
