@@ -366,7 +366,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         target: &prepared.target,
         env: prepared.env.clone(),
         cache: cache.as_ref(),
-        engine_env: precompress_env(cache.as_ref(), mtime),
+        engine_env: engine_env(cache.as_ref(), mtime),
     };
     let mut built = pbuild::build_group(&detected, &ctx)?;
     if let Some(procfile) = &prepared.procfile {
@@ -494,23 +494,33 @@ fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
         prefix: format!("./app/.layers/{buildpack_id}/{name}"),
         // The engine turns these into the `.profile.d` script; buildpacks (libcnb among
         // them) write absolute build paths into them, which must not reach the slug.
-        exclude: LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect(),
+        // So are reused-deflate fragments: the export reads them to write the files they
+        // stand for (`slug::reuse`).
+        exclude: LAYER_ENV_DIRS
+            .iter()
+            .chain([&slugfile::reuse::DIR])
+            .map(|d| d.to_string())
+            .collect(),
     }
 }
 
-/// What buildpacks need to run `precompress-layer`: only with a part cache to fill.
-fn precompress_env(cache: Option<&Cache>, mtime: u64) -> Vec<(String, std::ffi::OsString)> {
+/// What the engine offers buildpacks: reused deflate always (the export reads fragments
+/// with or without a cache), and `precompress-layer` with what it needs when there is a
+/// part cache to fill.
+fn engine_env(cache: Option<&Cache>, mtime: u64) -> Vec<(String, std::ffi::OsString)> {
+    let mut env = vec![(slugfile::reuse::ENV.to_string(), "1".into())];
     let (Some(cache), Ok(exe)) = (cache, std::env::current_exe()) else {
-        return Vec::new();
+        return env;
     };
-    vec![
+    env.extend([
         (PRECOMPRESS_EXE_ENV.to_string(), exe.into_os_string()),
         (
             PART_CACHE_ENV.to_string(),
             cache.parts_dir().into_os_string(),
         ),
         (EXPORT_MTIME_ENV.to_string(), mtime.to_string().into()),
-    ]
+    ]);
+    env
 }
 
 #[derive(Debug, clap::Args)]

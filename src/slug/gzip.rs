@@ -20,8 +20,9 @@
 //!
 //! Memory is bounded: every queue holds at most [`QUEUE_DEPTH`] chunks per worker.
 
+use super::reuse::{self, Splice, WINDOW};
 use libdeflater::{CompressionLvl, Compressor};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Uncompressed bytes per member: big enough that the window lost at each border is noise,
@@ -59,10 +60,19 @@ pub struct Stats {
     pub output: u64,
 }
 
-/// A compressed chunk: one whole member.
+/// A compressed chunk: one whole member, or, with `fragment`, its start.
 struct Done {
     member: Vec<u8>,
     input: usize,
+    fragment: Option<Fragment>,
+}
+
+/// The rest of a member that carries a fragment: the fragment's whole bytes, from its file,
+/// then `tail`.
+struct Fragment {
+    path: std::path::PathBuf,
+    whole_bytes: u64,
+    tail: Vec<u8>,
 }
 
 /// Follows a tar stream (512-byte header blocks, each entry's data padded to 512) to tell
@@ -79,6 +89,12 @@ struct TarTracker {
     elf: bool,
     /// The current entry is a regular file whose magic is not read yet.
     pending: bool,
+    /// The data of the current entry when it is a PAX extended header (for its `path`).
+    pax: Option<Vec<u8>>,
+    /// The path a PAX header gave the next entry.
+    pax_path: Option<Vec<u8>>,
+    /// Set when a header has just been read: the entry's path and size, taken by the sink.
+    started: Option<(Vec<u8>, u64)>,
 }
 
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
@@ -109,10 +125,32 @@ impl TarTracker {
             } else if self.elf {
                 elf_bytes += take;
             }
+            if let Some(pax) = &mut self.pax {
+                // A PAX header is small; a huge one is not ours to read.
+                if pax.len() + take <= 1 << 16 {
+                    pax.extend_from_slice(&bytes[..take]);
+                }
+            }
             self.data_left -= take as u64;
+            if self.data_left == 0 {
+                if let Some(pax) = self.pax.take() {
+                    self.pax_path = pax_path(&pax);
+                }
+            }
             bytes = &bytes[take..];
         }
         elf_bytes
+    }
+
+    /// Bytes to the end of the next header block: feeding no more than this completes at
+    /// most one header, at the end of what is fed.
+    fn until_header_end(&self) -> usize {
+        let left = if self.data_left == 0 {
+            512 - self.header.len() as u64
+        } else {
+            self.data_left + 512
+        };
+        usize::try_from(left).unwrap_or(usize::MAX)
     }
 
     fn start_entry(&mut self) {
@@ -127,7 +165,47 @@ impl TarTracker {
         self.pending = regular && size >= ELF_MAGIC.len() as u64;
         self.elf = false;
         self.magic.clear();
+        let pax_path = self.pax_path.take();
+        self.pax = None;
+        if header[156] == b'x' {
+            self.pax = Some(Vec::new());
+        } else if regular {
+            let path = pax_path.unwrap_or_else(|| ustar_path(&header));
+            self.started = Some((path, size));
+        }
     }
+}
+
+/// A ustar header's path: `prefix/name`, or `name`.
+fn ustar_path(header: &[u8]) -> Vec<u8> {
+    let field = |f: &[u8]| f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())].to_vec();
+    let name = field(&header[0..100]);
+    let prefix = field(&header[345..500]);
+    if prefix.is_empty() {
+        name
+    } else {
+        [prefix, b"/".to_vec(), name].concat()
+    }
+}
+
+/// The `path` record of a PAX extended header's data (`<len> path=<value>\n`...).
+fn pax_path(data: &[u8]) -> Option<Vec<u8>> {
+    // Up to the block padding (no record holds a NUL).
+    let mut data = &data[..data.iter().position(|&b| b == 0).unwrap_or(data.len())];
+    let mut path = None;
+    while !data.is_empty() {
+        let space = data.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&data[..space]).ok()?.parse().ok()?;
+        if len <= space + 1 || len > data.len() {
+            return None;
+        }
+        let record = &data[space + 1..len - 1];
+        if let Some(value) = record.strip_prefix(b"path=") {
+            path = Some(value.to_vec());
+        }
+        data = &data[len..];
+    }
+    path
 }
 
 /// The level for a chunk of which `elf_bytes` are ELF file data.
@@ -139,26 +217,70 @@ fn level_for(chunk_len: usize, elf_bytes: usize) -> i32 {
     }
 }
 
+/// What a worker is given: a chunk and its level, or the parts of a member that carries a
+/// reused fragment (`super::reuse`).
+enum Job {
+    Chunk(Vec<u8>, i32),
+    Splice {
+        /// The file's [`WINDOW`] bytes before the fragment.
+        window: Vec<u8>,
+        /// CRC-32 of the window and the bytes the fragment makes.
+        crc: u32,
+        splice: Splice,
+    },
+}
+
+/// Where the sink is with the fragment of the file being written, if any.
+enum Reusing {
+    /// Chunks as usual up to `window_at`, where the window starts.
+    Before,
+    /// Keeping the window, up to `start_at`.
+    Window(Vec<u8>),
+    /// Only checking the bytes the fragment stands for, up to `end_at`.
+    Fragment {
+        window: Vec<u8>,
+        crc: libdeflater::Crc,
+        data_crc: libdeflater::Crc,
+    },
+}
+
+struct Active {
+    splice: Splice,
+    window_at: u64,
+    start_at: u64,
+    end_at: u64,
+    state: Reusing,
+}
+
 /// The `Write` side handed to the producer: cuts the stream into chunks and deals them to
 /// the workers in turn.
 pub struct ChunkSink {
-    workers: Vec<SyncSender<(Vec<u8>, i32)>>,
+    workers: Vec<SyncSender<Job>>,
     next: usize,
     chunk: Vec<u8>,
     tracker: TarTracker,
     elf_bytes: usize,
+    /// Bytes taken so far.
+    offset: u64,
+    /// Fragments not used yet, by tar path.
+    splices: Vec<Splice>,
+    active: Option<Active>,
 }
 
 impl ChunkSink {
-    fn send_chunk(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-        let level = level_for(chunk.len(), std::mem::take(&mut self.elf_bytes));
+    fn send(&mut self, job: Job) -> io::Result<()> {
         let n = self.workers.len();
         self.workers[self.next % n]
-            .send((chunk, level))
+            .send(job)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "gzip workers stopped"))?;
         self.next += 1;
         Ok(())
+    }
+
+    fn send_chunk(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        let level = level_for(chunk.len(), std::mem::take(&mut self.elf_bytes));
+        self.send(Job::Chunk(chunk, level))
     }
 
     /// Sends the last, partial chunk; an empty input still makes one (empty) member, so every
@@ -169,16 +291,120 @@ impl ChunkSink {
         }
         Ok(())
     }
-}
 
-impl Write for ChunkSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.chunk.len();
-        let take = room.min(buf.len());
+    /// Takes up to `limit` bytes of `buf` the usual way: into the chunk.
+    fn take_plain(&mut self, buf: &[u8], limit: usize) -> io::Result<usize> {
+        let take = limit.min(CHUNK - self.chunk.len());
         self.chunk.extend_from_slice(&buf[..take]);
         self.elf_bytes += self.tracker.feed(&buf[..take]);
         if self.chunk.len() == CHUNK {
             self.send_chunk()?;
+        }
+        Ok(take)
+    }
+
+    /// A header was just read: if a fragment is for this file, get ready to use it.
+    fn entry_started(&mut self) {
+        let Some((path, size)) = self.tracker.started.take() else {
+            return;
+        };
+        let Some(i) = self
+            .splices
+            .iter()
+            .position(|s| s.tar_path == path && s.header.file_size == size)
+        else {
+            return;
+        };
+        let splice = self.splices.swap_remove(i);
+        let h = splice.header;
+        self.active = Some(Active {
+            window_at: self.offset + h.start - WINDOW,
+            start_at: self.offset + h.start,
+            end_at: self.offset + h.end,
+            splice,
+            state: Reusing::Before,
+        });
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let limit = buf.len().min(self.tracker.until_header_end());
+        let take = match self.active.take() {
+            None => self.take_plain(buf, limit)?,
+            Some(mut a) => {
+                let take = match &mut a.state {
+                    Reusing::Before if self.offset < a.window_at => {
+                        let cap = usize::try_from(a.window_at - self.offset).unwrap_or(usize::MAX);
+                        self.take_plain(buf, limit.min(cap))?
+                    }
+                    Reusing::Before => {
+                        // The member with the fragment starts here: cut the chunk.
+                        if !self.chunk.is_empty() {
+                            self.send_chunk()?;
+                        }
+                        a.state = Reusing::Window(Vec::with_capacity(WINDOW as usize));
+                        0
+                    }
+                    Reusing::Window(window) => {
+                        let cap = (a.start_at - self.offset) as usize;
+                        let take = limit.min(cap);
+                        window.extend_from_slice(&buf[..take]);
+                        self.tracker.feed(&buf[..take]);
+                        if window.len() as u64 == WINDOW {
+                            let window = std::mem::take(window);
+                            let mut crc = libdeflater::Crc::new();
+                            crc.update(&window);
+                            a.state = Reusing::Fragment {
+                                window,
+                                crc,
+                                data_crc: libdeflater::Crc::new(),
+                            };
+                        }
+                        take
+                    }
+                    Reusing::Fragment {
+                        window,
+                        crc,
+                        data_crc,
+                    } => {
+                        let cap = usize::try_from(a.end_at - self.offset).unwrap_or(usize::MAX);
+                        let take = limit.min(cap);
+                        crc.update(&buf[..take]);
+                        data_crc.update(&buf[..take]);
+                        self.tracker.feed(&buf[..take]);
+                        if self.offset + take as u64 == a.end_at {
+                            // Checked when the export started (`reuse::validated`); a file
+                            // that differs now changed while it was being archived.
+                            if data_crc.sum() != a.splice.header.data_crc {
+                                return Err(io::Error::other(format!(
+                                    "{} changed while it was being archived",
+                                    a.splice.file.display()
+                                )));
+                            }
+                            let window = std::mem::take(window);
+                            let crc = crc.sum();
+                            self.offset += take as u64;
+                            self.send(Job::Splice {
+                                window,
+                                crc,
+                                splice: a.splice,
+                            })?;
+                            self.entry_started();
+                            return Ok(take);
+                        }
+                        take
+                    }
+                };
+                self.active = Some(a);
+                take
+            }
+        };
+        self.offset += take as u64;
+        self.entry_started();
+        if take == 0 && !buf.is_empty() {
+            // Only the cut above takes nothing; the bytes go to the window next.
+            return self.write(buf);
         }
         Ok(take)
     }
@@ -190,13 +416,16 @@ impl Write for ChunkSink {
 
 /// Compresses what `produce` writes into gzip members written to `out`, using `threads`
 /// compressing threads (plus the producer's own thread). `on_chunk` is told the uncompressed
-/// size of each chunk as it is written (for a progress bar).
+/// size of each chunk as it is written (for a progress bar). Each of `splices` whose file the
+/// tar holds is put in as its fragment (`super::reuse`); they must be
+/// [`super::reuse::validated`].
 ///
 /// If writing to `out` fails, the producer's next write fails with `BrokenPipe` and the
 /// output error is returned; if the producer fails, its error is returned.
 pub fn compress_part<T, E, P>(
     produce: P,
     threads: usize,
+    splices: Vec<Splice>,
     out: &mut dyn Write,
     on_chunk: &mut dyn FnMut(u64),
 ) -> Result<(T, Stats), GzipError<E>>
@@ -210,7 +439,7 @@ where
         let mut job_txs = Vec::with_capacity(threads);
         let mut done_rxs = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let (job_tx, job_rx) = sync_channel::<(Vec<u8>, i32)>(QUEUE_DEPTH);
+            let (job_tx, job_rx) = sync_channel::<Job>(QUEUE_DEPTH);
             let (done_tx, done_rx) = sync_channel::<Result<Done, String>>(QUEUE_DEPTH);
             job_txs.push(job_tx);
             done_rxs.push(done_rx);
@@ -223,9 +452,18 @@ where
                 chunk: Vec::with_capacity(CHUNK),
                 tracker: TarTracker::default(),
                 elf_bytes: 0,
+                offset: 0,
+                splices,
+                active: None,
             };
             let result = produce(&mut sink);
-            let finished = sink.finish();
+            let finished = match sink.active.take() {
+                // The tar ended inside the file (it shrank): the archiver reports that.
+                Some(_) if result.is_ok() => {
+                    Err(io::Error::other("the archive ended inside a reused file"))
+                }
+                _ => sink.finish(),
+            };
             // Dropping the sink closes the job queues: the workers drain them and stop.
             drop(sink);
             (result, finished)
@@ -261,7 +499,7 @@ impl Compressors {
     }
 }
 
-fn worker(jobs: Receiver<(Vec<u8>, i32)>, done: SyncSender<Result<Done, String>>) {
+fn worker(jobs: Receiver<Job>, done: SyncSender<Result<Done, String>>) {
     // libdeflate keeps no state between calls: compressors per worker, reused, give the
     // same bytes as fresh ones for every chunk.
     let mut compressors = match Compressors::new() {
@@ -271,8 +509,15 @@ fn worker(jobs: Receiver<(Vec<u8>, i32)>, done: SyncSender<Result<Done, String>>
             return;
         }
     };
-    for (chunk, level) in jobs {
-        let result = member(compressors.at(level), &chunk);
+    for job in jobs {
+        let result = match job {
+            Job::Chunk(chunk, level) => member(compressors.at(level), &chunk),
+            Job::Splice {
+                window,
+                crc,
+                splice,
+            } => spliced_member(&window, crc, splice),
+        };
         if done.send(result).is_err() {
             break;
         }
@@ -294,6 +539,25 @@ fn member(compressor: &mut Compressor, chunk: &[u8]) -> Result<Done, String> {
     Ok(Done {
         member,
         input: chunk.len(),
+        fragment: None,
+    })
+}
+
+/// The member that carries a fragment: the window as a stored block, the fragment (copied
+/// from its file by the collector), an empty final block.
+fn spliced_member(window: &[u8], crc: u32, splice: Splice) -> Result<Done, String> {
+    let h = splice.header;
+    let last = reuse::last_partial_byte(&splice)
+        .map_err(|e| format!("cannot read {}: {e}", splice.fragment.display()))?;
+    let input = WINDOW + (h.end - h.start);
+    Ok(Done {
+        member: slugc_precompress::reuse::member_head(&HEADER, window),
+        input: input as usize,
+        fragment: Some(Fragment {
+            path: splice.fragment,
+            whole_bytes: h.bits / 8,
+            tail: slugc_precompress::reuse::member_tail(last, h.bits, crc, input),
+        }),
     })
 }
 
@@ -314,8 +578,30 @@ fn collect<E>(
     while let Ok(done) = done_rxs[i % n].recv() {
         let done = done.map_err(GzipError::Deflate)?;
         out.write_all(&done.member).map_err(GzipError::Output)?;
-        stats.input += done.input as u64;
         stats.output += done.member.len() as u64;
+        if let Some(f) = &done.fragment {
+            let unreadable =
+                |e: io::Error| GzipError::Deflate(format!("cannot read {}: {e}", f.path.display()));
+            let mut fragment = reuse::open_fragment(&f.path, f.whole_bytes).map_err(unreadable)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut copied = 0u64;
+            loop {
+                let n = match fragment.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(unreadable(e)),
+                };
+                out.write_all(&buf[..n]).map_err(GzipError::Output)?;
+                copied += n as u64;
+            }
+            if copied != f.whole_bytes {
+                return Err(unreadable(io::ErrorKind::UnexpectedEof.into()));
+            }
+            out.write_all(&f.tail).map_err(GzipError::Output)?;
+            stats.output += f.whole_bytes + f.tail.len() as u64;
+        }
+        stats.input += done.input as u64;
         on_chunk(done.input as u64);
         i += 1;
     }
@@ -376,6 +662,7 @@ mod tests {
                 Ok(())
             },
             threads,
+            Vec::new(),
             &mut out,
             &mut |_| {},
         )
@@ -510,6 +797,7 @@ mod tests {
                 Err("boom")
             },
             2,
+            Vec::new(),
             &mut out,
             &mut |_| {},
         );
@@ -532,6 +820,7 @@ mod tests {
         let r = compress_part(
             |sink: &mut ChunkSink| -> Result<(), io::Error> { sink.write_all(&data) },
             2,
+            Vec::new(),
             &mut Full,
             &mut |_| {},
         );

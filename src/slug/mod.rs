@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod gzip;
 pub mod manifest;
+pub mod reuse;
 pub mod store;
 
 pub use archive::{ArchiveError, Part};
@@ -186,6 +187,9 @@ pub fn export(
         if let Some(bar) = &bar {
             bar.inc(head.len() as u64);
         }
+        let splices = reuse::find(part);
+        let fragments_key = reuse::key(&splices);
+        let cache_key = |body: &str| part_key(body, fragments_key.as_deref());
         if let Some(cache) = &cache {
             // A first pass only hashes the tar (files read at disk speed); compressing is
             // the cost worth skipping.
@@ -193,7 +197,8 @@ pub fn export(
             let mut outcome = head_outcome.clone();
             archiver.write_body(index, &mut hashing, &mut outcome)?;
             let digests = hashing.finish();
-            if let Some(cached) = cache.lookup(&digests.body, digests.body_len) {
+            let key = cache_key(&digests.body);
+            if let Some(cached) = cache.lookup(&key, digests.body_len) {
                 let copied = cached.and_then(|mut f| io::copy(&mut f, &mut slug));
                 match copied {
                     Ok(_) => {
@@ -201,7 +206,7 @@ pub fn export(
                             bar.inc(digests.body_len);
                         }
                         layers.push(layer_entry(part, &digests));
-                        used.push(digests.body);
+                        used.push(key);
                         warnings.extend(outcome.warnings.iter().cloned());
                         archiver.accept(&outcome);
                         continue;
@@ -211,7 +216,7 @@ pub fn export(
                     // cannot go on (a new one would start afresh).
                     Err(source) => {
                         return Err(ExportError::CachedPart {
-                            path: cache.path(&digests.body),
+                            path: cache.path(&key),
                             slug: temp_path.clone(),
                             source,
                         })
@@ -241,18 +246,19 @@ pub fn export(
             index,
             &head,
             head_outcome,
-            opts.threads,
+            (opts.threads, reuse::validated(splices)),
             &mut tee,
             &bar,
         );
         let copied = tee.finish();
         let (outcome, digests) =
             produced.map_err(|e| gzip_error(e, |source| write_err(&slug, source)))?;
+        let key = cache_key(&digests.body);
         if let (Some(cache), Some(staged_part)) = (&cache, cache_file) {
             let saved = match copied {
                 Err(e) => Err(e.to_string()),
                 Ok(member_sha) => cache
-                    .commit(staged_part, &digests.body, digests.body_len, &member_sha)
+                    .commit(staged_part, &key, digests.body_len, &member_sha)
                     .map_err(|e| e.to_string()),
             };
             if let Err(e) = saved {
@@ -260,7 +266,7 @@ pub fn export(
             }
         }
         layers.push(layer_entry(part, &digests));
-        used.push(digests.body);
+        used.push(key);
         warnings.extend(outcome.warnings.iter().cloned());
         archiver.accept(&outcome);
     }
@@ -291,13 +297,14 @@ pub fn export(
     })
 }
 
-/// Compresses part `index`'s body into `out`, hashing it on the way.
+/// Compresses part `index`'s body into `out` on `threads`, with the part's validated
+/// fragments put in as they are, hashing it on the way.
 fn compress_body(
     archiver: &archive::Archiver,
     index: usize,
     head: &[u8],
     mut outcome: archive::PartOutcome,
-    threads: usize,
+    (threads, splices): (usize, Vec<reuse::Splice>),
     out: &mut dyn Write,
     bar: &Option<indicatif::ProgressBar>,
 ) -> Result<(archive::PartOutcome, PartDigests), gzip::GzipError<ArchiveError>> {
@@ -308,6 +315,7 @@ fn compress_body(
             Ok::<_, ArchiveError>((outcome, hashing.finish()))
         },
         threads,
+        splices,
         out,
         &mut |n| {
             if let Some(bar) = bar {
@@ -330,6 +338,8 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
     };
     let cache = PartCache::new(dir);
     let archiver = archive::Archiver::new(parts, opts.mtime)?;
+    let splices = reuse::find(&parts[index]);
+    let fragments_key = reuse::key(&splices);
     let mut staged = cache.stage()?;
     let mut tee = Tee {
         main: &mut io::sink(),
@@ -342,7 +352,7 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
         index,
         &[],
         archive::PartOutcome::default(),
-        opts.threads,
+        (opts.threads, reuse::validated(splices)),
         &mut tee,
         &None,
     );
@@ -356,8 +366,17 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
             source,
         })
     })?;
-    cache.commit(staged, &digests.body, digests.body_len, &member_sha)?;
+    let key = part_key(&digests.body, fragments_key.as_deref());
+    cache.commit(staged, &key, digests.body_len, &member_sha)?;
     Ok(())
+}
+
+/// A body's key in the part cache: its digest, and the fragments it was made with.
+fn part_key(body: &str, fragments: Option<&str>) -> String {
+    match fragments {
+        Some(k) => format!("{body}-{k}"),
+        None => body.to_string(),
+    }
 }
 
 /// A compression error as the export reports it; `output` says what a failed write means.

@@ -95,6 +95,60 @@ pub fn write(layer: &Path, rel: &Path, header: &Header, fragment: &[u8]) -> io::
     std::fs::write(path, bytes)
 }
 
+/// The fragment for a file unpacked from a download, and its header: the file's bytes are
+/// `data_at..data_at + file_size` of the download's uncompressed stream, `kept` and
+/// `borders` are what a [`BlockInflater`] read past them, and `file` is the file as
+/// unpacked (read again for the CRC of the range). `None` when no whole block lies at least
+/// [`WINDOW`] into the file.
+pub fn prepare(
+    kept: &[u8],
+    borders: &[(u64, u64)],
+    data_at: u64,
+    file_size: u64,
+    file: &Path,
+) -> io::Result<Option<(Header, Fragment)>> {
+    let from = borders.iter().map(|b| b.1).find(|&o| o >= data_at + WINDOW);
+    let to = borders
+        .iter()
+        .rev()
+        .map(|b| b.1)
+        .find(|&o| o <= data_at + file_size);
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(None);
+    };
+    if from >= to {
+        return Ok(None);
+    }
+    let Some(fragment) = cut(kept, borders, from, to) else {
+        return Ok(None);
+    };
+    let (start, end) = (from - data_at, to - data_at);
+    let mut f = std::fs::File::open(file)?;
+    if f.metadata()?.len() != file_size {
+        return Ok(None);
+    }
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
+    let mut range = f.take(end - start);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut data_crc = 0;
+    loop {
+        let n = range.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        data_crc = zlib_rs::crc32::crc32(data_crc, &buf[..n]);
+    }
+    let header = Header {
+        file_size,
+        start,
+        end,
+        bits: fragment.bits,
+        data_crc,
+        fragment_crc: zlib_rs::crc32::crc32(0, &fragment.bytes),
+    };
+    Ok(Some((header, fragment)))
+}
+
 /// Whether `slug build` asked for fragments.
 pub fn wanted() -> bool {
     std::env::var_os(ENV).is_some()
