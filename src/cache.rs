@@ -60,6 +60,8 @@ impl Cache {
     /// Open (creating) and lock the cache dir; waits for another build holding it.
     pub fn open(root: &Path) -> Result<Self, CacheError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
+        // Absolute: paths under it go to buildpacks, which run in the app dir.
+        let root = &std::fs::canonicalize(root).map_err(io(root))?;
         let lock_path = root.join("lock");
         let lock = File::options()
             .create(true)

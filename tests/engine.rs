@@ -420,6 +420,28 @@ fn cnb_contract_layers_env_processes_and_secrets() {
 }
 
 #[test]
+fn a_relative_cache_dir_is_made_absolute_for_buildpacks() {
+    // Buildpacks run in the app dir: a relative part cache handed to them as given would
+    // be written into the app (and the slug).
+    let tmp = scratch();
+    let out = slug_cmd(tmp.path())
+        .current_dir(tmp.path())
+        .arg("build")
+        .arg(fixture("cnb-app"))
+        .args(["--output", "store", "--cache-dir", "cache", "--json"])
+        .args(["--buildpack", &bp("cnb-test")])
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    let m = manifest(&run);
+    let listing = tar_listing(&slug_path(tmp.path(), &m));
+    assert!(
+        !listing.iter().any(|p| p.starts_with("./app/cache")),
+        "{listing:?}"
+    );
+}
+
+#[test]
 fn procfile_beats_buildpack_processes() {
     let tmp = scratch();
     let app = tmp.path().join("app");
