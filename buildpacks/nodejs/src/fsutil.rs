@@ -19,11 +19,31 @@ pub enum Take {
 pub fn unpack_package(
     tgz: impl io::Read,
     dest: &Path,
-    mut take: impl FnMut(&Path) -> Take,
+    take: impl FnMut(&Path) -> Take,
 ) -> io::Result<()> {
+    unpack_tar(GzDecoder::new(tgz), dest, take).map(|_| ())
+}
+
+/// A file [`unpack_tar`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Its stripped path.
+    pub path: PathBuf,
+    /// Where its bytes are in the tar stream, and how many.
+    pub data_at: u64,
+    pub size: u64,
+}
+
+/// [`unpack_package`] of the tar stream itself; returns the regular files it wrote.
+pub fn unpack_tar(
+    tar: impl io::Read,
+    dest: &Path,
+    mut take: impl FnMut(&Path) -> Take,
+) -> io::Result<Vec<Unpacked>> {
     std::fs::create_dir_all(dest)?;
-    let mut archive = tar::Archive::new(GzDecoder::new(tgz));
+    let mut archive = tar::Archive::new(tar);
     archive.set_preserve_permissions(true);
+    let mut unpacked = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -48,12 +68,21 @@ pub fn unpack_package(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let (data_at, size) = (entry.raw_file_position(), entry.size());
+        let regular = entry.header().entry_type().is_file();
         entry.unpack(&target)?;
+        if regular {
+            unpacked.push(Unpacked {
+                path: stripped,
+                data_at,
+                size,
+            });
+        }
         if what == Take::UnpackLast {
             break;
         }
     }
-    Ok(())
+    Ok(unpacked)
 }
 
 /// Copy a tree, keeping symlinks as symlinks and the executable bit.
