@@ -129,6 +129,26 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
         "{}",
         cold.log
     );
+    // Node's binary is in the slug as the registry tarball's own deflate blocks: the kept
+    // fragment's bytes are in the slug file as they are, and the fragment itself is not.
+    assert!(
+        cold.log
+            .contains("Kept the tarball's compressed bin/node for the slug"),
+        "{}",
+        cold.log
+    );
+    let fragment = std::fs::read(cache.join("layers/slugc_nodejs/node/.slugc-deflate/bin/node"))
+        .expect("the node layer keeps its fragment");
+    let middle = fragment.len() / 2;
+    let needle = &fragment[middle..middle + 4096];
+    let slug_bytes = std::fs::read(&cold.slug).unwrap();
+    assert!(slug_bytes.windows(needle.len()).any(|w| w == needle));
+    assert!(
+        !listing(&cold.slug)
+            .iter()
+            .any(|p| p.contains(".slugc-deflate")),
+        "the fragment must stay out of the slug"
+    );
     // npm's own debug log says where each of its requests was answered: every one (a
     // packument and a tarball per package) came from the cache filled ahead.
     let logs = cache.join("layers/slugc_nodejs/npm_cache/_logs");
@@ -192,13 +212,14 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
     }
     assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
 
-    // A second cold build elsewhere gives the same bytes.
+    // A second cold build elsewhere, without a cache (so without early compression), gives
+    // the same bytes.
     let other = tempfile::tempdir().unwrap();
     let again = slug_build(
         &fixture("node-express"),
         &other.path().join("out"),
         &other.path().join("cache"),
-        &[],
+        &["--no-cache"],
     );
     assert_built(&again);
     assert_eq!(again.manifest["checksum"], cold.manifest["checksum"]);

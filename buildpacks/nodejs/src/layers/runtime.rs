@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 pub struct RuntimeMetadata {
     pub node_version: String,
     pub arch: String,
+    /// Whether the layer was made for `slug build`'s reused deflate (it then holds the
+    /// tarball's deflate blocks of `bin/node`). A layer made without them, by `pack` or an
+    /// older slugc, is not reused by `slug build`: its slug would differ from a cold build's.
+    #[serde(default)]
+    pub deflate_reuse: bool,
 }
 
 impl RuntimeMetadata {
@@ -30,12 +35,17 @@ impl RuntimeMetadata {
         Self {
             node_version: version.version.clone(),
             arch: context.target.arch.clone(),
+            deflate_reuse: reuse::wanted(),
         }
     }
 
     /// The restored-layer decision against `new`, with every reason.
     pub fn compare(&self, new: &Self) -> (RestoredLayerAction, Reasons) {
-        let RuntimeMetadata { node_version, arch } = self;
+        let RuntimeMetadata {
+            node_version,
+            arch,
+            deflate_reuse,
+        } = self;
         let mut reasons = Reasons::new();
         diff(
             &mut reasons,
@@ -44,6 +54,19 @@ impl RuntimeMetadata {
             &new.node_version,
         );
         diff(&mut reasons, "architecture", arch, &new.arch);
+        let made_for = |reuse: bool| {
+            if reuse {
+                "slug build"
+            } else {
+                "another platform"
+            }
+        };
+        diff(
+            &mut reasons,
+            "layer made for",
+            made_for(*deflate_reuse),
+            made_for(new.deflate_reuse),
+        );
         keep_if_unchanged(reasons)
     }
 }
@@ -74,11 +97,9 @@ fn keep_node_deflate<R: std::io::Read>(
     tar: &BlockInflater<R>,
     unpacked: &[Unpacked],
     layer: &Path,
-) {
+) -> Option<u64> {
     let node = Path::new("bin/node");
-    let Some(file) = unpacked.iter().find(|u| u.path == node) else {
-        return;
-    };
+    let file = unpacked.iter().find(|u| u.path == node)?;
     let prepared = reuse::prepare(
         &tar.kept,
         &tar.borders,
@@ -86,11 +107,12 @@ fn keep_node_deflate<R: std::io::Read>(
         file.size,
         &layer.join(node),
     );
-    if let Ok(Some((header, fragment))) = prepared {
-        if reuse::write(layer, node, &header, &fragment.bytes).is_err() {
-            let _ = fsutil::remove_any(&layer.join(reuse::DIR));
-        }
+    let (header, fragment) = prepared.ok().flatten()?;
+    if reuse::write(layer, node, &header, &fragment.bytes).is_err() {
+        let _ = fsutil::remove_any(&layer.join(reuse::DIR));
+        return None;
     }
+    Some(fragment.bytes.len() as u64)
 }
 
 /// Make the runtime layer hold `version`.
@@ -143,18 +165,18 @@ pub fn install(
                     None => Take::Skip,
                 }
             })?;
-            if reuse::wanted() {
-                keep_node_deflate(&tar, &unpacked, &path);
-            }
+            let kept = reuse::wanted()
+                .then(|| keep_node_deflate(&tar, &unpacked, &path))
+                .flatten();
             // The layer is complete: `slug build` can compress its 125 MB binary while the
             // rest downloads and the dependencies install. Compressing runs nothing; if the
             // download then fails its check, dropping this stops it.
-            Ok(Precompression::start(&path))
+            Ok((Precompression::start(&path), kept))
         });
-        let bytes = match streamed {
-            Ok((started, bytes)) => {
+        let (kept_deflate, bytes) = match streamed {
+            Ok(((started, kept), bytes)) => {
                 compressing = started;
-                bytes
+                (kept, bytes)
             }
             Err(e) => {
                 let _ = fsutil::remove_any(&path);
@@ -171,6 +193,12 @@ pub fn install(
             }
         };
         println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
+        if let Some(size) = kept_deflate {
+            println!(
+                "Kept the tarball's compressed bin/node for the slug ({:.1} MB): it is not compressed again",
+                size as f64 / 1e6
+            );
+        }
         layer.write_metadata(new.clone())?;
         tarball = Some(bytes);
     }
