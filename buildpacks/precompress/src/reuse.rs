@@ -248,12 +248,19 @@ pub fn member_tail(last_byte: u8, bits: u64, crc: u32, len: u64) -> Vec<u8> {
 /// the end.
 fn read_bits(bytes: &[u8], at: u64, n: u32) -> u64 {
     let i = (at / 8) as usize;
-    let mut word = [0u8; 8];
-    if let Some(tail) = bytes.get(i..) {
-        let take = tail.len().min(8);
-        word[..take].copy_from_slice(&tail[..take]);
-    }
-    (u64::from_le_bytes(word) >> (at % 8)) & ((1u64 << n) - 1)
+    let word = match bytes.get(i..i + 8) {
+        Some(eight) => u64::from_le_bytes([
+            eight[0], eight[1], eight[2], eight[3], eight[4], eight[5], eight[6], eight[7],
+        ]),
+        None => {
+            let mut word = [0u8; 8];
+            if let Some(tail) = bytes.get(i..) {
+                word[..tail.len()].copy_from_slice(tail);
+            }
+            u64::from_le_bytes(word)
+        }
+    };
+    (word >> (at % 8)) & ((1u64 << n) - 1)
 }
 
 /// Writes bits LSB first, as deflate does.
@@ -278,10 +285,12 @@ impl BitWriter {
     pub fn put(&mut self, v: u64, n: u32) {
         self.acc |= (v & ((1u64 << n) - 1)) << self.pending;
         self.pending += n;
-        while self.pending >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.pending -= 8;
+        // At most 63 bits are pending here: whole bytes go out in one copy.
+        let whole = (self.pending / 8) as usize;
+        if whole > 0 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes()[..whole]);
+            self.acc = self.acc.checked_shr(8 * whole as u32).unwrap_or(0);
+            self.pending %= 8;
         }
     }
 
