@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use store::{Staged, StoreError};
 
 /// The mtime of every entry when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the
@@ -454,11 +455,21 @@ struct PartDigests {
 }
 
 /// Hashes a part's body on its way to `inner`, and the whole part (head first) when it has a
-/// head; without one, the two digests are the same and the body's is made once.
+/// head; without one, the two digests are the same and the body's is made once. The whole
+/// part's digest is made on a thread of its own: a layer such as Node's 125 MB binary is
+/// hashed twice, and the export has the cores to itself.
 struct Digests<W: Write> {
     body: Hashing<W>,
-    full: Option<Sha256>,
+    full: Option<FullDigest>,
     head_len: u64,
+}
+
+enum FullDigest {
+    Here(Sha256),
+    Beside {
+        bytes: SyncSender<Vec<u8>>,
+        hasher: std::thread::JoinHandle<Sha256>,
+    },
 }
 
 impl<W: Write> Digests<W> {
@@ -466,7 +477,24 @@ impl<W: Write> Digests<W> {
         let full = (!head.is_empty()).then(|| {
             let mut full = Sha256::new();
             full.update(head);
-            full
+            let (bytes, rx) = sync_channel::<Vec<u8>>(16);
+            let started = std::thread::Builder::new()
+                .name("slugc-digest".into())
+                .spawn(move || {
+                    for b in rx {
+                        full.update(&b);
+                    }
+                    full
+                });
+            match started {
+                Ok(hasher) => FullDigest::Beside { bytes, hasher },
+                // No thread to be had: hash here.
+                Err(_) => {
+                    let mut full = Sha256::new();
+                    full.update(head);
+                    FullDigest::Here(full)
+                }
+            }
         });
         Self {
             body: Hashing::new(inner),
@@ -476,7 +504,19 @@ impl<W: Write> Digests<W> {
     }
 
     fn finish(self) -> PartDigests {
-        let full = self.full.map(|f| hex(&f.finalize()));
+        let full = self.full.map(|f| {
+            let sha = match f {
+                FullDigest::Here(sha) => sha,
+                FullDigest::Beside { bytes, hasher } => {
+                    drop(bytes);
+                    match hasher.join() {
+                        Ok(sha) => sha,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+            };
+            hex(&sha.finalize())
+        });
         let (body, body_len) = self.body.finish();
         PartDigests {
             full: full.unwrap_or_else(|| body.clone()),
@@ -490,8 +530,13 @@ impl<W: Write> Digests<W> {
 impl<W: Write> Write for Digests<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.body.write(buf)?;
-        if let Some(full) = &mut self.full {
-            full.update(&buf[..n]);
+        match &mut self.full {
+            Some(FullDigest::Here(sha)) => sha.update(&buf[..n]),
+            Some(FullDigest::Beside { bytes, .. }) => {
+                // The thread only ends when this sender is dropped.
+                let _ = bytes.send(buf[..n].to_vec());
+            }
+            None => {}
         }
         Ok(n)
     }
