@@ -1,8 +1,11 @@
 //! `slug build` end to end: the CNB platform contract, classic buildpacks, precedence rules,
 //! determinism, the store, the cache, and every bad input's exit code and message.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::tmpfs_dir;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
@@ -15,15 +18,6 @@ fn bp(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        tempfile::tempdir_in(shm).unwrap()
-    } else {
-        tempfile::tempdir().unwrap()
-    }
 }
 
 struct Run {
@@ -137,7 +131,7 @@ fn copy_dir(src: &Path, dst: &Path) {
 
 #[test]
 fn procfile_only_app_builds_a_content_addressed_slug() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let run = build(tmp.path(), &fixture("procfile-only"), &[]);
     let m = manifest(&run);
     assert!(
@@ -204,7 +198,7 @@ fn tar_listing(slug: &Path) -> Vec<String> {
 
 #[test]
 fn same_source_elsewhere_later_cold_or_warm_gives_the_same_bytes() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let a = tmp.path().join("one/app");
     let b = tmp.path().join("two/elsewhere");
     std::fs::create_dir_all(a.parent().unwrap()).unwrap();
@@ -273,7 +267,7 @@ fn same_source_elsewhere_later_cold_or_warm_gives_the_same_bytes() {
 
 #[test]
 fn cnb_contract_layers_env_processes_and_secrets() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let app = fixture("cnb-app");
     let args = [
         "--buildpack",
@@ -423,7 +417,7 @@ fn cnb_contract_layers_env_processes_and_secrets() {
 fn a_relative_cache_dir_is_made_absolute_for_buildpacks() {
     // Buildpacks run in the app dir: a relative part cache handed to them as given would
     // be written into the app (and the slug).
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let out = slug_cmd(tmp.path())
         .current_dir(tmp.path())
         .arg("build")
@@ -443,7 +437,7 @@ fn a_relative_cache_dir_is_made_absolute_for_buildpacks() {
 
 #[test]
 fn procfile_beats_buildpack_processes() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let app = tmp.path().join("app");
     copy_dir(&fixture("cnb-app"), &app);
     std::fs::write(app.join("Procfile"), "web: echo procfile-web\n").unwrap();
@@ -463,7 +457,7 @@ fn procfile_beats_buildpack_processes() {
 
 #[test]
 fn classic_buildpack_compile_release_export_and_cache() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let app = tmp.path().join("app");
     copy_dir(&fixture("classic-app"), &app);
     std::fs::write(app.join("cnb-test"), "").unwrap();
@@ -531,7 +525,7 @@ fn classic_buildpack_compile_release_export_and_cache() {
 
 #[test]
 fn classic_default_process_without_cnb() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let m = manifest(&build(
         tmp.path(),
         &fixture("classic-app"),
@@ -542,7 +536,7 @@ fn classic_default_process_without_cnb() {
 
 #[test]
 fn detect_json_shows_group_and_plan() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let out = slug_cmd(tmp.path())
         .arg("detect")
         .arg(fixture("cnb-app"))
@@ -569,7 +563,7 @@ fn detect_json_shows_group_and_plan() {
 
 #[test]
 fn unmet_requires_rejects_the_group() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let run = build(
         tmp.path(),
         &fixture("cnb-app"),
@@ -606,7 +600,7 @@ fn assert_fails(run: &Run, code: i32, needle: &str) {
 
 #[test]
 fn bad_inputs_have_exit_codes_and_name_the_file() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let missing = tmp.path().join("no-such-app");
     assert_fails(&build(tmp.path(), &missing, &[]), 30, "does not exist");
     assert_fails(
@@ -720,7 +714,7 @@ fn bad_inputs_have_exit_codes_and_name_the_file() {
 #[test]
 fn unreadable_file_in_the_app_is_named() {
     // As root every file is readable: run the build as `nobody`.
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let base = tmp.path();
     let app = base.join("app");
     copy_dir(&fixture("procfile-only"), &app);
@@ -777,7 +771,7 @@ fn started_count(mark: &Path) -> usize {
 
 #[test]
 fn two_builds_sharing_a_cache_take_turns() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let mark = tmp.path().join("mark");
     std::fs::create_dir_all(&mark).unwrap();
     let spawn = |log: &str| {
@@ -817,7 +811,7 @@ fn two_builds_sharing_a_cache_take_turns() {
 
 #[test]
 fn a_killed_build_leaves_the_previous_cache_usable() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let mark = tmp.path().join("mark");
     std::fs::create_dir_all(&mark).unwrap();
     let app = fixture("cnb-app");
@@ -858,7 +852,7 @@ fn a_killed_build_leaves_the_previous_cache_usable() {
 
 #[test]
 fn cache_clear_forgets_cached_layers() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let app = fixture("cnb-app");
     let args = ["--buildpack", &bp("cnb-test")];
     let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
@@ -881,7 +875,7 @@ fn cache_clear_forgets_cached_layers() {
 
 #[test]
 fn buildpacks_on_api_0_9_and_0_11_run() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let m = manifest(&build(
         tmp.path(),
         &fixture("cnb-app"),
@@ -900,7 +894,7 @@ fn buildpacks_on_api_0_9_and_0_11_run() {
 
 #[test]
 fn slugignore_is_applied_before_the_build() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let m = manifest(&build(tmp.path(), &fixture("slugignore-app"), &[]));
     let root = unpack(&slug_path(tmp.path(), &m), &tmp.path().join("u"));
     assert!(!root.join("docs").exists());
@@ -911,7 +905,7 @@ fn slugignore_is_applied_before_the_build() {
 
 #[test]
 fn inspect_shows_manifest_layers_and_largest_paths() {
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let m = manifest(&build(
         tmp.path(),
         &fixture("cnb-app"),
@@ -972,7 +966,7 @@ fn inspect_shows_manifest_layers_and_largest_paths() {
 #[test]
 fn progress_bar_only_on_a_terminal_without_ci() {
     // `script` (util-linux) gives the build a pseudo-terminal for stderr.
-    let tmp = scratch();
+    let tmp = tmpfs_dir();
     let cmd = format!(
         "{} build {} --output {} --cache-dir {}",
         env!("CARGO_BIN_EXE_slug"),

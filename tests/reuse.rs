@@ -4,12 +4,15 @@
 //! and with or without the part cache, and exactly the plain slug when the fragment no longer
 //! fits.
 
+mod support;
+
 use slugc::slug::{export, precompress, ExportOptions, Exported, Part};
 use slugc_precompress::reuse::{self, BlockInflater, DIR};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use support::tmpfs_dir;
 
 /// Machine-code-like bytes with random stretches (which gzip -9 stores as they are).
 fn binary(len: usize) -> Vec<u8> {
@@ -84,15 +87,6 @@ fn install(layer: &Path, tool: &[u8]) {
     reuse::write(layer, Path::new("bin/tool"), &header, &fragment.bytes).unwrap();
 }
 
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        tempfile::tempdir_in(shm).unwrap()
-    } else {
-        tempfile::tempdir().unwrap()
-    }
-}
-
 /// The app and its layer, as `slug build` makes their parts.
 fn parts(app: &Path, layer_name: &str) -> Vec<Part> {
     vec![
@@ -141,7 +135,7 @@ fn without_fragment(app: &Path, layer_name: &str, to: &Path) -> PathBuf {
 }
 
 fn check(layer_name: &str) {
-    let dir = scratch();
+    let dir = tmpfs_dir();
     let app = dir.path().join("app");
     fs::create_dir_all(&app).unwrap();
     fs::write(app.join("server.js"), "console.log('hi')\n").unwrap();

@@ -22,7 +22,7 @@
 
 use super::reuse::{self, Splice, WINDOW};
 use libdeflater::{CompressionLvl, Compressor};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Uncompressed bytes per member: big enough that the window lost at each border is noise,
@@ -583,18 +583,11 @@ fn collect<E>(
             let unreadable =
                 |e: io::Error| GzipError::Deflate(format!("cannot read {}: {e}", f.path.display()));
             let mut fragment = reuse::open_fragment(&f.path, f.whole_bytes).map_err(unreadable)?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut copied = 0u64;
-            loop {
-                let n = match fragment.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(unreadable(e)),
-                };
-                out.write_all(&buf[..n]).map_err(GzipError::Output)?;
-                copied += n as u64;
-            }
+            let copied = reuse::each_piece(
+                &mut fragment,
+                |piece| out.write_all(piece).map_err(GzipError::Output),
+                unreadable,
+            )?;
             if copied != f.whole_bytes {
                 return Err(unreadable(io::ErrorKind::UnexpectedEof.into()));
             }

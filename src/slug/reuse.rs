@@ -123,19 +123,33 @@ fn fits(s: &Splice) -> io::Result<bool> {
 /// CRC-32 and length of what `r` reads.
 fn crc_of(r: &mut impl Read) -> io::Result<(u32, u64)> {
     let mut crc = libdeflater::Crc::new();
+    let update = |piece: &[u8]| -> io::Result<()> {
+        crc.update(piece);
+        Ok(())
+    };
+    let len = each_piece(r, update, |e| e)?;
+    Ok((crc.sum(), len))
+}
+
+/// Reads `r` to its end, handing each piece to `each`; returns how many bytes it read. A
+/// read error goes through `read_error`, so that callers tell it from their own.
+pub fn each_piece<E>(
+    r: &mut impl Read,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    read_error: impl Fn(io::Error) -> E,
+) -> Result<u64, E> {
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
     loop {
         let n = match r.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(len),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(read_error(e)),
         };
-        crc.update(&buf[..n]);
+        each(&buf[..n])?;
         len += n as u64;
     }
-    Ok((crc.sum(), len))
 }
 
 /// A reader of the first `len` bytes of the fragment (after its header).

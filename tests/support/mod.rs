@@ -9,6 +9,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A fresh temp dir, on tmpfs when there is one: tests write thousands of small files.
+pub fn tmpfs_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
+}
+
 pub fn slug_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slug"))
 }
