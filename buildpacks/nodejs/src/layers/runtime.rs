@@ -63,7 +63,7 @@ impl RuntimeMetadata {
         };
         diff(
             &mut reasons,
-            "layer made for",
+            "the platform the layer was made for",
             made_for(*deflate_reuse),
             made_for(new.deflate_reuse),
         );
