@@ -214,3 +214,30 @@ pub fn install(
         compressing,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_made_without_reused_deflate_is_not_kept_for_slug_build() {
+        // What an older slugc (or `pack`) wrote: no `deflate_reuse`.
+        let old: RuntimeMetadata =
+            toml::from_str("node_version = \"22.23.5\"\narch = \"amd64\"\n").unwrap();
+        assert!(!old.deflate_reuse);
+        let new = RuntimeMetadata {
+            deflate_reuse: true,
+            ..old.clone()
+        };
+        let (action, reasons) = old.compare(&new);
+        assert!(matches!(action, RestoredLayerAction::DeleteLayer));
+        assert_eq!(
+            reasons,
+            ["the platform the layer was made for changed (another platform → slug build)"]
+        );
+        assert!(matches!(
+            new.compare(&new).0,
+            RestoredLayerAction::KeepLayer
+        ));
+    }
+}
