@@ -797,6 +797,52 @@ mod tests {
         assert!(matches!(r, Err(GzipError::Input("boom"))));
     }
 
+    #[test]
+    fn a_file_that_no_longer_matches_its_fragment_stops_the_part_naming_it() {
+        // Validated at the start (`reuse::validated`), then changed while being archived:
+        // the bytes stream past with another CRC than the fragment stands for.
+        let data = sample(200_000);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        // The name as our archiver writes it (the tar crate would drop the `./`).
+        let name = b"./app/x/bin/tool";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tar.append(&h, &data[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let splice = Splice {
+            tar_path: b"./app/x/bin/tool".to_vec(),
+            file: "/layers/x/bin/tool".into(),
+            fragment: "/layers/x/.slugc-deflate/bin/tool".into(),
+            header: reuse::Header {
+                file_size: data.len() as u64,
+                start: WINDOW,
+                end: 150_000,
+                bits: 8,
+                data_crc: libdeflater::crc32(&data[WINDOW as usize..150_000]) ^ 1,
+                fragment_crc: 0,
+            },
+        };
+        let mut out = Vec::new();
+        let r = compress_part(
+            |sink: &mut ChunkSink| sink.write_all(&tar),
+            2,
+            vec![splice],
+            &mut out,
+            &mut |_| {},
+        );
+        match r {
+            Err(GzipError::Input(e)) => assert_eq!(
+                e.to_string(),
+                "/layers/x/bin/tool changed while it was being archived"
+            ),
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+
     struct Full;
     impl Write for Full {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
