@@ -123,7 +123,7 @@ impl Cache {
             std::fs::rename(&layers, &old).map_err(io(&layers))?;
         }
         std::fs::rename(&new, &layers).map_err(io(&new))?;
-        crate::tree::remove(&old).map_err(io(&old))?;
+        crate::tree::remove_spread(&old).map_err(io(&old))?;
         Ok(())
     }
 

@@ -94,6 +94,7 @@ pub fn read_layers(layers_dir: &Path) -> Result<Vec<Layer>, LayerError> {
 /// `[types]`. Returns the names restored.
 pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerError> {
     let mut restored = Vec::new();
+    let mut dirs = Vec::new();
     for name in layer_names(cached)? {
         let src_toml = cached.join(format!("{name}.toml"));
         let text = std::fs::read_to_string(&src_toml).map_err(io(&src_toml))?;
@@ -102,9 +103,8 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
         };
         parsed.types = None;
         let src_dir = cached.join(&name);
-        let dst_dir = layers_dir.join(&name);
         if src_dir.is_dir() {
-            tree::copy_tree(&src_dir, &dst_dir, tree::Mode::Link)?;
+            dirs.push((src_dir, layers_dir.join(&name)));
         }
         let dst_toml = layers_dir.join(format!("{name}.toml"));
         let body = toml::to_string(&parsed).map_err(|e| LayerError::Parse {
@@ -114,6 +114,21 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
         std::fs::write(&dst_toml, body).map_err(io(&dst_toml))?;
         restored.push(name);
     }
+    // One thread per layer: linking thousands of files is kernel time that a second core
+    // halves, and layers are independent trees.
+    std::thread::scope(|s| {
+        let copies: Vec<_> = dirs
+            .iter()
+            .map(|(src, dst)| s.spawn(move || tree::copy_tree(src, dst, tree::Mode::Link)))
+            .collect();
+        for copy in copies {
+            match copy.join() {
+                Ok(r) => r?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok::<_, LayerError>(())
+    })?;
     let store = cached.join("store.toml");
     if store.is_file() {
         let dst = layers_dir.join("store.toml");
