@@ -53,7 +53,8 @@ for round in $(seq 1 "$rounds"); do
   ratio=$(awk -v c="$cold_s" -v p="$pip_s" 'BEGIN { printf "%.2f", c / p }')
   pips+=("$pip_s") colds+=("$cold_s") warms+=("$warm_s") ratios+=("$ratio")
   echo "round $round: pip install into fresh venv ${pip_s} s, slug build cold ${cold_s} s (${ratio}× pip), warm no-change ${warm_s} s"
-  rm -rf "$r/venv"
+  # Venvs stay until the end: deleting thousands of files between rounds slows the next
+  # round's file creation on ext4 without a journal (docs/nodejs.md), on both sides.
 done
 
 slug_bytes=$(stat -c %s "$scratch"/round-1/out/*.tgz | head -1)

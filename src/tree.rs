@@ -84,43 +84,49 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// [`remove`], spread over the cores: the entries two levels down (a cache's
-/// `<buildpack>/<layer>` dirs, thousands of files each) are removed by one thread each, in
-/// turn, then what is left. Unlinking is kernel time that a second core halves.
-pub fn remove_spread(path: &Path) -> std::io::Result<()> {
-    let mut work = Vec::new();
-    if let Ok(top) = std::fs::read_dir(path) {
-        for entry in top.flatten() {
-            match std::fs::read_dir(entry.path()) {
-                Ok(below) => work.extend(below.flatten().map(|e| e.path())),
-                Err(_) => continue,
-            }
-        }
-    }
+/// Runs `f` on every item, the items dealt in turn to one thread per core: for file-system
+/// work on independent trees (linking or unlinking thousands of files is kernel time that a
+/// second core halves). The first error is returned once all threads are done.
+pub fn spread<T: Sync, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(work.len())
+        .min(items.len())
         .max(1);
     std::thread::scope(|s| {
+        let f = &f;
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let work = &work;
-                s.spawn(move || -> std::io::Result<()> {
-                    for p in work.iter().skip(t).step_by(threads) {
-                        remove(p)?;
-                    }
-                    Ok(())
-                })
-            })
+            .map(|t| s.spawn(move || items.iter().skip(t).step_by(threads).try_for_each(f)))
             .collect();
+        let mut first = Ok(());
         for h in handles {
             match h.join() {
-                Ok(r) => r?,
+                Ok(r) => first = first.and(r),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        Ok::<_, std::io::Error>(())
-    })?;
+        first
+    })
+}
+
+/// [`remove`], spread over the cores: the entries two levels down (a cache's
+/// `<buildpack>/<layer>` dirs, thousands of files each) first, then what is left.
+pub fn remove_spread(path: &Path) -> std::io::Result<()> {
+    let mut work = Vec::new();
+    if let Ok(top) = std::fs::read_dir(path) {
+        // `file_type` does not follow symlinks: nothing outside `path` is listed.
+        for entry in top
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        {
+            if let Ok(below) = std::fs::read_dir(entry.path()) {
+                work.extend(below.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    spread(&work, |p| remove(p))?;
     remove(path)
 }
 
@@ -142,7 +148,12 @@ mod tests {
             std::fs::write(root.join(bp).join("one.toml"), "").unwrap();
         }
         std::fs::write(root.join("store.toml"), "").unwrap();
+        // A symlinked buildpack dir is unlinked, never followed.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("keep")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("c_bp")).unwrap();
         remove_spread(&root).unwrap();
+        assert!(outside.join("keep").is_dir());
         assert!(!root.exists());
         remove_spread(&root).unwrap();
     }

@@ -56,7 +56,7 @@ fn download(tool: &[u8]) -> Vec<u8> {
 /// Unpacks the tool into `layer/bin/tool` as a buildpack would, and leaves its fragment.
 fn install(layer: &Path, tool: &[u8]) {
     let tgz = download(tool);
-    let mut inflater = BlockInflater::new(&tgz[..]).unwrap();
+    let mut inflater = BlockInflater::new(&tgz[..], true).unwrap();
     let mut tar = Vec::new();
     inflater.read_to_end(&mut tar).unwrap();
     let mut archive = tar::Archive::new(&tar[..]);

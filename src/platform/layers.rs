@@ -114,20 +114,9 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
         std::fs::write(&dst_toml, body).map_err(io(&dst_toml))?;
         restored.push(name);
     }
-    // One thread per layer: linking thousands of files is kernel time that a second core
-    // halves, and layers are independent trees.
-    std::thread::scope(|s| {
-        let copies: Vec<_> = dirs
-            .iter()
-            .map(|(src, dst)| s.spawn(move || tree::copy_tree(src, dst, tree::Mode::Link)))
-            .collect();
-        for copy in copies {
-            match copy.join() {
-                Ok(r) => r?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok::<_, LayerError>(())
+    // Layers are independent trees: linked side by side.
+    tree::spread(&dirs, |(src, dst)| {
+        tree::copy_tree(src, dst, tree::Mode::Link)
     })?;
     let store = cached.join("store.toml");
     if store.is_file() {

@@ -93,6 +93,8 @@ struct TarTracker {
     pax: Option<Vec<u8>>,
     /// The path a PAX header gave the next entry.
     pax_path: Option<Vec<u8>>,
+    /// Whether to note entries' paths (only while a fragment's file may still come).
+    paths: bool,
     /// Set when a header has just been read: the entry's path and size, taken by the sink.
     started: Option<(Vec<u8>, u64)>,
 }
@@ -169,7 +171,7 @@ impl TarTracker {
         self.pax = None;
         if header[156] == b'x' {
             self.pax = Some(Vec::new());
-        } else if regular {
+        } else if regular && self.paths {
             let path = pax_path.unwrap_or_else(|| ustar_path(&header));
             self.started = Some((path, size));
         }
@@ -316,6 +318,7 @@ impl ChunkSink {
             return;
         };
         let splice = self.splices.swap_remove(i);
+        self.tracker.paths = !self.splices.is_empty();
         let h = splice.header;
         self.active = Some(Active {
             window_at: self.offset + h.start - WINDOW,
@@ -329,7 +332,13 @@ impl ChunkSink {
 
 impl Write for ChunkSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let limit = buf.len().min(self.tracker.until_header_end());
+        // While a fragment's file may still come, no write goes past a header, so that each
+        // entry's start is seen before its data.
+        let limit = if self.tracker.paths {
+            buf.len().min(self.tracker.until_header_end())
+        } else {
+            buf.len()
+        };
         let take = match self.active.take() {
             None => self.take_plain(buf, limit)?,
             Some(mut a) => {
@@ -374,7 +383,7 @@ impl Write for ChunkSink {
                         data_crc.update(&buf[..take]);
                         self.tracker.feed(&buf[..take]);
                         if self.offset + take as u64 == a.end_at {
-                            // Checked when the export started (`reuse::validated`); a file
+                            // Checked when the export started (`Fragments::validated`); a file
                             // that differs now changed while it was being archived.
                             if data_crc.sum() != a.splice.header.data_crc {
                                 return Err(io::Error::other(format!(
@@ -418,7 +427,7 @@ impl Write for ChunkSink {
 /// compressing threads (plus the producer's own thread). `on_chunk` is told the uncompressed
 /// size of each chunk as it is written (for a progress bar). Each of `splices` whose file the
 /// tar holds is put in as its fragment (`super::reuse`); they must be
-/// [`super::reuse::validated`].
+/// [`super::reuse::Fragments::validated`].
 ///
 /// If writing to `out` fails, the producer's next write fails with `BrokenPipe` and the
 /// output error is returned; if the producer fails, its error is returned.
@@ -450,7 +459,10 @@ where
                 workers: job_txs,
                 next: 0,
                 chunk: Vec::with_capacity(CHUNK),
-                tracker: TarTracker::default(),
+                tracker: TarTracker {
+                    paths: !splices.is_empty(),
+                    ..TarTracker::default()
+                },
                 elf_bytes: 0,
                 offset: 0,
                 splices,
@@ -799,7 +811,7 @@ mod tests {
 
     #[test]
     fn a_file_that_no_longer_matches_its_fragment_stops_the_part_naming_it() {
-        // Validated at the start (`reuse::validated`), then changed while being archived:
+        // Validated at the start (`Fragments::validated`), then changed while being archived:
         // the bytes stream past with another CRC than the fragment stands for.
         let data = sample(200_000);
         let mut tar = tar::Builder::new(Vec::new());

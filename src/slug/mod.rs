@@ -188,9 +188,7 @@ pub fn export(
         if let Some(bar) = &bar {
             bar.inc(head.len() as u64);
         }
-        let splices = reuse::find(part);
-        let fragments_key = reuse::key(&splices);
-        let cache_key = |body: &str| part_key(body, fragments_key.as_deref());
+        let fragments = reuse::find(part);
         if let Some(cache) = &cache {
             // A first pass only hashes the tar (files read at disk speed); compressing is
             // the cost worth skipping.
@@ -198,7 +196,7 @@ pub fn export(
             let mut outcome = head_outcome.clone();
             archiver.write_body(index, &mut hashing, &mut outcome)?;
             let digests = hashing.finish();
-            let key = cache_key(&digests.body);
+            let key = fragments.cache_key(&digests.body);
             if let Some(cached) = cache.lookup(&key, digests.body_len) {
                 let copied = cached.and_then(|mut f| io::copy(&mut f, &mut slug));
                 match copied {
@@ -247,14 +245,14 @@ pub fn export(
             index,
             &head,
             head_outcome,
-            (opts.threads, reuse::validated(splices)),
+            (opts.threads, fragments.validated()),
             &mut tee,
             &bar,
         );
         let copied = tee.finish();
         let (outcome, digests) =
             produced.map_err(|e| gzip_error(e, |source| write_err(&slug, source)))?;
-        let key = cache_key(&digests.body);
+        let key = fragments.cache_key(&digests.body);
         if let (Some(cache), Some(staged_part)) = (&cache, cache_file) {
             let saved = match copied {
                 Err(e) => Err(e.to_string()),
@@ -339,8 +337,7 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
     };
     let cache = PartCache::new(dir);
     let archiver = archive::Archiver::new(parts, opts.mtime)?;
-    let splices = reuse::find(&parts[index]);
-    let fragments_key = reuse::key(&splices);
+    let fragments = reuse::find(&parts[index]);
     let mut staged = cache.stage()?;
     let mut tee = Tee {
         main: &mut io::sink(),
@@ -353,7 +350,7 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
         index,
         &[],
         archive::PartOutcome::default(),
-        (opts.threads, reuse::validated(splices)),
+        (opts.threads, fragments.validated()),
         &mut tee,
         &None,
     );
@@ -367,17 +364,9 @@ pub fn precompress(parts: &[Part], index: usize, opts: &ExportOptions) -> Result
             source,
         })
     })?;
-    let key = part_key(&digests.body, fragments_key.as_deref());
+    let key = fragments.cache_key(&digests.body);
     cache.commit(staged, &key, digests.body_len, &member_sha)?;
     Ok(())
-}
-
-/// A body's key in the part cache: its digest, and the fragments it was made with.
-fn part_key(body: &str, fragments: Option<&str>) -> String {
-    match fragments {
-        Some(k) => format!("{body}-{k}"),
-        None => body.to_string(),
-    }
 }
 
 /// A compression error as the export reports it; `output` says what a failed write means.
@@ -475,10 +464,14 @@ enum FullDigest {
 impl<W: Write> Digests<W> {
     fn new(inner: W, head: &[u8]) -> Self {
         let full = (!head.is_empty()).then(|| {
-            let mut full = Sha256::new();
-            full.update(head);
+            let started = || {
+                let mut sha = Sha256::new();
+                sha.update(head);
+                sha
+            };
             let (bytes, rx) = sync_channel::<Vec<u8>>(16);
-            let started = std::thread::Builder::new()
+            let mut full = started();
+            let spawned = std::thread::Builder::new()
                 .name("slugc-digest".into())
                 .spawn(move || {
                     for b in rx {
@@ -486,14 +479,10 @@ impl<W: Write> Digests<W> {
                     }
                     full
                 });
-            match started {
+            match spawned {
                 Ok(hasher) => FullDigest::Beside { bytes, hasher },
                 // No thread to be had: hash here.
-                Err(_) => {
-                    let mut full = Sha256::new();
-                    full.update(head);
-                    FullDigest::Here(full)
-                }
+                Err(_) => FullDigest::Here(started()),
             }
         });
         Self {

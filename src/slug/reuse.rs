@@ -4,7 +4,7 @@
 //!
 //! Which fragments a part has is read from their headers alone ([`find`]), so that the part
 //! cache can key a body by them without reading the files. Before a body is compressed,
-//! [`validated`] keeps only the fragments that still fit their files (size and CRC-32 of the
+//! [`Fragments::validated`] keeps only the fragments that still fit their files (size and CRC-32 of the
 //! range they make) and their own CRC-32: the slug's bytes depend on the part's files and
 //! on which valid fragments it has, never on the cache.
 
@@ -29,12 +29,39 @@ pub struct Splice {
     pub header: Header,
 }
 
+/// A part's fragments, as their headers say, and what they add to its part-cache key.
+#[derive(Debug, Default)]
+pub struct Fragments {
+    splices: Vec<Splice>,
+    key: Option<String>,
+}
+
+impl Fragments {
+    /// A body's key in the part cache: its digest, and the fragments it is made with.
+    pub fn cache_key(&self, body: &str) -> String {
+        match &self.key {
+            Some(k) => format!("{body}-{k}"),
+            None => body.to_string(),
+        }
+    }
+
+    /// The fragments that fit their files and are whole (reads each file's range and each
+    /// fragment once).
+    pub fn validated(&self) -> Vec<Splice> {
+        self.splices
+            .iter()
+            .filter(|s| fits(s).is_ok_and(|ok| ok))
+            .cloned()
+            .collect()
+    }
+}
+
 /// The fragments under a part's [`DIR`], when the part leaves that directory out of the
 /// slug (layer parts do; see `build::layer_part`), sorted by path. Unreadable or malformed
 /// ones are skipped: a fragment only ever saves time.
-pub fn find(part: &Part) -> Vec<Splice> {
+pub fn find(part: &Part) -> Fragments {
     if !part.exclude.iter().any(|e| e == DIR) {
-        return Vec::new();
+        return Fragments::default();
     }
     let root = part.source.join(DIR);
     let mut found = Vec::new();
@@ -74,30 +101,19 @@ pub fn find(part: &Part) -> Vec<Splice> {
         }
     }
     found.sort_by(|a, b| a.tar_path.cmp(&b.tar_path));
-    found
-}
-
-/// What the fragments add to a body's part-cache key: `None` without any.
-pub fn key(splices: &[Splice]) -> Option<String> {
-    if splices.is_empty() {
-        return None;
+    let key = (!found.is_empty()).then(|| {
+        let mut sha = Sha256::new();
+        for s in &found {
+            sha.update((s.tar_path.len() as u64).to_le_bytes());
+            sha.update(&s.tar_path);
+            sha.update(s.header.to_bytes());
+        }
+        hex(&sha.finalize())[..16].to_string()
+    });
+    Fragments {
+        splices: found,
+        key,
     }
-    let mut sha = Sha256::new();
-    for s in splices {
-        sha.update((s.tar_path.len() as u64).to_le_bytes());
-        sha.update(&s.tar_path);
-        sha.update(s.header.to_bytes());
-    }
-    Some(hex(&sha.finalize())[..16].to_string())
-}
-
-/// The fragments that fit their files and are whole (reads each file's range and each
-/// fragment once).
-pub fn validated(splices: Vec<Splice>) -> Vec<Splice> {
-    splices
-        .into_iter()
-        .filter(|s| fits(s).is_ok_and(|ok| ok))
-        .collect()
 }
 
 fn fits(s: &Splice) -> io::Result<bool> {

@@ -13,6 +13,17 @@ pub enum Take {
     UnpackLast,
 }
 
+impl Take {
+    /// [`Take::Unpack`] when `wanted`, else [`Take::Skip`].
+    pub fn unpack_if(wanted: bool) -> Self {
+        if wanted {
+            Take::Unpack
+        } else {
+            Take::Skip
+        }
+    }
+}
+
 /// Unpack an npm package tarball (bytes, or a download as it arrives) into `dest`, dropping
 /// the first path component (`package/`) and refusing entries that would land outside
 /// `dest`. `take` decides by the stripped path.
@@ -152,11 +163,7 @@ mod tests {
         ]);
         let dir = tempfile::tempdir().unwrap();
         unpack_package(bytes.as_slice(), dir.path(), |p| {
-            if p.starts_with("share") {
-                Take::Skip
-            } else {
-                Take::Unpack
-            }
+            Take::unpack_if(!p.starts_with("share"))
         })
         .unwrap();
         assert_eq!(std::fs::read(dir.path().join("bin/node")).unwrap(), b"ELF");

@@ -89,10 +89,9 @@ pub fn write(layer: &Path, rel: &Path, header: &Header, fragment: &[u8]) -> io::
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut bytes = Vec::with_capacity(Header::LEN + fragment.len());
-    bytes.extend_from_slice(&header.to_bytes());
-    bytes.extend_from_slice(fragment);
-    std::fs::write(path, bytes)
+    let mut file = std::fs::File::create(path)?;
+    io::Write::write_all(&mut file, &header.to_bytes())?;
+    io::Write::write_all(&mut file, fragment)
 }
 
 /// The fragment for a file unpacked from a download, and its header: the file's bytes are
@@ -305,15 +304,16 @@ impl BitWriter {
 }
 
 /// A gzip reader that notes where each deflate block starts, and keeps the compressed bytes
-/// it read, for [`cut`].
+/// it read, for [`cut`] (only when asked: they are most of the download).
 pub struct BlockInflater<R: Read> {
     inner: R,
     stream: Box<zlib_rs::c_api::z_stream>,
     buf: Box<[u8]>,
     pos: usize,
     len: usize,
-    /// The compressed bytes read so far (gzip header included).
+    /// The compressed bytes read so far (gzip header included), when keeping.
     pub kept: Vec<u8>,
+    keeping: bool,
     /// `(bit offset in kept, uncompressed offset)` of each block start seen so far, the
     /// last one not final.
     pub borders: Vec<(u64, u64)>,
@@ -321,7 +321,8 @@ pub struct BlockInflater<R: Read> {
 }
 
 impl<R: Read> BlockInflater<R> {
-    pub fn new(inner: R) -> io::Result<Self> {
+    /// `keep`: note borders and keep the compressed bytes; without it, a plain gzip reader.
+    pub fn new(inner: R, keep: bool) -> io::Result<Self> {
         use zlib_rs::inflate::{init, InflateConfig};
         let mut stream = Box::<zlib_rs::c_api::z_stream>::default();
         // 15 bits of window, plus 16: a gzip wrapper (zlib's convention).
@@ -335,6 +336,7 @@ impl<R: Read> BlockInflater<R> {
             pos: 0,
             len: 0,
             kept: Vec::new(),
+            keeping: keep,
             borders: Vec::new(),
             done: false,
         })
@@ -358,7 +360,9 @@ impl<R: Read> Read for BlockInflater<R> {
                         "the gzip stream ends early",
                     ));
                 }
-                self.kept.extend_from_slice(&self.buf[..self.len]);
+                if self.keeping {
+                    self.kept.extend_from_slice(&self.buf[..self.len]);
+                }
             }
             let s = &mut *self.stream;
             s.next_in = self.buf[self.pos..self.len].as_ptr();
@@ -381,7 +385,7 @@ impl<R: Read> Read for BlockInflater<R> {
             // is read), bit 6 in the last block, and the bits read but unused in the low bits
             // (zlib-rs keeps up to 63 of them).
             let state = s.data_type;
-            if state & 128 != 0 && state & 64 == 0 {
+            if self.keeping && state & 128 != 0 && state & 64 == 0 {
                 let bit = s.total_in * 8 - (state & 63) as u64;
                 if self.borders.last().is_none_or(|b| b.0 != bit) {
                     self.borders.push((bit, s.total_out));
@@ -492,11 +496,17 @@ mod tests {
     fn a_cut_fragment_makes_the_same_bytes_in_a_new_member() {
         let data = sample(3_000_000);
         let gz = gzip9(&data);
-        let mut inflater = BlockInflater::new(&gz[..]).unwrap();
+        let mut inflater = BlockInflater::new(&gz[..], true).unwrap();
         let mut out = Vec::new();
         inflater.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
         assert_eq!(inflater.kept, gz);
+        // Not keeping: the same bytes out, nothing held.
+        let mut plain = BlockInflater::new(&gz[..], false).unwrap();
+        let mut again = Vec::new();
+        plain.read_to_end(&mut again).unwrap();
+        assert_eq!(again, data);
+        assert!(plain.kept.is_empty() && plain.borders.is_empty());
         let borders = inflater.borders.clone();
         assert!(borders.len() > 10, "{} blocks", borders.len());
         let stored = borders
@@ -532,7 +542,7 @@ mod tests {
     fn cut_refuses_what_is_not_a_border() {
         let data = sample(500_000);
         let gz = gzip9(&data);
-        let mut inflater = BlockInflater::new(&gz[..]).unwrap();
+        let mut inflater = BlockInflater::new(&gz[..], true).unwrap();
         std::io::copy(&mut inflater, &mut std::io::sink()).unwrap();
         let b = &inflater.borders;
         assert_eq!(cut(&gz, b, b[1].1 + 1, b[2].1), None);
@@ -542,7 +552,7 @@ mod tests {
     #[test]
     fn a_truncated_download_is_an_error() {
         let gz = gzip9(&sample(200_000));
-        let mut inflater = BlockInflater::new(&gz[..gz.len() / 2]).unwrap();
+        let mut inflater = BlockInflater::new(&gz[..gz.len() / 2], true).unwrap();
         let err = std::io::copy(&mut inflater, &mut std::io::sink()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }

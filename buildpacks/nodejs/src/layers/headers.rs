@@ -69,17 +69,11 @@ pub fn install(
             }
         };
         println!("Installing the Node.js C headers for native addons (node-gyp)");
-        fsutil::unpack_package(bytes, &path, |p| {
-            if p.starts_with("include") {
-                Take::Unpack
-            } else {
-                Take::Skip
-            }
-        })
-        .map_err(NodejsBuildpackError::io(
-            "unpacking the Node.js headers",
-            &path,
-        ))?;
+        fsutil::unpack_package(bytes, &path, |p| Take::unpack_if(p.starts_with("include")))
+            .map_err(NodejsBuildpackError::io(
+                "unpacking the Node.js headers",
+                &path,
+            ))?;
         layer.write_metadata(new)?;
     }
     Ok(path)

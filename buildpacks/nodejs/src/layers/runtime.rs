@@ -151,7 +151,8 @@ pub fn install(
             // headers (`include/`, 63 MB, only read by node-gyp) would triple what every
             // slug carries and compresses.
             let mut wanted = vec![Path::new("bin/node"), Path::new("LICENSE")];
-            let mut tar = BlockInflater::new(tgz)?;
+            let reusing = reuse::wanted();
+            let mut tar = BlockInflater::new(tgz, reusing)?;
             let unpacked = fsutil::unpack_tar(&mut tar, &path, |p| {
                 match wanted.iter().position(|w| *w == p) {
                     Some(i) => {
@@ -165,12 +166,13 @@ pub fn install(
                     None => Take::Skip,
                 }
             })?;
-            let kept = reuse::wanted()
+            let kept = reusing
                 .then(|| keep_node_deflate(&tar, &unpacked, &path))
                 .flatten();
-            // The layer is complete: `slug build` can compress its 125 MB binary while the
-            // rest downloads and the dependencies install. Compressing runs nothing; if the
-            // download then fails its check, dropping this stops it.
+            // The layer is complete: `slug build` can put it into its part cache (copying the
+            // kept blocks, or compressing the binary without them) while the rest downloads
+            // and the dependencies install. That runs nothing; if the download then fails
+            // its check, dropping this stops it.
             Ok((Precompression::start(&path), kept))
         });
         let (kept_deflate, bytes) = match streamed {

@@ -142,11 +142,7 @@ pub fn install(
         let package_dir = path.join("package");
         // npm's docs and man pages are a third of its size and never read on a dyno.
         fsutil::unpack_package(bytes.as_slice(), &package_dir, |p| {
-            if p.starts_with("docs") || p.starts_with("man") {
-                Take::Skip
-            } else {
-                Take::Unpack
-            }
+            Take::unpack_if(!p.starts_with("docs") && !p.starts_with("man"))
         })
         .map_err(NodejsBuildpackError::io(
             "unpacking the package manager",
