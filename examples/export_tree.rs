@@ -9,7 +9,7 @@
 //! SOURCE becomes `./app` (its `.layers` left out, as the engine does); each `--layer` adds a
 //! part. Prints one JSON line: path, sha256, size, parts, warnings, seconds.
 
-use slugc::slug::{export, mtime_from_env, ExportOptions, Part};
+use slug_format::{export, mtime_from_env, ExportOptions, Part, PartCache};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +31,7 @@ fn run() -> Result<(), String> {
         ..ExportOptions::default()
     };
     let mut layers = Vec::new();
+    let mut part_cache = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -39,7 +40,9 @@ fn run() -> Result<(), String> {
                     .parse()
                     .map_err(|e| format!("--threads: {e}"))?
             }
-            "--part-cache" => opts.part_cache = Some(PathBuf::from(value("--part-cache")?)),
+            "--part-cache" => {
+                part_cache = Some(PartCache::new(&PathBuf::from(value("--part-cache")?)))
+            }
             "--max-size" => {
                 opts.max_size = Some(
                     value("--max-size")?
@@ -47,17 +50,12 @@ fn run() -> Result<(), String> {
                         .map_err(|e| format!("--max-size: {e}"))?,
                 )
             }
-            "--progress" => opts.progress = true,
             "--layer" => {
                 let spec = value("--layer")?;
                 let (dir, prefix) = spec
                     .split_once('=')
                     .ok_or(format!("--layer {spec}: expected DIR=PREFIX"))?;
-                layers.push(Part {
-                    source: PathBuf::from(dir),
-                    prefix: prefix.to_string(),
-                    exclude: vec![],
-                });
+                layers.push(Part::new(dir, prefix));
             }
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),
             _ => positional.push(PathBuf::from(arg)),
@@ -65,12 +63,11 @@ fn run() -> Result<(), String> {
     }
     let [source, store] = <[PathBuf; 2]>::try_from(positional)
         .map_err(|_| "usage: export_tree SOURCE STORE [options]".to_string())?;
-    let mut parts = vec![Part {
-        source,
-        prefix: "./app".to_string(),
-        exclude: vec![".layers".to_string()],
-    }];
+    let mut app = Part::new(source, "./app");
+    app.exclude.push(".layers".into());
+    let mut parts = vec![app];
     parts.extend(layers);
+    opts.part_cache = part_cache.as_ref();
     let started = std::time::Instant::now();
     let exported = export(&parts, &store, &opts).map_err(|e| e.to_string())?;
     let report = serde_json::json!({

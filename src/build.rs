@@ -1,6 +1,6 @@
-//! `slug build`, `slug detect`, `slug cache clear`: one build from source tree to slug,
-//! following the pipeline of DESIGN.md — snapshot (`app`), detect (`platform::detect`),
-//! build (`platform::build`), export (`slug::archive`), store (`slug::store`).
+//! `slug build`, `slug detect`, `slug cache clear|gc`: one build from source tree to slug,
+//! following the pipeline — snapshot (`app`), detect (`platform::detect`), build
+//! (`platform::build`), export (`export`, then `slug_format`), store.
 
 use crate::app::{self, AppError};
 use crate::buildpacks::{self, BinMode, MaterialiseError};
@@ -13,10 +13,10 @@ use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
-use crate::slug::manifest::{BuildpackRef, Release, Stack, SCHEMA};
-use crate::slug::store::{self, StoreError};
-use crate::slug::{self as slugfile, ExportError, ExportOptions, Exported, Part};
 use crate::tree;
+use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
+use slug_format::store::{self, StoreError};
+use slug_format::{ExportError, Exported, PartCache};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,20 +24,6 @@ use std::time::Instant;
 const MB: u64 = 1024 * 1024;
 /// The name of the launch env script in `.profile.d`; sorts before buildpacks' own scripts.
 pub const PROFILE_SCRIPT: &str = "000-slugc-launch.sh";
-/// Layer env dirs: consumed at build time, left out of the slug.
-const LAYER_ENV_DIRS: &[&str] = &["env", "env.build", "env.launch"];
-
-/// Set for buildpacks when the build has a part cache: the `slug` executable, which the
-/// built-in buildpacks run as `$SLUGC_PRECOMPRESS_EXE precompress-layer <layer dir>` when a
-/// launch layer is complete, so that it is compressed while they go on (see
-/// [`precompress_layer`]). Other buildpacks ignore it. One name for both sides: the
-/// buildpacks' crate defines it.
-pub use slugc_precompress::EXE_ENV as PRECOMPRESS_EXE_ENV;
-/// The part cache dir, for `precompress-layer`.
-const PART_CACHE_ENV: &str = "SLUGC_PART_CACHE";
-/// The mtime the export will give every entry, for `precompress-layer`.
-const EXPORT_MTIME_ENV: &str = "SLUGC_EXPORT_MTIME";
-
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
@@ -71,9 +57,13 @@ pub struct BuildArgs {
     /// The cache dir [default: $XDG_CACHE_HOME/slugc/<app>-<hash>]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Build without reading or writing a cache
+    /// Build without reading or writing a cache (the app's and the machine-wide one)
     #[arg(long)]
     pub no_cache: bool,
+    /// The machine-wide content cache, shared by every app's builds
+    /// [default: $SLUGC_CONTENT_CACHE, else $XDG_CACHE_HOME/slugc/content]
+    #[arg(long, value_name = "DIR")]
+    pub content_cache: Option<PathBuf>,
     /// Where slugs and manifests are stored [default: $XDG_DATA_HOME/slugc/slugs]
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -95,6 +85,17 @@ pub struct DetectArgs {
     /// Print the group and plan as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CacheGcArgs {
+    /// Keep at most this many MiB of compressed parts, the most recently used
+    #[arg(long, value_name = "MiB", default_value_t = slug_format::part_cache::DEFAULT_MAX_BYTES / MB)]
+    pub max_size: u64,
+    /// The machine-wide content cache
+    /// [default: $SLUGC_CONTENT_CACHE, else $XDG_CACHE_HOME/slugc/content]
+    #[arg(long, value_name = "DIR")]
+    pub content_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,7 +147,7 @@ impl ExitCode for BuildError {
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
             BuildError::Platform(e) => e.exit_code(),
-            BuildError::Export(e) => e.exit_code(),
+            BuildError::Export(e) if e.is_input_error() => exit::INVALID_INPUT,
             _ => exit::OTHER,
         }
     }
@@ -157,11 +158,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// `$XDG_DATA_HOME/slugc/slugs`, else `~/.local/share/slugc/slugs`.
-pub fn default_store_dir() -> PathBuf {
-    crate::dirs::store().unwrap_or_else(|| std::env::temp_dir().join("slugc/slugs"))
 }
 
 /// Config vars from `--env-file` then `--env` (later wins).
@@ -329,7 +325,7 @@ pub struct BuildOutcome {
 pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let app_src = app::check_app_dir(&args.common.app_dir)?;
-    let store_dir = args.output.clone().unwrap_or_else(default_store_dir);
+    let store_dir = args.output.clone().unwrap_or_else(crate::dirs::store);
     let cache = if args.no_cache {
         None
     } else {
@@ -358,7 +354,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     let detected = run_detect(&prepared)?;
     eprintln!("-----> {} app detected", detected.description);
 
-    let mtime = slugfile::mtime_from_env()?;
+    let mtime = slug_format::mtime_from_env()?;
+    let part_cache = (!args.no_cache).then(|| PartCache::new(&parts_dir(&args.content_cache)));
     let ctx = pbuild::Context {
         app_dir: &prepared.app_dir,
         platform_dir: &prepared.platform_dir,
@@ -366,7 +363,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         target: &prepared.target,
         env: prepared.env.clone(),
         cache: cache.as_ref(),
-        engine_env: engine_env(cache.as_ref(), mtime),
+        engine_env: crate::export::engine_env(part_cache.as_ref(), mtime, &prepared.app_dir),
     };
     let mut built = pbuild::build_group(&detected, &ctx)?;
     if let Some(procfile) = &prepared.procfile {
@@ -386,7 +383,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         &prepared.app_dir,
         &built,
         args,
-        cache.as_ref(),
+        part_cache.as_ref(),
         &store_dir,
         mtime,
     )?;
@@ -425,6 +422,12 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         pbuild::save_cache(&built, cache)?;
     }
     drop(work);
+    if let Some(parts) = &part_cache {
+        // Bounded as it grows: a listing of the dir, nothing to do most times.
+        if let Err(e) = parts.gc(slug_format::part_cache::DEFAULT_MAX_BYTES) {
+            eprintln!(" !     part cache {}: {e}", parts.dir().display());
+        }
+    }
 
     eprintln!("       Done: {}", human_size(exported.size));
     eprintln!("-----> Launching...");
@@ -445,29 +448,34 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     })
 }
 
+/// The part cache inside the machine-wide content cache; absolute, since buildpacks (which
+/// run in the app dir) are handed it.
+fn parts_dir(content_cache: &Option<PathBuf>) -> PathBuf {
+    let dir = content_cache
+        .clone()
+        .unwrap_or_else(crate::dirs::content_cache)
+        .join("parts");
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
 fn export(
     app_dir: &Path,
     built: &Built,
     args: &BuildArgs,
-    cache: Option<&Cache>,
+    part_cache: Option<&PartCache>,
     store_dir: &Path,
-    // The one `precompress-layer` was given: early and late compression must agree.
+    // The one buildpacks were offered for early compression: both must agree.
     mtime: u64,
 ) -> Result<Exported, BuildError> {
-    let mut parts = vec![app_part(app_dir)];
-    for layer in &built.launch_layers {
-        parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name));
-    }
-    let opts = ExportOptions {
+    let parts = crate::export::parts(app_dir, built).map_err(io(app_dir))?;
+    let exported = crate::export::export(
+        &parts,
+        store_dir,
         mtime,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        max_size: Some(args.max_size.saturating_mul(MB)),
-        part_cache: cache.map(Cache::parts_dir),
-        progress: progress_wanted(),
-    };
-    let exported = slugfile::export(&parts, store_dir, &opts)?;
+        args.max_size.saturating_mul(MB),
+        part_cache,
+        progress_wanted(),
+    )?;
     if exported.size > args.warn_size.saturating_mul(MB) {
         eprintln!(
             " !     Warning: the slug is {} (over the {} MiB warning size)",
@@ -476,103 +484,6 @@ fn export(
         );
     }
     Ok(exported)
-}
-
-/// The app's part of the slug: the build root without its layers.
-fn app_part(app_dir: &Path) -> Part {
-    Part {
-        source: app_dir.to_path_buf(),
-        prefix: "./app".to_string(),
-        exclude: vec![".layers".to_string()],
-    }
-}
-
-/// A launch layer's part of the slug.
-fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
-    Part {
-        source: dir.to_path_buf(),
-        prefix: format!("./app/.layers/{buildpack_id}/{name}"),
-        // The engine turns these into the `.profile.d` script; buildpacks (libcnb among
-        // them) write absolute build paths into them, which must not reach the slug.
-        // So are reused-deflate fragments: the export reads them to write the files they
-        // stand for (`slug::reuse`).
-        exclude: LAYER_ENV_DIRS
-            .iter()
-            .chain([&slugfile::reuse::DIR])
-            .map(|d| d.to_string())
-            .collect(),
-    }
-}
-
-/// What the engine offers buildpacks: reused deflate always (the export reads fragments
-/// with or without a cache), and `precompress-layer` with what it needs when there is a
-/// part cache to fill.
-fn engine_env(cache: Option<&Cache>, mtime: u64) -> Vec<(String, std::ffi::OsString)> {
-    let mut env = vec![(slugfile::reuse::ENV.to_string(), "1".into())];
-    let (Some(cache), Ok(exe)) = (cache, std::env::current_exe()) else {
-        return env;
-    };
-    env.extend([
-        (PRECOMPRESS_EXE_ENV.to_string(), exe.into_os_string()),
-        (
-            PART_CACHE_ENV.to_string(),
-            cache.parts_dir().into_os_string(),
-        ),
-        (EXPORT_MTIME_ENV.to_string(), mtime.to_string().into()),
-    ]);
-    env
-}
-
-#[derive(Debug, clap::Args)]
-pub struct PrecompressArgs {
-    /// A complete launch layer: `<build root>/.layers/<buildpack>/<layer>`
-    pub layer_dir: PathBuf,
-}
-
-/// `slug precompress-layer <layer dir>`, run by a built-in buildpack during `slug build`
-/// (the engine's environment says where the part cache is): compresses the layer's part of
-/// the slug into the part cache at low CPU priority while the buildpack goes on, so that
-/// the export only copies it. Best effort: the export checks the part's digest and
-/// compresses it again if the layer changed afterwards.
-pub fn precompress_layer(args: PrecompressArgs) -> Result<i32, BuildError> {
-    let (Some(part_cache), Some(mtime)) = (
-        std::env::var_os(PART_CACHE_ENV),
-        std::env::var(EXPORT_MTIME_ENV)
-            .ok()
-            .and_then(|m| m.parse().ok()),
-    ) else {
-        return Ok(0);
-    };
-    let layer = &args.layer_dir;
-    let (Some(name), Some(buildpack_dir)) = (layer.file_name(), layer.parent()) else {
-        return Ok(0);
-    };
-    let (Some(buildpack_id), Some(app_dir)) = (
-        buildpack_dir.file_name(),
-        buildpack_dir.parent().and_then(Path::parent),
-    ) else {
-        return Ok(0);
-    };
-    // The buildpack's own install goes first: this is work done ahead, not on its path.
-    // SAFETY: setpriority only changes this process's scheduling priority.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
-    let parts = [
-        app_part(app_dir),
-        layer_part(
-            layer,
-            &buildpack_id.to_string_lossy(),
-            &name.to_string_lossy(),
-        ),
-    ];
-    let opts = ExportOptions {
-        mtime,
-        part_cache: Some(PathBuf::from(part_cache)),
-        ..ExportOptions::default()
-    };
-    slugfile::precompress(&parts, 1, &opts)?;
-    Ok(0)
 }
 
 pub fn build_command(args: BuildArgs) -> Result<i32, BuildError> {
@@ -636,5 +547,22 @@ pub fn cache_clear(args: CacheClearArgs) -> Result<i32, BuildError> {
         }
     }
     eprintln!("Cleared the cache {}", dir.display());
+    Ok(exit::BUILT)
+}
+
+/// `slug cache gc`: bounds the machine-wide content cache.
+pub fn cache_gc(args: CacheGcArgs) -> Result<i32, BuildError> {
+    let cache = PartCache::new(&parts_dir(&args.content_cache));
+    let c = cache
+        .gc(args.max_size.saturating_mul(MB))
+        .map_err(io(cache.dir()))?;
+    eprintln!(
+        "Part cache {}: kept {} parts ({}), removed {} ({})",
+        cache.dir().display(),
+        c.kept_entries,
+        human_size(c.kept_bytes),
+        c.removed_entries,
+        human_size(c.removed_bytes)
+    );
     Ok(exit::BUILT)
 }

@@ -1,5 +1,5 @@
 //! The per-app build cache: cached layers per buildpack, classic buildpacks' `CACHE_DIR`s,
-//! compressed slug parts, build work dirs, and a lock so two builds of one app take turns.
+//! build work dirs, and a lock so two builds of one app take turns.
 //!
 //! Layers are saved into `layers.new` and swapped in with renames only after a build
 //! succeeds, so a build that fails or is killed leaves the previous `layers` in place.
@@ -27,7 +27,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 
 /// `$XDG_CACHE_HOME/slugc/<name>-<hash of the app's absolute path>`.
 pub fn default_dir(app_dir: &Path) -> PathBuf {
-    let base = crate::dirs::cache().unwrap_or_else(|| std::env::temp_dir().join("slugc"));
+    let base = crate::dirs::cache();
     let abs = std::fs::canonicalize(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
     let hash = hex(&Sha256::digest(abs.to_string_lossy().as_bytes()))[..16].to_string();
     let name: String = abs
@@ -132,11 +132,6 @@ impl Cache {
         let dir = self.root.join("classic").join(key);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         Ok(dir)
-    }
-
-    /// Compressed slug parts keyed by content digest.
-    pub fn parts_dir(&self) -> PathBuf {
-        self.root.join("parts")
     }
 
     /// A fresh work dir inside the cache (same filesystem, so layers hardlink).

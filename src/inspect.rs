@@ -2,14 +2,13 @@
 //! thing to look at when a slug is bigger than expected.
 
 use crate::exit::{self, ExitCode};
-use crate::slug::manifest::{ManifestError, Release};
-use crate::slug::store::{self, StoreError};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use slug_format::reader::{self, EntryKind, ReadError};
+use slug_format::Release;
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A slug file, or a sha256 prefix of a slug in the store
+    /// A slug file, its manifest, or a sha256 prefix of a slug in the store
     pub slug: String,
     /// The store to look prefixes up in [default: $XDG_DATA_HOME/slugc/slugs]
     #[arg(long, value_name = "DIR")]
@@ -25,21 +24,18 @@ pub struct InspectArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    #[error("cannot read slug {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read(#[from] ReadError),
 }
 
 impl ExitCode for InspectError {
     fn exit_code(&self) -> i32 {
-        match self {
-            InspectError::Read { .. } | InspectError::Manifest(_) => exit::INVALID_INPUT,
-            InspectError::Store(_) => exit::USAGE,
+        let InspectError::Read(e) = self;
+        if e.is_not_found() {
+            exit::USAGE
+        } else if e.is_bad_slug() {
+            exit::INVALID_INPUT
+        } else {
+            exit::OTHER
         }
     }
 }
@@ -59,58 +55,30 @@ struct Report {
     largest: Vec<(String, u64)>,
 }
 
-fn locate(args: &InspectArgs) -> Result<PathBuf, InspectError> {
-    let given = Path::new(&args.slug);
-    if given.is_file() {
-        return Ok(given.to_path_buf());
-    }
-    let store_dir = args
-        .store
-        .clone()
-        .unwrap_or_else(crate::build::default_store_dir);
-    Ok(store::resolve(&store_dir, &args.slug)?)
-}
-
-fn scan(path: &Path, manifest: Option<&Release>, top: usize) -> Result<Report, InspectError> {
-    let read_err = |source| InspectError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-    let mut archive = tar::Archive::new(gz);
+fn scan(slug: &reader::Slug, top: usize) -> Result<Report, InspectError> {
     // Layer prefixes from the manifest, longest first so nested paths match the right part.
-    let mut layers: Vec<LayerUsage> = manifest
-        .map(|m| {
-            m.layers
-                .iter()
-                .map(|l| LayerUsage {
-                    path: l.path.clone(),
-                    files: 0,
-                    bytes: 0,
-                })
-                .collect()
-        })
-        .unwrap_or_else(|| {
-            vec![LayerUsage {
-                path: "app".into(),
+    let mut layers: Vec<LayerUsage> = match &slug.release {
+        Some(m) => m
+            .layers
+            .iter()
+            .map(|l| LayerUsage {
+                path: l.path.clone(),
                 files: 0,
                 bytes: 0,
-            }]
-        });
+            })
+            .collect(),
+        None => vec![LayerUsage {
+            path: "app".into(),
+            files: 0,
+            bytes: 0,
+        }],
+    };
     let mut largest: Vec<(String, u64)> = Vec::new();
-    for entry in archive.entries().map_err(read_err)? {
-        let mut entry = entry.map_err(read_err)?;
-        let size = entry.header().size().unwrap_or(0);
-        let name = entry
-            .path()
-            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
-            .map_err(read_err)?;
-        // Drain the entry so a corrupt slug is noticed here, not silently skipped.
-        std::io::copy(&mut entry.by_ref().take(size), &mut std::io::sink()).map_err(read_err)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
+    slug.read_entries(|entry| {
+        let EntryKind::File { size, .. } = entry.kind else {
+            return Ok(());
+        };
+        let name = entry.path.to_string_lossy().into_owned();
         if let Some(layer) = layers
             .iter_mut()
             .filter(|l| name == l.path || name.starts_with(&format!("{}/", l.path)))
@@ -124,12 +92,13 @@ fn scan(path: &Path, manifest: Option<&Release>, top: usize) -> Result<Report, I
             largest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             largest.truncate(top);
         }
-    }
+        Ok(())
+    })?;
     largest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     largest.truncate(top);
     Ok(Report {
-        slug: path.to_path_buf(),
-        manifest: manifest.cloned(),
+        slug: slug.path.clone(),
+        manifest: slug.release.clone(),
         layers,
         largest,
     })
@@ -140,14 +109,10 @@ fn mib(bytes: u64) -> String {
 }
 
 pub fn inspect(args: InspectArgs) -> Result<i32, InspectError> {
-    let slug = locate(&args)?;
-    let manifest_path = slug.with_extension("json");
-    let manifest = if manifest_path.is_file() {
-        Some(Release::read(&manifest_path)?)
-    } else {
-        None
-    };
-    let report = scan(&slug, manifest.as_ref(), args.top)?;
+    let store = args.store.clone().unwrap_or_else(crate::dirs::store);
+    let slug = reader::open(&args.slug, &store, None)?;
+    let report = scan(&slug, args.top)?;
+    let manifest: Option<&Release> = slug.release.as_ref();
     if args.json {
         println!(
             "{}",
@@ -155,8 +120,8 @@ pub fn inspect(args: InspectArgs) -> Result<i32, InspectError> {
         );
         return Ok(exit::BUILT);
     }
-    println!("Slug: {}", slug.display());
-    match &manifest {
+    println!("Slug: {}", slug.path.display());
+    match manifest {
         Some(m) => {
             println!("Checksum: {}", m.checksum);
             println!("Size: {} ({} bytes)", mib(m.size), m.size);
@@ -174,7 +139,7 @@ pub fn inspect(args: InspectArgs) -> Result<i32, InspectError> {
         }
         None => println!(
             "Manifest: none beside the slug ({})",
-            manifest_path.display()
+            slug.path.with_extension("json").display()
         ),
     }
     println!("Layers (uncompressed file bytes):");

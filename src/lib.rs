@@ -1,5 +1,5 @@
 //! slugc: a reproducible buildpack compiler. The modules follow the pipeline (DESIGN.md):
-//! `app` → `platform::detect` → `platform::build` → `slug::archive` → `slug::store`.
+//! `app` → `platform::detect` → `platform::build` → `export` (parts) → `slug_format`.
 
 pub mod app;
 pub mod build;
@@ -7,6 +7,7 @@ pub mod buildpacks;
 pub mod cache;
 pub mod dirs;
 pub mod exit;
+pub mod export;
 pub mod image;
 pub mod inspect;
 pub mod manifests;
@@ -14,5 +15,4 @@ pub mod package;
 pub mod platform;
 pub mod procfile;
 pub mod run;
-pub mod slug;
 pub mod tree;

@@ -41,13 +41,15 @@ enum Command {
     Buildpacks(BuildpacksCommand),
     /// Compress a complete launch layer ahead of the export (run by the built-in buildpacks)
     #[command(hide = true)]
-    PrecompressLayer(slugc::build::PrecompressArgs),
+    PrecompressLayer(slugc::export::PrecompressArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
     /// Delete an app's build cache
     Clear(slugc::build::CacheClearArgs),
+    /// Bound the machine-wide content cache: remove the least recently used parts
+    Gc(slugc::build::CacheGcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +77,7 @@ fn main() {
         Command::Detect(args) => report(slugc::build::detect_command(args)),
         Command::Inspect(args) => report(slugc::inspect::inspect(args)),
         Command::Cache(CacheCommand::Clear(args)) => report(slugc::build::cache_clear(args)),
+        Command::Cache(CacheCommand::Gc(args)) => report(slugc::build::cache_gc(args)),
         Command::Run(args) => report(slugc::run::run(args)),
         Command::Exec(args) => report(slugc::run::exec(args)),
         Command::Test(args) => report(slugc::run::test(args)),
@@ -83,7 +86,7 @@ fn main() {
         Command::Buildpacks(BuildpacksCommand::Package(args)) => {
             report(slugc::package::package(args))
         }
-        Command::PrecompressLayer(args) => report(slugc::build::precompress_layer(args)),
+        Command::PrecompressLayer(args) => report(slugc::export::precompress_layer(args)),
     };
     process::exit(code);
 }

@@ -8,15 +8,19 @@
 //! does. Output is multi-document YAML, objects in a fixed order, for `kubectl apply -f -`.
 
 use crate::exit::{self, ExitCode};
-use crate::image::slugfile::{self, SlugError};
 use serde::{Deserialize, Serialize};
+use slug_format::reader::ReadError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct ManifestsArgs {
-    /// The slug (`sha256-<hex>.tgz`, or its `sha256-<hex>.json` manifest)
-    pub slug: PathBuf,
+    /// The slug: `sha256-<hex>.tgz`, its `sha256-<hex>.json` manifest, or a sha256 prefix of a
+    /// slug in the store
+    pub slug: String,
+    /// The store to look prefixes up in [default: $XDG_DATA_HOME/slugc/slugs]
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     /// The image the Deployments run (as pushed from `slug image`), e.g. `registry.example/myapp:1.0`
     #[arg(long)]
     pub image: String,
@@ -65,7 +69,9 @@ pub enum ManifestsError {
     #[error("{path}: the slug declares no process types, so there is nothing to deploy")]
     NoProcessTypes { path: PathBuf },
     #[error(transparent)]
-    Slug(#[from] SlugError),
+    Slug(#[from] ReadError),
+    #[error("{0}: no release manifest beside the slug; pass --manifest FILE")]
+    NoManifest(PathBuf),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -80,9 +86,12 @@ impl ExitCode for ManifestsError {
             | ManifestsError::UnknownType { .. }
             | ManifestsError::BadEnv(_)
             | ManifestsError::Name { .. } => exit::USAGE,
+            ManifestsError::Slug(e) if e.is_not_found() => exit::USAGE,
+            ManifestsError::Slug(e) if !e.is_bad_slug() => exit::OTHER,
             ManifestsError::EnvFile(_)
             | ManifestsError::TypeClash { .. }
             | ManifestsError::NoProcessTypes { .. }
+            | ManifestsError::NoManifest(_)
             | ManifestsError::Slug(_) => exit::INVALID_INPUT,
             ManifestsError::Write { .. } => exit::OTHER,
         }
@@ -348,11 +357,16 @@ pub fn objects(args: &ManifestsArgs) -> Result<Objects, ManifestsError> {
              (give --name when the image's name is not one)",
         ));
     }
-    let slug = slugfile::open(&args.slug, args.manifest.as_deref())?;
-    let release = &slug.release;
+    let store = args.store.clone().unwrap_or_else(crate::dirs::store);
+    let slug = slug_format::reader::open(&args.slug, &store, args.manifest.as_deref())?;
+    // The same checks as `slug run` makes before anything of it is used.
+    slug.read_entries(|_| Ok(()))?;
+    let (Some(release), Some(release_path)) = (&slug.release, &slug.manifest_path) else {
+        return Err(ManifestsError::NoManifest(slug.path.clone()));
+    };
     if release.process_types.is_empty() {
         return Err(ManifestsError::NoProcessTypes {
-            path: slug.release_path.clone(),
+            path: release_path.clone(),
         });
     }
     let scale = parse_scale(&args.scale, &release.process_types)?;
@@ -390,7 +404,7 @@ pub fn objects(args: &ManifestsArgs) -> Result<Objects, ManifestsError> {
         let dns = dns_type(t);
         if let Some(other) = seen.insert(dns.clone(), t.clone()) {
             return Err(ManifestsError::TypeClash {
-                path: slug.release_path.clone(),
+                path: release_path.clone(),
                 a: other,
                 b: t.clone(),
                 dns,

@@ -415,14 +415,15 @@ fn cnb_contract_layers_env_processes_and_secrets() {
 
 #[test]
 fn a_relative_cache_dir_is_made_absolute_for_buildpacks() {
-    // Buildpacks run in the app dir: a relative part cache handed to them as given would
-    // be written into the app (and the slug).
+    // Buildpacks run in the app dir: a relative cache or part cache handed to them as given
+    // would be written into the app (and the slug).
     let tmp = tmpfs_dir();
     let out = slug_cmd(tmp.path())
         .current_dir(tmp.path())
         .arg("build")
         .arg(fixture("cnb-app"))
         .args(["--output", "store", "--cache-dir", "cache", "--json"])
+        .args(["--content-cache", "content"])
         .args(["--buildpack", &bp("cnb-test")])
         .output()
         .unwrap();
@@ -430,7 +431,9 @@ fn a_relative_cache_dir_is_made_absolute_for_buildpacks() {
     let m = manifest(&run);
     let listing = tar_listing(&slug_path(tmp.path(), &m));
     assert!(
-        !listing.iter().any(|p| p.starts_with("./app/cache")),
+        !listing
+            .iter()
+            .any(|p| p.starts_with("./app/cache") || p.starts_with("./app/content")),
         "{listing:?}"
     );
 }

@@ -2,7 +2,7 @@
 //! processes: slugs made here with `tar` from the `fixtures/run-*` apps (and hostile ones
 //! written header by header), real HTTP requests, and the process table in `/proc`.
 
-use slugc::slug::manifest::{Release, Stack, SCHEMA};
+use slug_format::release::{Release, Stack, SCHEMA};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

@@ -12,21 +12,25 @@ mod launcher;
 mod layout;
 pub mod oci;
 mod profile;
-pub mod slugfile;
 
 use crate::exit::{self, ExitCode};
 use layout::{Base, Image, LayoutError, Source};
 use oci::{ContainerConfig, Descriptor, History, Manifest, RootFs};
 use sha2::{Digest, Sha256};
-use slugfile::SlugError;
+use slug_format::reader::{self, EntryKind, ReadError};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("dest").required(true).multiple(true).args(["output", "archive"])))]
 pub struct ImageArgs {
-    /// The slug (`sha256-<hex>.tgz`, or its `sha256-<hex>.json` manifest)
-    pub slug: PathBuf,
+    /// The slug: `sha256-<hex>.tgz`, its `sha256-<hex>.json` manifest, or a sha256 prefix of a
+    /// slug in the store
+    pub slug: String,
+    /// The store to look prefixes up in [default: $XDG_DATA_HOME/slugc/slugs]
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     /// The base image: an OCI image layout dir, `DIR` or `DIR:REF`
     /// (get one with `skopeo copy docker://debian:bookworm oci:DIR:bookworm`)
     #[arg(long, value_name = "DIR[:REF]")]
@@ -56,7 +60,9 @@ pub enum ImageError {
     #[error("invalid --tag {tag:?}: {reason}")]
     Tag { tag: String, reason: &'static str },
     #[error(transparent)]
-    Slug(#[from] SlugError),
+    Slug(#[from] ReadError),
+    #[error("{0}: no release manifest beside the slug; pass --manifest FILE")]
+    NoManifest(PathBuf),
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error("cannot build the launcher layer: {0}")]
@@ -67,7 +73,9 @@ impl ExitCode for ImageError {
     fn exit_code(&self) -> i32 {
         match self {
             ImageError::Tag { .. } => exit::USAGE,
-            ImageError::Slug(_) => exit::INVALID_INPUT,
+            ImageError::Slug(e) if e.is_not_found() => exit::USAGE,
+            ImageError::Slug(e) if !e.is_bad_slug() => exit::OTHER,
+            ImageError::Slug(_) | ImageError::NoManifest(_) => exit::INVALID_INPUT,
             ImageError::Layout(LayoutError::Write { .. } | LayoutError::OutputNotLayout { .. }) => {
                 exit::OTHER
             }
@@ -82,12 +90,58 @@ pub const LABEL_CHECKSUM: &str = "org.slugc.slug.checksum";
 pub const LABEL_PROCESS_TYPES: &str = "org.slugc.slug.process-types";
 pub const LABEL_STACK: &str = "org.slugc.slug.stack";
 
+/// What the image needs from one checked pass over the slug.
+struct Scan {
+    /// Hex SHA-256 of the file (the gzip bytes): the layer blob's digest.
+    sha256_hex: String,
+    size: u64,
+    /// `sha256:<hex>` of the uncompressed tar: the layer's diff_id.
+    diff_id: String,
+    /// `app/.profile.d/*.sh` scripts, sorted by name, as (name, text).
+    profile_scripts: Vec<(String, String)>,
+}
+
+fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
+    let mut profile_scripts = Vec::new();
+    let summary = slug.read_entries(|entry| {
+        let script = entry
+            .path
+            .strip_prefix("app/.profile.d")
+            .ok()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.ends_with(".sh") && !n.contains('/'))
+            .map(str::to_string);
+        if let (Some(name), EntryKind::File { .. }) = (script, &entry.kind) {
+            let mut text = Vec::new();
+            entry
+                .read_to_end(&mut text)
+                .map_err(|e| ReadError::Corrupt {
+                    slug: slug.path.clone(),
+                    message: format!("bad data in app/.profile.d/{name}: {e}"),
+                })?;
+            profile_scripts.push((name, String::from_utf8_lossy(&text).into_owned()));
+        }
+        Ok(())
+    })?;
+    profile_scripts.sort();
+    Ok(Scan {
+        sha256_hex: slug.hex.clone(),
+        size: slug.size,
+        diff_id: summary.diff_id,
+        profile_scripts,
+    })
+}
+
 pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
     let (repo, tag) = split_tag(&args.tag)?;
-    let slug = slugfile::open(&args.slug, args.manifest.as_deref())?;
+    let store = args.store.clone().unwrap_or_else(crate::dirs::store);
+    let slug = reader::open(&args.slug, &store, args.manifest.as_deref())?;
     let base = Base::open(&args.base)?;
-    let scan = slug.scan()?;
-    let release = &slug.release;
+    let scan = scan(&slug)?;
+    let release = slug
+        .release
+        .as_ref()
+        .ok_or_else(|| ImageError::NoManifest(slug.path.clone()))?;
     let launcher = launcher::layer(&release.process_types).map_err(ImageError::Launcher)?;
     let launcher_hex = format!("{:x}", Sha256::digest(&launcher.gzip));
     let created = oci::rfc3339(source_date_epoch());
@@ -300,7 +354,7 @@ fn source_date_epoch() -> u64 {
 fn launch_env(
     base: &ContainerConfig,
     args: &ImageArgs,
-    release: &crate::slug::manifest::Release,
+    release: &slug_format::Release,
     scripts: &[(String, String)],
 ) -> Vec<String> {
     let mut env: BTreeMap<String, String> = base

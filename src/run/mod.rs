@@ -1,33 +1,30 @@
 //! The dyno runner: `slug run` (a local dyno manager, like foreman), `slug exec` (a one-off
 //! dyno) and `slug test` (build, start web, wait for HTTP, stop). See docs/run.md.
 //!
-//! One module per step: `locate` (which slug), `unpack` (verified, safe, cached per digest),
-//! `dotenv` (config vars from files), `dyno` (the environment and launch script),
+//! The slug is found, verified and unpacked by `slug_format::reader`; then one module per
+//! step: `dotenv` (config vars from files), `dyno` (the environment and launch script),
 //! `formation` (types, counts, ports), `supervise` (processes, signals, shutdown),
 //! `output` (prefixed lines), `smoke` (`slug test`).
 
 pub mod dotenv;
 pub mod dyno;
 pub mod formation;
-pub mod locate;
 pub mod output;
 pub mod smoke;
 pub mod supervise;
-pub mod unpack;
 
 use crate::exit::{self, ExitCode};
 use crate::procfile::{Procfile, ProcfileError};
 use dyno::DynoEnv;
 use formation::FormationError;
-use locate::LocateError;
 use output::{ColorChoice, Output};
+use slug_format::reader::{self, ReadError};
 use smoke::{Probe, SmokeError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use supervise::{SuperviseError, Supervisor};
-use unpack::UnpackError;
 
 /// `--env KEY=VAL`.
 fn parse_env_flag(s: &str) -> Result<(String, String), String> {
@@ -133,9 +130,7 @@ pub struct TestArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Locate(#[from] LocateError),
-    #[error(transparent)]
-    Unpack(#[from] UnpackError),
+    Slug(#[from] ReadError),
     #[error(transparent)]
     Dotenv(#[from] dotenv::DotenvError),
     #[error("the slug's Procfile: {0}")]
@@ -155,17 +150,9 @@ pub enum RunError {
 impl ExitCode for RunError {
     fn exit_code(&self) -> i32 {
         match self {
-            Self::Locate(e) => match e {
-                LocateError::NotFound { .. }
-                | LocateError::NoFile(_)
-                | LocateError::Ambiguous { .. } => exit::USAGE,
-                LocateError::Manifest(_) | LocateError::BadChecksumField { .. } => {
-                    exit::INVALID_INPUT
-                }
-                LocateError::Store { .. } | LocateError::NoHome => exit::OTHER,
-            },
-            Self::Unpack(e) if e.is_bad_slug() => exit::INVALID_INPUT,
-            Self::Unpack(_) => exit::OTHER,
+            Self::Slug(e) if e.is_not_found() => exit::USAGE,
+            Self::Slug(e) if e.is_bad_slug() => exit::INVALID_INPUT,
+            Self::Slug(_) => exit::OTHER,
             Self::Dotenv(_) | Self::Procfile(_) => exit::INVALID_INPUT,
             Self::Formation(FormationError::NoProcessTypes) => exit::INVALID_INPUT,
             Self::Formation(_) => exit::USAGE,
@@ -189,9 +176,9 @@ fn prepare(slug: &str, store: Option<&Path>, config: &ConfigArgs) -> Result<Prep
         .iter()
         .map(|p| dotenv::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let slug = locate::locate(slug, store)?;
-    let root = locate::default_unpack_root()?;
-    let unpacked = unpack::prepare(&slug.path, &slug.expected_digests(), &root)?;
+    let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
+    let slug = reader::open(slug, &store, None)?;
+    let unpacked = slug.unpack(&crate::dirs::unpack_root())?;
     let (process_types, defaults) = match &slug.release {
         Some(release) => (release.process_types.clone(), release.config_vars.clone()),
         // A slug without its manifest (e.g. one from elsewhere): the Procfile says it all.

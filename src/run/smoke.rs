@@ -119,7 +119,7 @@ pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
     let hex = checksum.strip_prefix("SHA256:").unwrap_or(checksum);
     let store = match store {
         Some(s) => s.to_path_buf(),
-        None => super::locate::default_store().map_err(|e| bad(e.to_string()))?,
+        None => crate::dirs::store(),
     };
     Ok(Built {
         slug_path: store.join(format!("sha256-{hex}.tgz")),

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
-use slugc::slug::manifest::{Release, Stack, SCHEMA};
+use slug_format::release::{Release, Stack, SCHEMA};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

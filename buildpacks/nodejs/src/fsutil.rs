@@ -32,29 +32,10 @@ pub fn unpack_package(
     dest: &Path,
     take: impl FnMut(&Path) -> Take,
 ) -> io::Result<()> {
-    unpack_tar(GzDecoder::new(tgz), dest, take).map(|_| ())
-}
-
-/// A file [`unpack_tar`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unpacked {
-    /// Its stripped path.
-    pub path: PathBuf,
-    /// Where its bytes are in the tar stream, and how many.
-    pub data_at: u64,
-    pub size: u64,
-}
-
-/// [`unpack_package`] of the tar stream itself; returns the regular files it wrote.
-pub fn unpack_tar(
-    tar: impl io::Read,
-    dest: &Path,
-    mut take: impl FnMut(&Path) -> Take,
-) -> io::Result<Vec<Unpacked>> {
     std::fs::create_dir_all(dest)?;
-    let mut archive = tar::Archive::new(tar);
+    let mut take = take;
+    let mut archive = tar::Archive::new(GzDecoder::new(tgz));
     archive.set_preserve_permissions(true);
-    let mut unpacked = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -79,21 +60,12 @@ pub fn unpack_tar(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let (data_at, size) = (entry.raw_file_position(), entry.size());
-        let regular = entry.header().entry_type().is_file();
         entry.unpack(&target)?;
-        if regular {
-            unpacked.push(Unpacked {
-                path: stripped,
-                data_at,
-                size,
-            });
-        }
         if what == Take::UnpackLast {
             break;
         }
     }
-    Ok(unpacked)
+    Ok(())
 }
 
 /// Copy a tree, keeping symlinks as symlinks and the executable bit.

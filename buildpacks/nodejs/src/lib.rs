@@ -31,7 +31,7 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Env, Platform};
-use slugc_precompress::Precompression;
+use slug_format::precompress::Precompression;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

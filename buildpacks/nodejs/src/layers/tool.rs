@@ -14,7 +14,7 @@ use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
 use nodejs_semver::{Range, Version};
 use serde::{Deserialize, Serialize};
-use slugc_precompress::Precompression;
+use slug_format::precompress::Precompression;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -17,7 +17,7 @@ use libcnb::layer::{
 };
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
-use slugc_precompress::Precompression;
+use slug_format::precompress::Precompression;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

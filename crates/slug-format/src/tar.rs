@@ -1,16 +1,19 @@
-//! The deterministic tar of a slug (DESIGN.md "Formats", issue 2 part 7).
+//! The deterministic tar of a slug.
 //!
 //! A slug is a list of [`Part`]s (the app, then each launch layer), each a directory on disk
-//! placed at a path under `./app`. [`Archiver::write_head`] and [`Archiver::write_body`]
-//! stream one part's tar entries into any writer, so the bytes can be hashed and compressed as they are made and nothing
-//! is held in memory but the listing of the directories being walked.
+//! placed at a path under `./app`. [`Archiver::write_part`] streams one part's tar entries
+//! into any writer, so the bytes can be hashed and compressed as they are made, and
+//! nothing is held in memory but the listings of the directories being walked. A part's
+//! bytes depend only on its own tree (and where its absolute symlinks point), never on the
+//! parts before it: the app part writes the `.layers/<buildpack>/` directories above the
+//! layer parts, so each layer part is the same bytes in every slug it goes into, which is
+//! what lets the part cache share it between apps.
 //!
 //! Rules, each chosen so that the same tree gives the same bytes anywhere, at any time:
 //! - POSIX ustar headers; a PAX extended header (`././@PaxHeader`) only where a field does
 //!   not fit: paths over ustar's 100+155 bytes, link targets over 100, sizes over 8 GiB.
 //! - Entries sorted bytewise by their full path within a part, which puts every directory
-//!   before its contents; parts in the given order; the directories above a part's prefix
-//!   written once, by the first part that needs them.
+//!   before its contents; parts in the given order.
 //! - One mtime for every entry; uid/gid 0, empty user and group names; mode 0755 for
 //!   directories and for files with any executable bit, 0644 for other files, 0777 for
 //!   symlinks.
@@ -20,16 +23,12 @@
 //! - Hardlinks become regular files (each path gets its own copy of the bytes); sockets,
 //!   fifos and devices are skipped with a warning; a file that cannot be read is an error.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-
-// The entry point lives in `slug` (it ties archive, gzip and store together); reachable from
-// here too, where the engine's API sketch put it.
-pub use super::{export, ExportError, ExportOptions, Exported};
 
 /// One directory on disk placed at `prefix` in the slug.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +38,24 @@ pub struct Part {
     /// Its path in the tar: `./app` or a path under it, such as
     /// `./app/.layers/slugc_python/runtime`.
     pub prefix: String,
-    /// Names directly under `source` to leave out (the app part leaves out `.layers`, which
-    /// the layer parts bring in their own order).
+    /// Paths relative to `source` (`a/b`) left out, with everything under them.
     pub exclude: Vec<String>,
+    /// Paths relative to `source` written as a bare directory entry: what lies under them is
+    /// brought by other parts (the app part lists `.layers/<buildpack>`, whose layers are
+    /// parts of their own).
+    pub shallow: Vec<String>,
+}
+
+impl Part {
+    /// A directory at `prefix`, all of it.
+    pub fn new(source: impl Into<PathBuf>, prefix: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            prefix: prefix.into(),
+            exclude: Vec::new(),
+            shallow: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,16 +80,6 @@ pub enum ArchiveError {
     Write(io::Error),
 }
 
-/// What one part's pass found, to be kept once the pass's bytes are used
-/// ([`Archiver::accept`]).
-#[derive(Debug, Default, Clone)]
-pub struct PartOutcome {
-    /// Skipped entries, each naming the path and why.
-    pub warnings: Vec<String>,
-    /// Directories above or at the part's prefix that this part wrote.
-    emitted: Vec<Vec<Vec<u8>>>,
-}
-
 /// The two 512-byte zero blocks that end a tar archive.
 pub const END_OF_ARCHIVE: [u8; 1024] = [0; 1024];
 
@@ -83,26 +87,42 @@ const BLOCK: u64 = 512;
 /// Largest value an 11-digit octal ustar field holds.
 const OCTAL11_MAX: u64 = 0o77_777_777_777;
 
+/// A part's walk rules, as relative paths in bytes.
+struct Rules {
+    exclude: HashSet<Vec<u8>>,
+    shallow: HashSet<Vec<u8>>,
+}
+
 /// Makes the tar of a slug's parts, one part at a time.
 pub struct Archiver<'a> {
     parts: &'a [Part],
     /// Each part's prefix, as path components (`[b"app", b".layers", ...]`).
     prefixes: Vec<Vec<Vec<u8>>>,
+    rules: Vec<Rules>,
     /// Each part's source as absolute normalised paths (as given and canonical) for mapping
     /// absolute symlink targets into the slug.
     roots: Vec<(Vec<Vec<u8>>, usize)>,
     mtime: u64,
-    /// Prefix directories written by accepted parts.
-    emitted: BTreeSet<Vec<Vec<u8>>>,
 }
 
 impl<'a> Archiver<'a> {
     pub fn new(parts: &'a [Part], mtime: u64) -> Result<Self, ArchiveError> {
         let mut prefixes = Vec::with_capacity(parts.len());
+        let mut rules = Vec::with_capacity(parts.len());
         let mut roots = Vec::new();
         let cwd = std::env::current_dir().ok();
         for (i, part) in parts.iter().enumerate() {
             prefixes.push(parse_prefix(&part.prefix)?);
+            let set = |paths: &[String]| {
+                paths
+                    .iter()
+                    .map(|p| join_rel(&components(p.as_bytes())))
+                    .collect()
+            };
+            rules.push(Rules {
+                exclude: set(&part.exclude),
+                shallow: set(&part.shallow),
+            });
             let absolute = match (&cwd, part.source.is_absolute()) {
                 (_, true) => Some(part.source.clone()),
                 (Some(cwd), false) => Some(cwd.join(&part.source)),
@@ -121,35 +141,22 @@ impl<'a> Archiver<'a> {
         Ok(Self {
             parts,
             prefixes,
+            rules,
             roots,
             mtime,
-            emitted: BTreeSet::new(),
         })
     }
 
-    /// Records a part's pass as used: its prefix directories count as written.
-    pub fn accept(&mut self, outcome: &PartOutcome) {
-        self.emitted.extend(outcome.emitted.iter().cloned());
-    }
-
-    /// Writes the head of part `index`: the directories above its prefix that neither an
-    /// accepted part nor an earlier part's walk wrote (`./app/.layers/`, `./app/.layers/<bp>/`
-    /// for a buildpack's first layer; usually nothing). The only bytes of a part that depend
-    /// on the parts before it. Then [`Archiver::write_body`], then [`Archiver::accept`]; the
-    /// parts in order, without the end-of-archive blocks.
-    pub fn write_head(
+    /// Writes part `index`: the prefix directory itself, then everything below it, walked
+    /// from its source directory. Returns the skipped entries, each naming the path and why.
+    /// The parts in order, then [`END_OF_ARCHIVE`], make the slug's tar.
+    pub fn write_part(
         &self,
         index: usize,
         out: &mut dyn Write,
-    ) -> Result<PartOutcome, ArchiveError> {
+    ) -> Result<Vec<String>, ArchiveError> {
         let part = &self.parts[index];
         let prefix = &self.prefixes[index];
-        let mut outcome = PartOutcome::default();
-        let mut w = EntryWriter {
-            out,
-            mtime: self.mtime,
-            buf: Vec::new(),
-        };
         let root_meta = fs::metadata(&part.source).map_err(|source| ArchiveError::Unreadable {
             path: part.source.clone(),
             source,
@@ -160,38 +167,13 @@ impl<'a> Archiver<'a> {
                 prefix: part.prefix.clone(),
             });
         }
-        for depth in 1..prefix.len() {
-            let dir = &prefix[..depth];
-            if !self.emitted.contains(dir) && !self.written_by_earlier(index, dir) {
-                w.dir(&join(dir)).map_err(ArchiveError::Write)?;
-                outcome.emitted.push(dir.to_vec());
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// Writes the body of part `index`: the prefix directory itself, then everything below
-    /// it, walked from its source directory. Its bytes depend only on that tree, the prefix,
-    /// the mtime and where absolute symlinks point, which is what lets a body be compressed
-    /// ahead of the export ([`super::precompress`]). Skipped entries are added to
-    /// `outcome`'s warnings.
-    pub fn write_body(
-        &self,
-        index: usize,
-        out: &mut dyn Write,
-        outcome: &mut PartOutcome,
-    ) -> Result<(), ArchiveError> {
-        let part = &self.parts[index];
-        let prefix = &self.prefixes[index];
+        let mut warnings = Vec::new();
         let mut w = EntryWriter {
             out,
             mtime: self.mtime,
             buf: vec![0; 128 * 1024],
         };
-        if !self.emitted.contains(prefix) && !self.written_by_earlier(index, prefix) {
-            w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
-            outcome.emitted.push(prefix.clone());
-        }
+        w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
 
         // Depth-first, each directory's listing sorted by the key its entries have in a
         // bytewise sort of full paths: a directory's own entry sorts as its name, its
@@ -199,7 +181,8 @@ impl<'a> Archiver<'a> {
         let mut stack = vec![Frame {
             disk: part.source.clone(),
             slug: join(prefix),
-            items: self.list(&part.source, true, index)?,
+            rel: Vec::new(),
+            items: self.list(&part.source, &[], index)?,
         }];
         while let Some(frame) = stack.last_mut() {
             let Some(item) = frame.items.pop() else {
@@ -210,65 +193,47 @@ impl<'a> Archiver<'a> {
             let mut slug = frame.slug.clone();
             slug.push(b'/');
             slug.extend_from_slice(item.name().as_bytes());
+            let mut rel = frame.rel.clone();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(item.name().as_bytes());
             if item.contents() {
-                let items = self.list(&disk, false, index)?;
-                stack.push(Frame { disk, slug, items });
+                let items = self.list(&disk, &rel, index)?;
+                stack.push(Frame {
+                    disk,
+                    slug,
+                    rel,
+                    items,
+                });
             } else {
-                self.entry(&mut w, &disk, &slug, outcome)?;
+                self.entry(&mut w, &disk, &slug, &mut warnings)?;
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 
-    /// Whether an earlier part's walk wrote directory `dir` (a prefix directory of a later
-    /// part that lies inside an earlier part's tree, e.g. a layer under the app when the app
-    /// part does not exclude `.layers`).
-    fn written_by_earlier(&self, index: usize, dir: &[Vec<u8>]) -> bool {
-        (0..index).any(|j| {
-            let p = &self.prefixes[j];
-            if dir.len() < p.len() || dir[..p.len()] != p[..] {
-                return false;
-            }
-            if dir.len() == p.len() {
-                return true;
-            }
-            let first = &dir[p.len()];
-            if self.parts[j]
-                .exclude
-                .iter()
-                .any(|e| e.as_bytes() == &first[..])
-            {
-                return false;
-            }
-            let mut disk = self.parts[j].source.clone();
-            for c in &dir[p.len()..] {
-                disk.push(std::ffi::OsStr::from_bytes(c));
-            }
-            fs::symlink_metadata(&disk).is_ok_and(|m| m.is_dir())
-        })
-    }
-
-    /// A directory's entries as items sorted for popping (last = first in order).
-    fn list(&self, dir: &Path, top: bool, index: usize) -> Result<Vec<Item>, ArchiveError> {
+    /// The entries of `dir` (at `rel` in the part), sorted last-first for popping.
+    fn list(&self, dir: &Path, rel: &[u8], index: usize) -> Result<Vec<Item>, ArchiveError> {
         let read_err = |source| ArchiveError::ReadDir {
             path: dir.to_path_buf(),
             source,
         };
+        let rules = &self.rules[index];
         let mut items = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
-            let name = entry.file_name();
-            if top
-                && self.parts[index]
-                    .exclude
-                    .iter()
-                    .any(|e| e.as_bytes() == name.as_bytes())
-            {
+            let name = entry.file_name().into_vec();
+            let mut path = rel.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            if rules.exclude.contains(&path) {
                 continue;
             }
             let is_dir = entry.file_type().map_err(read_err)?.is_dir();
-            let name = name.into_vec();
-            if is_dir {
+            if is_dir && !rules.shallow.contains(&path) {
                 let mut key = name.clone();
                 key.push(b'/');
                 items.push(Item { key });
@@ -279,13 +244,12 @@ impl<'a> Archiver<'a> {
         Ok(items)
     }
 
-    /// Writes one entry (not a directory's contents).
     fn entry(
         &self,
         w: &mut EntryWriter,
         disk: &Path,
         slug: &[u8],
-        outcome: &mut PartOutcome,
+        warnings: &mut Vec<String>,
     ) -> Result<(), ArchiveError> {
         let unreadable = |source| ArchiveError::Unreadable {
             path: disk.to_path_buf(),
@@ -297,8 +261,7 @@ impl<'a> Archiver<'a> {
         if ft.is_dir() {
             w.dir(slug).map_err(ArchiveError::Write)
         } else if ft.is_file() {
-            // O_NOFOLLOW: should the file be swapped for a symlink after the lstat above, the
-            // open fails instead of following it out of the app.
+            // Never through a link: the entry was a file when it was listed.
             let file = fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NOFOLLOW)
@@ -317,7 +280,7 @@ impl<'a> Archiver<'a> {
             match self.symlink_target(slug, target) {
                 Some(kept) => w.symlink(slug, &kept).map_err(ArchiveError::Write),
                 None => {
-                    outcome.warnings.push(format!(
+                    warnings.push(format!(
                         "skipped symlink {shown} -> {}: its target is outside the app",
                         String::from_utf8_lossy(target)
                     ));
@@ -334,15 +297,13 @@ impl<'a> Archiver<'a> {
             } else {
                 "not a file, directory or symlink"
             };
-            outcome
-                .warnings
-                .push(format!("skipped {shown}: {what} cannot go into a slug"));
+            warnings.push(format!("skipped {shown}: {what} cannot go into a slug"));
             Ok(())
         }
     }
 
-    /// The target to store for a symlink at slug path `link` (`./app/...`), or `None` when it
-    /// leads outside `./app`.
+    /// The target to store for a symlink at `link` (a slug path), or `None` when it leaves
+    /// `./app`.
     fn symlink_target(&self, link: &[u8], target: &[u8]) -> Option<Vec<u8>> {
         let link_comps = components(link.strip_prefix(b"./").unwrap_or(link));
         let link_dir = &link_comps[..link_comps.len().saturating_sub(1)];
@@ -351,7 +312,6 @@ impl<'a> Archiver<'a> {
         }
         if target.starts_with(b"/") {
             let abs = normalise_absolute(target);
-            // The part whose source holds the target most closely gives its slug path.
             let (root, part) = self
                 .roots
                 .iter()
@@ -379,6 +339,8 @@ impl<'a> Archiver<'a> {
 struct Frame {
     disk: PathBuf,
     slug: Vec<u8>,
+    /// The path relative to the part's source, for its rules.
+    rel: Vec<u8>,
     items: Vec<Item>,
 }
 
@@ -406,19 +368,25 @@ impl Item {
 pub fn estimated_size(parts: &[Part]) -> u64 {
     let mut total = 0;
     for part in parts {
-        let mut dirs = vec![(part.source.clone(), true)];
-        while let Some((dir, top)) = dirs.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else {
+        let skip = |rel: &Path, is_dir: bool| {
+            let rel = rel.as_os_str().as_bytes();
+            part.exclude.iter().any(|e| e.as_bytes() == rel)
+                || (is_dir && part.shallow.iter().any(|e| e.as_bytes() == rel))
+        };
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(rel) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(part.source.join(&rel)) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                if top && part.exclude.iter().any(|e| e.as_bytes() == name.as_bytes()) {
+                let child = rel.join(entry.file_name());
+                let meta = entry.metadata();
+                if part.exclude.iter().any(|e| Path::new(e) == child) {
                     continue;
                 }
                 total += BLOCK;
-                match entry.metadata() {
-                    Ok(m) if m.is_dir() => dirs.push((entry.path(), false)),
+                match meta {
+                    Ok(m) if m.is_dir() && !skip(&child, true) => dirs.push(child),
                     Ok(m) if m.is_file() => total += m.len().div_ceil(BLOCK) * BLOCK,
                     _ => {}
                 }
@@ -454,6 +422,11 @@ fn join(comps: &[Vec<u8>]) -> Vec<u8> {
         out.extend_from_slice(c);
     }
     out
+}
+
+/// Components joined with `/`, no leading `./`: a path relative to a part's source.
+fn join_rel(comps: &[Vec<u8>]) -> Vec<u8> {
+    comps.join(&b'/')
 }
 
 fn components(path: &[u8]) -> Vec<Vec<u8>> {
@@ -798,11 +771,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("app");
         fs::create_dir_all(root.join("lib")).unwrap();
-        let parts = [Part {
-            source: root.clone(),
-            prefix: "./app".into(),
-            exclude: vec![],
-        }];
+        let parts = [Part::new(&root, "./app")];
         let a = Archiver::new(&parts, 0).unwrap();
         let link = b"./app/lib/l";
         assert_eq!(a.symlink_target(link, b"../x").unwrap(), b"../x");

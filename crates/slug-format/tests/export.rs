@@ -2,7 +2,7 @@
 //! `tar`, Python's `tarfile`, `gzip -t` and `sha256sum`.
 
 use serde_json::Value;
-use slugc::slug::{export, ExportError, ExportOptions, Exported, Part};
+use slug_format::{export, ExportError, ExportOptions, Exported, Part, PartCache};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::Command;
 
 const MTIME: u64 = 1_700_000_000;
 
-fn opts() -> ExportOptions {
+fn opts() -> ExportOptions<'static> {
     ExportOptions {
         mtime: MTIME,
         threads: 2,
@@ -52,32 +52,25 @@ fn sample_app(root: &Path) -> PathBuf {
     app
 }
 
+/// The app with its `.layers/<bp>/` dirs, then each layer: the engine's layout.
 fn parts_of(app: &Path) -> Vec<Part> {
+    let mut app_part = Part::new(app, "./app");
+    app_part.shallow.push(".layers/slugc_test".into());
     vec![
-        Part {
-            source: app.to_path_buf(),
-            prefix: "./app".into(),
-            exclude: vec![".layers".into()],
-        },
-        Part {
-            source: app.join(".layers/slugc_test/runtime"),
-            prefix: "./app/.layers/slugc_test/runtime".into(),
-            exclude: vec![],
-        },
-        Part {
-            source: app.join(".layers/slugc_test/deps"),
-            prefix: "./app/.layers/slugc_test/deps".into(),
-            exclude: vec![],
-        },
+        app_part,
+        Part::new(
+            app.join(".layers/slugc_test/runtime"),
+            "./app/.layers/slugc_test/runtime",
+        ),
+        Part::new(
+            app.join(".layers/slugc_test/deps"),
+            "./app/.layers/slugc_test/deps",
+        ),
     ]
 }
 
 fn single(app: &Path) -> Vec<Part> {
-    vec![Part {
-        source: app.to_path_buf(),
-        prefix: "./app".into(),
-        exclude: vec![],
-    }]
+    vec![Part::new(app, "./app")]
 }
 
 /// Every member as Python's tarfile sees it.
@@ -213,6 +206,9 @@ fn listing_is_sorted_within_each_part_with_fixed_metadata() {
     let got = names(&ms);
     let want = [
         "./app",
+        // The app part writes the dirs above the layer parts, in its own order.
+        "./app/.layers",
+        "./app/.layers/slugc_test",
         "./app/B.txt",
         "./app/Procfile",
         "./app/a",
@@ -223,9 +219,7 @@ fn listing_is_sorted_within_each_part_with_fixed_metadata() {
         "./app/bin/serve",
         "./app/data",
         "./app/data/big.txt",
-        // The layer parts: their parent dirs once, then each part sorted.
-        "./app/.layers",
-        "./app/.layers/slugc_test",
+        // Then each layer part, sorted.
         "./app/.layers/slugc_test/runtime",
         "./app/.layers/slugc_test/runtime/bin",
         "./app/.layers/slugc_test/runtime/bin/tool",
@@ -445,8 +439,8 @@ fn unreadable_child() {
     match export(&single(Path::new(&app)), Path::new(&store), &opts()) {
         Ok(e) => println!("RESULT ok {}", e.path.display()),
         Err(e) => {
-            let code = slugc::exit::ExitCode::exit_code(&e);
-            println!("RESULT err {code} {e}");
+            let input = e.is_input_error();
+            println!("RESULT err input={input} {e}");
         }
     }
 }
@@ -522,7 +516,7 @@ fn an_unreadable_file_is_an_error_naming_it() {
     assert_eq!(
         result,
         format!(
-            "err 30 cannot read {}: Permission denied (os error 13)",
+            "err input=true cannot read {}: Permission denied (os error 13)",
             secret.display()
         )
     );
@@ -539,7 +533,7 @@ fn an_unreadable_directory_is_an_error_naming_it() {
     assert_eq!(
         result,
         format!(
-            "err 30 cannot read directory {}: Permission denied (os error 13)",
+            "err input=true cannot read directory {}: Permission denied (os error 13)",
             app.join("locked").display()
         )
     );
@@ -558,7 +552,7 @@ fn over_the_size_limit_is_an_error_and_leaves_no_slug() {
     let err = export(&parts_of(&app), &store, &o).unwrap_err();
     assert!(matches!(err, ExportError::TooLarge { limit } if limit == fits.size - 1));
     assert!(err.to_string().contains("larger than the limit"), "{err}");
-    assert_eq!(slugc::exit::ExitCode::exit_code(&err), 30);
+    assert!(err.is_input_error());
     assert!(store_files(&store).is_empty(), "{:?}", store_files(&store));
     // Exactly at the limit is fine.
     o.max_size = Some(fits.size);
@@ -581,8 +575,9 @@ fn part_cache_hit_gives_identical_bytes() {
     let app = sample_app(dir.path());
     let cache = dir.path().join("parts");
     let plain = export(&parts_of(&app), &dir.path().join("s0"), &opts()).unwrap();
+    let pc = PartCache::new(&cache);
     let mut o = opts();
-    o.part_cache = Some(cache.clone());
+    o.part_cache = Some(&pc);
     let cold = export(&parts_of(&app), &dir.path().join("s1"), &o).unwrap();
     assert_eq!(cold.sha256, plain.sha256);
     assert_eq!(cache_files(&cache).len(), 3);
@@ -602,9 +597,9 @@ fn part_cache_hit_gives_identical_bytes() {
     let changed = export(&parts_of(&app), &dir.path().join("s4"), &o).unwrap();
     assert_eq!(changed.sha256, changed_plain.sha256);
     assert_ne!(changed.sha256, plain.sha256);
-    // The cache keeps the parts of the last export only: the old `deps` part is gone.
+    // The old `deps` part stays until the cache is collected (other apps may share it).
     let after = cache_files(&cache);
-    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after.len(), 4, "{after:?}");
     assert!(
         fs::read_dir(&cache).unwrap().all(|e| !e
             .unwrap()
@@ -624,8 +619,9 @@ fn part_cache_bytes_are_reused_and_damaged_ones_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let app = sample_app(dir.path());
     let cache = dir.path().join("parts");
+    let pc = PartCache::new(&cache);
     let mut o = opts();
-    o.part_cache = Some(cache.clone());
+    o.part_cache = Some(&pc);
     let first = export(&single(&app), &dir.path().join("s1"), &o).unwrap();
     let [cached] = <[String; 1]>::try_from(cache_files(&cache)).unwrap();
     let cached = cache.join(cached);
@@ -689,7 +685,9 @@ fn an_existing_slug_is_kept_and_no_temp_files_remain() {
     assert_eq!(a.path, b.path);
     assert_eq!(store_files(&store), [format!("sha256-{}.tgz", a.sha256)]);
     assert_eq!(
-        slugc::slug::store::resolve(&store, &a.sha256[..8]).unwrap(),
+        slug_format::reader::locate(&a.sha256[..8], &store)
+            .unwrap()
+            .path,
         a.path
     );
 }
@@ -761,7 +759,7 @@ fn source_date_epoch_child() {
     if std::env::var("SLUGC_TEST_SDE_CHILD").is_err() {
         return;
     }
-    match slugc::slug::mtime_from_env() {
+    match slug_format::mtime_from_env() {
         Ok(m) => println!("RESULT ok {m}"),
         Err(e) => println!("RESULT err {e}"),
     }
@@ -790,16 +788,16 @@ fn mtime_comes_from_source_date_epoch() {
             .to_string()
     };
     assert_eq!(child(Some("1234567890")), "ok 1234567890");
-    assert_eq!(child(None), format!("ok {}", slugc::slug::DEFAULT_MTIME));
+    assert_eq!(child(None), format!("ok {}", slug_format::DEFAULT_MTIME));
     assert_eq!(
         child(Some("")),
-        format!("ok {}", slugc::slug::DEFAULT_MTIME)
+        format!("ok {}", slug_format::DEFAULT_MTIME)
     );
     assert_eq!(
         child(Some("yesterday")),
         "err SOURCE_DATE_EPOCH must be a number of seconds since 1970, got `yesterday`"
     );
-    assert_eq!(slugc::slug::DEFAULT_MTIME, 315_532_800);
+    assert_eq!(slug_format::DEFAULT_MTIME, 315_532_800);
 }
 
 #[test]
@@ -809,8 +807,7 @@ fn every_gzip_member_header_has_no_name_and_no_mtime() {
     let e = export(&parts_of(&app), &dir.path().join("store"), &opts()).unwrap();
     let bytes = fs::read(&e.path).unwrap();
     // Walk the members: each one's header is the fixed 10 bytes, and the members (3 small
-    // parts, one member each; the head of the first layer, `./app/.layers/` and its buildpack
-    // dir, as its own member; the end of archive) cover the whole file.
+    // parts, one member each, and the end of archive) cover the whole file.
     let mut rest = &bytes[..];
     let mut count = 0;
     while !rest.is_empty() {
@@ -820,7 +817,7 @@ fn every_gzip_member_header_has_no_name_and_no_mtime() {
         rest = decoder.into_inner();
         count += 1;
     }
-    assert_eq!(count, 5);
+    assert_eq!(count, 4);
 }
 
 /// A layer compressed ahead of the export (knowing only the app and itself, as `slug
@@ -832,11 +829,12 @@ fn a_precompressed_layer_is_used_as_is() {
     let dir = tempfile::tempdir().unwrap();
     let app = sample_app(dir.path());
     let cache = dir.path().join("parts");
+    let pc = PartCache::new(&cache);
     let mut o = opts();
-    o.part_cache = Some(cache.clone());
+    o.part_cache = Some(&pc);
     let all = parts_of(&app);
-    let known_early = [all[0].clone(), all[2].clone()];
-    slugc::slug::precompress(&known_early, 1, &o).unwrap();
+    let known_early = [Part::new(&app, "./app"), all[2].clone()];
+    slug_format::export::precompress(&known_early, 1, &pc, MTIME).unwrap();
     let early = cache_files(&cache);
     assert_eq!(early.len(), 1, "{early:?}");
     let inode = fs::metadata(cache.join(&early[0])).unwrap().ino();
@@ -849,9 +847,9 @@ fn a_precompressed_layer_is_used_as_is() {
     assert_eq!(fs::metadata(cache.join(&early[0])).unwrap().ino(), inode);
 
     // Changed after the early compression: the export notices and compresses it afresh.
-    let cache2 = dir.path().join("parts2");
-    o.part_cache = Some(cache2.clone());
-    slugc::slug::precompress(&known_early, 1, &o).unwrap();
+    let pc2 = PartCache::new(&dir.path().join("parts2"));
+    o.part_cache = Some(&pc2);
+    slug_format::export::precompress(&known_early, 1, &pc2, MTIME).unwrap();
     write(
         &app.join(".layers/slugc_test/deps/d.txt"),
         "dep v3\n",
@@ -861,4 +859,52 @@ fn a_precompressed_layer_is_used_as_is() {
     let changed = export(&all, &dir.path().join("s3"), &o).unwrap();
     assert_eq!(changed.sha256, changed_plain.sha256);
     check_readable(&changed);
+}
+
+/// A layer part is the same bytes whatever parts come before it, so one app's compressed
+/// runtime serves another app's build from the machine-wide cache.
+#[test]
+fn a_layer_part_is_shared_between_apps_through_the_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let one = sample_app(&dir.path().join("one"));
+    let two = sample_app(&dir.path().join("two"));
+    write(&two.join("other.txt"), "another app\n", 0o644);
+    // In the second app the layer is its buildpack's second one: other dirs precede it.
+    write(&two.join(".layers/slugc_test/aaa/x"), "x\n", 0o644);
+    let pc = PartCache::new(&dir.path().join("parts"));
+    let mut o = opts();
+    o.part_cache = Some(&pc);
+    let a = export(&parts_of(&one), &dir.path().join("s1"), &o).unwrap();
+    let runtime = cache_files(&dir.path().join("parts"))
+        .into_iter()
+        .find(|n| n.contains(&a.parts[1].digest[7..]))
+        .unwrap();
+    let inode = fs::metadata(dir.path().join("parts").join(&runtime))
+        .unwrap()
+        .ino();
+    let mut parts = parts_of(&two);
+    parts.insert(
+        1,
+        Part::new(
+            two.join(".layers/slugc_test/aaa"),
+            "./app/.layers/slugc_test/aaa",
+        ),
+    );
+    let b = export(&parts, &dir.path().join("s2"), &o).unwrap();
+    assert_ne!(a.parts[0], b.parts[0]);
+    assert_eq!(
+        a.parts[1], b.parts[2],
+        "the runtime part does not depend on its place"
+    );
+    assert_eq!(
+        fs::metadata(dir.path().join("parts").join(&runtime))
+            .unwrap()
+            .ino(),
+        inode,
+        "taken from the cache, not compressed again"
+    );
+    let plain = export(&parts, &dir.path().join("s3"), &opts()).unwrap();
+    assert_eq!(b.sha256, plain.sha256);
+    check_readable(&b);
 }

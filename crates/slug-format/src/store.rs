@@ -1,5 +1,5 @@
 //! The content-addressed store: slugs live as `<store>/sha256-<hex>.tgz`, named by the
-//! SHA-256 of their own bytes (DESIGN.md "Formats", issue 2 part 8).
+//! SHA-256 of their own bytes. Slugs are found again by [`crate::reader::locate`].
 //!
 //! A file only ever appears under its final name complete and synced: it is written under a
 //! temporary name in the same directory (so the rename cannot cross filesystems), fsynced,
@@ -22,21 +22,6 @@ pub enum StoreError {
     Write {
         path: PathBuf,
         source: std::io::Error,
-    },
-    #[error("cannot read store directory {path}: {source}")]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("`{given}` is not a slug digest: expected hex digits, optionally after `sha256-` or `SHA256:`")]
-    BadPrefix { given: String },
-    #[error("no slug in {store} matches `{given}`")]
-    NotFound { store: PathBuf, given: String },
-    #[error("`{given}` matches several slugs in {store}: {}; give more digits", candidates.join(", "))]
-    Ambiguous {
-        store: PathBuf,
-        given: String,
-        candidates: Vec<String>,
     },
 }
 
@@ -125,65 +110,9 @@ pub fn slug_file_name(hex: &str) -> String {
     format!("sha256-{hex}.tgz")
 }
 
-/// Finds the one slug in `store_dir` whose digest starts with `given`, which may be bare hex,
-/// `sha256-<hex>`, `SHA256:<hex>` (Heroku's checksum form) or a full `sha256-<hex>.tgz` name.
-pub fn resolve(store_dir: &Path, given: &str) -> Result<PathBuf, StoreError> {
-    let trimmed = given.trim();
-    let hex = trimmed
-        .strip_suffix(".tgz")
-        .unwrap_or(trimmed)
-        .trim_start_matches("sha256-")
-        .trim_start_matches("SHA256:")
-        .trim_start_matches("sha256:")
-        .to_ascii_lowercase();
-    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::BadPrefix {
-            given: given.to_string(),
-        });
-    }
-    let entries = std::fs::read_dir(store_dir).map_err(|source| StoreError::ReadDir {
-        path: store_dir.to_path_buf(),
-        source,
-    })?;
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| StoreError::ReadDir {
-            path: store_dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(digest) = name
-            .strip_prefix("sha256-")
-            .and_then(|n| n.strip_suffix(".tgz"))
-        else {
-            continue;
-        };
-        if digest.len() == 64 && digest.starts_with(&hex) {
-            found.push(name.to_string());
-        }
-    }
-    found.sort();
-    match found.len() {
-        0 => Err(StoreError::NotFound {
-            store: store_dir.to_path_buf(),
-            given: given.to_string(),
-        }),
-        1 => Ok(store_dir.join(&found[0])),
-        _ => Err(StoreError::Ambiguous {
-            store: store_dir.to_path_buf(),
-            given: given.to_string(),
-            candidates: found,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const A: &str = "aa11000000000000000000000000000000000000000000000000000000000000";
-    const B: &str = "aa22000000000000000000000000000000000000000000000000000000000000";
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -223,41 +152,5 @@ mod tests {
             s.file().write_all(b"partial").unwrap();
         }
         assert!(names(dir.path()).is_empty());
-    }
-
-    #[test]
-    fn resolve_accepts_prefixes_in_every_spelling() {
-        let dir = tempfile::tempdir().unwrap();
-        for h in [A, B] {
-            write_atomic(dir.path(), &slug_file_name(h), b"x").unwrap();
-        }
-        write_atomic(dir.path(), &format!("sha256-{A}.json"), b"{}").unwrap();
-        let want = dir.path().join(slug_file_name(A));
-        for given in ["aa1", "sha256-aa11", "SHA256:AA11", &slug_file_name(A), A] {
-            assert_eq!(resolve(dir.path(), given).unwrap(), want, "{given}");
-        }
-    }
-
-    #[test]
-    fn resolve_reports_ambiguous_missing_and_malformed() {
-        let dir = tempfile::tempdir().unwrap();
-        for h in [A, B] {
-            write_atomic(dir.path(), &slug_file_name(h), b"x").unwrap();
-        }
-        let e = resolve(dir.path(), "aa").unwrap_err();
-        assert!(matches!(e, StoreError::Ambiguous { ref candidates, .. } if candidates.len() == 2));
-        assert!(e.to_string().contains(&slug_file_name(A)), "{e}");
-        assert!(matches!(
-            resolve(dir.path(), "bb").unwrap_err(),
-            StoreError::NotFound { .. }
-        ));
-        assert!(matches!(
-            resolve(dir.path(), "xyz").unwrap_err(),
-            StoreError::BadPrefix { .. }
-        ));
-        assert!(matches!(
-            resolve(dir.path(), "").unwrap_err(),
-            StoreError::BadPrefix { .. }
-        ));
     }
 }

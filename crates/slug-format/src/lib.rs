@@ -1,0 +1,43 @@
+//! The slug format: what a slug is on disk, how it is written, and the one way it is read.
+//!
+//! - [`tar`]: the deterministic tar of a slug's parts (the app, then each launch layer);
+//! - [`gzip`]: parallel gzip members, one per chunk of a part's tar;
+//! - [`export`]: parts → tar → gzip → `<store>/sha256-<hex>.tgz`;
+//! - [`part_cache`]: compressed parts by content, shared by every build on the machine;
+//! - [`store`]: files written under a temporary name, synced and renamed;
+//! - [`release`]: the release manifest beside each slug;
+//! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
+//!   under the unpack rules, unpack it;
+//! - [`precompress`]: the contract with buildpacks for compressing a layer early.
+//!
+//! Formats, rules and figures: `docs/export.md` in the slugc repository.
+
+pub mod export;
+pub mod gzip;
+pub mod part_cache;
+pub mod precompress;
+pub mod reader;
+pub mod release;
+pub mod store;
+pub mod tar;
+
+pub use export::{export, mtime_from_env, ExportError, ExportOptions, Exported, DEFAULT_MTIME};
+pub use part_cache::PartCache;
+pub use reader::{locate, ReadError, Slug, SlugRef};
+pub use release::Release;
+pub use tar::Part;
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Non-empty and only hex digits.
+pub fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}

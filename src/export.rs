@@ -1,0 +1,165 @@
+//! The export step of a build: what goes into each part of the slug, then
+//! [`slug_format::export`] writes it. Also `slug precompress-layer`, which compresses one
+//! layer's part ahead of the export (`slug_format::precompress`).
+//!
+//! Parts: the build root as `./app` (its `.layers` reduced to the `.layers/<buildpack>/`
+//! directories that hold launch layers), then each launch layer as
+//! `./app/.layers/<buildpack>/<layer>`, without its env dirs.
+
+use crate::platform::build::Built;
+use slug_format::precompress::{self, Offer};
+use slug_format::{ExportError, ExportOptions, Exported, Part, PartCache};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+impl crate::exit::ExitCode for ExportError {
+    fn exit_code(&self) -> i32 {
+        if self.is_input_error() {
+            crate::exit::INVALID_INPUT
+        } else {
+            crate::exit::OTHER
+        }
+    }
+}
+
+/// Layer env dirs: the engine turns them into the `.profile.d` script; buildpacks (libcnb
+/// among them) write absolute build paths into them, which must not reach the slug.
+const LAYER_ENV_DIRS: &[&str] = &["env", "env.build", "env.launch"];
+
+/// The app's part: the build root, with `.layers/<bp>/` dirs only for buildpacks that have
+/// launch layers (those layers are parts of their own), and nothing else of `.layers`.
+pub fn app_part(app_dir: &Path, built: &Built) -> std::io::Result<Part> {
+    let mut part = Part::new(app_dir, "./app");
+    let with_launch: BTreeSet<&str> = built
+        .launch_layers
+        .iter()
+        .map(|l| l.buildpack_id.as_str())
+        .collect();
+    if with_launch.is_empty() {
+        part.exclude.push(".layers".into());
+        return Ok(part);
+    }
+    let layers = app_dir.join(".layers");
+    for entry in std::fs::read_dir(&layers)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let rel = format!(".layers/{name}");
+        if with_launch.contains(name.as_str()) {
+            part.shallow.push(rel);
+        } else {
+            part.exclude.push(rel);
+        }
+    }
+    Ok(part)
+}
+
+/// A launch layer's part.
+pub fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
+    layer_part_at(dir, format!("./app/.layers/{buildpack_id}/{name}"))
+}
+
+fn layer_part_at(dir: &Path, prefix: String) -> Part {
+    let mut part = Part::new(dir, prefix);
+    part.exclude = LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect();
+    part
+}
+
+/// Every part of the slug, in order.
+pub fn parts(app_dir: &Path, built: &Built) -> std::io::Result<Vec<Part>> {
+    let mut parts = vec![app_part(app_dir, built)?];
+    for layer in &built.launch_layers {
+        parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name));
+    }
+    Ok(parts)
+}
+
+/// Writes the slug of `parts` into `store_dir`, drawing a progress bar when `progress`.
+pub fn export(
+    parts: &[Part],
+    store_dir: &Path,
+    mtime: u64,
+    max_size: u64,
+    part_cache: Option<&PartCache>,
+    progress: bool,
+) -> Result<Exported, ExportError> {
+    let bar = progress.then(|| progress_bar(slug_format::tar::estimated_size(parts)));
+    let draw = |done: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let opts = ExportOptions {
+        mtime,
+        max_size: Some(max_size),
+        part_cache,
+        progress: Some(&draw),
+        ..ExportOptions::default()
+    };
+    let exported = slug_format::export(parts, store_dir, &opts);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    exported
+}
+
+fn progress_bar(estimate: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(estimate),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "exporting slug [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// What the engine offers buildpacks while they run: early compression, when there is a
+/// part cache to fill.
+pub fn engine_env(
+    part_cache: Option<&PartCache>,
+    mtime: u64,
+    app_dir: &Path,
+) -> Vec<(String, std::ffi::OsString)> {
+    let (Some(cache), Ok(exe)) = (part_cache, std::env::current_exe()) else {
+        return Vec::new();
+    };
+    let offer = Offer {
+        exe,
+        part_cache: cache.dir().to_path_buf(),
+        mtime,
+        layers_dir: app_dir.join(".layers"),
+    };
+    vec![(precompress::ENV.to_string(), offer.to_env_value().into())]
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrecompressArgs {
+    /// A complete launch layer: `<build root>/.layers/<buildpack>/<layer>`
+    pub layer_dir: PathBuf,
+}
+
+/// `slug precompress-layer <layer dir>`, run by a built-in buildpack during `slug build`:
+/// compresses the layer's part into the part cache at low CPU priority while the buildpack
+/// goes on, so that the export only copies it. Best effort: without the engine's offer, or
+/// for a dir that is not a layer of this build, it does nothing.
+pub fn precompress_layer(args: PrecompressArgs) -> Result<i32, ExportError> {
+    let Some(offer) = Offer::from_env() else {
+        return Ok(0);
+    };
+    let Some(prefix) = offer.layer_prefix(&args.layer_dir) else {
+        return Ok(0);
+    };
+    // The buildpack's own install goes first: this is work done ahead, not on its path.
+    // SAFETY: setpriority only changes this process's scheduling priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    let layer = layer_part_at(&args.layer_dir, prefix);
+    // The app part is there only for absolute symlinks that point into the app.
+    let app_dir = offer.layers_dir.parent().unwrap_or(&offer.layers_dir);
+    let parts = [Part::new(app_dir, "./app"), layer];
+    let cache = PartCache::new(&offer.part_cache);
+    slug_format::export::precompress(&parts, 1, &cache, offer.mtime)?;
+    Ok(0)
+}
