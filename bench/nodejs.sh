@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark of the Node.js buildpack on fixtures/node-express, all in one run on the same
 # machine: the baseline `npm ci` (empty npm cache) + `tar -czf` of the result, our cold build
-# (empty cache dir: it also downloads and verifies Node.js and npm, and writes the slug), and
-# our warm rebuild with nothing changed. Not a test: it prints figures (docs/nodejs.md keeps
-# them).
+# (empty app cache and empty machine-wide content cache: it also downloads and verifies
+# Node.js and npm, compresses everything, and writes the slug), our cold build of the app as a
+# new app on a machine that built it once (empty app cache, the content cache of the first
+# build), and our warm rebuild with nothing changed. Not a test: it prints figures
+# (docs/performance.md keeps them).
 #
 #   bench/nodejs.sh [ROUNDS]     (default 3; the median of the rounds is reported)
 #
@@ -30,7 +32,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-base_times=() cold_times=() warm_times=()
+base_times=() cold_times=() newapp_times=() warm_times=()
 for round in $(seq 1 "$rounds"); do
   r=$scratch/round-$round
   mkdir -p "$r"
@@ -43,15 +45,21 @@ for round in $(seq 1 "$rounds"); do
   t1=$(now)
   base_times+=("$(elapsed "$t0" "$t1")")
 
-  # Ours, cold: empty cache dir.
+  # Ours, cold: empty app cache, empty content cache.
   t0=$(now)
-  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" >"$r/cold.log" 2>&1
+  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/cold.log" 2>&1
   t1=$(now)
   cold_times+=("$(elapsed "$t0" "$t1")")
 
-  # Ours, warm: same cache, nothing changed.
+  # Ours, a new app on this machine: empty app cache, the content cache the cold build left.
   t0=$(now)
-  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" >"$r/warm.log" 2>&1
+  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache-new" --content-cache "$r/content" >"$r/newapp.log" 2>&1
+  t1=$(now)
+  newapp_times+=("$(elapsed "$t0" "$t1")")
+
+  # Ours, warm: same caches, nothing changed.
+  t0=$(now)
+  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/warm.log" 2>&1
   t1=$(now)
   warm_times+=("$(elapsed "$t0" "$t1")")
   if grep -q "Running npm ci\|Downloading" "$r/warm.log"; then
@@ -59,11 +67,18 @@ for round in $(seq 1 "$rounds"); do
     cat "$r/warm.log" >&2
     exit 1
   fi
-  echo "round $round: npm ci + tar ${base_times[-1]} s, cold ${cold_times[-1]} s, warm ${warm_times[-1]} s" >&2
+  # Cold, new app and warm must have made the same slug.
+  if [ "$(find "$r/out" -name 'sha256-*.tgz' | wc -l)" != 1 ]; then
+    echo "the builds of round $round made different slugs:" >&2
+    ls "$r/out" >&2
+    exit 1
+  fi
+  echo "round $round: npm ci + tar ${base_times[-1]} s, cold ${cold_times[-1]} s, new app ${newapp_times[-1]} s, warm ${warm_times[-1]} s" >&2
 done
 
 base=$(printf '%s\n' "${base_times[@]}" | median)
 cold=$(printf '%s\n' "${cold_times[@]}" | median)
+newapp=$(printf '%s\n' "${newapp_times[@]}" | median)
 warm=$(printf '%s\n' "${warm_times[@]}" | median)
 slug_size=$(stat -c %s "$scratch"/round-1/out/sha256-*.tgz | head -1)
 base_size=$(stat -c %s "$scratch/round-1/base.tgz")
@@ -73,7 +88,9 @@ echo "node-express, median of $rounds rounds ($(nproc) cores)"
 printf '%-34s %8s %12s\n' "step" "seconds" "output MB"
 printf '%-34s %8s %12.1f\n' "npm ci + tar -czf (baseline)" "$base" "$(awk -v s="$base_size" 'BEGIN{print s/1e6}')"
 printf '%-34s %8s %12.1f\n' "slug build, cold (incl. Node.js)" "$cold" "$(awk -v s="$slug_size" 'BEGIN{print s/1e6}')"
+printf '%-34s %8s %12s\n' "slug build, new app (content warm)" "$newapp" "same slug"
 printf '%-34s %8s %12s\n' "slug build, warm, no change" "$warm" "same slug"
 ratio=$(awk -v c="$cold" -v b="$base" 'BEGIN { printf "%.2f", c / b }')
+newratio=$(awk -v c="$newapp" -v b="$base" 'BEGIN { printf "%.2f", c / b }')
 echo
-echo "cold / baseline = $ratio (bar: <= 1.2)   warm = $warm s (bar: <= 1.0)"
+echo "cold / baseline = $ratio (bar: <= 1.2)   new app / baseline = $newratio (bar: <= 1.05)   warm = $warm s (bar: <= 1.0)"

@@ -39,13 +39,13 @@ for round in $(seq 1 "$rounds"); do
 
   sync
   t0=$(now)
-  "$slug" build "$app" --cache-dir "$r/cache" --output "$r/out" > /dev/null 2> "$r/cold.log"
+  "$slug" build "$app" --cache-dir "$r/cache" --content-cache "$r/content" --output "$r/out" > /dev/null 2> "$r/cold.log"
   t1=$(now)
   cold_s=$(elapsed "$t0" "$t1")
 
   sync
   t0=$(now)
-  "$slug" build "$app" --cache-dir "$r/cache" --output "$r/out" > /dev/null 2> "$r/warm.log"
+  "$slug" build "$app" --cache-dir "$r/cache" --content-cache "$r/content" --output "$r/out" > /dev/null 2> "$r/warm.log"
   t1=$(now)
   warm_s=$(elapsed "$t0" "$t1")
 

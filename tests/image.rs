@@ -245,10 +245,10 @@ fn bad_inputs_exit_with_their_code_and_name_the_file() {
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
 
-    // A slug that is not there.
+    // A slug that is not there: a usage error, as for every command that reads slugs.
     let missing = store.join(format!("sha256-{}.tgz", "0".repeat(64)));
     let o = image(&missing, &base, &["--output", out_s]);
-    assert_eq!(o.status.code(), Some(30), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(missing.to_str().unwrap()),
         "{}",

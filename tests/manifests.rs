@@ -238,12 +238,13 @@ fn bad_inputs_exit_with_their_code_and_say_what() {
         stderr(&o)
     );
 
+    // A slug that is not there: a usage error, as for every command that reads slugs.
     let missing = store.join(format!("sha256-{}.json", "2".repeat(64)));
     let o = run(slug_bin()
         .arg("manifests")
         .arg(&missing)
         .args(["--image", "myapp:1"]));
-    assert_eq!(o.status.code(), Some(30), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!("sha256-{}", "2".repeat(64))),
         "{}",

@@ -696,7 +696,8 @@ fn bad_env_file_and_unknown_process_type_are_refused() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Run a hostile slug; it must be refused with exit 30 and a message naming the slug and the
+/// A hostile slug must be refused the same way by every command that reads slugs (they all
+/// read through `slug_format::reader`): exit 30 and a first line naming the slug and the
 /// reason, and nothing may be left anywhere but the store.
 fn assert_refused(world: &World, slug: &Path, reason: &str) {
     let before = world.files();
@@ -705,6 +706,32 @@ fn assert_refused(world: &World, slug: &Path, reason: &str) {
     assert!(out.is_empty(), "{out}");
     assert!(err.contains(&slug.display().to_string()), "{err}");
     assert!(err.contains(reason), "expected {reason:?} in {err}");
+    let slug_arg = slug.to_str().unwrap();
+    let out_dir = world.path("image-out");
+    let out_dir = out_dir.to_str().unwrap();
+    for args in [
+        vec!["run", slug_arg],
+        vec!["inspect", slug_arg],
+        vec![
+            "image",
+            slug_arg,
+            "--base",
+            "/nonexistent",
+            "--output",
+            out_dir,
+        ],
+        vec!["manifests", slug_arg, "--image", "example/app:1"],
+    ] {
+        let out = world.slug().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(30), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains(reason),
+            "{args:?}: expected {reason:?} in the first line of {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
     assert_eq!(world.files(), before, "files written by a refused slug");
     let leftovers: Vec<_> = std::fs::read_dir(world.unpack_root())
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -741,11 +768,20 @@ fn hostile_slug_with_absolute_path_is_refused() {
 #[test]
 fn hostile_slug_with_symlink_escape_is_refused() {
     let world = World::new();
-    // Straight out, then a file through the link.
+    // Straight out, then a file through the link: the file is refused as it streams by.
     let bytes = tar_gz(&[
         Entry::Dir("./app/"),
         Entry::Symlink("./app/out", "../../../../.."),
         Entry::File("./app/out/escaped.txt", b"x", 0o644),
+    ]);
+    let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
+    assert_refused(&world, &slug, "lies under the symlink app/out");
+
+    // The link alone: refused once every entry is known.
+    let world = World::new();
+    let bytes = tar_gz(&[
+        Entry::Dir("./app/"),
+        Entry::Symlink("./app/out", "../../../../.."),
     ]);
     let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
     assert_refused(&world, &slug, "which points outside the app");
@@ -800,7 +836,7 @@ fn hostile_slug_with_conflicting_entries_is_refused() {
         Entry::File("./app/d", b"x", 0o644),
     ]);
     let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
-    assert_refused(&world, &slug, "is a file over an earlier directory");
+    assert_refused(&world, &slug, "replaces an earlier directory");
 }
 
 #[test]

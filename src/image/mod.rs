@@ -136,8 +136,10 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
     let (repo, tag) = split_tag(&args.tag)?;
     let store = args.store.clone().unwrap_or_else(crate::dirs::store);
     let slug = reader::open(&args.slug, &store, args.manifest.as_deref())?;
-    let base = Base::open(&args.base)?;
+    // Every check on the slug first, whatever the base: a hostile slug is refused the same
+    // way by every command.
     let scan = scan(&slug)?;
+    let base = Base::open(&args.base)?;
     let release = slug
         .release
         .as_ref()
