@@ -40,7 +40,7 @@ const EXPORT_MTIME_ENV: &str = "SLUGC_EXPORT_MTIME";
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
+        Some((k, v)) if crate::config_vars::valid_key(k) => Ok((k.to_string(), v.to_string())),
         Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
         None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
     }
@@ -168,7 +168,7 @@ pub fn default_store_dir() -> PathBuf {
 fn config_vars(common: &CommonArgs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
     for file in &common.env_file {
-        let pairs = crate::run::dotenv::read(file).map_err(|e| BuildError::EnvFile {
+        let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
             message: e.to_string(),
         })?;
