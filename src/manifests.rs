@@ -322,9 +322,9 @@ pub struct Objects {
 
 impl Objects {
     pub fn to_yaml(&self) -> String {
-        let mut docs = vec![serde_yaml::to_string(&self.config_map)];
-        docs.extend(self.deployments.iter().map(serde_yaml::to_string));
-        docs.extend(self.service.iter().map(serde_yaml::to_string));
+        let mut docs = vec![serde_norway::to_string(&self.config_map)];
+        docs.extend(self.deployments.iter().map(serde_norway::to_string));
+        docs.extend(self.service.iter().map(serde_norway::to_string));
         // Plain string-keyed structs always serialise.
         docs.into_iter()
             .filter_map(Result::ok)
