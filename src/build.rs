@@ -26,7 +26,7 @@ const MB: u64 = 1024 * 1024;
 pub const PROFILE_SCRIPT: &str = "000-slugc-launch.sh";
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
+        Some((k, v)) if crate::config_vars::valid_key(k) => Ok((k.to_string(), v.to_string())),
         Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
         None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
     }
@@ -164,7 +164,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 fn config_vars(common: &CommonArgs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
     for file in &common.env_file {
-        let pairs = crate::run::dotenv::read(file).map_err(|e| BuildError::EnvFile {
+        let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
             message: e.to_string(),
         })?;

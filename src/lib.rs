@@ -5,6 +5,7 @@ pub mod app;
 pub mod build;
 pub mod buildpacks;
 pub mod cache;
+pub mod config_vars;
 pub mod dirs;
 pub mod exit;
 pub mod export;

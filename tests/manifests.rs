@@ -4,13 +4,13 @@
 mod support;
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use support::*;
 
 fn docs(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    serde_norway::Deserializer::from_str(yaml)
         .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("invalid YAML: {e}\n{yaml}")))
         .collect()
 }
@@ -28,7 +28,7 @@ fn s(v: &Value) -> &str {
 }
 
 fn labels(v: &Value) -> BTreeMap<String, String> {
-    serde_yaml::from_value(v.clone()).unwrap()
+    serde_norway::from_value(v.clone()).unwrap()
 }
 
 fn slug_with(store: &Path, types: &[(&str, &str)]) -> std::path::PathBuf {
@@ -143,7 +143,7 @@ fn deployments_service_and_config_map_fit_together() {
         let c = &containers[0];
         assert!(is_dns_label(s(&c["name"])));
         assert_eq!(s(&c["image"]), "registry.example/myapp:1.0");
-        assert_eq!(c["args"], serde_yaml::to_value([process_type]).unwrap());
+        assert_eq!(c["args"], serde_norway::to_value([process_type]).unwrap());
         assert_eq!(s(&c["envFrom"][0]["configMapRef"]["name"]), "myapp-config");
         assert_eq!(s(&c["env"][0]["name"]), "PORT");
         assert_eq!(s(&c["env"][0]["value"]), "5000");

@@ -954,7 +954,7 @@ fn slug_test_passes_the_build_failure_through() {
 /// The action's build step, run as GitHub would run it: bash with the inputs in the
 /// environment, `slug` on PATH, and a `$GITHUB_OUTPUT` file to read the outputs from.
 fn action_build_step(world: &World, app: &Path) -> (i32, BTreeMap<String, String>, String) {
-    let action: serde_yaml::Value = serde_yaml::from_str(
+    let action: serde_norway::Value = serde_norway::from_str(
         &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap(),
     )
     .unwrap();

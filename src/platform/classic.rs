@@ -41,10 +41,10 @@ pub fn parse_release(stdout: &str, path: &Path) -> Result<Release, ClassicError>
     #[derive(Deserialize)]
     struct Loose {
         addons: Option<Vec<String>>,
-        config_vars: Option<BTreeMap<String, serde_yaml::Value>>,
+        config_vars: Option<BTreeMap<String, serde_norway::Value>>,
         default_process_types: Option<BTreeMap<String, String>>,
     }
-    let loose: Loose = serde_yaml::from_str(stdout).map_err(|e| ClassicError::Release {
+    let loose: Loose = serde_norway::from_str(stdout).map_err(|e| ClassicError::Release {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -54,8 +54,8 @@ pub fn parse_release(stdout: &str, path: &Path) -> Result<Release, ClassicError>
         .into_iter()
         .map(|(k, v)| {
             let s = match v {
-                serde_yaml::Value::String(s) => s,
-                other => serde_yaml::to_string(&other)
+                serde_norway::Value::String(s) => s,
+                other => serde_norway::to_string(&other)
                     .unwrap_or_default()
                     .trim()
                     .to_string(),

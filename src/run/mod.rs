@@ -2,17 +2,16 @@
 //! dyno) and `slug test` (build, start web, wait for HTTP, stop). See docs/run.md.
 //!
 //! The slug is found, verified and unpacked by `slug_format::reader`; then one module per
-//! step: `dotenv` (config vars from files), `dyno` (the environment and launch script),
-//! `formation` (types, counts, ports), `supervise` (processes, signals, shutdown),
-//! `output` (prefixed lines), `smoke` (`slug test`).
+//! step: `dyno` (the environment and launch script), `formation` (types, counts, ports),
+//! `supervise` (processes, signals, shutdown), `output` (prefixed lines), `smoke` (`slug test`).
 
-pub mod dotenv;
 pub mod dyno;
 pub mod formation;
 pub mod output;
 pub mod smoke;
 pub mod supervise;
 
+use crate::config_vars;
 use crate::exit::{self, ExitCode};
 use crate::procfile::{Procfile, ProcfileError};
 use dyno::DynoEnv;
@@ -31,7 +30,7 @@ fn parse_env_flag(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| "expected KEY=VALUE".to_string())?;
-    if !dotenv::valid_key(key) {
+    if !config_vars::valid_key(key) {
         return Err(format!(
             "invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"
         ));
@@ -132,7 +131,7 @@ pub enum RunError {
     #[error(transparent)]
     Slug(#[from] ReadError),
     #[error(transparent)]
-    Dotenv(#[from] dotenv::DotenvError),
+    Dotenv(#[from] config_vars::DotenvError),
     #[error("the slug's Procfile: {0}")]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
@@ -174,7 +173,7 @@ fn prepare(slug: &str, store: Option<&Path>, config: &ConfigArgs) -> Result<Prep
     let files = config
         .env_file
         .iter()
-        .map(|p| dotenv::read(p))
+        .map(|p| config_vars::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
     let slug = reader::open(slug, &store, None)?;
@@ -233,7 +232,7 @@ pub fn exec(args: ExecArgs) -> Result<i32, RunError> {
 
 pub fn test(args: TestArgs) -> Result<i32, RunError> {
     for p in &args.config.env_file {
-        dotenv::read(p)?;
+        config_vars::read(p)?;
     }
     let built = smoke::build(&args.app_dir, args.store.as_deref())?;
     let slug_arg = built.slug_path.to_string_lossy().into_owned();

@@ -5,6 +5,9 @@
 
 use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
 
 /// The oldest minor version still supported upstream (3.10 reached end of life in 2026-10):
 /// <https://devguide.python.org/versions/>.
@@ -39,6 +42,10 @@ impl PythonVersion {
         parts.next().is_none().then_some(version)
     }
 
+    fn pep440(&self) -> Version {
+        Version::new([self.major, self.minor, self.patch].map(u64::from))
+    }
+
     /// `3.X` of this version.
     pub fn minor_string(&self) -> String {
         format!("{}.{}", self.major, self.minor)
@@ -66,7 +73,7 @@ pub enum VersionRequest {
     /// `3.X.Y`: exactly that.
     Exact(PythonVersion),
     /// A PEP 440 specifier set from `requires-python`.
-    Specifier(Vec<Clause>),
+    Specifier(VersionSpecifiers),
     /// No request: the newest available supported version.
     Default,
 }
@@ -235,96 +242,24 @@ pub fn parse_pyproject_requires_python(
     let Some(spec) = pyproject.project.and_then(|p| p.requires_python) else {
         return Ok(None);
     };
-    let clauses = parse_specifier(&spec).ok_or_else(|| {
+    let specifiers = parse_specifier(&spec).ok_or_else(|| {
         malformed(format!(
             "requires-python = {spec:?} is not a version specifier (e.g. \">=3.11\")"
         ))
     })?;
     Ok(Some(RequestedVersion {
-        request: VersionRequest::Specifier(clauses),
+        request: VersionRequest::Specifier(specifiers),
         origin: RequestOrigin::PyprojectRequiresPython,
         text: spec,
     }))
 }
 
-/// One PEP 440 clause, e.g. `>=3.11` or `==3.12.*`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Clause {
-    op: Op,
-    /// Release numbers as written (1 to 3 of them).
-    release: Vec<u16>,
-    wildcard: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Ge,
-    Gt,
-    Le,
-    Lt,
-    Eq,
-    Ne,
-    Compatible,
-}
-
-fn parse_specifier(spec: &str) -> Option<Vec<Clause>> {
-    let clauses: Option<Vec<Clause>> = spec.split(',').map(|c| parse_clause(c.trim())).collect();
-    clauses.filter(|c| !c.is_empty())
-}
-
-fn parse_clause(text: &str) -> Option<Clause> {
-    let ops = [
-        ("~=", Op::Compatible),
-        ("==", Op::Eq),
-        ("!=", Op::Ne),
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-    ];
-    let (op, rest) = ops
-        .iter()
-        .find_map(|(prefix, op)| text.strip_prefix(prefix).map(|rest| (*op, rest.trim())))?;
-    let (rest, wildcard) = match rest.strip_suffix(".*") {
-        Some(r) => (r, true),
-        None => (rest, false),
-    };
-    if wildcard && !matches!(op, Op::Eq | Op::Ne) {
-        return None;
-    }
-    let release: Option<Vec<u16>> = rest.split('.').map(parse_number).collect();
-    let release = release?;
-    if release.is_empty() || release.len() > 3 || (op == Op::Compatible && release.len() < 2) {
-        return None;
-    }
-    Some(Clause {
-        op,
-        release,
-        wildcard,
-    })
-}
-
-impl Clause {
-    fn matches(&self, v: &PythonVersion) -> bool {
-        let version = [v.major, v.minor, v.patch];
-        let n = self.release.len();
-        // Compare with the clause's release padded with zeros (PEP 440 zero-padding).
-        let mut padded = [0u16; 3];
-        padded[..n].copy_from_slice(&self.release);
-        let prefix_eq = version[..n] == self.release[..];
-        match self.op {
-            Op::Eq if self.wildcard => prefix_eq,
-            Op::Ne if self.wildcard => !prefix_eq,
-            Op::Eq => version == padded,
-            Op::Ne => version != padded,
-            Op::Ge => version >= padded,
-            Op::Gt => version > padded,
-            Op::Le => version <= padded,
-            Op::Lt => version < padded,
-            // `~=3.11` means `>=3.11, ==3.*`; `~=3.11.2` means `>=3.11.2, ==3.11.*`.
-            Op::Compatible => version >= padded && version[..n - 1] == self.release[..n - 1],
-        }
-    }
+/// `None` for text that is not a PEP 440 specifier set, and for an empty one: an empty
+/// `requires-python` is a mistake rather than a request for any Python.
+fn parse_specifier(spec: &str) -> Option<VersionSpecifiers> {
+    VersionSpecifiers::from_str(spec)
+        .ok()
+        .filter(|specifiers| !specifiers.is_empty())
 }
 
 /// Why a request cannot be served from the available versions.
@@ -343,7 +278,7 @@ impl VersionRequest {
         match self {
             Self::Minor { major, minor } => v.major == *major && v.minor == *minor,
             Self::Exact(exact) => v == exact,
-            Self::Specifier(clauses) => clauses.iter().all(|c| c.matches(v)),
+            Self::Specifier(specifiers) => specifiers.contains(&v.pep440()),
             Self::Default => true,
         }
     }

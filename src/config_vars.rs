@@ -11,7 +11,9 @@
 //! ```
 //!
 //! No `$VAR` interpolation: a value is what the file says, so the same file gives the same
-//! environment whatever the caller's shell has set.
+//! environment whatever the caller's shell has set. The `dotenvy` crate (0.15) cannot serve:
+//! it expands `$VAR`, from the process environment first, refuses unquoted values with spaces
+//! and the `\t` escape, and its errors echo the line (which may hold a secret) but not its number.
 
 use std::path::{Path, PathBuf};
 
