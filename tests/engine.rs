@@ -1010,3 +1010,84 @@ fn progress_bar_only_on_a_terminal_without_ci() {
         plain.stderr
     );
 }
+
+/// A layer part is the same bytes in every app's slug, so the machine-wide content cache
+/// serves a second app's build with the first app's compressed layer: it is not compressed
+/// again, and the slug is the one a cache-less build makes.
+#[test]
+fn a_second_app_takes_a_shared_layer_from_the_content_cache() {
+    let tmp = tmpfs_dir();
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    copy_dir(&fixture("cnb-app"), &one);
+    copy_dir(&fixture("cnb-app"), &two);
+    std::fs::write(two.join("another-file.txt"), "the second app\n").unwrap();
+    let content = tmp.path().join("content");
+    let build_app = |app: &Path, cache: &str, extra: &[&str]| {
+        let out = slug_cmd(tmp.path())
+            .arg("build")
+            .arg(app)
+            .arg("--output")
+            .arg(tmp.path().join("store"))
+            .args(["--buildpack", &bp("cnb-test"), "--json"])
+            .arg("--cache-dir")
+            .arg(tmp.path().join(cache))
+            .arg("--content-cache")
+            .arg(&content)
+            .args(extra)
+            .output()
+            .unwrap();
+        manifest(&Run::from(out))
+    };
+    let runtime = |m: &serde_json::Value| -> String {
+        let layers = m["layers"].as_array().unwrap();
+        let l = layers
+            .iter()
+            .find(|l| l["path"].as_str().unwrap().ends_with("/runtime"))
+            .unwrap_or_else(|| panic!("no runtime layer in {layers:?}"));
+        l["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let part_file = |digest: &str| -> PathBuf {
+        let parts = content.join("parts");
+        std::fs::read_dir(&parts)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.ends_with(&format!("-{digest}.gz"))
+            })
+            .unwrap_or_else(|| panic!("no part {digest} in {}", parts.display()))
+    };
+    use std::os::unix::fs::MetadataExt;
+    let first = build_app(&one, "cache-one", &[]);
+    let shared = part_file(&runtime(&first));
+    let inode = std::fs::metadata(&shared).unwrap().ino();
+
+    let second = build_app(&two, "cache-two", &[]);
+    assert_eq!(runtime(&first), runtime(&second));
+    assert_ne!(
+        first["layers"][0], second["layers"][0],
+        "the app parts differ"
+    );
+    assert_eq!(
+        std::fs::metadata(&shared).unwrap().ino(),
+        inode,
+        "the shared layer was compressed again"
+    );
+    let plain = build_app(&two, "cache-three", &["--no-cache"]);
+    assert_eq!(plain["checksum"], second["checksum"]);
+
+    // `slug cache gc` keeps what fits, most recent first, and says what it did.
+    let out = slug_cmd(tmp.path())
+        .args(["cache", "gc", "--max-size", "0", "--content-cache"])
+        .arg(&content)
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("kept 0 parts"), "{}", run.stderr);
+    assert!(!shared.exists());
+}
