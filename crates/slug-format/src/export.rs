@@ -258,6 +258,14 @@ pub fn precompress(
     mtime: u64,
 ) -> Result<(), ExportError> {
     let archiver = Archiver::new(parts, mtime)?;
+    // Another build on the machine may have made it already (the same runtime for another
+    // app): hashing is a fraction of compressing.
+    let mut hashing = Hashing::new(io::sink());
+    archiver.write_part(index, &mut hashing)?;
+    let (digest, len) = hashing.finish();
+    if cache.contains(&digest, len) {
+        return Ok(());
+    }
     let mut staged = cache.stage()?;
     let dir = cache.dir().to_path_buf();
     let mut tee = Tee {

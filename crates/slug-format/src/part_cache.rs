@@ -101,6 +101,15 @@ impl PartCache {
         Some(File::open(&path))
     }
 
+    /// Whether an entry for this tar digest and length is recorded (its bytes are checked
+    /// when it is used, by [`PartCache::lookup`]).
+    pub fn contains(&self, digest: &str, len: u64) -> bool {
+        std::fs::read_to_string(self.sum_path(digest)).is_ok_and(|sum| {
+            sum.split_whitespace().nth(1) == Some(len.to_string().as_str())
+                && self.path(digest).is_file()
+        })
+    }
+
     pub fn stage(&self) -> Result<Staged, StoreError> {
         Staged::new(&self.dir)
     }
