@@ -1,5 +1,4 @@
-//! `slug build`, `slug detect`, `slug cache clear|gc`: one build from source tree to slug,
-//! following the pipeline — snapshot (`app`), detect (`platform::detect`), build
+//! One build from source tree to slug, following the pipeline — snapshot (`app`), detect (`platform::detect`), build
 //! (`platform::build`), export (`export`, then `slug_format`), store.
 
 use crate::app::{self, AppError};
@@ -13,6 +12,7 @@ use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
+use crate::size;
 use crate::tree;
 use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
 use slug_format::store::{self, StoreError};
@@ -21,91 +21,55 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-const MB: u64 = 1024 * 1024;
 /// The name of the launch env script in `.profile.d`; sorts before buildpacks' own scripts.
 pub const PROFILE_SCRIPT: &str = "000-slugc-launch.sh";
-fn parse_env_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
-        Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
-        None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
-    }
-}
+/// The slug size refused, and the one warned about, unless told otherwise.
+pub const DEFAULT_MAX_SIZE_MIB: u64 = 500;
+pub const DEFAULT_WARN_SIZE_MIB: u64 = 300;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct CommonArgs {
-    /// The app's source dir
-    #[arg(default_value = ".")]
+/// The app and what to build it with: what detect and build share.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The app's source dir.
     pub app_dir: PathBuf,
-    /// A buildpack to use instead of detecting from the built-in ones (repeatable, in order):
-    /// a built-in id (slugc/python, slugc/nodejs, slugc/procfile), a CNB buildpack dir, or a
-    /// classic Heroku buildpack dir
-    #[arg(long = "buildpack", short = 'b', value_name = "ID|DIR")]
+    /// Buildpacks to use instead of detecting from the built-in ones, in order: built-in ids,
+    /// CNB buildpack dirs or classic buildpack dirs.
     pub buildpacks: Vec<String>,
-    /// A config var for the build (repeatable); reaches buildpacks as platform env, never the slug
-    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    /// Config vars for the build, over those of `env_files`.
     pub env: Vec<(String, String)>,
-    /// A dotenv file of config vars for the build
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
+    /// Dotenv files of config vars for the build, later ones winning.
+    pub env_files: Vec<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct BuildArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// The cache dir [default: $XDG_CACHE_HOME/slugc/<app>-<hash>]
-    #[arg(long, value_name = "DIR")]
+/// Where a build caches and stores, and its size limits.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub inputs: Inputs,
+    /// The app's build cache [default: `cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
-    /// Build without reading or writing a cache (the app's and the machine-wide one)
-    #[arg(long)]
+    /// Neither the app's cache nor the machine-wide one is read or written.
     pub no_cache: bool,
-    /// The machine-wide content cache, shared by every app's builds
-    /// [default: $SLUGC_CONTENT_CACHE, else $XDG_CACHE_HOME/slugc/content]
-    #[arg(long, value_name = "DIR")]
+    /// The machine-wide content cache [default: `dirs::content_cache`].
     pub content_cache: Option<PathBuf>,
-    /// Where slugs and manifests are stored [default: $XDG_DATA_HOME/slugc/slugs]
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub output: Option<PathBuf>,
-    /// Refuse a slug larger than this many MiB
-    #[arg(long, value_name = "MiB", default_value_t = 500)]
-    pub max_size: u64,
-    /// Warn when the slug is larger than this many MiB
-    #[arg(long, value_name = "MiB", default_value_t = 300)]
-    pub warn_size: u64,
-    /// Print the release manifest (JSON) on stdout; the log stays on stderr
-    #[arg(long)]
-    pub json: bool,
+    /// The slug store [default: `dirs::store`].
+    pub store: Option<PathBuf>,
+    pub max_size_mib: u64,
+    pub warn_size_mib: u64,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct DetectArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Print the group and plan as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CacheGcArgs {
-    /// Keep at most this many MiB of compressed parts, the most recently used
-    #[arg(long, value_name = "MiB", default_value_t = slug_format::part_cache::DEFAULT_MAX_BYTES / MB)]
-    pub max_size: u64,
-    /// The machine-wide content cache
-    /// [default: $SLUGC_CONTENT_CACHE, else $XDG_CACHE_HOME/slugc/content]
-    #[arg(long, value_name = "DIR")]
-    pub content_cache: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CacheClearArgs {
-    /// The app whose cache to clear
-    #[arg(default_value = ".")]
-    pub app_dir: PathBuf,
-    /// The cache dir, when it is not the default one
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+impl Options {
+    /// A build of `inputs` with the default caches, store and limits.
+    pub fn new(inputs: Inputs) -> Self {
+        Options {
+            inputs,
+            cache_dir: None,
+            no_cache: false,
+            content_cache: None,
+            store: None,
+            max_size_mib: DEFAULT_MAX_SIZE_MIB,
+            warn_size_mib: DEFAULT_WARN_SIZE_MIB,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,16 +125,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 }
 
 /// Config vars from `--env-file` then `--env` (later wins).
-fn config_vars(common: &CommonArgs) -> Result<BTreeMap<String, String>, BuildError> {
+fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
-    for file in &common.env_file {
+    for file in &inputs.env_files {
         let pairs = crate::run::dotenv::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
             message: e.to_string(),
         })?;
         vars.extend(pairs);
     }
-    vars.extend(common.env.iter().cloned());
+    vars.extend(inputs.env.iter().cloned());
     Ok(vars)
 }
 
@@ -189,13 +153,13 @@ struct Prepared {
 
 /// `app_src` is the checked, absolute app dir (`app::check_app_dir`).
 fn prepare(
-    common: &CommonArgs,
+    inputs: &Inputs,
     app_src: PathBuf,
     work_dir: &Path,
     exclude: &[PathBuf],
 ) -> Result<Prepared, BuildError> {
     let procfile = Procfile::read(&app_src)?;
-    let vars = config_vars(common)?;
+    let vars = config_vars(inputs)?;
 
     let app_dir = work_dir.join("app");
     for warning in app::snapshot(&app_src, &app_dir, exclude)? {
@@ -215,7 +179,7 @@ fn prepare(
         buildpacks::materialise(id, &dir, BinMode::Link)?;
         Ok(descriptor::load(&dir)?)
     };
-    let order = if common.buildpacks.is_empty() {
+    let order = if inputs.buildpacks.is_empty() {
         let mut order = Vec::new();
         for group in buildpacks::DEFAULT_ORDER {
             let mut g = Vec::new();
@@ -230,7 +194,7 @@ fn prepare(
         order
     } else {
         let mut group = Vec::new();
-        for (i, given) in common.buildpacks.iter().enumerate() {
+        for (i, given) in inputs.buildpacks.iter().enumerate() {
             let bp = if buildpacks::find(given).is_some() {
                 builtin(given)?
             } else {
@@ -307,14 +271,6 @@ fn progress_wanted() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
 
-fn human_size(bytes: u64) -> String {
-    if bytes >= MB {
-        format!("{:.1} MiB", bytes as f64 / MB as f64)
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
-}
-
 /// The outcome of a build, for callers in the library (`slug test`).
 pub struct BuildOutcome {
     pub slug: PathBuf,
@@ -322,14 +278,14 @@ pub struct BuildOutcome {
     pub release: Release,
 }
 
-pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
+pub fn build(opts: &Options) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
-    let app_src = app::check_app_dir(&args.common.app_dir)?;
-    let store_dir = args.output.clone().unwrap_or_else(crate::dirs::store);
-    let cache = if args.no_cache {
+    let app_src = app::check_app_dir(&opts.inputs.app_dir)?;
+    let store_dir = opts.store.clone().unwrap_or_else(crate::dirs::store);
+    let cache = if opts.no_cache {
         None
     } else {
-        let dir = args
+        let dir = opts
             .cache_dir
             .clone()
             .unwrap_or_else(|| cache::default_dir(&app_src));
@@ -350,12 +306,13 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         .into_iter()
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .collect();
-    let prepared = prepare(&args.common, app_src, work.path(), &exclude)?;
+    let prepared = prepare(&opts.inputs, app_src, work.path(), &exclude)?;
     let detected = run_detect(&prepared)?;
     eprintln!("-----> {} app detected", detected.description);
 
     let mtime = slug_format::mtime_from_env()?;
-    let part_cache = (!args.no_cache).then(|| PartCache::new(&parts_dir(&args.content_cache)));
+    let part_cache = (!opts.no_cache)
+        .then(|| PartCache::new(&crate::dirs::parts(opts.content_cache.as_deref())));
     let ctx = pbuild::Context {
         app_dir: &prepared.app_dir,
         platform_dir: &prepared.platform_dir,
@@ -382,7 +339,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     let exported = export(
         &prepared.app_dir,
         &built,
-        args,
+        opts,
         part_cache.as_ref(),
         &store_dir,
         mtime,
@@ -429,7 +386,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
         }
     }
 
-    eprintln!("       Done: {}", human_size(exported.size));
+    eprintln!("       Done: {}", size::human(exported.size));
     eprintln!("-----> Launching...");
     eprintln!("       Slug:     {}", exported.path.display());
     eprintln!("       Manifest: {}", manifest_path.display());
@@ -448,20 +405,10 @@ pub fn build(args: &BuildArgs) -> Result<BuildOutcome, BuildError> {
     })
 }
 
-/// The part cache inside the machine-wide content cache; absolute, since buildpacks (which
-/// run in the app dir) are handed it.
-fn parts_dir(content_cache: &Option<PathBuf>) -> PathBuf {
-    let dir = content_cache
-        .clone()
-        .unwrap_or_else(crate::dirs::content_cache)
-        .join("parts");
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
 fn export(
     app_dir: &Path,
     built: &Built,
-    args: &BuildArgs,
+    opts: &Options,
     part_cache: Option<&PartCache>,
     store_dir: &Path,
     // The one buildpacks were offered for early compression: both must agree.
@@ -472,97 +419,27 @@ fn export(
         &parts,
         store_dir,
         mtime,
-        args.max_size.saturating_mul(MB),
+        opts.max_size_mib.saturating_mul(size::MIB),
         part_cache,
         progress_wanted(),
     )?;
-    if exported.size > args.warn_size.saturating_mul(MB) {
+    if exported.size > opts.warn_size_mib.saturating_mul(size::MIB) {
         eprintln!(
             " !     Warning: the slug is {} (over the {} MiB warning size)",
-            human_size(exported.size),
-            args.warn_size
+            size::human(exported.size),
+            opts.warn_size_mib
         );
     }
     Ok(exported)
 }
 
-pub fn build_command(args: BuildArgs) -> Result<i32, BuildError> {
-    let outcome = build(&args)?;
-    if args.json {
-        print!("{}", outcome.release.to_json());
-    }
-    Ok(exit::BUILT)
-}
-
-pub fn detect_command(args: DetectArgs) -> Result<i32, BuildError> {
+/// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
+pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
     let work = tempfile::Builder::new()
         .prefix("slugc-detect-")
         .tempdir()
         .map_err(io(&std::env::temp_dir()))?;
-    let app_src = app::check_app_dir(&args.common.app_dir)?;
-    let prepared = prepare(&args.common, app_src, work.path(), &[])?;
-    let detected = run_detect(&prepared)?;
-    if args.json {
-        let value = serde_json::json!({
-            "group": detected.group.iter().map(|bp| serde_json::json!({
-                "id": bp.id, "version": bp.version, "api": bp.api(), "name": bp.name,
-            })).collect::<Vec<_>>(),
-            "plan": detected.deps,
-            "description": detected.description,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    } else {
-        println!("-----> {} app detected", detected.description);
-        for bp in &detected.group {
-            println!("       {} {} (api {})", bp.id, bp.version, bp.api());
-        }
-        for dep in &detected.deps {
-            println!(
-                "       plan: {} provided by {}",
-                dep.name,
-                dep.providers.join(", ")
-            );
-        }
-    }
-    Ok(exit::BUILT)
-}
-
-pub fn cache_clear(args: CacheClearArgs) -> Result<i32, BuildError> {
-    let dir = match args.cache_dir {
-        Some(d) => d,
-        None => cache::default_dir(&app::check_app_dir(&args.app_dir)?),
-    };
-    if !dir.exists() {
-        eprintln!("No cache at {}", dir.display());
-        return Ok(exit::BUILT);
-    }
-    let cache = Cache::open(&dir)?;
-    let entries = std::fs::read_dir(cache.root()).map_err(io(&dir))?;
-    for entry in entries.flatten() {
-        if entry.file_name() != "lock" {
-            tree::remove(&entry.path()).map_err(io(&entry.path()))?;
-        }
-    }
-    eprintln!("Cleared the cache {}", dir.display());
-    Ok(exit::BUILT)
-}
-
-/// `slug cache gc`: bounds the machine-wide content cache.
-pub fn cache_gc(args: CacheGcArgs) -> Result<i32, BuildError> {
-    let cache = PartCache::new(&parts_dir(&args.content_cache));
-    let c = cache
-        .gc(args.max_size.saturating_mul(MB))
-        .map_err(io(cache.dir()))?;
-    eprintln!(
-        "Part cache {}: kept {} parts ({}), removed {} ({})",
-        cache.dir().display(),
-        c.kept_entries,
-        human_size(c.kept_bytes),
-        c.removed_entries,
-        human_size(c.removed_bytes)
-    );
-    Ok(exit::BUILT)
+    let app_src = app::check_app_dir(&inputs.app_dir)?;
+    let prepared = prepare(inputs, app_src, work.path(), &[])?;
+    run_detect(&prepared)
 }

@@ -16,6 +16,11 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
@@ -124,6 +129,21 @@ impl Cache {
         }
         std::fs::rename(&new, &layers).map_err(io(&new))?;
         crate::tree::remove_spread(&old).map_err(io(&old))?;
+        Ok(())
+    }
+
+    /// Remove everything cached (the lock, held, stays).
+    pub fn clear(&self) -> Result<(), CacheError> {
+        let remove = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CacheError::Remove { path, source }
+        };
+        let entries = std::fs::read_dir(&self.root).map_err(remove(&self.root))?;
+        for entry in entries.flatten() {
+            if entry.file_name() != "lock" {
+                crate::tree::remove(&entry.path()).map_err(remove(&entry.path()))?;
+            }
+        }
         Ok(())
     }
 

@@ -3,8 +3,11 @@
 //! status and the time it took, stop it. The smoke test a CI pipeline wants (herokuish has
 //! one; Heroku does not).
 
+use super::dotenv;
 use super::formation::Instance;
-use super::supervise::Event;
+use super::output::{ColorChoice, Output};
+use super::supervise::{Event, Supervisor};
+use super::RunError;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,6 +17,83 @@ use std::time::{Duration, Instant};
 
 /// Pause between two probes while nothing answers yet.
 const RETRY: Duration = Duration::from_millis(100);
+
+/// One smoke test: the app, the store its slug goes to, the request, the dyno's config vars.
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub app_dir: PathBuf,
+    pub store: Option<PathBuf>,
+    /// The path to request; a leading `/` is added when missing.
+    pub path: String,
+    /// How long web has to answer.
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL when stopping web.
+    pub stop_timeout: Duration,
+    pub env_files: Vec<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub color: ColorChoice,
+}
+
+/// Web's answer.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub status: u16,
+    pub millis: u128,
+    /// The path requested.
+    pub path: String,
+}
+
+/// Build, start web, probe it, stop it: web's answer, or why there was none.
+pub fn test(t: &Test) -> Result<Passed, RunError> {
+    for p in &t.env_files {
+        dotenv::read(p)?;
+    }
+    let built = build(&t.app_dir, t.store.as_deref())?;
+    let slug_arg = built.slug_path.to_string_lossy().into_owned();
+    let prepared = super::prepare(&slug_arg, t.store.as_deref(), &t.env_files, &t.env)?;
+    let port = free_port().map_err(RunError::Port)?;
+    let web = web_instance(&t.app_dir, &prepared.process_types, port)?;
+    let output = Arc::new(Output::new(web.name().len(), t.color));
+    let sup = Supervisor::start(
+        std::slice::from_ref(&web),
+        &prepared.env,
+        &prepared.app,
+        Arc::clone(&output),
+        t.stop_timeout,
+    )?;
+    let path = if t.path.starts_with('/') {
+        t.path.clone()
+    } else {
+        format!("/{}", t.path)
+    };
+    let probe = spawn_probe(port, path.clone(), t.timeout, sup.sender());
+    let code = sup.wait();
+    let result = probe.lock().map(|p| p.clone()).unwrap_or(Probe::Pending);
+    match result {
+        Probe::Answered { status, millis } => Ok(Passed {
+            status,
+            millis,
+            path,
+        }),
+        Probe::TimedOut { last } => Err(SmokeError::NoAnswer {
+            app: t.app_dir.clone(),
+            port,
+            timeout: t.timeout.as_secs_f64(),
+            last: if last.is_empty() {
+                String::new()
+            } else {
+                format!(" (last: {last})")
+            },
+        }
+        .into()),
+        Probe::Pending => Err(SmokeError::WebExited {
+            app: t.app_dir.clone(),
+            port,
+            code,
+        }
+        .into()),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmokeError {
@@ -53,12 +133,12 @@ impl SmokeError {
 }
 
 /// What `slug build --json` told us: the manifest, and where the slug is.
-pub struct Built {
+struct Built {
     pub slug_path: PathBuf,
 }
 
 /// Run `slug build --json [--output STORE] APP_DIR` as a child; its log goes to our stderr.
-pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
+fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
     let exe = std::env::current_exe().map_err(SmokeError::CurrentExe)?;
     let mut cmd = Command::new(exe);
     cmd.arg("build").arg("--json");
@@ -127,13 +207,13 @@ pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
 }
 
 /// A port nobody listens on right now (the kernel's choice).
-pub fn free_port() -> std::io::Result<u16> {
+fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-pub fn web_instance(
+fn web_instance(
     app: &Path,
     process_types: &std::collections::BTreeMap<String, String>,
     port: u16,
@@ -151,7 +231,7 @@ pub fn web_instance(
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+enum Probe {
     Pending,
     Answered { status: u16, millis: u128 },
     TimedOut { last: String },
@@ -159,7 +239,7 @@ pub enum Probe {
 
 /// Poll `http://127.0.0.1:PORT{path}` until a 2xx/3xx answer or the timeout; record the
 /// result and ask the supervisor to stop (code 0 on success, 1 otherwise).
-pub fn spawn_probe(
+fn spawn_probe(
     port: u16,
     path: String,
     timeout: Duration,
