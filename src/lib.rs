@@ -2,7 +2,6 @@
 //! `app` → `platform::detect` → `platform::build` → `export` (parts) → `slug_format`.
 
 pub mod app;
-pub mod build;
 pub mod buildpacks;
 pub mod cache;
 pub mod cli;
@@ -13,6 +12,7 @@ pub mod image;
 pub mod inspect;
 pub mod manifests;
 pub mod package;
+pub mod pipeline;
 pub mod platform;
 pub mod procfile;
 pub mod run;

@@ -2,8 +2,8 @@
 //! release manifest on stdout with `--json`.
 
 use super::AppArgs;
-use crate::build::{self, BuildError, Options};
 use crate::exit;
+use crate::pipeline::{self, BuildError, Options};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -24,10 +24,10 @@ pub struct BuildArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Refuse a slug larger than this many MiB
-    #[arg(long, value_name = "MiB", default_value_t = build::DEFAULT_MAX_SIZE_MIB)]
+    #[arg(long, value_name = "MiB", default_value_t = pipeline::DEFAULT_MAX_SIZE_MIB)]
     pub max_size: u64,
     /// Warn when the slug is larger than this many MiB
-    #[arg(long, value_name = "MiB", default_value_t = build::DEFAULT_WARN_SIZE_MIB)]
+    #[arg(long, value_name = "MiB", default_value_t = pipeline::DEFAULT_WARN_SIZE_MIB)]
     pub warn_size: u64,
     /// Print the release manifest (JSON) on stdout; the log stays on stderr
     #[arg(long)]
@@ -44,7 +44,7 @@ pub fn build(args: BuildArgs) -> Result<i32, BuildError> {
         max_size_mib: args.max_size,
         warn_size_mib: args.warn_size,
     };
-    let outcome = build::build(&opts)?;
+    let outcome = pipeline::build(&opts)?;
     if args.json {
         print!("{}", outcome.release.to_json());
     }

@@ -1,8 +1,8 @@
 //! `slug detect`: the buildpack group and build plan a build would use.
 
 use super::AppArgs;
-use crate::build::{self, BuildError};
 use crate::exit;
+use crate::pipeline::{self, BuildError};
 
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
@@ -14,7 +14,7 @@ pub struct DetectArgs {
 }
 
 pub fn detect(args: DetectArgs) -> Result<i32, BuildError> {
-    let detected = build::detect(&args.app.inputs())?;
+    let detected = pipeline::detect(&args.app.inputs())?;
     if args.json {
         let value = serde_json::json!({
             "group": detected.group.iter().map(|bp| serde_json::json!({

@@ -11,7 +11,7 @@ pub mod kubernetes;
 pub mod precompress;
 pub mod run;
 
-use crate::build::Inputs;
+use crate::pipeline::Inputs;
 use std::path::PathBuf;
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {

@@ -1,5 +1,17 @@
-//! One build from source tree to slug, following the pipeline — snapshot (`app`), detect (`platform::detect`), build
-//! (`platform::build`), export (`export`, then `slug_format`), store.
+//! One build, source tree to slug: snapshot → detect → build → export → store.
+//!
+//! - snapshot: the app copied into a work dir (`app`), the config vars written as platform
+//!   env, the buildpacks to try materialised or loaded (`buildpacks`, `platform::descriptor`);
+//! - detect: the first group of the order that passes, and its build plan
+//!   (`platform::detect`); [`detect`] stops here;
+//! - build: each buildpack of the group run over the snapshot (`platform::build`), then the
+//!   process types and the `.profile.d` launch script;
+//! - export: the snapshot and its launch layers as the slug's parts (`export`), written as a
+//!   content-addressed slug (`slug_format::export`);
+//! - store: the release manifest beside the slug, the layers that want caching saved.
+//!
+//! [`build`] logs each stage on stderr as it goes and returns the slug, its manifest and
+//! the release; stdout is the caller's.
 
 use crate::app::{self, AppError};
 use crate::buildpacks::{self, BinMode, MaterialiseError};
@@ -124,7 +136,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Config vars from `--env-file` then `--env` (later wins).
+/// Config vars from the env files, then the given pairs (later wins).
 fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
     for file in &inputs.env_files {
@@ -138,9 +150,9 @@ fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> 
     Ok(vars)
 }
 
-/// Everything detect and build share: the work dir with the snapshot, platform dir and
-/// buildpack dirs.
-struct Prepared {
+/// What detect and build share: the work dir with the snapshot, the platform dir and the
+/// buildpacks to try.
+struct Snapshot {
     app_src: PathBuf,
     app_dir: PathBuf,
     platform_dir: PathBuf,
@@ -151,13 +163,14 @@ struct Prepared {
     procfile: Option<Procfile>,
 }
 
-/// `app_src` is the checked, absolute app dir (`app::check_app_dir`).
-fn prepare(
+/// `app_src` is the checked, absolute app dir (`app::check_app_dir`); `exclude`, paths under
+/// it that are not the app (the store, the cache).
+fn snapshot(
     inputs: &Inputs,
     app_src: PathBuf,
     work_dir: &Path,
     exclude: &[PathBuf],
-) -> Result<Prepared, BuildError> {
+) -> Result<Snapshot, BuildError> {
     let procfile = Procfile::read(&app_src)?;
     let vars = config_vars(inputs)?;
 
@@ -172,62 +185,13 @@ fn prepare(
         let p = env_dir.join(k);
         std::fs::write(&p, v).map_err(io(&p))?;
     }
+    let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
 
-    let bp_root = work_dir.join("buildpacks");
-    let builtin = |id: &str| -> Result<Buildpack, BuildError> {
-        let dir = bp_root.join(escape_id(id));
-        buildpacks::materialise(id, &dir, BinMode::Link)?;
-        Ok(descriptor::load(&dir)?)
-    };
-    let order = if inputs.buildpacks.is_empty() {
-        let mut order = Vec::new();
-        for group in buildpacks::DEFAULT_ORDER {
-            let mut g = Vec::new();
-            for (id, optional) in group.iter() {
-                g.push(Candidate {
-                    buildpack: builtin(id)?,
-                    optional: *optional,
-                });
-            }
-            order.push(g);
-        }
-        order
-    } else {
-        let mut group = Vec::new();
-        for (i, given) in inputs.buildpacks.iter().enumerate() {
-            let bp = if buildpacks::find(given).is_some() {
-                builtin(given)?
-            } else {
-                let dir = PathBuf::from(given);
-                let mut bp = descriptor::load(&dir)?;
-                if bp.kind == Kind::Classic {
-                    // A private copy: classic buildpacks may write into their own dir (`export`).
-                    let copy = bp_root.join(format!("classic-{i}"));
-                    std::fs::create_dir_all(&bp_root).map_err(io(&bp_root))?;
-                    tree::copy_tree(&bp.dir, &copy, tree::Mode::Copy).map_err(|e| {
-                        BuildError::Io {
-                            path: e.path,
-                            source: e.source,
-                        }
-                    })?;
-                    bp.dir = copy;
-                } else {
-                    bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
-                }
-                bp
-            };
-            group.push(Candidate {
-                buildpack: bp,
-                optional: false,
-            });
-        }
-        vec![group]
-    };
     let mut env: EnvMap = std::env::vars().collect();
     // The platform's own variables are set per phase; never inherit stale ones.
     env.retain(|k, _| !k.starts_with("CNB_"));
     env.insert("HOME".into(), std::env::var("HOME").unwrap_or_default());
-    Ok(Prepared {
+    Ok(Snapshot {
         app_src,
         app_dir,
         platform_dir,
@@ -239,46 +203,89 @@ fn prepare(
     })
 }
 
-fn run_detect(p: &Prepared) -> Result<Detected, BuildError> {
-    let scratch = p.work_dir.join("detect");
-    let ctx = DetectContext {
-        app_dir: &p.app_dir,
-        platform_dir: &p.platform_dir,
-        scratch: &scratch,
-        target: &p.target,
-        env: &p.env,
+/// The groups to detect from: the built-ins' default order, or the one group `given`
+/// (built-in ids and buildpack dirs), with their dirs under `bp_root`.
+fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildError> {
+    let builtin = |id: &str| -> Result<Buildpack, BuildError> {
+        let dir = bp_root.join(escape_id(id));
+        buildpacks::materialise(id, &dir, BinMode::Link)?;
+        Ok(descriptor::load(&dir)?)
     };
-    Ok(detect::detect(&p.order, &ctx)?)
-}
-
-fn git_commit(app: &Path) -> Option<String> {
-    if !app.join(".git").exists() {
-        return None;
+    if given.is_empty() {
+        let mut order = Vec::new();
+        for group in buildpacks::DEFAULT_ORDER {
+            let mut g = Vec::new();
+            for (id, optional) in group.iter() {
+                g.push(Candidate {
+                    buildpack: builtin(id)?,
+                    optional: *optional,
+                });
+            }
+            order.push(g);
+        }
+        return Ok(order);
     }
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(app)
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
+    let mut group = Vec::new();
+    for (i, given) in given.iter().enumerate() {
+        let bp = if buildpacks::find(given).is_some() {
+            builtin(given)?
+        } else {
+            let dir = PathBuf::from(given);
+            let mut bp = descriptor::load(&dir)?;
+            if bp.kind == Kind::Classic {
+                // A private copy: classic buildpacks may write into their own dir (`export`).
+                let copy = bp_root.join(format!("classic-{i}"));
+                std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
+                tree::copy_tree(&bp.dir, &copy, tree::Mode::Copy).map_err(|e| BuildError::Io {
+                    path: e.path,
+                    source: e.source,
+                })?;
+                bp.dir = copy;
+            } else {
+                bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+            }
+            bp
+        };
+        group.push(Candidate {
+            buildpack: bp,
+            optional: false,
+        });
+    }
+    Ok(vec![group])
 }
 
-fn progress_wanted() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
+    let scratch = s.work_dir.join("detect");
+    let ctx = DetectContext {
+        app_dir: &s.app_dir,
+        platform_dir: &s.platform_dir,
+        scratch: &scratch,
+        target: &s.target,
+        env: &s.env,
+    };
+    Ok(detect::detect(&s.order, &ctx)?)
 }
 
-/// The outcome of a build, for callers in the library (`slug test`).
-pub struct BuildOutcome {
+/// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
+pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
+    let work = tempfile::Builder::new()
+        .prefix("slugc-detect-")
+        .tempdir()
+        .map_err(io(&std::env::temp_dir()))?;
+    let app_src = app::check_app_dir(&inputs.app_dir)?;
+    let snapshot = snapshot(inputs, app_src, work.path(), &[])?;
+    run_detect(&snapshot)
+}
+
+/// A build's outcome: the slug and its manifest, both in the store.
+#[derive(Debug, Clone)]
+pub struct Outcome {
     pub slug: PathBuf,
     pub manifest_path: PathBuf,
     pub release: Release,
 }
 
-pub fn build(opts: &Options) -> Result<BuildOutcome, BuildError> {
+pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     let started = Instant::now();
     let app_src = app::check_app_dir(&opts.inputs.app_dir)?;
     let store_dir = opts.store.clone().unwrap_or_else(crate::dirs::store);
@@ -306,38 +313,26 @@ pub fn build(opts: &Options) -> Result<BuildOutcome, BuildError> {
         .into_iter()
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .collect();
-    let prepared = prepare(&opts.inputs, app_src, work.path(), &exclude)?;
-    let detected = run_detect(&prepared)?;
+
+    let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
+    let detected = run_detect(&snapshot)?;
     eprintln!("-----> {} app detected", detected.description);
 
+    // The one buildpacks are offered for early compression and the export's: both must agree.
     let mtime = slug_format::mtime_from_env()?;
     let part_cache = (!opts.no_cache)
         .then(|| PartCache::new(&crate::dirs::parts(opts.content_cache.as_deref())));
-    let ctx = pbuild::Context {
-        app_dir: &prepared.app_dir,
-        platform_dir: &prepared.platform_dir,
-        work_dir: &prepared.work_dir,
-        target: &prepared.target,
-        env: prepared.env.clone(),
-        cache: cache.as_ref(),
-        engine_env: crate::export::engine_env(part_cache.as_ref(), mtime, &prepared.app_dir),
-    };
-    let mut built = pbuild::build_group(&detected, &ctx)?;
-    if let Some(procfile) = &prepared.procfile {
-        built.processes.set_procfile(procfile.processes.clone());
-    }
-    let process_types = built.processes.resolve();
-
-    let profile_dir = prepared.app_dir.join(".profile.d");
-    std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
-    let profile_path = profile_dir.join(PROFILE_SCRIPT);
-    let profile =
-        pbuild::launch_profile(&built, &prepared.app_dir).map_err(io(&prepared.app_dir))?;
-    std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
+    let (built, process_types) = run_buildpacks(
+        &snapshot,
+        &detected,
+        cache.as_ref(),
+        part_cache.as_ref(),
+        mtime,
+    )?;
 
     eprintln!("-----> Compressing...");
     let exported = export(
-        &prepared.app_dir,
+        &snapshot.app_dir,
         &built,
         opts,
         part_cache.as_ref(),
@@ -347,34 +342,11 @@ pub fn build(opts: &Options) -> Result<BuildOutcome, BuildError> {
     for warning in &exported.warnings {
         eprintln!(" !     {warning}");
     }
-    let release = Release {
-        schema: SCHEMA.to_string(),
-        checksum: format!("SHA256:{}", exported.sha256),
-        size: exported.size,
-        process_types: process_types.clone(),
-        buildpack_provided_description: Some(detected.description.clone()),
-        commit: git_commit(&prepared.app_src),
-        stack: Stack {
-            name: prepared.target.stack_name(),
-        },
-        buildpacks: detected
-            .group
-            .iter()
-            .map(|bp| BuildpackRef {
-                id: bp.id.clone(),
-                version: bp.version.clone(),
-                api: bp.api().to_string(),
-            })
-            .collect(),
-        config_vars: pbuild::config_vars(&built, &prepared.app_dir)
-            .map_err(io(&prepared.app_dir))?,
-        addons: built.addons.clone(),
-        layers: exported.parts.clone(),
-    };
+
+    let release = release(&snapshot, &detected, &built, &exported, &process_types)?;
     let manifest_name = format!("sha256-{}.json", exported.sha256);
     let manifest_path =
         store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
-
     if let Some(cache) = &cache {
         pbuild::save_cache(&built, cache)?;
     }
@@ -398,11 +370,44 @@ pub fn build(opts: &Options) -> Result<BuildOutcome, BuildError> {
         eprintln!("       Process types: {}", names.join(", "));
     }
     eprintln!("       Built in {:.1}s", started.elapsed().as_secs_f64());
-    Ok(BuildOutcome {
+    Ok(Outcome {
         slug: exported.path,
         manifest_path,
         release,
     })
+}
+
+/// Run the detected group over the snapshot; then the process types (the Procfile's win)
+/// and the launch env script in `.profile.d`.
+fn run_buildpacks(
+    snapshot: &Snapshot,
+    detected: &Detected,
+    cache: Option<&Cache>,
+    part_cache: Option<&PartCache>,
+    mtime: u64,
+) -> Result<(Built, BTreeMap<String, String>), BuildError> {
+    let app_dir = &snapshot.app_dir;
+    let ctx = pbuild::Context {
+        app_dir,
+        platform_dir: &snapshot.platform_dir,
+        work_dir: &snapshot.work_dir,
+        target: &snapshot.target,
+        env: snapshot.env.clone(),
+        cache,
+        engine_env: crate::export::engine_env(part_cache, mtime, app_dir),
+    };
+    let mut built = pbuild::build_group(detected, &ctx)?;
+    if let Some(procfile) = &snapshot.procfile {
+        built.processes.set_procfile(procfile.processes.clone());
+    }
+    let process_types = built.processes.resolve();
+
+    let profile_dir = app_dir.join(".profile.d");
+    std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
+    let profile_path = profile_dir.join(PROFILE_SCRIPT);
+    let profile = pbuild::launch_profile(&built, app_dir).map_err(io(app_dir))?;
+    std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
+    Ok((built, process_types))
 }
 
 fn export(
@@ -411,7 +416,6 @@ fn export(
     opts: &Options,
     part_cache: Option<&PartCache>,
     store_dir: &Path,
-    // The one buildpacks were offered for early compression: both must agree.
     mtime: u64,
 ) -> Result<Exported, BuildError> {
     let parts = crate::export::parts(app_dir, built).map_err(io(app_dir))?;
@@ -433,13 +437,56 @@ fn export(
     Ok(exported)
 }
 
-/// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
-pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
-    let work = tempfile::Builder::new()
-        .prefix("slugc-detect-")
-        .tempdir()
-        .map_err(io(&std::env::temp_dir()))?;
-    let app_src = app::check_app_dir(&inputs.app_dir)?;
-    let prepared = prepare(inputs, app_src, work.path(), &[])?;
-    run_detect(&prepared)
+/// The release manifest of the exported slug.
+fn release(
+    snapshot: &Snapshot,
+    detected: &Detected,
+    built: &Built,
+    exported: &Exported,
+    process_types: &BTreeMap<String, String>,
+) -> Result<Release, BuildError> {
+    Ok(Release {
+        schema: SCHEMA.to_string(),
+        checksum: format!("SHA256:{}", exported.sha256),
+        size: exported.size,
+        process_types: process_types.clone(),
+        buildpack_provided_description: Some(detected.description.clone()),
+        commit: git_commit(&snapshot.app_src),
+        stack: Stack {
+            name: snapshot.target.stack_name(),
+        },
+        buildpacks: detected
+            .group
+            .iter()
+            .map(|bp| BuildpackRef {
+                id: bp.id.clone(),
+                version: bp.version.clone(),
+                api: bp.api().to_string(),
+            })
+            .collect(),
+        config_vars: pbuild::config_vars(built, &snapshot.app_dir)
+            .map_err(io(&snapshot.app_dir))?,
+        addons: built.addons.clone(),
+        layers: exported.parts.clone(),
+    })
+}
+
+fn git_commit(app: &Path) -> Option<String> {
+    if !app.join(".git").exists() {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(app)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+fn progress_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
