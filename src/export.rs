@@ -6,7 +6,7 @@
 //! directories that hold launch layers), then each launch layer as
 //! `./app/.layers/<buildpack>/<layer>`, without its env dirs.
 
-use crate::platform::build::Built;
+use crate::platform::run_buildpacks::Built;
 use slug_format::precompress::{self, Offer};
 use slug_format::{ExportError, ExportOptions, Exported, Part, PartCache};
 use std::collections::BTreeSet;

@@ -4,8 +4,8 @@
 //!   env, the buildpacks to try materialised or loaded (`buildpacks`, `platform::descriptor`);
 //! - detect: the first group of the order that passes, and its build plan
 //!   (`platform::detect`); [`detect`] stops here;
-//! - build: each buildpack of the group run over the snapshot (`platform::build`), then the
-//!   process types and the `.profile.d` launch script;
+//! - build: each buildpack of the group run over the snapshot (`platform::run_buildpacks`),
+//!   then the process types and the `.profile.d` launch script;
 //! - export: the snapshot and its launch layers as the slug's parts (`export`), written as a
 //!   content-addressed slug (`slug_format::export`);
 //! - store: the release manifest beside the slug, the layers that want caching saved.
@@ -17,11 +17,11 @@ use crate::app::{self, AppError};
 use crate::buildpacks::{self, BinMode, MaterialiseError};
 use crate::cache::{self, Cache, CacheError};
 use crate::exit::{self, ExitCode};
-use crate::platform::build::{self as pbuild, BuildError as PlatformBuildError, Built};
 use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind};
 use crate::platform::detect::{self, Candidate, DetectContext, DetectError, Detected};
 use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
+use crate::platform::run_buildpacks::{self, BuildpackError, Built};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
@@ -97,7 +97,7 @@ pub enum BuildError {
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
-    Platform(#[from] PlatformBuildError),
+    Buildpack(#[from] BuildpackError),
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -122,7 +122,7 @@ impl ExitCode for BuildError {
             | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
-            BuildError::Platform(e) => e.exit_code(),
+            BuildError::Buildpack(e) => e.exit_code(),
             BuildError::Export(e) if e.is_input_error() => exit::INVALID_INPUT,
             _ => exit::OTHER,
         }
@@ -322,7 +322,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     let mtime = slug_format::mtime_from_env()?;
     let part_cache = (!opts.no_cache)
         .then(|| PartCache::new(&crate::dirs::parts(opts.content_cache.as_deref())));
-    let (built, process_types) = run_buildpacks(
+    let (built, process_types) = run_group(
         &snapshot,
         &detected,
         cache.as_ref(),
@@ -348,7 +348,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     let manifest_path =
         store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
     if let Some(cache) = &cache {
-        pbuild::save_cache(&built, cache)?;
+        run_buildpacks::save_cache(&built, cache)?;
     }
     drop(work);
     if let Some(parts) = &part_cache {
@@ -379,7 +379,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
 
 /// Run the detected group over the snapshot; then the process types (the Procfile's win)
 /// and the launch env script in `.profile.d`.
-fn run_buildpacks(
+fn run_group(
     snapshot: &Snapshot,
     detected: &Detected,
     cache: Option<&Cache>,
@@ -387,7 +387,7 @@ fn run_buildpacks(
     mtime: u64,
 ) -> Result<(Built, BTreeMap<String, String>), BuildError> {
     let app_dir = &snapshot.app_dir;
-    let ctx = pbuild::Context {
+    let ctx = run_buildpacks::Context {
         app_dir,
         platform_dir: &snapshot.platform_dir,
         work_dir: &snapshot.work_dir,
@@ -396,7 +396,7 @@ fn run_buildpacks(
         cache,
         engine_env: crate::export::engine_env(part_cache, mtime, app_dir),
     };
-    let mut built = pbuild::build_group(detected, &ctx)?;
+    let mut built = run_buildpacks::build_group(detected, &ctx)?;
     if let Some(procfile) = &snapshot.procfile {
         built.processes.set_procfile(procfile.processes.clone());
     }
@@ -405,7 +405,7 @@ fn run_buildpacks(
     let profile_dir = app_dir.join(".profile.d");
     std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
     let profile_path = profile_dir.join(PROFILE_SCRIPT);
-    let profile = pbuild::launch_profile(&built, app_dir).map_err(io(app_dir))?;
+    let profile = run_buildpacks::launch_profile(&built, app_dir).map_err(io(app_dir))?;
     std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
     Ok((built, process_types))
 }
@@ -464,7 +464,7 @@ fn release(
                 api: bp.api().to_string(),
             })
             .collect(),
-        config_vars: pbuild::config_vars(built, &snapshot.app_dir)
+        config_vars: run_buildpacks::config_vars(built, &snapshot.app_dir)
             .map_err(io(&snapshot.app_dir))?,
         addons: built.addons.clone(),
         layers: exported.parts.clone(),

@@ -1,8 +1,8 @@
 //! `slug buildpacks package`: the built-in buildpacks as CNB dirs for `pack build
 //! --buildpack`, with an example `builder.toml`.
 
+use crate::buildpacks::package::{self, PackageError};
 use crate::exit;
-use crate::package::{self, PackageError};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

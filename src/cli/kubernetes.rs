@@ -2,7 +2,7 @@
 //! for web) for a slug's image, on stdout or in a file.
 
 use crate::exit;
-use crate::manifests::{self, ManifestsError, Options};
+use crate::kubernetes::{self, ManifestsError, Options};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,7 @@ pub struct ManifestsArgs {
 }
 
 pub fn manifests(args: ManifestsArgs) -> Result<i32, ManifestsError> {
-    let yaml = manifests::objects(&Options {
+    let yaml = kubernetes::objects(&Options {
         slug: args.slug,
         store: args.store,
         image: args.image,
