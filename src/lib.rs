@@ -16,4 +16,3 @@ pub mod platform;
 pub mod procfile;
 pub mod run;
 pub mod size;
-pub mod tree;

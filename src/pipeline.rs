@@ -25,7 +25,6 @@ use crate::platform::run_buildpacks::{self, BuildpackError, Built};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
-use crate::tree;
 use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
 use slug_format::store::{self, StoreError};
 use slug_format::{ExportError, Exported, PartCache};
@@ -236,7 +235,11 @@ fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildE
                 // A private copy: classic buildpacks may write into their own dir (`export`).
                 let copy = bp_root.join(format!("classic-{i}"));
                 std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
-                tree::copy_tree(&bp.dir, &copy, tree::Mode::Copy).map_err(|e| BuildError::Io {
+                let how = slugc_fs::Options {
+                    dir_modes: true,
+                    ..slugc_fs::Options::default()
+                };
+                slugc_fs::copy_tree(&bp.dir, &copy, &how).map_err(|e| BuildError::Io {
                     path: e.path,
                     source: e.source,
                 })?;
