@@ -4,7 +4,11 @@
 //! running `slug` executable, `bin/detect` → `build`); `main` sees it was started as
 //! `.../bin/detect` or `.../bin/build` and hands over to libcnb for the buildpack that
 //! `$CNB_BUILDPACK_DIR/buildpack.toml` names. Adding a buildpack is one line in [`BUILTINS`].
+//!
+//! `procfile` is the Procfile buildpack; `package` writes the built-ins as CNB buildpack dirs
+//! for `pack` (`slug buildpacks package`).
 
+pub mod package;
 pub mod procfile;
 
 use std::path::{Path, PathBuf};

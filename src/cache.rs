@@ -16,6 +16,11 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
@@ -29,7 +34,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 pub fn default_dir(app_dir: &Path) -> PathBuf {
     let base = crate::dirs::cache();
     let abs = std::fs::canonicalize(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
-    let hash = hex(&Sha256::digest(abs.to_string_lossy().as_bytes()))[..16].to_string();
+    let hash =
+        slug_format::hex(&Sha256::digest(abs.to_string_lossy().as_bytes()))[..16].to_string();
     let name: String = abs
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -44,10 +50,6 @@ pub fn default_dir(app_dir: &Path) -> PathBuf {
         })
         .collect();
     base.join(format!("{name}-{hash}"))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An open, locked cache dir. The lock is released when this is dropped.
@@ -92,7 +94,7 @@ impl Cache {
             std::fs::rename(&old, &layers).map_err(io(&old))?;
         }
         for stale in [old, self.root.join("layers.new"), self.root.join("work")] {
-            crate::tree::remove(&stale).map_err(io(&stale))?;
+            slugc_fs::remove(&stale).map_err(io(&stale))?;
         }
         Ok(())
     }
@@ -109,7 +111,7 @@ impl Cache {
     /// A fresh dir to save this build's cached layers into, before `commit_layers`.
     pub fn new_layers_dir(&self) -> Result<PathBuf, CacheError> {
         let dir = self.root.join("layers.new");
-        crate::tree::remove(&dir).map_err(io(&dir))?;
+        slugc_fs::remove(&dir).map_err(io(&dir))?;
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         Ok(dir)
     }
@@ -123,7 +125,22 @@ impl Cache {
             std::fs::rename(&layers, &old).map_err(io(&layers))?;
         }
         std::fs::rename(&new, &layers).map_err(io(&new))?;
-        crate::tree::remove_spread(&old).map_err(io(&old))?;
+        slugc_fs::remove_spread(&old).map_err(io(&old))?;
+        Ok(())
+    }
+
+    /// Remove everything cached (the lock, held, stays).
+    pub fn clear(&self) -> Result<(), CacheError> {
+        let remove = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CacheError::Remove { path, source }
+        };
+        let entries = std::fs::read_dir(&self.root).map_err(remove(&self.root))?;
+        for entry in entries.flatten() {
+            if entry.file_name() != "lock" {
+                slugc_fs::remove(&entry.path()).map_err(remove(&entry.path()))?;
+            }
+        }
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! `$XDG_DATA_HOME/slugc/slugs`, caches (build caches, the machine-wide content cache,
 //! unpacked slugs) in `$XDG_CACHE_HOME/slugc`. Without `$HOME` either, under the temp dir.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Overrides the machine-wide content cache's place (a test suite, a CI runner's cache
 /// volume); `--content-cache` overrides it in turn.
@@ -42,4 +42,13 @@ pub fn content_cache() -> PathBuf {
 /// Where `slug run` unpacks slugs: `<cache>/run`.
 pub fn unpack_root() -> PathBuf {
     cache().join("run")
+}
+
+/// The part cache inside the machine-wide content cache (`content_cache_dir`, else the default
+/// one); absolute, since buildpacks (which run in the app dir) are handed it.
+pub fn parts(content_cache_dir: Option<&Path>) -> PathBuf {
+    let dir = content_cache_dir
+        .map_or_else(content_cache, Path::to_path_buf)
+        .join("parts");
+    std::path::absolute(&dir).unwrap_or(dir)
 }

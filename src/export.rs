@@ -1,16 +1,16 @@
 //! The export step of a build: what goes into each part of the slug, then
-//! [`slug_format::export`] writes it. Also `slug precompress-layer`, which compresses one
-//! layer's part ahead of the export (`slug_format::precompress`).
+//! [`slug_format::export`] writes it. Also compressing one layer's part ahead of the export
+//! (`slug precompress-layer`, `slug_format::precompress`).
 //!
 //! Parts: the build root as `./app` (its `.layers` reduced to the `.layers/<buildpack>/`
 //! directories that hold launch layers), then each launch layer as
 //! `./app/.layers/<buildpack>/<layer>`, without its env dirs.
 
-use crate::platform::build::Built;
+use crate::platform::run_buildpacks::Built;
 use slug_format::precompress::{self, Offer};
 use slug_format::{ExportError, ExportOptions, Exported, Part, PartCache};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 impl crate::exit::ExitCode for ExportError {
     fn exit_code(&self) -> i32 {
@@ -133,33 +133,27 @@ pub fn engine_env(
     vec![(precompress::ENV.to_string(), offer.to_env_value().into())]
 }
 
-#[derive(Debug, clap::Args)]
-pub struct PrecompressArgs {
-    /// A complete launch layer: `<build root>/.layers/<buildpack>/<layer>`
-    pub layer_dir: PathBuf,
-}
-
-/// `slug precompress-layer <layer dir>`, run by a built-in buildpack during `slug build`:
-/// compresses the layer's part into the part cache at low CPU priority while the buildpack
-/// goes on, so that the export only copies it. Best effort: without the engine's offer, or
-/// for a dir that is not a layer of this build, it does nothing.
-pub fn precompress_layer(args: PrecompressArgs) -> Result<i32, ExportError> {
+/// Compress the part of `layer_dir` (a complete launch layer of the build that made the
+/// engine's offer) into the part cache at low CPU priority while the buildpack goes on, so
+/// that the export only copies it. Best effort: without the engine's offer, or for a dir that
+/// is not a layer of this build, it does nothing.
+pub fn precompress_layer(layer_dir: &Path) -> Result<(), ExportError> {
     let Some(offer) = Offer::from_env() else {
-        return Ok(0);
+        return Ok(());
     };
-    let Some(prefix) = offer.layer_prefix(&args.layer_dir) else {
-        return Ok(0);
+    let Some(prefix) = offer.layer_prefix(layer_dir) else {
+        return Ok(());
     };
     // The buildpack's own install goes first: this is work done ahead, not on its path.
     // SAFETY: setpriority only changes this process's scheduling priority.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
-    let layer = layer_part_at(&args.layer_dir, prefix);
+    let layer = layer_part_at(layer_dir, prefix);
     // The app part is there only for absolute symlinks that point into the app.
     let app_dir = offer.layers_dir.parent().unwrap_or(&offer.layers_dir);
     let parts = [Part::new(app_dir, "./app"), layer];
     let cache = PartCache::new(&offer.part_cache);
     slug_format::export::precompress(&parts, 1, &cache, offer.mtime)?;
-    Ok(0)
+    Ok(())
 }

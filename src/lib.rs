@@ -2,18 +2,18 @@
 //! `app` → `platform::detect` → `platform::build` → `export` (parts) → `slug_format`.
 
 pub mod app;
-pub mod build;
 pub mod buildpacks;
 pub mod cache;
 pub mod config_vars;
+pub mod cli;
 pub mod dirs;
 pub mod exit;
 pub mod export;
 pub mod image;
 pub mod inspect;
-pub mod manifests;
-pub mod package;
+pub mod kubernetes;
+pub mod pipeline;
 pub mod platform;
 pub mod procfile;
 pub mod run;
-pub mod tree;
+pub mod size;

@@ -1,6 +1,8 @@
-//! `slug`: argument parsing and exit codes. The work is in the library.
+//! `slug`: argument parsing and exit codes. Each subcommand is in `slugc::cli`, the work in
+//! the library.
 
 use clap::{Parser, Subcommand};
+use slugc::cli;
 use slugc::exit::{self, ExitCode};
 use std::process;
 
@@ -18,44 +20,44 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build a slug from an app dir (detect, compile, export)
-    Build(slugc::build::BuildArgs),
+    Build(cli::build::BuildArgs),
     /// Print the buildpack group and build plan that a build would use
-    Detect(slugc::build::DetectArgs),
+    Detect(cli::detect::DetectArgs),
     /// Show a slug's manifest, each layer's size and its largest paths
-    Inspect(slugc::inspect::InspectArgs),
+    Inspect(cli::inspect::InspectArgs),
     /// Manage the build cache
     #[command(subcommand)]
     Cache(CacheCommand),
     /// Run a slug's process types like dynos (formation, ports, prefixed output)
-    Run(slugc::run::RunArgs),
+    Run(cli::run::RunArgs),
     /// Run one command in a slug's dyno environment (a one-off dyno)
-    Exec(slugc::run::ExecArgs),
+    Exec(cli::run::ExecArgs),
     /// Build an app, start its web process, wait for HTTP, stop it
-    Test(slugc::run::TestArgs),
+    Test(cli::run::TestArgs),
     /// Write an OCI image of a slug over a base image
-    Image(slugc::image::ImageArgs),
+    Image(cli::image::ImageArgs),
     /// Write Kubernetes manifests for a slug
-    Manifests(slugc::manifests::ManifestsArgs),
+    Manifests(cli::kubernetes::ManifestsArgs),
     /// The built-in buildpacks
     #[command(subcommand)]
     Buildpacks(BuildpacksCommand),
     /// Compress a complete launch layer ahead of the export (run by the built-in buildpacks)
     #[command(hide = true)]
-    PrecompressLayer(slugc::export::PrecompressArgs),
+    PrecompressLayer(cli::precompress::PrecompressArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
     /// Delete an app's build cache
-    Clear(slugc::build::CacheClearArgs),
+    Clear(cli::cache::CacheClearArgs),
     /// Bound the machine-wide content cache: remove the least recently used parts
-    Gc(slugc::build::CacheGcArgs),
+    Gc(cli::cache::CacheGcArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum BuildpacksCommand {
     /// Write the built-in buildpacks as CNB dirs for `pack build --buildpack`
-    Package(slugc::package::PackageArgs),
+    Package(cli::buildpacks::PackageArgs),
 }
 
 fn main() {
@@ -73,20 +75,20 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Build(args) => report(slugc::build::build_command(args)),
-        Command::Detect(args) => report(slugc::build::detect_command(args)),
-        Command::Inspect(args) => report(slugc::inspect::inspect(args)),
-        Command::Cache(CacheCommand::Clear(args)) => report(slugc::build::cache_clear(args)),
-        Command::Cache(CacheCommand::Gc(args)) => report(slugc::build::cache_gc(args)),
-        Command::Run(args) => report(slugc::run::run(args)),
-        Command::Exec(args) => report(slugc::run::exec(args)),
-        Command::Test(args) => report(slugc::run::test(args)),
-        Command::Image(args) => report(slugc::image::image(args)),
-        Command::Manifests(args) => report(slugc::manifests::manifests(args)),
+        Command::Build(args) => report(cli::build::build(args)),
+        Command::Detect(args) => report(cli::detect::detect(args)),
+        Command::Inspect(args) => report(cli::inspect::inspect(args)),
+        Command::Cache(CacheCommand::Clear(args)) => report(cli::cache::clear(args)),
+        Command::Cache(CacheCommand::Gc(args)) => report(cli::cache::gc(args)),
+        Command::Run(args) => report(cli::run::run(args)),
+        Command::Exec(args) => report(cli::run::exec(args)),
+        Command::Test(args) => report(cli::run::test(args)),
+        Command::Image(args) => report(cli::image::image(args)),
+        Command::Manifests(args) => report(cli::kubernetes::manifests(args)),
         Command::Buildpacks(BuildpacksCommand::Package(args)) => {
-            report(slugc::package::package(args))
+            report(cli::buildpacks::package(args))
         }
-        Command::PrecompressLayer(args) => report(slugc::export::precompress_layer(args)),
+        Command::PrecompressLayer(args) => report(cli::precompress::precompress_layer(args)),
     };
     process::exit(code);
 }

@@ -1,4 +1,4 @@
-//! OCI export: `slug image` wraps a slug as an OCI image over a base image (issue 6).
+//! OCI images: a slug wrapped as an image over a base image.
 //!
 //! The image is the base image's layers, then the slug file itself as one layer (its bytes
 //! are already a gzip tar of `./app/...`, so the layer's digest *is* the slug's digest), then
@@ -20,40 +20,7 @@ use sha2::{Digest, Sha256};
 use slug_format::reader::{self, EntryKind, ReadError};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
-
-#[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("dest").required(true).multiple(true).args(["output", "archive"])))]
-pub struct ImageArgs {
-    /// The slug: `sha256-<hex>.tgz`, its `sha256-<hex>.json` manifest, or a sha256 prefix of a
-    /// slug in the store
-    pub slug: String,
-    /// The store to look prefixes up in [default: $XDG_DATA_HOME/slugc/slugs]
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
-    /// The base image: an OCI image layout dir, `DIR` or `DIR:REF`
-    /// (get one with `skopeo copy docker://debian:bookworm oci:DIR:bookworm`)
-    #[arg(long, value_name = "DIR[:REF]")]
-    pub base: String,
-    /// The image's name and tag, e.g. `myapp:1.0`
-    #[arg(long, default_value = "slug:latest")]
-    pub tag: String,
-    /// Write (or add to) this OCI image layout dir
-    #[arg(long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
-    /// Write a tar archive for `podman load` / `docker load` (also an OCI layout inside)
-    #[arg(long, value_name = "FILE")]
-    pub archive: Option<PathBuf>,
-    /// Run as this user instead of the base image's `User`
-    #[arg(long)]
-    pub user: Option<String>,
-    /// The `PORT` the web process listens on (set in `Env`, exposed)
-    #[arg(long, default_value_t = 5000)]
-    pub port: u16,
-    /// The release manifest, when it is not beside the slug
-    #[arg(long, value_name = "FILE")]
-    pub manifest: Option<PathBuf>,
-}
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -132,14 +99,53 @@ fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
     })
 }
 
-pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
-    let (repo, tag) = split_tag(&args.tag)?;
-    let store = args.store.clone().unwrap_or_else(crate::dirs::store);
-    let slug = reader::open(&args.slug, &store, args.manifest.as_deref())?;
+/// What the image is made of besides the slug.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    /// The base image: an OCI image layout dir, `DIR` or `DIR:REF`.
+    pub base: &'a str,
+    /// The image's name and tag, as [`split_tag`] gives them.
+    pub repo: &'a str,
+    pub tag: &'a str,
+    /// Run as this user instead of the base image's `User`.
+    pub user: Option<&'a str>,
+    /// The `PORT` the web process listens on (set in `Env`, exposed).
+    pub port: u16,
+}
+
+/// An image ready to be written, as a layout dir or an archive (or both).
+pub struct Assembled {
+    image: Image,
+    reference: String,
+    /// `sha256:<hex>` of the image manifest.
+    pub digest: String,
+    /// How many layers come from the base.
+    pub base_layers: usize,
+    /// The slug layer's digest, hex.
+    pub slug_sha256: String,
+    /// The user the image runs as; `None` is root.
+    pub user: Option<String>,
+}
+
+impl Assembled {
+    /// Write (or add to) this OCI image layout dir.
+    pub fn write_layout(&self, dir: &Path) -> Result<(), ImageError> {
+        Ok(layout::write_layout(&self.image, dir)?)
+    }
+
+    /// Write a tar archive for `podman load` / `docker load` (an OCI layout inside).
+    pub fn write_archive(&self, file: &Path) -> Result<(), ImageError> {
+        Ok(layout::write_archive(&self.image, &self.reference, file)?)
+    }
+}
+
+/// The image of `slug` over `opts.base`: the base's layers, the slug, the launcher.
+pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageError> {
+    let (repo, tag) = (opts.repo, opts.tag);
     // Every check on the slug first, whatever the base: a hostile slug is refused the same
     // way by every command.
-    let scan = scan(&slug)?;
-    let base = Base::open(&args.base)?;
+    let scan = scan(slug)?;
+    let base = Base::open(opts.base)?;
     let release = slug
         .release
         .as_ref()
@@ -181,18 +187,18 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
     let mut config = base.config.clone();
     config.created = Some(created.clone());
     let mut cc = config.config.take().unwrap_or_default();
-    cc.env = Some(launch_env(&cc, &args, release, &scan.profile_scripts));
+    cc.env = Some(launch_env(&cc, opts.port, release, &scan.profile_scripts));
     cc.working_dir = Some("/app".to_string());
     cc.entrypoint = Some(vec![launcher::LAUNCHER_PATH.to_string()]);
     cc.cmd = release
         .process_types
         .contains_key("web")
         .then(|| vec!["web".to_string()]);
-    cc.user = image_user(&cc, args.user.as_deref());
+    cc.user = image_user(&cc, opts.user);
     if release.process_types.contains_key("web") {
         cc.exposed_ports
             .get_or_insert_with(BTreeMap::new)
-            .insert(format!("{}/tcp", args.port), serde_json::json!({}));
+            .insert(format!("{}/tcp", opts.port), serde_json::json!({}));
     }
     let labels = cc.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(LABEL_CHECKSUM.into(), release.checksum.clone());
@@ -285,25 +291,14 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
         layer_hexes,
     };
 
-    println!("image {} {repo}:{tag}", image.manifest.digest);
-    println!(
-        "  layers: {} from the base, slug sha256:{}, launcher",
-        base.manifest.layers.len(),
-        scan.sha256_hex
-    );
-    match &user {
-        Some(u) => println!("  user: {u}"),
-        None => println!("  user: root (the base sets no User; pass --user to change it)"),
-    }
-    if let Some(out) = &args.output {
-        layout::write_layout(&image, out)?;
-        println!("  layout: {} (ref {tag})", out.display());
-    }
-    if let Some(archive) = &args.archive {
-        layout::write_archive(&image, &format!("{repo}:{tag}"), archive)?;
-        println!("  archive: {}", archive.display());
-    }
-    Ok(exit::BUILT)
+    Ok(Assembled {
+        digest: image.manifest.digest.clone(),
+        image,
+        reference: format!("{repo}:{tag}"),
+        base_layers: base.manifest.layers.len(),
+        slug_sha256: scan.sha256_hex,
+        user,
+    })
 }
 
 /// `--user`, else the base's `User`, else the `CNB_USER_ID:CNB_GROUP_ID` that CNB run images
@@ -355,7 +350,7 @@ fn source_date_epoch() -> u64 {
 /// `.profile.d` scripts export, with `$HOME` = `/app`. Sorted by name.
 fn launch_env(
     base: &ContainerConfig,
-    args: &ImageArgs,
+    port: u16,
     release: &slug_format::Release,
     scripts: &[(String, String)],
 ) -> Vec<String> {
@@ -367,7 +362,7 @@ fn launch_env(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     env.insert("HOME".into(), "/app".into());
-    env.insert("PORT".into(), args.port.to_string());
+    env.insert("PORT".into(), port.to_string());
     for (k, v) in &release.config_vars {
         env.insert(k.clone(), v.clone());
     }

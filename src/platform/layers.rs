@@ -6,9 +6,9 @@
 //! without a `<layer>.toml`, and names ending in `.ignore`, are not layers: they are neither
 //! exported nor cached.
 
-use crate::tree::{self, CopyError};
 use libcnb_data::layer_content_metadata::LayerTypes;
 use serde::{Deserialize, Serialize};
+use slugc_fs::{CopyError, Files, Options};
 use std::path::{Path, PathBuf};
 
 /// Files in a buildpack's layers dir that are not layer metadata.
@@ -115,9 +115,12 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
         restored.push(name);
     }
     // Layers are independent trees: linked side by side.
-    tree::spread(&dirs, |(src, dst)| {
-        tree::copy_tree(src, dst, tree::Mode::Link)
-    })?;
+    let how = Options {
+        files: Files::Link,
+        dir_modes: true,
+        ..Options::default()
+    };
+    slugc_fs::spread(&dirs, |(src, dst)| slugc_fs::copy_tree(src, dst, &how))?;
     let store = cached.join("store.toml");
     if store.is_file() {
         let dst = layers_dir.join("store.toml");
@@ -134,7 +137,7 @@ pub fn save(layers_dir: &Path, layers: &[Layer], dest: &Path) -> Result<(), Laye
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     for layer in layers.iter().filter(|l| l.types.cache) {
         if layer.dir.is_dir() {
-            tree::move_tree(&layer.dir, &dest.join(&layer.name))?;
+            slugc_fs::move_tree(&layer.dir, &dest.join(&layer.name))?;
         }
         let src = layers_dir.join(format!("{}.toml", layer.name));
         let dst = dest.join(format!("{}.toml", layer.name));

@@ -1,9 +1,8 @@
 //! The CNB platform (Buildpack API 0.10, with 0.9 and 0.11 accepted) and the classic Heroku
 //! buildpack API, run in one loop: `descriptor` (what a buildpack dir is), `detect` (order
-//! groups, build plan), `build` (running each buildpack), `layers` (restore/save), `env`
-//! (environment between buildpacks and at launch), `launch` (processes), `classic`.
+//! groups, build plan), `run_buildpacks` (running each buildpack), `layers` (restore/save),
+//! `env` (environment between buildpacks and at launch), `launch` (processes), `classic`.
 
-pub mod build;
 pub mod classic;
 pub mod descriptor;
 pub mod detect;
@@ -11,6 +10,7 @@ pub mod env;
 pub mod launch;
 pub mod layers;
 pub mod output;
+pub mod run_buildpacks;
 pub mod target;
 
 /// A buildpack id as a directory name: `/` replaced by `_` (spec: layers dir per buildpack).

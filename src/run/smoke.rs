@@ -1,13 +1,16 @@
-//! `slug test APP_DIR`: build the app with this same `slug` binary, start its `web` process on
-//! a free port, wait until it answers HTTP (2xx or 3xx, redirects not followed), report the
-//! status and the time it took, stop it. The smoke test a CI pipeline wants (herokuish has
-//! one; Heroku does not).
+//! `slug test APP_DIR`: build the app (the pipeline, in this process; its log on stderr),
+//! start its `web` process on a free port, wait until it answers HTTP (2xx or 3xx, redirects
+//! not followed), report the status and the time it took, stop it. The smoke test a CI
+//! pipeline wants (herokuish has one; Heroku does not).
 
+use crate::config_vars;
 use super::formation::Instance;
-use super::supervise::Event;
-use std::io::Read;
+use super::output::{ColorChoice, Output};
+use super::supervise::{Event, Supervisor};
+use super::RunError;
+use crate::exit::ExitCode;
+use crate::pipeline::{self, BuildError, Inputs, Options, Outcome};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,19 +18,90 @@ use std::time::{Duration, Instant};
 /// Pause between two probes while nothing answers yet.
 const RETRY: Duration = Duration::from_millis(100);
 
+/// One smoke test: the app, the store its slug goes to, the request, the dyno's config vars.
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub app_dir: PathBuf,
+    pub store: Option<PathBuf>,
+    /// The path to request; a leading `/` is added when missing.
+    pub path: String,
+    /// How long web has to answer.
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL when stopping web.
+    pub stop_timeout: Duration,
+    pub env_files: Vec<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub color: ColorChoice,
+}
+
+/// Web's answer.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub status: u16,
+    pub millis: u128,
+    /// The path requested.
+    pub path: String,
+}
+
+/// Build, start web, probe it, stop it: web's answer, or why there was none.
+pub fn test(t: &Test) -> Result<Passed, RunError> {
+    for p in &t.env_files {
+        config_vars::read(p)?;
+    }
+    let built = build(&t.app_dir, t.store.as_ref())?;
+    let slug_arg = built.slug.to_string_lossy().into_owned();
+    let prepared = super::prepare(&slug_arg, t.store.as_deref(), &t.env_files, &t.env)?;
+    let port = free_port().map_err(RunError::Port)?;
+    let web = web_instance(&t.app_dir, &prepared.process_types, port)?;
+    let output = Arc::new(Output::new(web.name().len(), t.color));
+    let sup = Supervisor::start(
+        std::slice::from_ref(&web),
+        &prepared.env,
+        &prepared.app,
+        Arc::clone(&output),
+        t.stop_timeout,
+    )?;
+    let path = if t.path.starts_with('/') {
+        t.path.clone()
+    } else {
+        format!("/{}", t.path)
+    };
+    let probe = spawn_probe(port, path.clone(), t.timeout, sup.sender());
+    let code = sup.wait();
+    let result = probe.lock().map(|p| p.clone()).unwrap_or(Probe::Pending);
+    match result {
+        Probe::Answered { status, millis } => Ok(Passed {
+            status,
+            millis,
+            path,
+        }),
+        Probe::TimedOut { last } => Err(SmokeError::NoAnswer {
+            app: t.app_dir.clone(),
+            port,
+            timeout: t.timeout.as_secs_f64(),
+            last: if last.is_empty() {
+                String::new()
+            } else {
+                format!(" (last: {last})")
+            },
+        }
+        .into()),
+        Probe::Pending => Err(SmokeError::WebExited {
+            app: t.app_dir.clone(),
+            port,
+            code,
+        }
+        .into()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SmokeError {
-    #[error("cannot find the running slug executable: {0}")]
-    CurrentExe(std::io::Error),
-    #[error("cannot start `slug build --json {app}`: {source}")]
-    BuildSpawn {
+    #[error("`slug build {app}` failed (exit {code})", code = .source.exit_code())]
+    Build {
         app: PathBuf,
-        source: std::io::Error,
+        source: Box<BuildError>,
     },
-    #[error("`slug build --json {app}` failed (exit {code}); see its output above")]
-    BuildFailed { app: PathBuf, code: i32 },
-    #[error("`slug build --json {app}` printed no release manifest on stdout: {detail}")]
-    BuildOutput { app: PathBuf, detail: String },
     #[error("{app}: the slug has no `web` process type (it has: {types})")]
     NoWeb { app: PathBuf, types: String },
     #[error("{app}: web did not answer HTTP on port {port} within {timeout:.1} s{last}")]
@@ -45,95 +119,38 @@ impl SmokeError {
     pub fn exit_code(&self) -> i32 {
         match self {
             // The build's own code (10 no buildpack, 20 buildpack failed, 30 bad input, …).
-            Self::BuildFailed { code, .. } => *code,
+            Self::Build { source, .. } => source.exit_code(),
             Self::NoWeb { .. } => crate::exit::INVALID_INPUT,
             _ => crate::exit::OTHER,
         }
     }
 }
 
-/// What `slug build --json` told us: the manifest, and where the slug is.
-pub struct Built {
-    pub slug_path: PathBuf,
-}
-
-/// Run `slug build --json [--output STORE] APP_DIR` as a child; its log goes to our stderr.
-pub fn build(app: &Path, store: Option<&Path>) -> Result<Built, SmokeError> {
-    let exe = std::env::current_exe().map_err(SmokeError::CurrentExe)?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("build").arg("--json");
-    if let Some(store) = store {
-        cmd.arg("--output").arg(store);
-    }
-    let mut child = cmd
-        .arg(app)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|source| SmokeError::BuildSpawn {
-            app: app.to_path_buf(),
-            source,
-        })?;
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout)
-            .map_err(|e| SmokeError::BuildOutput {
-                app: app.to_path_buf(),
-                detail: e.to_string(),
-            })?;
-    }
-    let status = child.wait().map_err(|source| SmokeError::BuildSpawn {
-        app: app.to_path_buf(),
-        source,
-    })?;
-    if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
-        let code = status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(1);
-        return Err(SmokeError::BuildFailed {
-            app: app.to_path_buf(),
-            code,
-        });
-    }
-    let bad = |detail: String| SmokeError::BuildOutput {
-        app: app.to_path_buf(),
-        detail,
+/// The app built as `slug build APP_DIR [--output STORE]` builds it.
+fn build(app: &Path, store: Option<&PathBuf>) -> Result<Outcome, SmokeError> {
+    let opts = Options {
+        store: store.cloned(),
+        ..Options::new(Inputs {
+            app_dir: app.to_path_buf(),
+            buildpacks: Vec::new(),
+            env: Vec::new(),
+            env_files: Vec::new(),
+        })
     };
-    let value: serde_json::Value =
-        serde_json::from_str(stdout.trim()).map_err(|e| bad(e.to_string()))?;
-    // A path the build reports wins; otherwise the slug is in the store, named by checksum.
-    for key in ["slug_path", "path", "slug"] {
-        if let Some(p) = value.get(key).and_then(|v| v.as_str()) {
-            return Ok(Built {
-                slug_path: PathBuf::from(p),
-            });
-        }
-    }
-    let checksum = value
-        .get("checksum")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no \"checksum\" field".to_string()))?;
-    let hex = checksum.strip_prefix("SHA256:").unwrap_or(checksum);
-    let store = match store {
-        Some(s) => s.to_path_buf(),
-        None => crate::dirs::store(),
-    };
-    Ok(Built {
-        slug_path: store.join(format!("sha256-{hex}.tgz")),
+    pipeline::build(&opts).map_err(|source| SmokeError::Build {
+        app: app.to_path_buf(),
+        source: Box::new(source),
     })
 }
 
 /// A port nobody listens on right now (the kernel's choice).
-pub fn free_port() -> std::io::Result<u16> {
+fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-pub fn web_instance(
+fn web_instance(
     app: &Path,
     process_types: &std::collections::BTreeMap<String, String>,
     port: u16,
@@ -151,7 +168,7 @@ pub fn web_instance(
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+enum Probe {
     Pending,
     Answered { status: u16, millis: u128 },
     TimedOut { last: String },
@@ -159,7 +176,7 @@ pub enum Probe {
 
 /// Poll `http://127.0.0.1:PORT{path}` until a 2xx/3xx answer or the timeout; record the
 /// result and ask the supervisor to stop (code 0 on success, 1 otherwise).
-pub fn spawn_probe(
+fn spawn_probe(
     port: u16,
     path: String,
     timeout: Duration,

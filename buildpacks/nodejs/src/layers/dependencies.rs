@@ -261,10 +261,12 @@ pub fn finish(
     if let Some(dev) = &prepared.dev {
         if has_tree {
             let dev_tree = dev.path().join(NODE_MODULES);
-            fsutil::copy_tree(&app_modules, &dev_tree).map_err(NodejsBuildpackError::io(
-                "keeping the devDependencies tree",
-                &dev_tree,
-            ))?;
+            slugc_fs::copy_tree(&app_modules, &dev_tree, &slugc_fs::Options::default())
+                .map_err(std::io::Error::from)
+                .map_err(NodejsBuildpackError::io(
+                    "keeping the devDependencies tree",
+                    &dev_tree,
+                ))?;
         }
         dev.write_metadata(prepared.metadata.clone())?;
     }

@@ -2,7 +2,6 @@
 //! archive or copied from a host interpreter, with deterministic bytecode.
 
 use crate::errors::{io_error, MirrorArchiveError, PythonBuildpackError};
-use crate::fsutil;
 use crate::layers::reasons_line;
 use crate::log;
 use crate::python_version::PythonVersion;
@@ -18,6 +17,7 @@ use libcnb::layer::{
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
 use slug_format::precompress::Precompression;
+use slugc_fs::Symlinks;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -183,7 +183,7 @@ fn install_from_mirror(url: &str, sha256: &str, dir: &Path) -> Result<(), Python
             source: e,
         })
     })?;
-    let actual = fsutil::hex(&sha2::Digest::finalize(reader.hasher));
+    let actual = slug_format::hex(&sha2::Digest::finalize(reader.hasher));
     if actual != sha256 {
         return Err(MirrorArchiveError::Checksum {
             url: url.to_string(),
@@ -259,10 +259,16 @@ fn copy_from_host(
         std::os::unix::fs::symlink(&exe_name, bin.join(link)).map_err(io_error(bin.join(link)))?;
     }
     let stdlib_dest = dir.join("lib").join(format!("python{minor}"));
-    fsutil::copy_tree(&host.stdlib, &stdlib_dest, &|rel, is_dir| {
-        !trim::is_unneeded(rel, is_dir)
-    })
-    .map_err(io_error(&host.stdlib))?;
+    // Followed: the host's stdlib has absolute symlinks (Debian's `sitecustomize.py` →
+    // `/etc/...`), which would dangle in a slug; dangling ones are left out.
+    let stdlib = slugc_fs::Options {
+        symlinks: Symlinks::Follow,
+        filter: Some(&|rel, is_dir| !trim::is_unneeded(rel, is_dir)),
+        ..slugc_fs::Options::default()
+    };
+    slugc_fs::copy_tree(&host.stdlib, &stdlib_dest, &stdlib)
+        .map_err(std::io::Error::from)
+        .map_err(io_error(&host.stdlib))?;
     let site = stdlib_dest.join("site-packages");
     std::fs::create_dir_all(&site).map_err(io_error(&site))?;
     if let (Some(libdir), Some(shared)) = (&host.libdir, &host.shared_lib) {
@@ -276,7 +282,13 @@ fn copy_from_host(
     }
     if host.include.join("Python.h").is_file() {
         let dest = dir.join("include").join(format!("python{minor}"));
-        fsutil::copy_tree(&host.include, &dest, &|_, _| true).map_err(io_error(&host.include))?;
+        let include = slugc_fs::Options {
+            symlinks: Symlinks::Follow,
+            ..slugc_fs::Options::default()
+        };
+        slugc_fs::copy_tree(&host.include, &dest, &include)
+            .map_err(std::io::Error::from)
+            .map_err(io_error(&host.include))?;
     }
     Ok(())
 }

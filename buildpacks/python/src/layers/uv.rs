@@ -227,7 +227,7 @@ fn fetch_wheel(index: &IndexConfig, arch: &str) -> Result<Vec<u8>, UvError> {
             source,
         })?;
     if let Some(expected) = file.hashes.get("sha256") {
-        let actual = crate::fsutil::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let actual = slug_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if &actual != expected {
             return Err(UvError::Checksum {
                 url,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum BuildpackError {
     #[error("buildpack {id} failed (exit code {code})")]
     Failed { id: String, code: i32 },
     #[error("buildpack {id} failed with a temporary error (exit code 75); retrying may help")]
@@ -47,21 +47,21 @@ pub enum BuildError {
     Cache(#[from] CacheError),
 }
 
-impl ExitCode for BuildError {
+impl ExitCode for BuildpackError {
     fn exit_code(&self) -> i32 {
         match self {
-            BuildError::Temporary { .. } => exit::TEMPORARY,
-            BuildError::InvalidInput { .. } => exit::INVALID_INPUT,
-            BuildError::Failed { .. } | BuildError::Classic(_) | BuildError::Launch(_) => {
-                exit::BUILDPACK_FAILED
-            }
+            BuildpackError::Temporary { .. } => exit::TEMPORARY,
+            BuildpackError::InvalidInput { .. } => exit::INVALID_INPUT,
+            BuildpackError::Failed { .. }
+            | BuildpackError::Classic(_)
+            | BuildpackError::Launch(_) => exit::BUILDPACK_FAILED,
             _ => exit::OTHER,
         }
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildpackError + '_ {
+    move |source| BuildpackError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -108,17 +108,18 @@ struct PlanFile<'a> {
 /// temporary failure, 30 is invalid app input (a malformed manifest file the buildpack
 /// reads), anything else fails the build. 30 and 75 are slugc's conventions; the CNB spec
 /// only says non-zero fails.
-fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), BuildError> {
-    let finished = output::run(cmd, Show::Stream, false).map_err(|source| BuildError::Spawn {
-        id: bp.id.clone(),
-        path: exe.to_path_buf(),
-        source,
-    })?;
+fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), BuildpackError> {
+    let finished =
+        output::run(cmd, Show::Stream, false).map_err(|source| BuildpackError::Spawn {
+            id: bp.id.clone(),
+            path: exe.to_path_buf(),
+            source,
+        })?;
     match finished.status.code() {
         Some(0) => Ok(()),
-        Some(75) => Err(BuildError::Temporary { id: bp.id.clone() }),
-        Some(30) => Err(BuildError::InvalidInput { id: bp.id.clone() }),
-        code => Err(BuildError::Failed {
+        Some(75) => Err(BuildpackError::Temporary { id: bp.id.clone() }),
+        Some(30) => Err(BuildpackError::InvalidInput { id: bp.id.clone() }),
+        code => Err(BuildpackError::Failed {
             id: bp.id.clone(),
             code: code.unwrap_or(-1),
         }),
@@ -131,7 +132,7 @@ fn run_cnb(
     ctx: &Context,
     env: &mut EnvMap,
     built: &mut Built,
-) -> Result<(), BuildError> {
+) -> Result<(), BuildpackError> {
     let escaped = escape_id(&bp.id);
     let layers_dir = ctx.app_dir.join(".layers").join(&escaped);
     std::fs::create_dir_all(&layers_dir).map_err(io(&layers_dir))?;
@@ -190,7 +191,7 @@ fn run_classic(
     ctx: &Context,
     env: &mut EnvMap,
     built: &mut Built,
-) -> Result<(), BuildError> {
+) -> Result<(), BuildpackError> {
     let key = format!("{}-{}", index, escape_id(&bp.id));
     let cache_dir = match ctx.cache {
         Some(cache) => cache.classic_dir(&key)?,
@@ -222,7 +223,7 @@ fn run_classic(
             .envs(env.iter())
             .arg(ctx.app_dir);
         let finished =
-            output::run(&mut cmd, Show::Quiet, true).map_err(|source| BuildError::Spawn {
+            output::run(&mut cmd, Show::Quiet, true).map_err(|source| BuildpackError::Spawn {
                 id: bp.id.clone(),
                 path: release_exe.clone(),
                 source,
@@ -231,7 +232,7 @@ fn run_classic(
             for line in &finished.output {
                 output::log_line(line);
             }
-            return Err(BuildError::Failed {
+            return Err(BuildpackError::Failed {
                 id: format!("{} (bin/release)", bp.id),
                 code: finished.status.code().unwrap_or(-1),
             });
@@ -255,7 +256,7 @@ fn run_classic(
 }
 
 /// Run every buildpack of the group, in order.
-pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildError> {
+pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildpackError> {
     let mut built = Built::default();
     let mut env = ctx.env.clone();
     for (index, (bp, plan)) in detected.group.iter().zip(&detected.plans).enumerate() {
@@ -270,7 +271,7 @@ pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildErr
 
 /// Move the cache = true layers of every buildpack into the cache, then swap them in. Call
 /// after the export: the build root loses them.
-pub fn save_cache(built: &Built, cache: &Cache) -> Result<(), BuildError> {
+pub fn save_cache(built: &Built, cache: &Cache) -> Result<(), BuildpackError> {
     let dest = cache.new_layers_dir()?;
     for (escaped, layers_dir, layers) in &built.cnb_layers {
         layers::save(layers_dir, layers, &dest.join(escaped))?;

@@ -1,4 +1,4 @@
-//! Kubernetes manifests: `slug manifests` (issue 6).
+//! Kubernetes manifests for a slug's image.
 //!
 //! For an image made by `slug image`: one `ConfigMap` with the config vars (the release's
 //! defaults, then `--env-file`, then `--env`: the user's explicit input, so they belong here),
@@ -13,37 +13,27 @@ use slug_format::reader::ReadError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, clap::Args)]
-pub struct ManifestsArgs {
+/// The slug, the image that runs it, and what the objects say about it.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The slug: `sha256-<hex>.tgz`, its `sha256-<hex>.json` manifest, or a sha256 prefix of a
-    /// slug in the store
+    /// slug in the store.
     pub slug: String,
-    /// The store to look prefixes up in [default: $XDG_DATA_HOME/slugc/slugs]
-    #[arg(long, value_name = "DIR")]
+    /// The store to look prefixes up in [default: `dirs::store`].
     pub store: Option<PathBuf>,
-    /// The image the Deployments run (as pushed from `slug image`), e.g. `registry.example/myapp:1.0`
-    #[arg(long)]
+    /// The image the Deployments run.
     pub image: String,
-    /// Replicas per process type, e.g. `web=3,worker=2` (default: 1 each)
-    #[arg(long, value_delimiter = ',', value_name = "TYPE=N")]
+    /// Replicas per process type, `TYPE=N` each (default: 1 each).
     pub scale: Vec<String>,
-    /// The app's name, prefix of every object's name (default: the image's name)
-    #[arg(long)]
+    /// The app's name, prefix of every object's name (default: the image's name).
     pub name: Option<String>,
-    /// A config var for the ConfigMap (repeatable); wins over `--env-file`
-    #[arg(long, value_name = "KEY=VALUE")]
+    /// Config vars for the ConfigMap, `KEY=VALUE` each; they win over `env_file`.
     pub env: Vec<String>,
-    /// A `.env` file of config vars for the ConfigMap (repeatable)
-    #[arg(long, value_name = "FILE")]
+    /// `.env` files of config vars for the ConfigMap.
     pub env_file: Vec<PathBuf>,
-    /// The `PORT` the web process listens on and the Service serves
-    #[arg(long, default_value_t = 5000)]
+    /// The `PORT` the web process listens on and the Service serves.
     pub port: u16,
-    /// Write the YAML to this file instead of stdout
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// The release manifest, when it is not beside the slug
-    #[arg(long, value_name = "FILE")]
+    /// The release manifest, when it is not beside the slug.
     pub manifest: Option<PathBuf>,
 }
 
@@ -304,7 +294,7 @@ fn parse_scale(
 }
 
 fn config_vars(
-    args: &ManifestsArgs,
+    args: &Options,
     defaults: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ManifestsError> {
     let mut vars = defaults.clone();
@@ -342,7 +332,7 @@ impl Objects {
     }
 }
 
-pub fn objects(args: &ManifestsArgs) -> Result<Objects, ManifestsError> {
+pub fn objects(args: &Options) -> Result<Objects, ManifestsError> {
     let name = match &args.name {
         Some(n) => n.clone(),
         None => name_from_image(&args.image),
@@ -501,18 +491,6 @@ pub fn objects(args: &ManifestsArgs) -> Result<Objects, ManifestsError> {
         deployments,
         service,
     })
-}
-
-pub fn manifests(args: ManifestsArgs) -> Result<i32, ManifestsError> {
-    let yaml = objects(&args)?.to_yaml();
-    match &args.output {
-        Some(path) => std::fs::write(path, yaml).map_err(|source| ManifestsError::Write {
-            path: path.clone(),
-            source,
-        })?,
-        None => print!("{yaml}"),
-    }
-    Ok(exit::BUILT)
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
-//! `slug buildpacks package`: the built-in buildpacks as CNB buildpack dirs for `pack`
-//! (issue 6).
+//! The built-in buildpacks as CNB buildpack dirs for `pack`.
 //!
 //! Each dir is what the engine itself runs (`crate::buildpacks::materialise`): a
 //! `buildpack.toml`, `bin/build` (a copy of this `slug` binary, so the dir is self-contained)
@@ -7,19 +6,10 @@
 //! `pack buildpack package`, and a `builder.toml` example whose order is the engine's default
 //! order, for `pack builder create`.
 
-use crate::buildpacks::{self, BinMode, MaterialiseError};
+use crate::buildpacks::{self, BinMode, Builtin, MaterialiseError};
 use crate::exit::{self, ExitCode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, clap::Args)]
-pub struct PackageArgs {
-    /// Write the buildpack dirs (one per buildpack, named after its id) into this dir
-    #[arg(long, visible_alias = "out", value_name = "DIR")]
-    pub output: PathBuf,
-    /// Only these buildpacks (default: all built-ins), e.g. `slugc/python`
-    pub ids: Vec<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -120,7 +110,8 @@ pub fn dir_name(id: &str) -> String {
     id.replace('/', "_")
 }
 
-pub fn package(args: PackageArgs) -> Result<i32, PackageError> {
+/// The built-ins named by `ids` (all of them when empty), in registry order.
+pub fn select(ids: &[String]) -> Result<Vec<&'static Builtin>, PackageError> {
     let known = || {
         buildpacks::BUILTINS
             .iter()
@@ -128,7 +119,7 @@ pub fn package(args: PackageArgs) -> Result<i32, PackageError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for id in &args.ids {
+    for id in ids {
         if buildpacks::find(id).is_none() {
             return Err(PackageError::Unknown {
                 id: id.clone(),
@@ -136,38 +127,48 @@ pub fn package(args: PackageArgs) -> Result<i32, PackageError> {
             });
         }
     }
-    let chosen: Vec<&buildpacks::Builtin> = buildpacks::BUILTINS
+    Ok(buildpacks::BUILTINS
         .iter()
-        .filter(|b| args.ids.is_empty() || args.ids.iter().any(|id| id == b.id))
-        .collect();
+        .filter(|b| ids.is_empty() || ids.iter().any(|id| id == b.id))
+        .collect())
+}
 
-    let mut versions = Vec::new();
-    for builtin in &chosen {
-        let descriptor: Descriptor =
-            toml::from_str(builtin.descriptor).map_err(|source| PackageError::Descriptor {
-                id: builtin.id.to_string(),
-                source,
-            })?;
-        let dir = args.output.join(dir_name(builtin.id));
-        buildpacks::materialise(builtin.id, &dir, BinMode::Copy)?;
-        let package_toml = PackageToml {
-            buildpack: Uri { uri: ".".into() },
-        };
-        write(&dir.join("package.toml"), &to_toml(&package_toml))?;
-        println!(
-            "{} {} -> {}",
-            descriptor.buildpack.id,
-            descriptor.buildpack.version,
-            dir.display()
-        );
-        versions.push((descriptor.buildpack.id, descriptor.buildpack.version));
-    }
+/// A buildpack dir written.
+#[derive(Debug, Clone)]
+pub struct Packaged {
+    pub id: String,
+    pub version: String,
+    pub dir: PathBuf,
+}
 
+/// Write the buildpack dir of `builtin` into `output`, with its `package.toml`.
+pub fn write_buildpack(builtin: &Builtin, output: &Path) -> Result<Packaged, PackageError> {
+    let descriptor: Descriptor =
+        toml::from_str(builtin.descriptor).map_err(|source| PackageError::Descriptor {
+            id: builtin.id.to_string(),
+            source,
+        })?;
+    let dir = output.join(dir_name(builtin.id));
+    buildpacks::materialise(builtin.id, &dir, BinMode::Copy)?;
+    let package_toml = PackageToml {
+        buildpack: Uri { uri: ".".into() },
+    };
+    write(&dir.join("package.toml"), &to_toml(&package_toml))?;
+    Ok(Packaged {
+        id: descriptor.buildpack.id,
+        version: descriptor.buildpack.version,
+        dir,
+    })
+}
+
+/// Write `<output>/builder.toml`, an example builder of the `packaged` buildpacks; returns
+/// its path.
+pub fn write_builder(output: &Path, packaged: &[Packaged]) -> Result<PathBuf, PackageError> {
     let version_of = |id: &str| {
-        versions
+        packaged
             .iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, v)| v.clone())
+            .find(|p| p.id == id)
+            .map(|p| p.version.clone())
     };
     // The engine's default order, less the groups that need a buildpack left out.
     let order = buildpacks::DEFAULT_ORDER
@@ -188,12 +189,12 @@ pub fn package(args: PackageArgs) -> Result<i32, PackageError> {
         .collect();
     let builder = BuilderToml {
         description: "slugc's built-in buildpacks".into(),
-        buildpacks: versions
+        buildpacks: packaged
             .iter()
-            .map(|(id, version)| BuilderBuildpack {
-                id: id.clone(),
-                version: version.clone(),
-                uri: format!("./{}", dir_name(id)),
+            .map(|p| BuilderBuildpack {
+                id: p.id.clone(),
+                version: p.version.clone(),
+                uri: format!("./{}", dir_name(&p.id)),
             })
             .collect(),
         order,
@@ -206,13 +207,12 @@ pub fn package(args: PackageArgs) -> Result<i32, PackageError> {
             }],
         },
     };
-    let builder_path = args.output.join("builder.toml");
+    let builder_path = output.join("builder.toml");
     write(
         &builder_path,
         &format!("{BUILDER_HEADER}\n{}", to_toml(&builder)),
     )?;
-    println!("builder example -> {}", builder_path.display());
-    Ok(exit::BUILT)
+    Ok(builder_path)
 }
 
 fn to_toml<T: Serialize>(value: &T) -> String {
