@@ -1,4 +1,4 @@
-//! The stable exit codes (DESIGN.md "Exit codes"), and the trait every command error implements
+//! The stable exit codes (README, "Exit codes"), and the trait every command error implements
 //! so that `main` can map it without knowing its concern.
 
 pub const BUILT: i32 = 0;

@@ -1,7 +1,7 @@
 //! The launch environment of a slug as absolute values for the image config's `Env`.
 //!
 //! A slug's launch env lives in `.profile.d/*.sh` scripts written relative to `$HOME` (the
-//! app root at run time, DESIGN.md "Relocatable slugs"). The image's launcher sources them
+//! app root at run time, as `slug run` does). The image's launcher sources them
 //! at start, so the container always sees the real env; `Env` in the config is for the tools
 //! that read it without running anything (`podman inspect`, `podman run --entrypoint …`,
 //! orchestrators showing env). It is computed here by expanding, with `HOME=/app`, the plain

@@ -1,7 +1,7 @@
 //! Environment: what each buildpack's build sees (earlier buildpacks' `build = true` layers,
 //! through libcnb's `LayerEnv`, which implements the spec's env-file rules), and the launch
 //! environment, written as a `$HOME`-relative `.profile.d` script so that the slug runs
-//! wherever it is unpacked (DESIGN.md "Relocatable slugs").
+//! wherever it is unpacked (README, "The platform").
 
 use libcnb::layer_env::{LayerEnv, Scope};
 use libcnb::Env;

@@ -1,5 +1,5 @@
 //! The release manifest (`sha256-<hex>.json`): a superset of Heroku's Platform API slug
-//! object, without timestamps so that it is reproducible too (DESIGN.md "Formats").
+//! object, without timestamps so that it is reproducible too.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
