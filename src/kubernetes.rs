@@ -46,7 +46,7 @@ pub enum ManifestsError {
     #[error("--env {0:?}: expected KEY=VALUE with KEY of letters, digits and _")]
     BadEnv(String),
     #[error(transparent)]
-    EnvFile(#[from] crate::run::dotenv::DotenvError),
+    EnvFile(#[from] crate::config_vars::DotenvError),
     #[error("invalid --name {name:?}: {reason}")]
     Name { name: String, reason: String },
     #[error("{path}: process types {a:?} and {b:?} both become the Kubernetes name {dns:?}")]
@@ -299,11 +299,11 @@ fn config_vars(
 ) -> Result<BTreeMap<String, String>, ManifestsError> {
     let mut vars = defaults.clone();
     for file in &args.env_file {
-        vars.extend(crate::run::dotenv::read(file)?);
+        vars.extend(crate::config_vars::read(file)?);
     }
     for kv in &args.env {
         match kv.split_once('=') {
-            Some((k, v)) if crate::run::dotenv::valid_key(k) => {
+            Some((k, v)) if crate::config_vars::valid_key(k) => {
                 vars.insert(k.to_string(), v.to_string());
             }
             _ => return Err(ManifestsError::BadEnv(kv.clone())),

@@ -5,6 +5,7 @@ pub mod app;
 pub mod buildpacks;
 pub mod cache;
 pub mod cli;
+pub mod config_vars;
 pub mod dirs;
 pub mod exit;
 pub mod export;

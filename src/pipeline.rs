@@ -139,7 +139,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
     for file in &inputs.env_files {
-        let pairs = crate::run::dotenv::read(file).map_err(|e| BuildError::EnvFile {
+        let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
             message: e.to_string(),
         })?;

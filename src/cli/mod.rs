@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if crate::run::dotenv::valid_key(k) => Ok((k.to_string(), v.to_string())),
+        Some((k, v)) if crate::config_vars::valid_key(k) => Ok((k.to_string(), v.to_string())),
         Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
         None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
     }

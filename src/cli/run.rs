@@ -12,7 +12,7 @@ fn parse_env_flag(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| "expected KEY=VALUE".to_string())?;
-    if !run::dotenv::valid_key(key) {
+    if !crate::config_vars::valid_key(key) {
         return Err(format!(
             "invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"
         ));

@@ -1,18 +1,18 @@
 //! The dyno runner: `slug run` (a local dyno manager, like foreman), `slug exec` (a one-off
 //! dyno) and `slug test` (build, start web, wait for HTTP, stop). See docs/run.md.
 //!
-//! The slug is found, verified and unpacked by `slug_format::reader`; then one module per
-//! step: `dotenv` (config vars from files), `dyno` (the environment and launch script),
+//! The slug is found, verified and unpacked by `slug_format::reader`, the `--env-file`s read
+//! by `config_vars`; then one module per step: `dyno` (the environment and launch script),
 //! `formation` (types, counts, ports), `supervise` (processes, signals, shutdown),
 //! `output` (prefixed lines), `smoke` (`slug test`).
 
-pub mod dotenv;
 pub mod dyno;
 pub mod formation;
 pub mod output;
 pub mod smoke;
 pub mod supervise;
 
+use crate::config_vars;
 use crate::exit::{self, ExitCode};
 use crate::procfile::{Procfile, ProcfileError};
 use dyno::DynoEnv;
@@ -31,7 +31,7 @@ pub enum RunError {
     #[error(transparent)]
     Slug(#[from] ReadError),
     #[error(transparent)]
-    Dotenv(#[from] dotenv::DotenvError),
+    Dotenv(#[from] config_vars::DotenvError),
     #[error("the slug's Procfile: {0}")]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
@@ -79,7 +79,7 @@ pub fn prepare(
     // Env files first: a typo there should not wait for an unpack.
     let files = env_files
         .iter()
-        .map(|p| dotenv::read(p))
+        .map(|p| config_vars::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
     let slug = reader::open(slug, &store, None)?;
