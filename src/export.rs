@@ -1,5 +1,5 @@
 //! The export step of a build: what goes into each part of the slug, then
-//! [`slug_format::export`] writes it. Also compressing one layer's part ahead of the export
+//! [`slug_format::export()`] writes it. Also compressing one layer's part ahead of the export
 //! (`slug precompress-layer`, `slug_format::precompress`).
 //!
 //! Parts: the build root as `./app` (its `.layers` reduced to the `.layers/<buildpack>/`

@@ -1,11 +1,26 @@
-//! slugc: a reproducible buildpack compiler. The modules follow the pipeline (DESIGN.md):
-//! `app` → `platform::detect` → `platform::build` → `export` (parts) → `slug_format`.
+//! slugc: a reproducible buildpack compiler.
+//!
+//! [`pipeline`] is one build, source tree to slug, and calls the rest in order:
+//! - snapshot: [`app`] copies the app into a work dir; [`config_vars`] reads `--env-file`s;
+//!   [`buildpacks`] materialises the built-ins, [`platform::descriptor`] loads other
+//!   buildpack dirs;
+//! - detect: [`platform::detect`] picks the group and its build plan;
+//! - build: [`platform::run_buildpacks`] runs each buildpack of the group, with [`cache`]
+//!   (the app's cached layers), [`platform::layers`], [`platform::env`] and
+//!   [`platform::launch`]; [`procfile`] gives the process types;
+//! - export: [`export`] makes the slug's parts and has `slug_format` write them;
+//! - store: the release manifest beside the slug, in `slug_format::store`.
+//!
+//! Slugs are read only through `slug_format::reader`, by [`inspect`], [`run`] (the dynos:
+//! `slug run`, `slug exec`, `slug test`), [`image`] (OCI images) and [`kubernetes`]
+//! (Kubernetes YAML). [`cli`] holds each subcommand's arguments and printing; [`exit`] the
+//! exit codes, [`dirs`] where things go by default.
 
 pub mod app;
 pub mod buildpacks;
 pub mod cache;
-pub mod config_vars;
 pub mod cli;
+pub mod config_vars;
 pub mod dirs;
 pub mod exit;
 pub mod export;

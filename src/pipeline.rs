@@ -3,14 +3,14 @@
 //! - snapshot: the app copied into a work dir (`app`), the config vars written as platform
 //!   env, the buildpacks to try materialised or loaded (`buildpacks`, `platform::descriptor`);
 //! - detect: the first group of the order that passes, and its build plan
-//!   (`platform::detect`); [`detect`] stops here;
+//!   (`platform::detect`); [`detect()`] stops here;
 //! - build: each buildpack of the group run over the snapshot (`platform::run_buildpacks`),
 //!   then the process types and the `.profile.d` launch script;
 //! - export: the snapshot and its launch layers as the slug's parts (`export`), written as a
 //!   content-addressed slug (`slug_format::export`);
 //! - store: the release manifest beside the slug, the layers that want caching saved.
 //!
-//! [`build`] logs each stage on stderr as it goes and returns the slug, its manifest and
+//! [`build()`] logs each stage on stderr as it goes and returns the slug, its manifest and
 //! the release; stdout is the caller's.
 
 use crate::app::{self, AppError};

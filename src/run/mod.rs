@@ -1,9 +1,10 @@
 //! The dyno runner: `slug run` (a local dyno manager, like foreman), `slug exec` (a one-off
 //! dyno) and `slug test` (build, start web, wait for HTTP, stop). See docs/run.md.
 //!
-//! The slug is found, verified and unpacked by `slug_format::reader`; then one module per
-//! step: `dyno` (the environment and launch script), `formation` (types, counts, ports),
-//! `supervise` (processes, signals, shutdown), `output` (prefixed lines), `smoke` (`slug test`).
+//! The slug is found, verified and unpacked by `slug_format::reader`, the `--env-file`s read
+//! by `config_vars`; then one module per step: `dyno` (the environment and launch script),
+//! `formation` (types, counts, ports), `supervise` (processes, signals, shutdown),
+//! `output` (prefixed lines), `smoke` (`slug test`).
 
 pub mod dyno;
 pub mod formation;

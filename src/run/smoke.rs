@@ -3,7 +3,6 @@
 //! not followed), report the status and the time it took, stop it. The smoke test a CI
 //! pipeline wants (herokuish has one; Heroku does not).
 
-use crate::config_vars;
 use super::formation::Instance;
 use super::output::{ColorChoice, Output};
 use super::supervise::{Event, Supervisor};
@@ -46,7 +45,7 @@ pub struct Passed {
 /// Build, start web, probe it, stop it: web's answer, or why there was none.
 pub fn test(t: &Test) -> Result<Passed, RunError> {
     for p in &t.env_files {
-        config_vars::read(p)?;
+        crate::config_vars::read(p)?;
     }
     let built = build(&t.app_dir, t.store.as_ref())?;
     let slug_arg = built.slug.to_string_lossy().into_owned();
