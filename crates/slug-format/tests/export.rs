@@ -908,3 +908,36 @@ fn a_layer_part_is_shared_between_apps_through_the_cache() {
     assert_eq!(b.sha256, plain.sha256);
     check_readable(&b);
 }
+
+/// Builds on one machine share the part cache without a lock: concurrent exports of the same
+/// parts (and of parts that differ) all succeed and give the bytes a cache-less export gives.
+#[test]
+fn concurrent_exports_share_the_part_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sample_app(dir.path());
+    let other = sample_app(&dir.path().join("other"));
+    write(&other.join("only-here.txt"), "other\n", 0o644);
+    let plain = export(&parts_of(&app), &dir.path().join("p1"), &opts()).unwrap();
+    let plain_other = export(&parts_of(&other), &dir.path().join("p2"), &opts()).unwrap();
+    let pc = PartCache::new(&dir.path().join("parts"));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (pc, app, other, dir) = (&pc, &app, &other, dir.path());
+                s.spawn(move || {
+                    let mut o = opts();
+                    o.part_cache = Some(pc);
+                    let tree = if i % 2 == 0 { app } else { other };
+                    export(&parts_of(tree), &dir.join(format!("s{i}")), &o).unwrap()
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let e = h.join().unwrap();
+            let want = if i % 2 == 0 { &plain } else { &plain_other };
+            assert_eq!(e.sha256, want.sha256, "export {i}");
+        }
+    });
+    // The two apps share their layer parts: 2 app parts + 2 layer parts in the cache.
+    assert_eq!(cache_files(&dir.path().join("parts")).len(), 4);
+}
