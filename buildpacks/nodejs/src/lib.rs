@@ -12,11 +12,11 @@ pub mod node_version;
 pub mod npmrc;
 pub mod package_json;
 pub mod package_manager;
-pub mod prefetch;
 pub mod registry;
 pub mod toolchain;
 
 use crate::errors::NodejsBuildpackError;
+
 use crate::layers::dependencies::{self, Plan};
 use crate::layers::{headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
@@ -80,10 +80,6 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
-        let prefetch_npm_cache = package_manager.tool == Tool::Npm
-            && package_manager.lockfile == Some("package-lock.json")
-            // npm may not use the network: nothing is fetched for it ahead either.
-            && !config_is(&platform_env, "npm_config_offline", "true");
         let Installed {
             node_package,
             node_meta,
@@ -94,13 +90,7 @@ impl Buildpack for NodejsBuildpack {
             tool_compressing,
             cache_dir,
             cache_log,
-        } = install_node_and_tool(
-            &context,
-            &registry,
-            &package_json,
-            &package_manager,
-            prefetch_npm_cache,
-        )?;
+        } = install_node_and_tool(&context, &registry, &package_json, &package_manager)?;
         let tool = package_manager.tool;
         let runtime::Installed {
             home: node_home,
@@ -216,26 +206,22 @@ struct Installed {
     cache_log: Vec<u8>,
 }
 
-/// Node.js, the package manager, and (for npm with a lockfile, when `prefetch_npm_cache`)
-/// npm's cache filled from package-lock.json, side by side; their log lines in order.
+/// Node.js and the package manager, side by side; their log lines in order.
 fn install_node_and_tool(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
     package_json: &PackageJson,
     package_manager: &PackageManager,
-    prefetch_npm_cache: bool,
 ) -> libcnb::Result<Installed, NodejsBuildpackError> {
-    // Three things run side by side: npm's cache is filled from package-lock.json, so that
-    // `npm ci` (which can only start once Node.js is verified) finds its downloads done;
-    // Node.js downloads as soon as its version is known; the package manager's version list
-    // (3 MB for npm; on a warm rebuild the two lists are the only network traffic) arrives
-    // and the tool is installed. Their log lines are buffered and printed after Node's.
+    // Two things run side by side: Node.js downloads as soon as its version is known; the
+    // package manager's version list (3 MB for npm; on a warm rebuild the two lists are the
+    // only network traffic) arrives and the tool is installed. Their log lines are buffered
+    // and printed after Node's.
     let node_package = runtime::node_package(&context.target.arch)?;
     let tool = package_manager.tool;
     let mut tool_log: Vec<u8> = Vec::new();
     let mut cache_log: Vec<u8> = Vec::new();
-    // npm's cache does not depend on npm's version: it is opened now, and filled from the
-    // first moment of the build.
+    // npm's cache does not depend on npm's version: it is opened before that is known.
     let npm_cache = if tool == Tool::Npm {
         Some(tool_cache::prepare(
             context,
@@ -246,13 +232,8 @@ fn install_node_and_tool(
     } else {
         None
     };
-    let app_dir = &context.app_dir;
-    let (node_meta, node_version, node, tool_meta, cache_dir, tool_installed, prefetched) =
-        std::thread::scope(|scope| -> libcnb::Result<_, NodejsBuildpackError> {
-            let prefetch_job = npm_cache
-                .clone()
-                .filter(|_| prefetch_npm_cache)
-                .map(|dir| scope.spawn(move || prefetch::npm_cache(registry, app_dir, &dir)));
+    let (node_meta, node_version, node, tool_meta, cache_dir, tool_installed) = std::thread::scope(
+        |scope| -> libcnb::Result<_, NodejsBuildpackError> {
             let tool_list = scope.spawn(move || {
                 packument(registry, tool.package(), "listing package manager versions")
             });
@@ -315,7 +296,6 @@ fn install_node_and_tool(
                 }
                 .into())
             });
-            let prefetched = prefetch_job.map(|job| job.join());
             Ok((
                 node_meta,
                 node_version,
@@ -323,17 +303,10 @@ fn install_node_and_tool(
                 tool_meta,
                 cache_dir,
                 tool_installed,
-                prefetched,
             ))
-        })?;
+        },
+    )?;
     let _ = std::io::stdout().write_all(&tool_log);
-    match prefetched {
-        Some(Ok(Ok(summary))) => report_prefetch(&summary),
-        Some(Ok(Err(e))) => {
-            println!("Could not fill the npm cache ahead ({e}); npm ci fetches the packages itself")
-        }
-        Some(Err(_)) | None => {}
-    }
     let (node, (tool_bin, tool_compressing)) = (node?, tool_installed?);
     Ok(Installed {
         node_package,
@@ -359,32 +332,6 @@ fn packument(
             what: what.to_string(),
             source,
         })
-}
-
-/// One line on what the npm cache prefetch did; nothing when the cache had it all.
-fn report_prefetch(summary: &prefetch::Summary) {
-    let prefetch::Summary {
-        fetched,
-        cached,
-        left_to_npm,
-        bytes,
-        elapsed,
-    } = summary;
-    if *fetched == 0 {
-        return;
-    }
-    let mut line = format!(
-        "Fetched {fetched} packages from package-lock.json into the npm cache ({:.1} MB in {:.1} s) while Node.js downloaded",
-        *bytes as f64 / 1e6,
-        elapsed.as_secs_f64()
-    );
-    if *cached > 0 {
-        line.push_str(&format!("; {cached} were cached already"));
-    }
-    if *left_to_npm > 0 {
-        line.push_str(&format!("; {left_to_npm} left for npm ci to fetch"));
-    }
-    println!("{line}");
 }
 
 /// `NPM_CONFIG_PRODUCTION=false` or `YARN_PRODUCTION=false` (config var or environment, any
