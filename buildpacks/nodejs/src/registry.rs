@@ -70,18 +70,6 @@ impl PackageVersion {
     pub fn engines_node(&self) -> Option<&str> {
         self.engines.get("node").and_then(|v| v.as_str())
     }
-
-    /// The file the package's `bin` names for `command` (`bin` may also be a bare string).
-    pub fn bin_path(&self, command: &str) -> Option<String> {
-        match &self.bin {
-            serde_json::Value::String(path) => Some(path.clone()),
-            serde_json::Value::Object(map) => map
-                .get(command)
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            _ => None,
-        }
-    }
 }
 
 pub struct Registry {
@@ -403,12 +391,11 @@ mod tests {
     }
 
     #[test]
-    fn bin_paths() {
+    fn engines_as_an_array_are_no_node_range() {
         let v: PackageVersion = serde_json::from_str(
-            r#"{"version":"1.0.0","dist":{"tarball":"t"},"bin":{"npm":"bin/npm-cli.js"},"engines":["node >= 0.4"]}"#,
+            r#"{"version":"1.0.0","dist":{"tarball":"t"},"engines":["node >= 0.4"]}"#,
         )
         .unwrap();
-        assert_eq!(v.bin_path("npm").as_deref(), Some("bin/npm-cli.js"));
         assert_eq!(v.engines_node(), None);
     }
 
