@@ -123,30 +123,6 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
         );
     }
     assert_eq!(cold.manifest["process_types"]["web"], "npm start");
-    assert!(
-        cold.log
-            .contains("Fetched 71 packages from package-lock.json into the npm cache"),
-        "{}",
-        cold.log
-    );
-    // npm's own debug log says where each of its requests was answered: every one (a
-    // packument and a tarball per package) came from the cache filled ahead.
-    let logs = cache.join("layers/slugc_nodejs/npm_cache/_logs");
-    let npm_log: String = std::fs::read_dir(&logs)
-        .unwrap_or_else(|e| panic!("{}: {e}", logs.display()))
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    let fetches: Vec<&str> = npm_log
-        .lines()
-        .filter(|l| l.contains("http fetch"))
-        .collect();
-    assert_eq!(fetches.len(), 142, "{npm_log}");
-    assert!(
-        fetches
-            .iter()
-            .all(|l| l.ends_with("(cache stale)") || l.ends_with("(cache hit)")),
-        "{npm_log}"
-    );
 
     let elsewhere = tmp.path().join("elsewhere");
     let response = serve(&cold, &elsewhere);

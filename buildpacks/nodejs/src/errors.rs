@@ -52,6 +52,11 @@ impl NodejsBuildpackError {
         move |source| NodejsBuildpackError::Io { what, path, source }
     }
 
+    pub fn registry(what: impl Into<String>) -> impl FnOnce(RegistryError) -> Self {
+        let what = what.into();
+        move |source| NodejsBuildpackError::Registry { what, source }
+    }
+
     /// Network trouble is worth a retry: the engine maps exit 75 to its own exit 75.
     pub fn is_temporary(&self) -> bool {
         matches!(self, NodejsBuildpackError::Registry { source, .. } if source.is_temporary())

@@ -110,6 +110,15 @@ fn nearest(range: &Range, available: &[Version]) -> Vec<String> {
     picked.iter().map(|v| v.to_string()).collect()
 }
 
+/// `(year, month)` now.
+pub fn today() -> (i64, u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    year_month(now)
+}
+
 /// `(year, month)` of a Unix time, for the LTS rule (civil-from-days, Howard Hinnant).
 pub fn year_month(unix_seconds: i64) -> (i64, u32) {
     let z = unix_seconds.div_euclid(86_400) + 719_468;

@@ -17,9 +17,6 @@ pub struct RegistryConfig {
     pub url: String,
     /// The `_authToken` for that registry, sent as a bearer token. Never printed.
     pub token: Option<String>,
-    /// Scopes (`@myco`) that the config sends to a registry of their own
-    /// (`@myco:registry=…`): nothing of theirs is asked of `url`.
-    pub own_registry_scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -27,7 +24,6 @@ impl std::fmt::Debug for RegistryConfig {
         f.debug_struct("RegistryConfig")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("own_registry_scopes", &self.own_registry_scopes)
             .finish()
     }
 }
@@ -59,20 +55,7 @@ impl RegistryConfig {
         let token = files
             .iter()
             .find_map(|f| f.get(&format!("{nerf}:_authToken")).cloned());
-        let mut own_registry_scopes: Vec<String> = files
-            .iter()
-            .flat_map(|f| f.keys())
-            .filter_map(|k| k.strip_suffix(":registry"))
-            .filter(|scope| scope.starts_with('@'))
-            .map(str::to_string)
-            .collect();
-        own_registry_scopes.sort();
-        own_registry_scopes.dedup();
-        RegistryConfig {
-            url,
-            token,
-            own_registry_scopes,
-        }
+        RegistryConfig { url, token }
     }
 }
 
@@ -169,7 +152,6 @@ mod tests {
         assert_eq!(c.url, "https://project.example/npm");
         assert_eq!(c.token.as_deref(), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
-        assert_eq!(c.own_registry_scopes, ["@myco"]);
 
         let pairs: &'static [(&str, &str)] = Box::leak(Box::new([
             ("HOME", home_str),

@@ -30,12 +30,16 @@ pub struct PackageJson {
     pub package_manager: Option<String>,
     #[serde(default)]
     pub scripts: BTreeMap<String, String>,
+    /// Not read, but parsed: one that is not an object fails here, with its position.
     #[serde(default)]
-    pub dependencies: BTreeMap<String, serde_json::Value>,
+    #[expect(dead_code, reason = "parsed to check its type")]
+    dependencies: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub dev_dependencies: BTreeMap<String, serde_json::Value>,
+    /// As `dependencies`.
     #[serde(default)]
-    pub optional_dependencies: BTreeMap<String, serde_json::Value>,
+    #[expect(dead_code, reason = "parsed to check its type")]
+    optional_dependencies: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

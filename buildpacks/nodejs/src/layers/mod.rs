@@ -9,8 +9,6 @@ pub mod tool;
 pub mod tool_cache;
 pub mod web_env;
 
-use std::io::Write;
-
 use libcnb::layer::{EmptyLayerCause, InvalidMetadataAction, LayerState, RestoredLayerAction};
 
 /// Why a cached layer was discarded: one line per changed input.
@@ -43,11 +41,6 @@ pub fn diff(reasons: &mut Reasons, what: &str, old: &str, new: &str) {
 /// Log why a layer is empty (nothing when it was simply never built); true when it was
 /// restored and can be used as is.
 pub fn explain(state: &LayerState<Reasons, Reasons>, what: &str) -> bool {
-    explain_to(state, what, &mut std::io::stdout())
-}
-
-/// [`explain`] into a given log (a layer prepared on another thread logs into a buffer).
-pub fn explain_to(state: &LayerState<Reasons, Reasons>, what: &str, log: &mut dyn Write) -> bool {
     match state {
         LayerState::Restored { .. } => true,
         LayerState::Empty { cause } => {
@@ -56,7 +49,7 @@ pub fn explain_to(state: &LayerState<Reasons, Reasons>, what: &str, log: &mut dy
                 EmptyLayerCause::InvalidMetadataAction { cause }
                 | EmptyLayerCause::RestoredLayerAction { cause } => {
                     for reason in cause {
-                        let _ = writeln!(log, "Discarding cached {what}: {reason}");
+                        println!("Discarding cached {what}: {reason}");
                     }
                 }
             }

