@@ -4,7 +4,6 @@
 //!
 //! `build` is the table of contents: one call per step, in order.
 
-mod concurrent;
 mod errors;
 mod fsutil;
 mod gyp;
@@ -19,7 +18,7 @@ mod toolchain;
 
 pub use errors::NodejsBuildpackError;
 
-use crate::layers::{dependencies, headers, tool_cache, web_env};
+use crate::layers::{dependencies, headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::PackageManager;
@@ -77,25 +76,22 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
-        let mut installed = concurrent::install_node_and_tool(
-            &context,
-            &registry,
-            &package_json,
-            &package_manager,
-        )?;
+        let release = runtime::resolve(&context, &registry, &package_json)?;
+        let mut node = runtime::install(&context, &registry, release)?;
+        let tool = tool::install(&context, &registry, &package_manager, &node.release.semver)?;
         let node_headers = headers::install(
             &context,
             &registry,
             package_manager.lockfile,
-            &installed.node.release,
-            installed.node.tarball.take(),
+            &node.release,
+            node.tarball.take(),
         )?;
-        let cache_dir = tool_cache::prepare(&context, &installed.tool)?;
+        let cache_dir = tool_cache::prepare(&context, &tool)?;
         let toolchain = Toolchain::new(
             &context,
-            &installed.node.home,
+            &node.home,
             node_headers.as_deref(),
-            &installed.tool,
+            &tool,
             cache_dir,
         );
 
@@ -106,7 +102,7 @@ impl Buildpack for NodejsBuildpack {
             &context,
             &package_json,
             package_manager.lockfile,
-            &installed.node.release.version.version,
+            &node.release.version.version,
             &toolchain,
         )?;
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
@@ -118,7 +114,9 @@ impl Buildpack for NodejsBuildpack {
 
         web_env::write(&context)?;
         let launch = processes::launch(app_dir, &package_json, package_manager.tool);
-        installed.wait_for_compression();
+        // The engine exports once this process ends: the compression must be done by then.
+        node.compressing.wait();
+        tool.compressing.wait();
         BuildResultBuilder::new().launch(launch).build()
     }
 

@@ -5,11 +5,9 @@ use crate::npmrc::RegistryConfig;
 use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first).
@@ -83,7 +81,6 @@ impl Registry {
             .timeout_connect(Duration::from_secs(20))
             .timeout_read(Duration::from_secs(60))
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
-            .resolver(OnceResolver::default())
             .build();
         Registry { config, agent }
     }
@@ -270,28 +267,6 @@ impl Registry {
             })),
             Err(ureq::Error::Transport(t)) => Err(Failure::Retry(network(url, t.to_string()))),
         }
-    }
-}
-
-/// One DNS lookup per host and build. Connections opened at once (the Node.js and package
-/// manager downloads run side by side) each asking the system resolver can lose a query,
-/// and glibc retries only after 5 s.
-#[derive(Default)]
-struct OnceResolver(Mutex<HashMap<String, Vec<SocketAddr>>>);
-
-impl ureq::Resolver for OnceResolver {
-    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
-        // Held during the lookup: the other connections wait for its answer.
-        let mut known = self
-            .0
-            .lock()
-            .map_err(|_| std::io::Error::other("a DNS lookup panicked"))?;
-        if let Some(addrs) = known.get(netloc) {
-            return Ok(addrs.clone());
-        }
-        let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
-        known.insert(netloc.to_string(), addrs.clone());
-        Ok(addrs)
     }
 }
 

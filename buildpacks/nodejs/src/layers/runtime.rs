@@ -185,12 +185,7 @@ pub fn install(
                 .into());
             }
         };
-        // Named: the package manager's lines may come in between.
-        println!(
-            "Verified sha512 integrity of {package}@{} ({} MB)",
-            new.node_version,
-            bytes.len() / 1_000_000
-        );
+        println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
         layer.write_metadata(new.clone())?;
         tarball = Some(bytes);
     }

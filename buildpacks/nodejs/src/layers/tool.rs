@@ -24,15 +24,6 @@ pub struct ToolMetadata {
     pub version: String,
 }
 
-/// Every published version of the tool (3 MB for npm).
-pub fn versions(registry: &Registry, tool: Tool) -> Result<Packument, NodejsBuildpackError> {
-    registry
-        .packument(tool.package())
-        .map_err(NodejsBuildpackError::registry(
-            "listing package manager versions",
-        ))
-}
-
 /// Pick the tool version: the newest that matches `requested` (any version when `None`) and
 /// whose own `engines.node` accepts `node`; if none accepts `node`, the newest match (the
 /// user asked for it; npm will say what it thinks).
@@ -105,17 +96,21 @@ pub struct Installed {
     pub compressing: Precompression,
 }
 
-/// Make the tool layer hold the version of the tool that `package_manager` asks for (from
-/// `versions`) that suits Node.js `node`.
+/// Make the tool layer hold the newest version of the tool that `package_manager` asks for
+/// and that suits Node.js `node` (see [`resolve`]).
 pub fn install(
     context: &BuildContext<NodejsBuildpack>,
     registry: &Registry,
     package_manager: &PackageManager,
-    versions: &Packument,
     node: &Version,
 ) -> libcnb::Result<Installed, NodejsBuildpackError> {
     let tool = package_manager.tool;
-    let version = resolve(tool, versions, package_manager.requested.as_deref(), node)?;
+    let versions = registry
+        .packument(tool.package())
+        .map_err(NodejsBuildpackError::registry(
+            "listing package manager versions",
+        ))?;
+    let version = resolve(tool, &versions, package_manager.requested.as_deref(), node)?;
     println!("-----> Installing {} {}", tool.display(), version.version);
     let new = ToolMetadata {
         package: tool.package().to_string(),
@@ -174,7 +169,7 @@ pub fn install(
         &installed.bin,
     ))?;
     layer.write_metadata(new)?;
-    // Complete: its thousands of small files are compressed while Node.js downloads.
+    // Complete: its thousands of small files are compressed while the dependencies install.
     installed.compressing = Precompression::start(&path);
     Ok(installed)
 }
