@@ -22,7 +22,7 @@ use crate::store::{self, Staged, StoreError};
 use crate::{gzip, hex};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -76,20 +76,23 @@ impl PartCache {
     pub fn lookup(&self, digest: &str, len: u64) -> Option<io::Result<File>> {
         let path = self.path(digest);
         let sum = std::fs::read_to_string(self.sum_path(digest)).ok()?;
+        // One open for the check and the copy: the bytes copied are the bytes checked, even
+        // if another build renames the same entry into place or `gc` removes it meanwhile.
         let valid = (|| {
             let (member_sha, tar_len) = sum.trim().split_once(' ')?;
             if tar_len.parse::<u64>().ok()? != len {
                 return None;
             }
+            let mut file = File::open(&path).ok()?;
             let mut check = Hashing::new(io::sink());
-            io::copy(&mut File::open(&path).ok()?, &mut check).ok()?;
-            (check.finish().0 == member_sha).then_some(())
+            io::copy(&mut file, &mut check).ok()?;
+            (check.finish().0 == member_sha).then_some(file)
         })();
-        if valid.is_none() {
+        let Some(mut file) = valid else {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(self.sum_path(digest));
             return None;
-        }
+        };
         let now = SystemTime::now();
         for p in [&path, &self.sum_path(digest)] {
             // Recency for `gc`; a cache on a read-only disk still serves.
@@ -98,7 +101,7 @@ impl PartCache {
                 .open(p)
                 .and_then(|f| f.set_modified(now));
         }
-        Some(File::open(&path))
+        Some(file.seek(io::SeekFrom::Start(0)).map(|_| file))
     }
 
     /// Whether an entry for this tar digest and length is recorded (its bytes are checked

@@ -368,11 +368,7 @@ impl Item {
 pub fn estimated_size(parts: &[Part]) -> u64 {
     let mut total = 0;
     for part in parts {
-        let skip = |rel: &Path, is_dir: bool| {
-            let rel = rel.as_os_str().as_bytes();
-            part.exclude.iter().any(|e| e.as_bytes() == rel)
-                || (is_dir && part.shallow.iter().any(|e| e.as_bytes() == rel))
-        };
+        let listed = |rules: &[String], rel: &Path| rules.iter().any(|e| Path::new(e) == rel);
         let mut dirs = vec![PathBuf::new()];
         while let Some(rel) = dirs.pop() {
             let Ok(entries) = fs::read_dir(part.source.join(&rel)) else {
@@ -381,12 +377,12 @@ pub fn estimated_size(parts: &[Part]) -> u64 {
             for entry in entries.flatten() {
                 let child = rel.join(entry.file_name());
                 let meta = entry.metadata();
-                if part.exclude.iter().any(|e| Path::new(e) == child) {
+                if listed(&part.exclude, &child) {
                     continue;
                 }
                 total += BLOCK;
                 match meta {
-                    Ok(m) if m.is_dir() && !skip(&child, true) => dirs.push(child),
+                    Ok(m) if m.is_dir() && !listed(&part.shallow, &child) => dirs.push(child),
                     Ok(m) if m.is_file() => total += m.len().div_ceil(BLOCK) * BLOCK,
                     _ => {}
                 }

@@ -861,11 +861,11 @@ fn a_precompressed_layer_is_used_as_is() {
     check_readable(&changed);
 }
 
-/// A layer part is the same bytes whatever parts come before it, so one app's compressed
-/// runtime serves another app's build from the machine-wide cache.
+/// A layer part is the same bytes whatever parts come before it (another app, another layer
+/// of its buildpack first), which is what lets the machine-wide cache serve it to every app
+/// (the engine's `a_second_app_takes_a_shared_layer_from_the_content_cache` shows it is).
 #[test]
-fn a_layer_part_is_shared_between_apps_through_the_cache() {
-    use std::os::unix::fs::MetadataExt;
+fn a_layer_part_does_not_depend_on_the_parts_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let one = sample_app(&dir.path().join("one"));
     let two = sample_app(&dir.path().join("two"));
@@ -876,13 +876,6 @@ fn a_layer_part_is_shared_between_apps_through_the_cache() {
     let mut o = opts();
     o.part_cache = Some(&pc);
     let a = export(&parts_of(&one), &dir.path().join("s1"), &o).unwrap();
-    let runtime = cache_files(&dir.path().join("parts"))
-        .into_iter()
-        .find(|n| n.contains(&a.parts[1].digest[7..]))
-        .unwrap();
-    let inode = fs::metadata(dir.path().join("parts").join(&runtime))
-        .unwrap()
-        .ino();
     let mut parts = parts_of(&two);
     parts.insert(
         1,
@@ -896,13 +889,6 @@ fn a_layer_part_is_shared_between_apps_through_the_cache() {
     assert_eq!(
         a.parts[1], b.parts[2],
         "the runtime part does not depend on its place"
-    );
-    assert_eq!(
-        fs::metadata(dir.path().join("parts").join(&runtime))
-            .unwrap()
-            .ino(),
-        inode,
-        "taken from the cache, not compressed again"
     );
     let plain = export(&parts, &dir.path().join("s3"), &opts()).unwrap();
     assert_eq!(b.sha256, plain.sha256);
