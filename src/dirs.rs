@@ -44,11 +44,7 @@ pub fn unpack_root() -> PathBuf {
     cache().join("run")
 }
 
-/// The part cache inside the machine-wide content cache (`content_cache_dir`, else the default
-/// one); absolute, since buildpacks (which run in the app dir) are handed it.
-pub fn parts(content_cache_dir: Option<&Path>) -> PathBuf {
-    let dir = content_cache_dir
-        .map_or_else(content_cache, Path::to_path_buf)
-        .join("parts");
-    std::path::absolute(&dir).unwrap_or(dir)
+/// The machine-wide content cache to use: `content_cache_dir` when given, else the default.
+pub fn content(content_cache_dir: Option<&Path>) -> PathBuf {
+    content_cache_dir.map_or_else(content_cache, Path::to_path_buf)
 }

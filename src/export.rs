@@ -7,8 +7,8 @@
 //! `./app/.layers/<buildpack>/<layer>`, without its env dirs.
 
 use crate::platform::run_buildpacks::Built;
-use slug_format::precompress::{self, Offer};
-use slug_format::{ExportError, ExportOptions, Exported, Part, PartCache};
+use slug_format::offer::{self, Offer};
+use slug_format::{ContentCache, ExportError, ExportOptions, Exported, Part, PartCache};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -114,23 +114,24 @@ fn progress_bar(estimate: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// What the engine offers buildpacks while they run: early compression, when there is a
-/// part cache to fill.
+/// What the engine offers buildpacks while they run, when there is a content cache: early
+/// compression into its part cache, and its verified downloads.
 pub fn engine_env(
-    part_cache: Option<&PartCache>,
+    content: Option<&ContentCache>,
     mtime: u64,
     app_dir: &Path,
 ) -> Vec<(String, std::ffi::OsString)> {
-    let (Some(cache), Ok(exe)) = (part_cache, std::env::current_exe()) else {
+    let (Some(content), Ok(exe)) = (content, std::env::current_exe()) else {
         return Vec::new();
     };
     let offer = Offer {
         exe,
-        part_cache: cache.dir().to_path_buf(),
+        part_cache: content.parts.dir().to_path_buf(),
+        downloads: content.downloads.dir().to_path_buf(),
         mtime,
         layers_dir: app_dir.join(".layers"),
     };
-    vec![(precompress::ENV.to_string(), offer.to_env_value().into())]
+    vec![(offer::ENV.to_string(), offer.to_env_value().into())]
 }
 
 /// Compress the part of `layer_dir` (a complete launch layer of the build that made the

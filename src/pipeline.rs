@@ -27,7 +27,7 @@ use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
 use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
 use slug_format::store::{self, StoreError};
-use slug_format::{ExportError, Exported, PartCache};
+use slug_format::{ContentCache, ExportError, Exported, PartCache};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -323,13 +323,13 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
 
     // The one buildpacks are offered for early compression and the export's: both must agree.
     let mtime = slug_format::mtime_from_env()?;
-    let part_cache = (!opts.no_cache)
-        .then(|| PartCache::new(&crate::dirs::parts(opts.content_cache.as_deref())));
+    let content = (!opts.no_cache)
+        .then(|| ContentCache::new(&crate::dirs::content(opts.content_cache.as_deref())));
     let (built, process_types) = run_group(
         &snapshot,
         &detected,
         cache.as_ref(),
-        part_cache.as_ref(),
+        content.as_ref(),
         mtime,
     )?;
 
@@ -338,7 +338,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         &snapshot.app_dir,
         &built,
         opts,
-        part_cache.as_ref(),
+        content.as_ref().map(|c| &c.parts),
         &store_dir,
         mtime,
     )?;
@@ -354,10 +354,13 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         run_buildpacks::save_cache(&built, cache)?;
     }
     drop(work);
-    if let Some(parts) = &part_cache {
-        // Bounded as it grows: a listing of the dir, nothing to do most times.
-        if let Err(e) = parts.gc(slug_format::part_cache::DEFAULT_MAX_BYTES) {
-            eprintln!(" !     part cache {}: {e}", parts.dir().display());
+    if let Some(content) = &content {
+        // Bounded as it grows: a listing of two dirs, nothing to do most times.
+        if let Err(e) = content.gc(slug_format::content::DEFAULT_MAX_BYTES) {
+            eprintln!(
+                " !     content cache {}: {e}",
+                crate::dirs::content(opts.content_cache.as_deref()).display()
+            );
         }
     }
 
@@ -386,7 +389,7 @@ fn run_group(
     snapshot: &Snapshot,
     detected: &Detected,
     cache: Option<&Cache>,
-    part_cache: Option<&PartCache>,
+    content: Option<&ContentCache>,
     mtime: u64,
 ) -> Result<(Built, BTreeMap<String, String>), BuildError> {
     let app_dir = &snapshot.app_dir;
@@ -397,7 +400,7 @@ fn run_group(
         target: &snapshot.target,
         env: snapshot.env.clone(),
         cache,
-        engine_env: crate::export::engine_env(part_cache, mtime, app_dir),
+        engine_env: crate::export::engine_env(content, mtime, app_dir),
     };
     let mut built = run_buildpacks::build_group(detected, &ctx)?;
     if let Some(procfile) = &snapshot.procfile {

@@ -1111,6 +1111,6 @@ fn a_second_app_takes_a_shared_layer_from_the_content_cache() {
         .unwrap();
     let run = Run::from(out);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("kept 0 parts"), "{}", run.stderr);
+    assert!(run.stderr.contains("kept 0 entries"), "{}", run.stderr);
     assert!(!shared.exists());
 }

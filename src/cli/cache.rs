@@ -5,7 +5,7 @@ use crate::app::{self, AppError};
 use crate::cache::{self, Cache, CacheError};
 use crate::exit::{self, ExitCode};
 use crate::size;
-use slug_format::PartCache;
+use slug_format::ContentCache;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -20,8 +20,8 @@ pub struct CacheClearArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CacheGcArgs {
-    /// Keep at most this many MiB of compressed parts, the most recently used
-    #[arg(long, value_name = "MiB", default_value_t = slug_format::part_cache::DEFAULT_MAX_BYTES / size::MIB)]
+    /// Keep at most this many MiB of compressed parts and downloads, the most recently used
+    #[arg(long, value_name = "MiB", default_value_t = slug_format::content::DEFAULT_MAX_BYTES / size::MIB)]
     pub max_size: u64,
     /// The machine-wide content cache
     /// [default: $SLUGC_CONTENT_CACHE, else $XDG_CACHE_HOME/slugc/content]
@@ -66,16 +66,16 @@ pub fn clear(args: CacheClearArgs) -> Result<i32, CacheCommandError> {
 }
 
 pub fn gc(args: CacheGcArgs) -> Result<i32, CacheCommandError> {
-    let cache = PartCache::new(&crate::dirs::parts(args.content_cache.as_deref()));
-    let c = cache
+    let dir = crate::dirs::content(args.content_cache.as_deref());
+    let c = ContentCache::new(&dir)
         .gc(args.max_size.saturating_mul(size::MIB))
         .map_err(|source| CacheCommandError::Gc {
-            path: cache.dir().to_path_buf(),
+            path: dir.clone(),
             source,
         })?;
     eprintln!(
-        "Part cache {}: kept {} parts ({}), removed {} ({})",
-        cache.dir().display(),
+        "Content cache {}: kept {} entries ({}), removed {} ({})",
+        dir.display(),
         c.kept_entries,
         size::human(c.kept_bytes),
         c.removed_entries,

@@ -77,7 +77,7 @@ pub struct Context<'a> {
     pub env: EnvMap,
     pub cache: Option<&'a Cache>,
     /// Set for every CNB buildpack on top of `env` (the engine's offers, such as
-    /// `SLUGC_PRECOMPRESS`); not part of the build env that layers modify.
+    /// `slug_format::offer::ENV`); not part of the build env that layers modify.
     pub engine_env: Vec<(String, std::ffi::OsString)>,
 }
 

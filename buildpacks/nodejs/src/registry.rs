@@ -1,10 +1,15 @@
 //! The npm registry client: packuments (the abbreviated "corgi" form, which carries `dist`,
 //! `engines` and `bin`) and tarballs verified against their SRI `dist.integrity` before use.
+//! Under `slug build`, verified tarballs are kept in the machine's download cache and read
+//! from there by any later build that wants the same integrity
+//! ([`slug_format::downloads`]).
 
 use crate::npmrc::RegistryConfig;
 use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
+use slug_format::downloads::{Downloads, Integrity};
+use slug_format::offer::Offer;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -73,6 +78,7 @@ impl PackageVersion {
 pub struct Registry {
     config: RegistryConfig,
     agent: ureq::Agent,
+    downloads: Option<Downloads>,
 }
 
 impl Registry {
@@ -82,7 +88,11 @@ impl Registry {
             .timeout_read(Duration::from_secs(60))
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
             .build();
-        Registry { config, agent }
+        Registry {
+            config,
+            agent,
+            downloads: Offer::downloads_from_env(),
+        }
     }
 
     /// The registry URL for log lines, without any `user:password@`.
@@ -121,6 +131,8 @@ impl Registry {
     /// verified yet: it must unpack them where nothing runs them, and the caller must throw
     /// that away if this returns an error. Returns `consume`'s value and the tarball's bytes.
     /// A download cut off midway is tried once more (as any request is), `consume` included.
+    /// When the download cache holds bytes of this integrity, `consume` reads those instead
+    /// (checked again as they are read from disk); the log line says which it was.
     pub fn tarball_streamed<T>(
         &self,
         name: &str,
@@ -136,6 +148,29 @@ impl Registry {
                 name: name.to_string(),
                 version: version.version.clone(),
             })?;
+        let integrity = base64::engine::general_purpose::STANDARD
+            .decode(expected)
+            .ok()
+            .and_then(|d| <[u8; 64]>::try_from(d).ok())
+            .map(Integrity::Sha512);
+        let kept = self
+            .downloads
+            .as_ref()
+            .zip(integrity.as_ref())
+            .and_then(|(downloads, integrity)| downloads.get(integrity));
+        if let Some(bytes) = kept {
+            println!(
+                "Using {name}@{} from the download cache (sha512 verified)",
+                version.version
+            );
+            let value = consume(&mut bytes.as_slice()).map_err(StreamError::Consume)?;
+            return Ok((value, bytes));
+        }
+        println!(
+            "Downloading {name}@{} from {}",
+            version.version,
+            self.display_url()
+        );
         let url = &version.dist.tarball;
         let mut last = None;
         for _ in 0..2 {
@@ -214,10 +249,14 @@ impl Registry {
                 }
                 .into());
             }
-            return match consumed {
-                Ok(value) => Ok((value, all)),
-                Err(e) => Err(StreamError::Consume(e)),
-            };
+            let value = consumed.map_err(StreamError::Consume)?;
+            if let (Some(downloads), Some(integrity)) = (&self.downloads, &integrity) {
+                // Keeping it only saves a later build the download: never a reason to fail.
+                if let Err(e) = downloads.put(integrity, &all) {
+                    println!("(not kept for later builds: {e})");
+                }
+            }
+            return Ok((value, all));
         }
         Err(last
             .unwrap_or_else(|| network(url, "no answer".into()))

@@ -3,17 +3,22 @@
 //! - [`tar`]: the deterministic tar of a slug's parts (the app, then each launch layer);
 //! - [`gzip`]: parallel gzip members, one per chunk of a part's tar;
 //! - [`export`]: parts → tar → gzip → `<store>/sha256-<hex>.tgz`;
-//! - [`part_cache`]: compressed parts by content, shared by every build on the machine;
+//! - [`content`]: the machine-wide content cache, bounded by one LRU cap, holding
+//!   [`part_cache`] (compressed parts by content) and [`downloads`] (verified downloads);
 //! - [`store`]: files written under a temporary name, synced and renamed;
 //! - [`release`]: the release manifest beside each slug;
 //! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
 //!   under the unpack rules, unpack it;
-//! - [`precompress`]: the contract with buildpacks for compressing a layer early.
+//! - [`offer`]: the one contract with the buildpacks a build runs, and [`precompress`]:
+//!   compressing a layer early, which it offers.
 //!
 //! Formats, rules and figures: `docs/export.md` in the slugc repository.
 
+pub mod content;
+pub mod downloads;
 pub mod export;
 pub mod gzip;
+pub mod offer;
 pub mod part_cache;
 pub mod precompress;
 pub mod reader;
@@ -21,6 +26,7 @@ pub mod release;
 pub mod store;
 pub mod tar;
 
+pub use content::ContentCache;
 pub use export::{export, mtime_from_env, ExportError, ExportOptions, Exported, DEFAULT_MTIME};
 pub use part_cache::PartCache;
 pub use reader::{locate, ReadError, Slug, SlugRef};

@@ -17,6 +17,7 @@
 //! between its two opens only misses. Bounded: each use touches the entry's mtime, and
 //! [`PartCache::gc`] removes the least recently used entries above a size cap.
 
+use crate::content::{self, stale_temp, Collected, Entry};
 use crate::export::Hashing;
 use crate::store::{self, Staged, StoreError};
 use crate::{gzip, hex};
@@ -24,27 +25,11 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
-
-/// The size cap [`PartCache::gc`] keeps to when none is given: room for the runtimes and
-/// dependency layers of a few dozen apps.
-pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
-/// Temporary files older than this are from a build that died: no build writes one part
-/// for that long.
-const STALE_TEMP: Duration = Duration::from_secs(6 * 3600);
+use std::time::SystemTime;
 
 pub struct PartCache {
     dir: PathBuf,
     engine: String,
-}
-
-/// What [`PartCache::gc`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Collected {
-    pub kept_entries: usize,
-    pub kept_bytes: u64,
-    pub removed_entries: usize,
-    pub removed_bytes: u64,
 }
 
 impl PartCache {
@@ -136,29 +121,35 @@ impl PartCache {
 
     /// Removes the least recently used entries until the rest fit in `max_bytes`, entries of
     /// another compressor (no build of this slugc can use them), and temporary files of dead
-    /// builds.
+    /// builds. [`crate::content::ContentCache::gc`] bounds this together with the downloads.
     pub fn gc(&self, max_bytes: u64) -> io::Result<Collected> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Collected::default()),
+        let mut removed_bytes = 0;
+        let entries = self.entries(&mut removed_bytes)?;
+        let mut collected = content::keep_newest(entries, max_bytes);
+        collected.removed_bytes += removed_bytes;
+        Ok(collected)
+    }
+
+    /// Every entry of this compressor; removes the others' entries and temporary files of
+    /// dead builds on the way (their bytes are added to `removed_bytes`).
+    pub(crate) fn entries(&self, removed_bytes: &mut u64) -> io::Result<Vec<Entry>> {
+        let listing = match std::fs::read_dir(&self.dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let ours = format!("part-{}-", self.engine);
         let now = SystemTime::now();
-        let mut collected = Collected::default();
-        // (last use, bytes of .gz + .sum, digest)
-        let mut live: Vec<(SystemTime, u64, String)> = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = entry.metadata() else { continue };
+        let mut entries = Vec::new();
+        for item in listing {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = item.metadata() else { continue };
             let modified = meta.modified().unwrap_or(now);
-            let stale_temp = name.starts_with(".tmp-")
-                && now.duration_since(modified).unwrap_or_default() > STALE_TEMP;
             let foreign = name.starts_with("part-") && !name.starts_with(&ours);
-            if stale_temp || foreign {
-                if std::fs::remove_file(entry.path()).is_ok() {
-                    collected.removed_bytes += meta.len();
+            if stale_temp(&name, modified, now) || foreign {
+                if std::fs::remove_file(item.path()).is_ok() {
+                    *removed_bytes += meta.len();
                 }
                 continue;
             }
@@ -167,24 +158,16 @@ impl PartCache {
                 .and_then(|rest| rest.strip_suffix(".gz"))
             {
                 let sum = std::fs::metadata(self.sum_path(digest)).map_or(0, |m| m.len());
-                live.push((modified, meta.len() + sum, digest.to_string()));
+                entries.push(Entry {
+                    last_use: modified,
+                    bytes: meta.len() + sum,
+                    // The .sum first: without it the entry is a miss.
+                    files: vec![self.sum_path(digest), self.path(digest)],
+                    name: digest.to_string(),
+                });
             }
         }
-        // Newest first: keep while they fit.
-        live.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
-        for (_, bytes, digest) in live {
-            if collected.kept_bytes + bytes <= max_bytes {
-                collected.kept_bytes += bytes;
-                collected.kept_entries += 1;
-                continue;
-            }
-            // The .sum first: without it the entry is a miss, never half an entry.
-            let _ = std::fs::remove_file(self.sum_path(&digest));
-            let _ = std::fs::remove_file(self.path(&digest));
-            collected.removed_entries += 1;
-            collected.removed_bytes += bytes;
-        }
-        Ok(collected)
+        Ok(entries)
     }
 }
 
@@ -214,6 +197,7 @@ fn engine_fingerprint() -> String {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn put(cache: &PartCache, digest: &str, bytes: &[u8]) {
         let mut staged = cache.stage().unwrap();
@@ -277,7 +261,7 @@ mod tests {
             .append(true)
             .open(&temp)
             .unwrap()
-            .set_modified(SystemTime::now() - 2 * STALE_TEMP)
+            .set_modified(SystemTime::now() - Duration::from_secs(7 * 3600))
             .unwrap();
         let live_temp = dir.path().join(".tmp-live");
         std::fs::write(&live_temp, b"x").unwrap();

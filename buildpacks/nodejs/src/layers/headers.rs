@@ -58,10 +58,7 @@ pub fn install(
         let bytes = match tarball {
             Some(bytes) => bytes,
             None => {
-                println!(
-                    "Downloading {}@{} for its C headers",
-                    release.package, new.node_version
-                );
+                println!("Fetching Node.js {} for its C headers", new.node_version);
                 registry
                     .tarball(release.package, &release.version)
                     .map_err(NodejsBuildpackError::registry(format!(

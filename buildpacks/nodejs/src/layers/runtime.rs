@@ -137,11 +137,6 @@ pub fn install(
     if explain(&layer.state, "Node.js") {
         println!("Reusing Node.js {} from the cache", new.node_version);
     } else {
-        println!(
-            "Downloading {package}@{} from {}",
-            new.node_version,
-            registry.display_url()
-        );
         // Unpacked as it downloads; nothing in it runs before the whole tarball is verified,
         // and a failed download leaves the layer empty.
         let streamed = registry.tarball_streamed(package, version, |tgz| {

@@ -147,7 +147,6 @@ pub fn install(
         println!("Reusing {} {} from the cache", tool.display(), new.version);
         return Ok(installed);
     }
-    println!("Downloading {}@{}", new.package, new.version);
     let bytes =
         registry
             .tarball(tool.package(), &version)
