@@ -153,6 +153,41 @@ fn two_cold_builds_in_different_dirs_give_identical_slugs() {
 }
 
 #[test]
+fn the_uv_wheel_is_kept_in_the_download_cache_under_the_indexs_sha256() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    let built = slug_build(
+        &fixture("python-flask"),
+        &tmp.path().join("out"),
+        Some(&tmp.path().join("cache")),
+        &[("SLUGC_CONTENT_CACHE", content.to_str().unwrap())],
+    );
+    assert_built(&built);
+    let kept: Vec<PathBuf> = std::fs::read_dir(content.join("downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
+    let out = Command::new("sha256sum").arg(&kept[0]).output().unwrap();
+    let actual = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        name.strip_prefix("sha256-"),
+        actual.split_whitespace().next(),
+        "named by the digest of its bytes"
+    );
+    let listing = Command::new("python3")
+        .args(["-m", "zipfile", "-l"])
+        .arg(&kept[0])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains(".data/scripts/uv"),
+        "the uv wheel"
+    );
+}
+
+#[test]
 fn django_fixture_collects_static_files_and_serves() {
     let (tmp, built) = builds_and_serves("python-django", "Hello from Django on slugc");
     assert!(built.log.contains("1 static file copied"), "{}", built.log);

@@ -29,6 +29,18 @@ pub enum Integrity {
 }
 
 impl Integrity {
+    /// A SHA-256 written as 64 hex digits (as `SHA256SUMS` files and PEP 691 indexes give it).
+    pub fn sha256_from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !crate::is_hex(hex) {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Integrity::Sha256(digest))
+    }
+
     /// The digest of `bytes` in the same algorithm as `self`.
     fn of_same_kind(&self, bytes: &[u8]) -> Integrity {
         match self {
@@ -176,6 +188,16 @@ mod tests {
             !downloads.path(&id).exists(),
             "the damaged entry is removed"
         );
+    }
+
+    #[test]
+    fn a_hex_sha256_reads_back_as_its_name() {
+        let hex = "ab".repeat(32);
+        let id = Integrity::sha256_from_hex(&hex).unwrap();
+        assert_eq!(id.file_name(), format!("sha256-{hex}"));
+        for bad in ["ab", &"zz".repeat(32), &"a".repeat(65)] {
+            assert_eq!(Integrity::sha256_from_hex(bad), None, "{bad}");
+        }
     }
 
     #[test]

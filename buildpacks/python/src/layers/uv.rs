@@ -218,6 +218,20 @@ fn fetch_wheel(index: &IndexConfig, arch: &str) -> Result<Vec<u8>, UvError> {
         .find(|f| wheel_matches(&f.filename, arch))
         .ok_or_else(|| UvError::NoWheel(page.clone()))?;
     let url = resolve_url(&page, file.url.split('#').next().unwrap_or_default());
+    // The index vouches for the wheel's SHA-256: any build on this machine that fetched the
+    // same wheel kept it (`slug_format::downloads`), checked against that digest again here.
+    let integrity = file
+        .hashes
+        .get("sha256")
+        .and_then(|hex| slug_format::downloads::Integrity::sha256_from_hex(hex));
+    let downloads = slug_format::offer::Offer::downloads_from_env();
+    if let Some(bytes) = downloads
+        .as_ref()
+        .zip(integrity.as_ref())
+        .and_then(|(downloads, integrity)| downloads.get(integrity))
+    {
+        return Ok(bytes);
+    }
     let mut bytes = Vec::new();
     sources::get(&agent, &url)?
         .into_reader()
@@ -235,6 +249,10 @@ fn fetch_wheel(index: &IndexConfig, arch: &str) -> Result<Vec<u8>, UvError> {
                 actual,
             });
         }
+    }
+    if let (Some(downloads), Some(integrity)) = (&downloads, &integrity) {
+        // Keeping it only saves a later build the download: never a reason to fail.
+        let _ = downloads.put(integrity, &bytes);
     }
     Ok(bytes)
 }
