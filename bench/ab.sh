@@ -74,16 +74,17 @@ baseline() {
   elapsed "$t0" "$t1"
 }
 
-# once BIN ENV DIR LOG: one build (or export) into DIR/out; prints its seconds.
+# once BIN ENV DIR LOG [CACHE]: one build (or export) into DIR/out with the app cache
+# DIR/CACHE (default DIR/cache); prints its seconds.
 once() {
-  local bin=$1 extra=$2 r=$3 log=$4 t0 t1
+  local bin=$1 extra=$2 r=$3 log=$4 app_cache=${5:-cache} t0 t1
   rm -rf "$r/out"
   sync
   t0=$(now)
   if [ "$kind" = export ]; then
     env $extra "$bin" "$tree" "$r/out" --part-cache "$r/parts" >/dev/null
   else
-    env $extra "$bin" build "$app" --output "$r/out" --cache-dir "$r/cache" \
+    env $extra "$bin" build "$app" --output "$r/out" --cache-dir "$r/$app_cache" \
       --content-cache "$r/content" >"$log" 2>&1 \
       || { echo "build failed:" >&2; cat "$log" >&2; exit 1; }
   fi
@@ -91,15 +92,17 @@ once() {
   elapsed "$t0" "$t1"
 }
 
-# variant NAME BIN ENV DIR: cold then warm; prints "cold warm".
+# variant NAME BIN ENV DIR: cold, then warm, then (builds only) a new app: an empty app
+# cache with the content cache the cold build filled; prints "cold warm new".
 variant() {
-  local name=$1 bin=$2 extra=$3 r=$4/$1 cold warm
+  local name=$1 bin=$2 extra=$3 r=$4/$1 cold warm new=0
   mkdir -p "$r"
   cold=$(once "$bin" "$extra" "$r" "$r/cold.log")
   warm=$(once "$bin" "$extra" "$r" "$r/warm.log")
+  [ "$kind" = export ] || new=$(once "$bin" "$extra" "$r" "$r/new.log" cache-new)
   basename "$r"/out/sha256-*.tgz >>"$scratch/$name.names"
   stat -c %s "$r"/out/sha256-*.tgz >>"$scratch/$name.sizes"
-  echo "$cold $warm"
+  echo "$cold $warm $new"
 }
 
 for round in $(seq 1 "$rounds"); do
@@ -107,14 +110,14 @@ for round in $(seq 1 "$rounds"); do
   mkdir -p "$r"
   base=$(baseline "$r")
   if [ $((round % 2)) = 1 ]; then
-    read -r ac aw < <(variant A "$slug_a" "$env_a" "$r")
-    read -r bc bw < <(variant B "$slug_b" "$env_b" "$r")
+    read -r ac aw an < <(variant A "$slug_a" "$env_a" "$r")
+    read -r bc bw bn < <(variant B "$slug_b" "$env_b" "$r")
   else
-    read -r bc bw < <(variant B "$slug_b" "$env_b" "$r")
-    read -r ac aw < <(variant A "$slug_a" "$env_a" "$r")
+    read -r bc bw bn < <(variant B "$slug_b" "$env_b" "$r")
+    read -r ac aw an < <(variant A "$slug_a" "$env_a" "$r")
   fi
-  echo "$base $ac $aw $bc $bw" >>"$scratch/rounds"
-  echo "round $round: baseline $base s | A cold $ac warm $aw | B cold $bc warm $bw" >&2
+  echo "$base $ac $aw $bc $bw $an $bn" >>"$scratch/rounds"
+  echo "round $round: baseline $base s | A cold $ac warm $aw new app $an | B cold $bc warm $bw new app $bn" >&2
   rm -rf "$r"
 done
 
@@ -123,11 +126,17 @@ ratio() { awk -v c="$1" '{ printf "%.2f\n", $c / $1 }' "$scratch/rounds"; }
 echo
 echo "$kind, $rounds rounds, $(nproc) cores; A: ${env_a:-} $slug_a; B: ${env_b:-} $slug_b"
 echo "baseline median $(col 1 | median) s ($(col 1 | spread))"
-for v in A:2:3 B:4:5; do
-  IFS=: read -r name c w <<<"$v"
+for v in A:2:3:6 B:4:5:7; do
+  IFS=: read -r name c w n <<<"$v"
   printf '%s: cold/baseline median %s (%s), cold %s s, warm median %s s (%s), size %s B, slugs: %s\n' \
     "$name" "$(ratio "$c" | median)" "$(ratio "$c" | spread)" "$(col "$c" | median)" \
     "$(col "$w" | median)" "$(col "$w" | spread)" "$(sort -u "$scratch/$name.sizes" | tr '\n' ' ')" \
     "$(sort -u "$scratch/$name.names" | wc -l)"
+  [ "$kind" = export ] ||
+    printf '%s: new app/baseline median %s (%s), new app %s s\n' \
+      "$name" "$(ratio "$n" | median)" "$(ratio "$n" | spread)" "$(col "$n" | median)"
 done
-awk '{ c += ($4 - $2) / $2; w += ($5 - $3) / $3 } END { printf "B vs A: cold %+.1f%%, warm %+.1f%% (mean of per-round changes)\n", 100 * c / NR, 100 * w / NR }' "$scratch/rounds"
+awk -v export="$([ "$kind" = export ] && echo 1)" '{ c += ($4 - $2) / $2; w += ($5 - $3) / $3; if (!export) n += ($7 - $6) / $6 } END {
+  printf "B vs A: cold %+.1f%%, warm %+.1f%%", 100 * c / NR, 100 * w / NR
+  if (!export) printf ", new app %+.1f%%", 100 * n / NR
+  print " (mean of per-round changes)" }' "$scratch/rounds"

@@ -821,11 +821,12 @@ fn every_gzip_member_header_has_no_name_and_no_mtime() {
 }
 
 /// A layer compressed ahead of the export (knowing only the app and itself, as `slug
-/// precompress-layer` does) is what the export uses, and the slug is byte for byte the one a
-/// cache-less export makes, although the export has more parts before it.
+/// precompress-layer` does) is what the export uses: the bytes of the early entry reach the
+/// slug, which is the one a cache-less export makes once decompressed, although the export has
+/// more parts before it.
 #[test]
 fn a_precompressed_layer_is_used_as_is() {
-    use std::os::unix::fs::MetadataExt;
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let app = sample_app(dir.path());
     let cache = dir.path().join("parts");
@@ -837,14 +838,37 @@ fn a_precompressed_layer_is_used_as_is() {
     slug_format::export::precompress(&known_early, 1, &pc, MTIME).unwrap();
     let early = cache_files(&cache);
     assert_eq!(early.len(), 1, "{early:?}");
-    let inode = fs::metadata(cache.join(&early[0])).unwrap().ino();
+
+    // Swap the entry for an equivalent member of another level (and its `.sum`): were the
+    // layer compressed again, the slug would not hold these bytes.
+    let entry = cache.join(&early[0]);
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(fs::File::open(&entry).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut swapped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+    swapped.write_all(&tar).unwrap();
+    let swapped = swapped.finish().unwrap();
+    fs::write(&entry, &swapped).unwrap();
+    let sum = entry.with_extension("sum");
+    let len = fs::read_to_string(&sum)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let sha = slug_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&swapped));
+    fs::write(&sum, format!("{sha} {len}\n")).unwrap();
 
     let plain = export(&all, &dir.path().join("s0"), &opts()).unwrap();
     let cached = export(&all, &dir.path().join("s1"), &o).unwrap();
-    assert_eq!(cached.sha256, plain.sha256);
-    assert_eq!(cached.parts, plain.parts);
-    // Not compressed again (a fresh entry would be a new file).
-    assert_eq!(fs::metadata(cache.join(&early[0])).unwrap().ino(), inode);
+    assert_eq!(cached.parts, plain.parts, "the same tar, part by part");
+    let slug = fs::read(&cached.path).unwrap();
+    assert!(
+        slug.windows(swapped.len()).any(|w| w == swapped),
+        "the early entry's bytes are in the slug"
+    );
+    assert_eq!(gunzip(&slug), gunzip(&fs::read(&plain.path).unwrap()));
 
     // Changed after the early compression: the export notices and compresses it afresh.
     let pc2 = PartCache::new(&dir.path().join("parts2"));
@@ -926,4 +950,13 @@ fn concurrent_exports_share_the_part_cache() {
     });
     // The two apps share their layer parts: 2 app parts + 2 layer parts in the cache.
     assert_eq!(cache_files(&dir.path().join("parts")).len(), 4);
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }
