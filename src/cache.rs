@@ -3,11 +3,18 @@
 //!
 //! Layers are saved into `layers.new` and swapped in with renames only after a build
 //! succeeds, so a build that fails or is killed leaves the previous `layers` in place.
+//!
+//! The layers a commit replaces go to `trash/`, and the next build of the app removes them
+//! on a thread of its own while its buildpacks run: removing thousands of files is slow on
+//! some disks (a warm build would otherwise spend most of its time there), and nothing reads
+//! them again.
 
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -52,10 +59,19 @@ pub fn default_dir(app_dir: &Path) -> PathBuf {
     base.join(format!("{name}-{hash}"))
 }
 
-/// An open, locked cache dir. The lock is released when this is dropped.
+/// An open, locked cache dir. The lock is released when this is dropped, once the removal
+/// of `trash/` is done.
 pub struct Cache {
     root: PathBuf,
+    sweeping: Mutex<Option<JoinHandle<()>>>,
     _lock: File,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        // Before the lock goes: the next build must not list a trash entry being removed.
+        self.finish_sweep();
+    }
 }
 
 impl Cache {
@@ -80,10 +96,48 @@ impl Cache {
         }
         let cache = Cache {
             root: root.to_path_buf(),
+            sweeping: Mutex::new(None),
             _lock: lock,
         };
         cache.recover()?;
+        cache.sweep_trash();
         Ok(cache)
+    }
+
+    fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// Starts removing what earlier builds put in `trash/` (best effort: what is left is
+    /// tried again by the next build).
+    fn sweep_trash(&self) {
+        let trash = self.trash_dir();
+        let Ok(entries) = std::fs::read_dir(&trash) else {
+            return;
+        };
+        let doomed: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        if doomed.is_empty() {
+            return;
+        }
+        let handle = std::thread::spawn(move || {
+            for path in doomed {
+                let _ = slugc_fs::remove_spread(&path);
+            }
+        });
+        if let Ok(mut sweeping) = self.sweeping.lock() {
+            *sweeping = Some(handle);
+        }
+    }
+
+    /// Waits for the removal of `trash/` to end.
+    fn finish_sweep(&self) {
+        let handle = match self.sweeping.lock() {
+            Ok(mut sweeping) => sweeping.take(),
+            Err(_) => None,
+        };
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 
     /// Undo what an interrupted build left: a half-done swap, a half-written save, work dirs.
@@ -116,7 +170,7 @@ impl Cache {
         Ok(dir)
     }
 
-    /// Swap `layers.new` in for `layers`.
+    /// Swap `layers.new` in for `layers`; the replaced layers go to `trash/`.
     pub fn commit_layers(&self) -> Result<(), CacheError> {
         let layers = self.layers_dir();
         let new = self.root.join("layers.new");
@@ -125,12 +179,22 @@ impl Cache {
             std::fs::rename(&layers, &old).map_err(io(&layers))?;
         }
         std::fs::rename(&new, &layers).map_err(io(&new))?;
-        slugc_fs::remove_spread(&old).map_err(io(&old))?;
+        if old.exists() {
+            let trash = self.trash_dir();
+            std::fs::create_dir_all(&trash).map_err(io(&trash))?;
+            // A name no other commit of this cache has used: the lock serialises commits.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let doomed = trash.join(format!("layers-{nanos}-{}", std::process::id()));
+            std::fs::rename(&old, &doomed).map_err(io(&old))?;
+        }
         Ok(())
     }
 
     /// Remove everything cached (the lock, held, stays).
     pub fn clear(&self) -> Result<(), CacheError> {
+        self.finish_sweep();
         let remove = |path: &Path| {
             let path = path.to_path_buf();
             move |source| CacheError::Remove { path, source }
@@ -159,5 +223,36 @@ impl Cache {
             .prefix("build-")
             .tempdir_in(&base)
             .map_err(io(&base))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_with(cache: &Cache, file: &str) {
+        let new = cache.new_layers_dir().unwrap();
+        std::fs::create_dir_all(new.join("bp/layer")).unwrap();
+        std::fs::write(new.join("bp/layer").join(file), file).unwrap();
+        cache.commit_layers().unwrap();
+    }
+
+    #[test]
+    fn replaced_layers_go_to_the_trash_and_the_next_build_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        commit_with(&cache, "one");
+        commit_with(&cache, "two");
+        assert!(cache.layers_dir().join("bp/layer/two").is_file());
+        assert!(!cache.layers_dir().join("bp/layer/one").exists());
+        let trash = cache.trash_dir();
+        assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 1);
+        drop(cache);
+
+        let cache = Cache::open(dir.path()).unwrap();
+        drop(cache);
+        assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
+        let cache = Cache::open(dir.path()).unwrap();
+        assert!(cache.layers_dir().join("bp/layer/two").is_file());
     }
 }
