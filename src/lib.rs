@@ -27,6 +27,7 @@ pub mod export;
 pub mod image;
 pub mod inspect;
 pub mod kubernetes;
+pub mod log;
 pub mod pipeline;
 pub mod platform;
 pub mod procfile;
