@@ -25,7 +25,9 @@ use crate::platform::run_buildpacks::{self, BuildpackError, Built, GroupRun};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
-use slug_format::release::{BuildRelease, BuildpackRef, Release, Stack, EMBEDDED_PATH, EMBEDDED_SCHEMA};
+use slug_format::release::{
+    BuildRelease, BuildpackRef, Release, Stack, EMBEDDED_PATH, EMBEDDED_SCHEMA,
+};
 use slug_format::store::{self, StoreError};
 use slug_format::{ExportError, Exported, PartCache};
 use std::collections::BTreeMap;
@@ -375,7 +377,8 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         crate::say!(" !     {warning}");
     }
 
-    let release = build_release.into_release(&exported.sha256, exported.size, exported.parts.clone());
+    let release =
+        build_release.into_release(&exported.sha256, exported.size, exported.parts.clone());
     let manifest_name = format!("sha256-{}.json", exported.sha256);
     let manifest_path =
         store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;

@@ -165,9 +165,11 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
     let base = Base::open(opts.base)?;
     // The release written into the slug (its checksum covers it) wins over the manifest.
     let release = match (&scan.embedded, &slug.release) {
-        (Some(embedded), _) => embedded
-            .clone()
-            .into_release(&scan.sha256_hex, scan.size, Vec::new()),
+        (Some(embedded), _) => {
+            embedded
+                .clone()
+                .into_release(&scan.sha256_hex, scan.size, Vec::new())
+        }
         (None, Some(release)) => release.clone(),
         (None, None) => return Err(ImageError::NoManifest(slug.path.clone())),
     };

@@ -298,15 +298,24 @@ value = "platform"
             p.processes[0],
             ("web".into(), "gunicorn app:app --bind 0.0.0.0:$PORT".into())
         );
-        assert_eq!(p.processes[1], ("cli".into(), "cd sub && node cli.js".into()));
+        assert_eq!(
+            p.processes[1],
+            ("cli".into(), "cd sub && node cli.js".into())
+        );
         assert_eq!(p.default.as_deref(), Some("web"));
-        assert_eq!(p.labels, vec![("org.example.team".into(), "platform".into())]);
+        assert_eq!(
+            p.labels,
+            vec![("org.example.team".into(), "platform".into())]
+        );
         let old = launch(
             "[[processes]]\ntype = \"worker\"\ncommand = \"python\"\nargs = [\"worker.py\", \"a b\"]\n",
             "0.9",
         )
         .unwrap();
-        assert_eq!(old.processes[0], ("worker".into(), "python worker.py 'a b'".into()));
+        assert_eq!(
+            old.processes[0],
+            ("worker".into(), "python worker.py 'a b'".into())
+        );
     }
 
     #[test]
@@ -314,14 +323,29 @@ value = "platform"
         let two_defaults = "[[processes]]\ntype = \"a\"\ncommand = [\"x\"]\ndefault = true\n[[processes]]\ntype = \"b\"\ncommand = [\"y\"]\ndefault = true\n";
         let e = launch(two_defaults, "0.10").unwrap_err().to_string();
         assert!(e.starts_with("buildpack test/bp: "), "{e}");
-        assert!(e.contains("launch.toml: process types \"a\" and \"b\" are both"), "{e}");
-        let bad = launch("[[processes]]\ntype = \"we b\"\ncommand = [\"x\"]\n", "0.10");
+        assert!(
+            e.contains("launch.toml: process types \"a\" and \"b\" are both"),
+            "{e}"
+        );
+        let bad = launch(
+            "[[processes]]\ntype = \"we b\"\ncommand = [\"x\"]\n",
+            "0.10",
+        );
         assert!(matches!(bad, Err(LaunchError::BadType { .. })));
         let twice = "[[processes]]\ntype = \"a\"\ncommand = [\"x\"]\n[[processes]]\ntype = \"a\"\ncommand = [\"y\"]\n";
-        assert!(matches!(launch(twice, "0.10"), Err(LaunchError::Duplicate { .. })));
+        assert!(matches!(
+            launch(twice, "0.10"),
+            Err(LaunchError::Duplicate { .. })
+        ));
         let string = "[[processes]]\ntype = \"a\"\ncommand = \"x\"\n";
-        assert!(matches!(launch(string, "0.10"), Err(LaunchError::StringCommand { .. })));
-        assert!(matches!(launch(string, "0.11"), Err(LaunchError::StringCommand { .. })));
+        assert!(matches!(
+            launch(string, "0.10"),
+            Err(LaunchError::StringCommand { .. })
+        ));
+        assert!(matches!(
+            launch(string, "0.11"),
+            Err(LaunchError::StringCommand { .. })
+        ));
         assert!(launch(string, "0.9").is_ok());
     }
 
@@ -338,7 +362,10 @@ value = "platform"
         let mut p = Processes::default();
         p.add_classic_default("web".into(), "classic".into());
         p.add_classic_default("clock".into(), "classic-clock".into());
-        p.add_buildpack(file(&[("web", "early"), ("worker", "early-worker")], Some("worker")));
+        p.add_buildpack(file(
+            &[("web", "early"), ("worker", "early-worker")],
+            Some("worker"),
+        ));
         p.add_buildpack(file(&[("web", "late")], Some("web")));
         assert_eq!(p.resolve()["web"], "late");
         assert_eq!(p.resolve()["clock"], "classic-clock");

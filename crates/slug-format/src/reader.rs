@@ -613,7 +613,9 @@ impl Slug {
     pub fn embedded_release(&self) -> Result<Option<BuildRelease>, ReadError> {
         let mut found = None;
         self.read_entries(|entry| {
-            if entry.path == Path::new(EMBEDDED_PATH) && matches!(entry.kind, EntryKind::File { .. }) {
+            if entry.path == Path::new(EMBEDDED_PATH)
+                && matches!(entry.kind, EntryKind::File { .. })
+            {
                 let mut bytes = Vec::new();
                 entry
                     .read_to_end(&mut bytes)
@@ -640,10 +642,7 @@ impl Unpacked {
         match fs::read(&path) {
             Ok(bytes) => slug.parse_embedded(&bytes).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(ReadError::Read {
-                slug: path,
-                source,
-            }),
+            Err(source) => Err(ReadError::Read { slug: path, source }),
         }
     }
 }
