@@ -286,12 +286,12 @@ fn detect_order(s: &Snapshot, order: &[Vec<Candidate>]) -> Result<Detected, Buil
 /// each run of CNB buildpacks together (their build plan is resolved as the lifecycle
 /// resolves a group), so that a buildpack sees what the ones before it did to the app
 /// (<https://devcenter.heroku.com/articles/using-multiple-buildpacks-for-an-app>).
-fn stages(s: &Snapshot) -> Vec<Vec<Vec<Candidate>>> {
-    let [group] = s.order.as_slice() else {
-        return vec![s.order.clone()];
+fn stages(order: &[Vec<Candidate>], explicit: bool) -> Vec<Vec<Vec<Candidate>>> {
+    let [group] = order else {
+        return vec![order.to_vec()];
     };
-    if !s.explicit {
-        return vec![s.order.clone()];
+    if !explicit {
+        return vec![order.to_vec()];
     }
     let mut stages: Vec<Vec<Candidate>> = Vec::new();
     let mut after_classic = true;
@@ -433,7 +433,7 @@ fn run_group(
     };
     let mut run = GroupRun::new(ctx);
     let mut all: Option<Detected> = None;
-    for order in stages(snapshot) {
+    for order in stages(&snapshot.order, snapshot.explicit) {
         let detected = detect_order(snapshot, &order)?;
         crate::say!("-----> {} app detected", detected.description);
         run.run(&detected)?;
@@ -547,4 +547,56 @@ fn git_commit(app: &Path) -> Option<String> {
 fn progress_wanted() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: &str, kind: Kind) -> Candidate {
+        Candidate {
+            buildpack: Buildpack {
+                dir: PathBuf::from(format!("/bp/{id}")),
+                id: id.to_string(),
+                version: "1".to_string(),
+                name: id.to_string(),
+                kind,
+            },
+            optional: false,
+        }
+    }
+
+    fn ids(stages: &[Vec<Vec<Candidate>>]) -> Vec<Vec<&str>> {
+        stages
+            .iter()
+            .map(|order| order[0].iter().map(|c| c.buildpack.id.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn explicit_buildpacks_split_at_each_classic_one() {
+        let cnb = || Kind::Cnb { api: "0.10".into() };
+        let group = vec![
+            candidate("a", cnb()),
+            candidate("b", cnb()),
+            candidate("classic", Kind::Classic),
+            candidate("c", cnb()),
+            candidate("other-classic", Kind::Classic),
+            candidate("d", cnb()),
+            candidate("e", cnb()),
+        ];
+        let order = vec![group];
+        assert_eq!(
+            ids(&stages(&order, true)),
+            [
+                vec!["a", "b"],
+                vec!["classic"],
+                vec!["c"],
+                vec!["other-classic"],
+                vec!["d", "e"]
+            ]
+        );
+        // The built-in order is detected once, whatever it holds.
+        assert_eq!(stages(&order, false).len(), 1);
+    }
 }
