@@ -343,6 +343,54 @@ fn explicit_buildpacks_detect_one_after_the_other_so_a_cnb_sees_the_monorepo_sub
     assert_eq!(status, 200);
     // The app root served is the service's dir: its page is the index.
     assert_eq!(body, "the api service\n");
+    drop(_web);
+
+    // The same with the built-in Python buildpack after the monorepo one: it detects the
+    // service's requirements.txt, which only exists at the root once the monorepo moved it.
+    write(&app.join("services/api/requirements.txt"), "");
+    write(
+        &app.join("services/api/Procfile"),
+        "web: python -m http.server $PORT\n",
+    );
+    let py = home.join("python");
+    std::fs::create_dir_all(&py).unwrap();
+    let run = build(
+        &py,
+        &app,
+        &[
+            "--buildpack",
+            &bp("monorepo"),
+            "--buildpack",
+            "slugc/python",
+            "--env",
+            "APP_BASE=services/api",
+        ],
+    );
+    let m = run.manifest();
+    assert_eq!(m["buildpacks"][1]["id"], "slugc/python");
+    assert_eq!(m["process_types"]["web"], "python -m http.server $PORT");
+    let paths = listing(&slug_path(&py, &m));
+    assert!(
+        paths.contains(&"app/requirements.txt".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("app/services")),
+        "{paths:?}"
+    );
+    let port = free_port();
+    let mut cmd = slug(&py);
+    cmd.arg("run")
+        .arg(slug_path(&py, &m))
+        .arg("web")
+        .args(["--color", "never", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _web = Running::spawn(cmd);
+    assert_eq!(
+        wait_http(port, || true),
+        Some((200, "the api service\n".to_string()))
+    );
 }
 
 #[test]
