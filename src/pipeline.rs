@@ -176,7 +176,7 @@ fn snapshot(
     exclude: &[PathBuf],
 ) -> Result<Snapshot, BuildError> {
     // Checked before anything runs, so that a typo fails at once and names the user's file;
-    // the processes are read from the build result (`processes`).
+    // its processes are read from the build result (`build_release`).
     Procfile::read(&app_src)?;
     let vars = config_vars(inputs)?;
 

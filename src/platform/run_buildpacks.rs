@@ -1,6 +1,6 @@
-//! The build loop: each buildpack of the detected group in order — restore its cached layers,
-//! give it the environment of the build layers before it, run it, collect its layers and
-//! processes. CNB and classic buildpacks share the loop.
+//! The build loop: each buildpack of the detected group (or groups, one after the other) in
+//! order — restore its cached layers, give it the environment of the build layers before it,
+//! run it, collect its layers and processes. CNB and classic buildpacks share the loop.
 
 use super::classic::{self, ClassicError, Release};
 use super::descriptor::{Buildpack, Kind};
@@ -355,13 +355,6 @@ impl<'a> GroupRun<'a> {
     pub fn finish(self) -> Built {
         self.built
     }
-}
-
-/// Run every buildpack of the group, in order.
-pub fn build_group(detected: &Detected, ctx: Context) -> Result<Built, BuildpackError> {
-    let mut run = GroupRun::new(ctx);
-    run.run(detected)?;
-    Ok(run.finish())
 }
 
 /// Move the cache = true layers of every buildpack into the cache, then swap them in. Call
