@@ -462,7 +462,11 @@ fn classic_buildpacks_get_stack_and_source_version() {
     let home = tmpfs_dir();
     let home = home.path();
     let app = home.join("app");
-    write_exe(&app.join("bin/detect"), "#!/bin/sh\necho Inline\n");
+    // Detect sees STACK too; without it this app is not detected.
+    write_exe(
+        &app.join("bin/detect"),
+        "#!/bin/sh\n[ -n \"$STACK\" ] || { echo 'no STACK'; exit 1; }\necho Inline\n",
+    );
     write_exe(
         &app.join("bin/compile"),
         "#!/bin/sh\nset -e\n[ -d \"$2\" ] && [ -d \"$3\" ]\necho \"STACK=$STACK SOURCE_VERSION=${SOURCE_VERSION:-unset}\" > \"$1/seen.txt\"\n",
