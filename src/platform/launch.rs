@@ -4,7 +4,8 @@
 //! twice, an array `command` from API 0.10 on), and their precedence: a Procfile overrides
 //! buildpack processes, a later buildpack's process type overrides an earlier one's (the last
 //! `default = true` wins, as in the lifecycle's builder), and classic buildpacks'
-//! `default_process_types` come last.
+//! `default_process_types` come last. Lifecycle reference:
+//! <https://github.com/buildpacks/lifecycle/blob/main/phase/builder.go> (`processMap`).
 
 use libcnb_data::launch::{Label, ProcessType};
 use serde::Deserialize;
@@ -217,14 +218,26 @@ impl Processes {
         self.classic_defaults.entry(name).or_insert(command);
     }
 
-    /// Call in buildpack order: a later call overrides an earlier one's type, labels of the
-    /// same key and default process.
-    pub fn add_buildpack(&mut self, launch: LaunchFile) {
-        self.buildpacks.extend(launch.processes);
-        if launch.default.is_some() {
-            self.default = launch.default;
+    /// Call in buildpack order: a later call overrides an earlier one's type and labels of
+    /// the same key. As in the lifecycle's builder, a later `default = true` becomes the
+    /// default, and redefining the default type without `default = true` leaves no default;
+    /// that case returns a warning for the log.
+    pub fn add_buildpack(&mut self, launch: LaunchFile) -> Option<String> {
+        let mut warning = None;
+        for (name, command) in launch.processes {
+            if launch.default.as_ref() == Some(&name) {
+                self.default = Some(name.clone());
+                warning = None;
+            } else if self.default.as_ref() == Some(&name) {
+                self.default = None;
+                warning = Some(format!(
+                    "Warning: the default process type {name} is redefined by a process not marked `default = true`: there is no default process now"
+                ));
+            }
+            self.buildpacks.insert(name, command);
         }
         self.labels.extend(launch.labels);
+        warning
     }
 
     /// The Procfile of the build result. A type a buildpack already turned into a process
@@ -366,14 +379,20 @@ value = "platform"
             &[("web", "early"), ("worker", "early-worker")],
             Some("worker"),
         ));
-        p.add_buildpack(file(&[("web", "late")], Some("web")));
+        assert!(p
+            .add_buildpack(file(&[("web", "late")], Some("web")))
+            .is_none());
         assert_eq!(p.resolve()["web"], "late");
         assert_eq!(p.resolve()["clock"], "classic-clock");
         assert_eq!(p.default_process().as_deref(), Some("web"));
+        // Redefined without `default = true`: no default any more, and a warning says so.
+        let warning = p.add_buildpack(file(&[("web", "later")], None));
+        assert!(warning.is_some_and(|w| w.contains("web")));
+        assert_eq!(p.default_process(), None);
         p.set_procfile(vec![("worker".into(), "procfile".into())]);
         let r = p.resolve();
         assert_eq!(r["worker"], "procfile");
-        assert_eq!(r["web"], "late");
+        assert_eq!(r["web"], "later");
     }
 
     #[test]

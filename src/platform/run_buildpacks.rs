@@ -180,9 +180,10 @@ fn run_cnb(
             });
         }
     }
-    built
-        .processes
-        .add_buildpack(launch::read_launch(&layers_dir, &bp.id, bp.api())?);
+    let launch = launch::read_launch(&layers_dir, &bp.id, bp.api())?;
+    if let Some(warning) = built.processes.add_buildpack(launch) {
+        crate::say!(" !     {warning}");
+    }
     built.cnb_layers.push((escaped, layers_dir, layers));
     Ok(())
 }
