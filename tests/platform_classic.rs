@@ -170,7 +170,7 @@ fn launch_metadata_is_validated_and_labels_and_default_reach_manifest_and_image(
     let home = tmpfs_dir();
     let home = home.path();
     let app = empty_app(home);
-    for (api, launch, says) in [
+    for (case, (api, launch, says)) in [
         (
             "0.10",
             "[[processes]]\ntype = \"web\"\ncommand = [\"a\"]\ndefault = true\n\n[[processes]]\ntype = \"worker\"\ncommand = [\"b\"]\ndefault = true\n",
@@ -191,8 +191,11 @@ fn launch_metadata_is_validated_and_labels_and_default_reach_manifest_and_image(
             "[[processes]]\ntype = \"web\"\ncommand = \"python3 -m http.server\"\n",
             "has a string `command`; Buildpack API 0.10 requires an array",
         ),
-    ] {
-        let dir = home.join(format!("case-{}", says.len()));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = home.join(format!("case-{case}"));
         std::fs::create_dir_all(&dir).unwrap();
         let run = build(&dir, &app, &["--buildpack", &launch_bp(&dir, api, launch)]);
         assert_eq!(run.code, 20, "{launch}\n{}", run.stderr);
