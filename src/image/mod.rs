@@ -74,17 +74,8 @@ fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
     let mut profile_scripts = Vec::new();
     let mut embedded = None;
     let summary = slug.read_entries(|entry| {
-        if entry.path == Path::new(slug_format::release::EMBEDDED_PATH)
-            && matches!(entry.kind, EntryKind::File { .. })
-        {
-            let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| ReadError::Corrupt {
-                    slug: slug.path.clone(),
-                    message: format!("bad data in {}: {e}", slug_format::release::EMBEDDED_PATH),
-                })?;
-            embedded = Some(slug.parse_embedded(&bytes)?);
+        if let Some(release) = slug.embedded_in(entry)? {
+            embedded = Some(release);
             return Ok(());
         }
         let script = entry

@@ -613,18 +613,25 @@ impl Slug {
     pub fn embedded_release(&self) -> Result<Option<BuildRelease>, ReadError> {
         let mut found = None;
         self.read_entries(|entry| {
-            if entry.path == Path::new(EMBEDDED_PATH)
-                && matches!(entry.kind, EntryKind::File { .. })
-            {
-                let mut bytes = Vec::new();
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| self.corrupt(format!("bad data in {EMBEDDED_PATH}: {e}")))?;
-                found = Some(self.parse_embedded(&bytes)?);
+            if let Some(release) = self.embedded_in(entry)? {
+                found = Some(release);
             }
             Ok(())
         })?;
         Ok(found)
+    }
+
+    /// For a visitor of [`Slug::read_entries`] that reads other entries too: the release
+    /// when `entry` is the [`EMBEDDED_PATH`] file, else `None` (the entry left unread).
+    pub fn embedded_in(&self, entry: &mut Entry) -> Result<Option<BuildRelease>, ReadError> {
+        if entry.path != Path::new(EMBEDDED_PATH) || !matches!(entry.kind, EntryKind::File { .. }) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.corrupt(format!("bad data in {EMBEDDED_PATH}: {e}")))?;
+        self.parse_embedded(&bytes).map(Some)
     }
 
     /// Parses the bytes of the slug's [`EMBEDDED_PATH`] entry.
