@@ -88,7 +88,7 @@ impl Cache {
             .open(&lock_path)
             .map_err(io(&lock_path))?;
         if !FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
-            eprintln!(
+            crate::say!(
                 "-----> Waiting for another build using the cache {}",
                 root.display()
             );

@@ -349,11 +349,27 @@ pub fn objects(args: &Options) -> Result<Objects, ManifestsError> {
     }
     let store = args.store.clone().unwrap_or_else(crate::dirs::store);
     let slug = slug_format::reader::open(&args.slug, &store, args.manifest.as_deref())?;
-    // The same checks as `slug run` makes before anything of it is used.
-    slug.read_entries(|_| Ok(()))?;
-    let (Some(release), Some(release_path)) = (&slug.release, &slug.manifest_path) else {
-        return Err(ManifestsError::NoManifest(slug.path.clone()));
+    // The same checks as `slug run` makes before anything of it is used, in the pass that
+    // reads the release the build wrote into the slug: that one wins over the manifest.
+    let embedded = slug.embedded_release()?;
+    let (release, release_path) = match (embedded, &slug.release, &slug.manifest_path) {
+        (Some(embedded), _, _) => (
+            embedded.into_release(
+                &slug.hex,
+                slug.size,
+                Vec::new(),
+                slug.release.as_ref().and_then(|m| m.commit.clone()),
+            ),
+            PathBuf::from(format!(
+                "{}:{}",
+                slug.path.display(),
+                slug_format::release::EMBEDDED_PATH
+            )),
+        ),
+        (None, Some(release), Some(path)) => (release.clone(), path.clone()),
+        _ => return Err(ManifestsError::NoManifest(slug.path.clone())),
     };
+    let (release, release_path) = (&release, &release_path);
     if release.process_types.is_empty() {
         return Err(ManifestsError::NoProcessTypes {
             path: release_path.clone(),

@@ -14,7 +14,7 @@
 //! Slugs are read only through `slug_format::reader`, by [`inspect`], [`run`] (the dynos:
 //! `slug run`, `slug exec`, `slug test`), [`image`] (OCI images) and [`kubernetes`]
 //! (Kubernetes YAML). [`cli`] holds each subcommand's arguments and printing; [`exit`] the
-//! exit codes, [`dirs`] where things go by default.
+//! exit codes, [`dirs`] where things go by default, [`log`] the build log on stderr.
 
 pub mod app;
 pub mod buildpacks;
@@ -27,6 +27,7 @@ pub mod export;
 pub mod image;
 pub mod inspect;
 pub mod kubernetes;
+pub mod log;
 pub mod pipeline;
 pub mod platform;
 pub mod procfile;

@@ -98,10 +98,10 @@ fn report<E: std::error::Error + ExitCode>(result: Result<i32, E>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            slugc::say!("error: {e}");
             let mut source = e.source();
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                slugc::say!("  caused by: {cause}");
                 source = cause.source();
             }
             e.exit_code()

@@ -21,11 +21,13 @@ use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind};
 use crate::platform::detect::{self, Candidate, DetectContext, DetectError, Detected};
 use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
-use crate::platform::run_buildpacks::{self, BuildpackError, Built};
+use crate::platform::run_buildpacks::{self, BuildpackError, Built, GroupRun};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
-use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
+use slug_format::release::{
+    BuildRelease, BuildpackRef, Release, Stack, EMBEDDED_PATH, EMBEDDED_SCHEMA,
+};
 use slug_format::store::{self, StoreError};
 use slug_format::{ContentCache, ExportError, Exported, PartCache};
 use std::collections::BTreeMap;
@@ -159,7 +161,10 @@ struct Snapshot {
     order: Vec<Vec<Candidate>>,
     target: Target,
     env: EnvMap,
-    procfile: Option<Procfile>,
+    /// Buildpacks were given (`--buildpack`): detect and build one after the other.
+    explicit: bool,
+    /// The app's git HEAD, when it is a checkout.
+    commit: Option<String>,
 }
 
 /// `app_src` is the checked, absolute app dir (`app::check_app_dir`); `exclude`, paths under
@@ -170,12 +175,14 @@ fn snapshot(
     work_dir: &Path,
     exclude: &[PathBuf],
 ) -> Result<Snapshot, BuildError> {
-    let procfile = Procfile::read(&app_src)?;
+    // Checked before anything runs, so that a typo fails at once and names the user's file;
+    // its processes are read from the build result (`build_release`).
+    Procfile::read(&app_src)?;
     let vars = config_vars(inputs)?;
 
     let app_dir = work_dir.join("app");
     for warning in app::snapshot(&app_src, &app_dir, exclude)? {
-        eprintln!(" !     {warning}");
+        crate::say!(" !     {warning}");
     }
     let platform_dir = work_dir.join("platform");
     let env_dir = platform_dir.join("env");
@@ -191,14 +198,15 @@ fn snapshot(
     env.retain(|k, _| !k.starts_with("CNB_"));
     env.insert("HOME".into(), std::env::var("HOME").unwrap_or_default());
     Ok(Snapshot {
-        app_src,
         app_dir,
         platform_dir,
         work_dir: work_dir.to_path_buf(),
         order,
         target: Target::host(),
         env,
-        procfile,
+        explicit: !inputs.buildpacks.is_empty(),
+        commit: git_commit(&app_src),
+        app_src,
     })
 }
 
@@ -258,6 +266,10 @@ fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildE
 }
 
 fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
+    detect_order(s, &s.order)
+}
+
+fn detect_order(s: &Snapshot, order: &[Vec<Candidate>]) -> Result<Detected, BuildError> {
     let scratch = s.work_dir.join("detect");
     let ctx = DetectContext {
         app_dir: &s.app_dir,
@@ -266,7 +278,32 @@ fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
         target: &s.target,
         env: &s.env,
     };
-    Ok(detect::detect(&s.order, &ctx)?)
+    Ok(detect::detect(order, &ctx)?)
+}
+
+/// The orders detected one after the other. Buildpacks given explicitly are detected right
+/// before they build, as Heroku runs multiple buildpacks: each classic buildpack alone, and
+/// each run of CNB buildpacks together (their build plan is resolved as the lifecycle
+/// resolves a group), so that a buildpack sees what the ones before it did to the app
+/// (<https://devcenter.heroku.com/articles/using-multiple-buildpacks-for-an-app>).
+fn stages(order: &[Vec<Candidate>], explicit: bool) -> Vec<Vec<Vec<Candidate>>> {
+    let [group] = order else {
+        return vec![order.to_vec()];
+    };
+    if !explicit {
+        return vec![order.to_vec()];
+    }
+    let mut stages: Vec<Vec<Candidate>> = Vec::new();
+    let mut after_classic = true;
+    for candidate in group {
+        let classic = candidate.buildpack.kind == Kind::Classic;
+        match stages.last_mut() {
+            Some(cnbs) if !classic && !after_classic => cnbs.push(candidate.clone()),
+            _ => stages.push(vec![candidate.clone()]),
+        }
+        after_classic = classic;
+    }
+    stages.into_iter().map(|g| vec![g]).collect()
 }
 
 /// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
@@ -318,22 +355,16 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         .collect();
 
     let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
-    let detected = run_detect(&snapshot)?;
-    eprintln!("-----> {} app detected", detected.description);
 
     // The one buildpacks are offered for early compression and the export's: both must agree.
     let mtime = slug_format::mtime_from_env()?;
     let content = (!opts.no_cache)
         .then(|| ContentCache::new(&crate::dirs::content(opts.content_cache.as_deref())));
-    let (built, process_types) = run_group(
-        &snapshot,
-        &detected,
-        cache.as_ref(),
-        content.as_ref(),
-        mtime,
-    )?;
+    let (detected, built) = run_group(&snapshot, cache.as_ref(), content.as_ref(), mtime)?;
+    let build_release = build_release(&snapshot, &detected, &built)?;
+    let process_types = build_release.process_types.clone();
 
-    eprintln!("-----> Compressing...");
+    crate::say!("-----> Compressing...");
     let exported = export(
         &snapshot.app_dir,
         &built,
@@ -343,13 +374,20 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         mtime,
     )?;
     for warning in &exported.warnings {
-        eprintln!(" !     {warning}");
+        crate::say!(" !     {warning}");
     }
 
-    let release = release(&snapshot, &detected, &built, &exported, &process_types)?;
+    let release = build_release.into_release(
+        &exported.sha256,
+        exported.size,
+        exported.parts.clone(),
+        snapshot.commit.clone(),
+    );
     let manifest_name = format!("sha256-{}.json", exported.sha256);
+    // Replaced, not kept: the slug's bytes hold the release, and what the manifest adds (the
+    // commit) is the latest build's.
     let manifest_path =
-        store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
+        store::replace_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
     if let Some(cache) = &cache {
         run_buildpacks::save_cache(&built, cache)?;
     }
@@ -357,25 +395,25 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     if let Some(content) = &content {
         // Bounded as it grows: a listing of two dirs, nothing to do most times.
         if let Err(e) = content.gc(slug_format::content::DEFAULT_MAX_BYTES) {
-            eprintln!(
+            crate::say!(
                 " !     content cache {}: {e}",
                 crate::dirs::content(opts.content_cache.as_deref()).display()
             );
         }
     }
 
-    eprintln!("       Done: {}", size::human(exported.size));
-    eprintln!("-----> Launching...");
-    eprintln!("       Slug:     {}", exported.path.display());
-    eprintln!("       Manifest: {}", manifest_path.display());
-    eprintln!("       Checksum: SHA256:{}", exported.sha256);
+    crate::say!("       Done: {}", size::human(exported.size));
+    crate::say!("-----> Launching...");
+    crate::say!("       Slug:     {}", exported.path.display());
+    crate::say!("       Manifest: {}", manifest_path.display());
+    crate::say!("       Checksum: SHA256:{}", exported.sha256);
     if process_types.is_empty() {
-        eprintln!("       Process types: none (add a Procfile, e.g. `web: <command>`)");
+        crate::say!("       Process types: none (add a Procfile, e.g. `web: <command>`)");
     } else {
         let names: Vec<&str> = process_types.keys().map(String::as_str).collect();
-        eprintln!("       Process types: {}", names.join(", "));
+        crate::say!("       Process types: {}", names.join(", "));
     }
-    eprintln!("       Built in {:.1}s", started.elapsed().as_secs_f64());
+    crate::say!("       Built in {:.1}s", started.elapsed().as_secs_f64());
     Ok(Outcome {
         slug: exported.path,
         manifest_path,
@@ -383,15 +421,14 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     })
 }
 
-/// Run the detected group over the snapshot; then the process types (the Procfile's win)
-/// and the launch env script in `.profile.d`.
+/// Detect and run the buildpacks over the snapshot (stage by stage, see [`stages`]); then
+/// the launch env script in `.profile.d`.
 fn run_group(
     snapshot: &Snapshot,
-    detected: &Detected,
     cache: Option<&Cache>,
     content: Option<&ContentCache>,
     mtime: u64,
-) -> Result<(Built, BTreeMap<String, String>), BuildError> {
+) -> Result<(Detected, Built), BuildError> {
     let app_dir = &snapshot.app_dir;
     let ctx = run_buildpacks::Context {
         app_dir,
@@ -401,19 +438,32 @@ fn run_group(
         env: snapshot.env.clone(),
         cache,
         engine_env: crate::export::engine_env(content, mtime, app_dir),
+        source_version: snapshot.commit.as_deref(),
     };
-    let mut built = run_buildpacks::build_group(detected, &ctx)?;
-    if let Some(procfile) = &snapshot.procfile {
-        built.processes.set_procfile(procfile.processes.clone());
+    let mut run = GroupRun::new(ctx);
+    let mut all: Option<Detected> = None;
+    for order in stages(&snapshot.order, snapshot.explicit) {
+        let detected = detect_order(snapshot, &order)?;
+        crate::say!("-----> {} app detected", detected.description);
+        run.run(&detected)?;
+        match &mut all {
+            None => all = Some(detected),
+            Some(all) => {
+                all.group.extend(detected.group);
+                all.plans.extend(detected.plans);
+                all.deps.extend(detected.deps);
+            }
+        }
     }
-    let process_types = built.processes.resolve();
+    let built = run.finish();
+    let detected = all.ok_or_else(|| DetectError::NoneDetected { report: Vec::new() })?;
 
     let profile_dir = app_dir.join(".profile.d");
     std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
     let profile_path = profile_dir.join(PROFILE_SCRIPT);
     let profile = run_buildpacks::launch_profile(&built, app_dir).map_err(io(app_dir))?;
     std::fs::write(&profile_path, profile).map_err(io(&profile_path))?;
-    Ok((built, process_types))
+    Ok((detected, built))
 }
 
 fn export(
@@ -434,7 +484,7 @@ fn export(
         progress_wanted(),
     )?;
     if exported.size > opts.warn_size_mib.saturating_mul(size::MIB) {
-        eprintln!(
+        crate::say!(
             " !     Warning: the slug is {} (over the {} MiB warning size)",
             size::human(exported.size),
             opts.warn_size_mib
@@ -443,21 +493,27 @@ fn export(
     Ok(exported)
 }
 
-/// The release manifest of the exported slug.
-fn release(
+/// What the build decided about running the slug, written into it at [`EMBEDDED_PATH`]:
+/// the process types from the buildpacks and the Procfile of the build result (read once,
+/// after every buildpack ran: a compile may move, create or rewrite it), the default process,
+/// labels, buildpacks and defaults.
+fn build_release(
     snapshot: &Snapshot,
     detected: &Detected,
     built: &Built,
-    exported: &Exported,
-    process_types: &BTreeMap<String, String>,
-) -> Result<Release, BuildError> {
-    Ok(Release {
-        schema: SCHEMA.to_string(),
-        checksum: format!("SHA256:{}", exported.sha256),
-        size: exported.size,
-        process_types: process_types.clone(),
+) -> Result<BuildRelease, BuildError> {
+    let app_dir = &snapshot.app_dir;
+    let mut processes = built.processes.clone();
+    let shown = snapshot.app_src.join("Procfile");
+    if let Some(procfile) = Procfile::read_as(&app_dir.join("Procfile"), &shown)? {
+        processes.set_procfile(procfile.processes);
+    }
+    let release = BuildRelease {
+        schema: EMBEDDED_SCHEMA.to_string(),
+        process_types: processes.resolve(),
+        default_process: processes.default_process(),
+        labels: processes.labels().clone(),
         buildpack_provided_description: Some(detected.description.clone()),
-        commit: git_commit(&snapshot.app_src),
         stack: Stack {
             name: snapshot.target.stack_name(),
         },
@@ -470,11 +526,15 @@ fn release(
                 api: bp.api().to_string(),
             })
             .collect(),
-        config_vars: run_buildpacks::config_vars(built, &snapshot.app_dir)
-            .map_err(io(&snapshot.app_dir))?,
+        config_vars: run_buildpacks::config_vars(built, app_dir).map_err(io(app_dir))?,
         addons: built.addons.clone(),
-        layers: exported.parts.clone(),
-    })
+    };
+    let path = app_dir.join(EMBEDDED_PATH.strip_prefix("app/").unwrap_or(EMBEDDED_PATH));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(&path, release.to_json()).map_err(io(&path))?;
+    Ok(release)
 }
 
 fn git_commit(app: &Path) -> Option<String> {
@@ -495,4 +555,56 @@ fn git_commit(app: &Path) -> Option<String> {
 fn progress_wanted() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: &str, kind: Kind) -> Candidate {
+        Candidate {
+            buildpack: Buildpack {
+                dir: PathBuf::from(format!("/bp/{id}")),
+                id: id.to_string(),
+                version: "1".to_string(),
+                name: id.to_string(),
+                kind,
+            },
+            optional: false,
+        }
+    }
+
+    fn ids(stages: &[Vec<Vec<Candidate>>]) -> Vec<Vec<&str>> {
+        stages
+            .iter()
+            .map(|order| order[0].iter().map(|c| c.buildpack.id.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn explicit_buildpacks_split_at_each_classic_one() {
+        let cnb = || Kind::Cnb { api: "0.10".into() };
+        let group = vec![
+            candidate("a", cnb()),
+            candidate("b", cnb()),
+            candidate("classic", Kind::Classic),
+            candidate("c", cnb()),
+            candidate("other-classic", Kind::Classic),
+            candidate("d", cnb()),
+            candidate("e", cnb()),
+        ];
+        let order = vec![group];
+        assert_eq!(
+            ids(&stages(&order, true)),
+            [
+                vec!["a", "b"],
+                vec!["classic"],
+                vec!["c"],
+                vec!["other-classic"],
+                vec!["d", "e"]
+            ]
+        );
+        // The built-in order is detected once, whatever it holds.
+        assert_eq!(stages(&order, false).len(), 1);
+    }
 }

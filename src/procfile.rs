@@ -56,7 +56,14 @@ impl Procfile {
     /// Read `<app>/Procfile`; `Ok(None)` when there is none.
     pub fn read(app_dir: &Path) -> Result<Option<Self>, ProcfileError> {
         let path = app_dir.join("Procfile");
-        match std::fs::read(&path) {
+        Self::read_as(&path, &path)
+    }
+
+    /// Read the Procfile at `file`, naming it `path` in errors (a build root's copy is
+    /// named as the user's file); `Ok(None)` when there is none.
+    pub fn read_as(file: &Path, path: &Path) -> Result<Option<Self>, ProcfileError> {
+        let path = path.to_path_buf();
+        match std::fs::read(file) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| ProcfileError::Read {
                     path: path.clone(),

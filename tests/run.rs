@@ -209,6 +209,8 @@ fn release(checksum_of: &[u8], size: u64, process_types: &[(&str, &str)]) -> Rel
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        default_process: None,
+        labels: BTreeMap::new(),
         buildpack_provided_description: None,
         commit: None,
         stack: Stack {

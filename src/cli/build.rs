@@ -46,7 +46,7 @@ pub fn build(args: BuildArgs) -> Result<i32, BuildError> {
     };
     let outcome = pipeline::build(&opts)?;
     if args.json {
-        print!("{}", outcome.release.to_json());
+        crate::log::stdout(outcome.release.to_json().as_bytes());
     }
     Ok(exit::BUILT)
 }

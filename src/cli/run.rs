@@ -85,10 +85,12 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `slug test` takes what `slug build` takes (the app, `--buildpack`, `--env`,
+/// `--env-file`); its config vars reach the build and the web dyno, as on Heroku.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// The app's source dir
-    pub app_dir: PathBuf,
+    #[command(flatten)]
+    pub app: super::AppArgs,
     /// Seconds to wait for web to answer HTTP
     #[arg(short, long, default_value = "30", value_parser = parse_seconds, value_name = "SECS")]
     pub timeout: Duration,
@@ -98,8 +100,6 @@ pub struct TestArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping web
     #[arg(long, default_value = "10", value_parser = parse_seconds, value_name = "SECS")]
     pub stop_timeout: Duration,
-    #[command(flatten)]
-    pub config: ConfigArgs,
     /// Slug store the build writes to [default: $XDG_DATA_HOME/slugc/slugs]
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -137,13 +137,11 @@ pub fn exec(args: ExecArgs) -> Result<i32, RunError> {
 
 pub fn test(args: TestArgs) -> Result<i32, RunError> {
     let passed = smoke::test(&Test {
-        app_dir: args.app_dir,
+        inputs: args.app.inputs(),
         store: args.store,
         path: args.path,
         timeout: args.timeout,
         stop_timeout: args.stop_timeout,
-        env_files: args.config.env_file,
-        env: args.config.env,
         color: args.color,
     })?;
     println!(

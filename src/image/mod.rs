@@ -66,11 +66,18 @@ struct Scan {
     diff_id: String,
     /// `app/.profile.d/*.sh` scripts, sorted by name, as (name, text).
     profile_scripts: Vec<(String, String)>,
+    /// The release the build wrote into the slug, when it has one.
+    embedded: Option<slug_format::release::BuildRelease>,
 }
 
 fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
     let mut profile_scripts = Vec::new();
+    let mut embedded = None;
     let summary = slug.read_entries(|entry| {
+        if let Some(release) = slug.embedded_in(entry)? {
+            embedded = Some(release);
+            return Ok(());
+        }
         let script = entry
             .path
             .strip_prefix("app/.profile.d")
@@ -96,6 +103,7 @@ fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
         size: slug.size,
         diff_id: summary.diff_id,
         profile_scripts,
+        embedded,
     })
 }
 
@@ -146,10 +154,19 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
     // way by every command.
     let scan = scan(slug)?;
     let base = Base::open(opts.base)?;
-    let release = slug
-        .release
-        .as_ref()
-        .ok_or_else(|| ImageError::NoManifest(slug.path.clone()))?;
+    // The release written into the slug (its checksum covers it) wins over the manifest.
+    let release = match (&scan.embedded, &slug.release) {
+        // The commit is only in the manifest, when there is one.
+        (Some(embedded), manifest) => embedded.clone().into_release(
+            &scan.sha256_hex,
+            scan.size,
+            Vec::new(),
+            manifest.as_ref().and_then(|m| m.commit.clone()),
+        ),
+        (None, Some(release)) => release.clone(),
+        (None, None) => return Err(ImageError::NoManifest(slug.path.clone())),
+    };
+    let release = &release;
     let launcher = launcher::layer(&release.process_types).map_err(ImageError::Launcher)?;
     let launcher_hex = format!("{:x}", Sha256::digest(&launcher.gzip));
     let created = oci::rfc3339(source_date_epoch());
@@ -190,10 +207,19 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
     cc.env = Some(launch_env(&cc, opts.port, release, &scan.profile_scripts));
     cc.working_dir = Some("/app".to_string());
     cc.entrypoint = Some(vec![launcher::LAUNCHER_PATH.to_string()]);
+    // The process a buildpack marked `default = true`, else `web`, as the lifecycle's
+    // exporter sets the default process as the image's command.
     cc.cmd = release
-        .process_types
-        .contains_key("web")
-        .then(|| vec!["web".to_string()]);
+        .default_process
+        .clone()
+        .filter(|d| release.process_types.contains_key(d))
+        .or_else(|| {
+            release
+                .process_types
+                .contains_key("web")
+                .then(|| "web".to_string())
+        })
+        .map(|d| vec![d]);
     cc.user = image_user(&cc, opts.user);
     if release.process_types.contains_key("web") {
         cc.exposed_ports
@@ -201,6 +227,8 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
             .insert(format!("{}/tcp", opts.port), serde_json::json!({}));
     }
     let labels = cc.labels.get_or_insert_with(BTreeMap::new);
+    // The buildpacks' `launch.toml` labels, under the engine's own.
+    labels.extend(release.labels.clone());
     labels.insert(LABEL_CHECKSUM.into(), release.checksum.clone());
     labels.insert(
         LABEL_PROCESS_TYPES.into(),

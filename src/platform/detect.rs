@@ -135,7 +135,8 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
     cmd.current_dir(ctx.app_dir).env_clear().envs(ctx.env);
     match bp.kind {
         Kind::Classic => {
-            cmd.arg(ctx.app_dir);
+            // Heroku sets STACK for every classic phase.
+            cmd.arg(ctx.app_dir).env("STACK", ctx.target.stack_name());
         }
         Kind::Cnb { .. } => {
             cmd.arg(ctx.platform_dir)

@@ -1,12 +1,18 @@
-//! `launch.toml` processes and their precedence: a Procfile overrides buildpack processes, a
-//! later buildpack's process type overrides an earlier one's, and classic buildpacks'
-//! `default_process_types` come last.
+//! `launch.toml` (<https://github.com/buildpacks/spec/blob/main/buildpack.md#launchtoml-toml>):
+//! processes, the default process and image labels, validated as the lifecycle validates them
+//! (at most one `default = true` per file, process types matching `^[A-Za-z0-9_.-]+$`, no type
+//! twice, an array `command` from API 0.10 on), and their precedence: a Procfile overrides
+//! buildpack processes, a later buildpack's process type overrides an earlier one's (the last
+//! `default = true` wins, as in the lifecycle's builder), and classic buildpacks'
+//! `default_process_types` come last. Lifecycle reference:
+//! <https://github.com/buildpacks/lifecycle/blob/main/phase/builder.go> (`processMap`).
 
+use libcnb_data::launch::{Label, ProcessType};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// `command` is an array from Buildpack API 0.10 on, a string before (0.9); both are read.
+/// `command` is an array from Buildpack API 0.10 on, a string before (0.9).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum CommandField {
@@ -20,28 +26,79 @@ struct RawProcess {
     command: CommandField,
     #[serde(default)]
     args: Vec<String>,
+    #[serde(default)]
+    default: bool,
     #[serde(rename = "working-dir", default)]
     working_dir: Option<String>,
 }
 
+/// Read leniently otherwise (buildpacks of other API versions add keys such as `slices`).
 #[derive(Debug, Clone, Default, Deserialize)]
 struct RawLaunch {
     #[serde(default)]
     processes: Vec<RawProcess>,
+    #[serde(default)]
+    labels: Vec<Label>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot read {path}: {source}")]
+    #[error("buildpack {id}: cannot read {path}: {source}")]
     Read {
-        path: std::path::PathBuf,
+        id: String,
+        path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid {path}: {message}")]
+    #[error("buildpack {id}: invalid {path}: {message}")]
     Parse {
-        path: std::path::PathBuf,
+        id: String,
+        path: PathBuf,
         message: String,
     },
+    #[error("buildpack {id}: {path}: process types {first:?} and {second:?} are both `default = true`; at most one may be")]
+    MultipleDefaults {
+        id: String,
+        path: PathBuf,
+        first: String,
+        second: String,
+    },
+    #[error("buildpack {id}: {path}: invalid process type {name:?}: use only letters, digits, '.', '_' and '-'")]
+    BadType {
+        id: String,
+        path: PathBuf,
+        name: String,
+    },
+    #[error("buildpack {id}: {path}: process type {name:?} is defined twice")]
+    Duplicate {
+        id: String,
+        path: PathBuf,
+        name: String,
+    },
+    #[error("buildpack {id}: {path}: process type {name:?} has a string `command`; Buildpack API {api} requires an array (e.g. command = [\"bash\", \"-c\", \"...\"])")]
+    StringCommand {
+        id: String,
+        path: PathBuf,
+        name: String,
+        api: String,
+    },
+}
+
+/// What one buildpack's `launch.toml` declares, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchFile {
+    /// Process type → command line, in file order.
+    pub processes: Vec<(String, String)>,
+    /// The process type marked `default = true`, if any.
+    pub default: Option<String>,
+    /// Image labels, in file order.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Buildpack API 0.10 made `command` an array; 0.9 and before take a string.
+fn takes_string_command(api: &str) -> bool {
+    api.strip_prefix("0.")
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .is_some_and(|minor| minor < 10)
 }
 
 fn shell_quote(word: &str) -> String {
@@ -78,30 +135,81 @@ fn command_line(p: &RawProcess) -> String {
     }
 }
 
-/// Read `<layers>/launch.toml` into process type → command line (missing file: none).
-pub fn read_processes(layers_dir: &Path) -> Result<Vec<(String, String)>, LaunchError> {
+/// Read and validate `<layers>/launch.toml` of buildpack `id` (Buildpack API `api`); a
+/// missing file declares nothing.
+pub fn read_launch(layers_dir: &Path, id: &str, api: &str) -> Result<LaunchFile, LaunchError> {
     let path = layers_dir.join("launch.toml");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(LaunchError::Read { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LaunchFile::default()),
+        Err(source) => {
+            return Err(LaunchError::Read {
+                id: id.to_string(),
+                path,
+                source,
+            })
+        }
     };
     let raw: RawLaunch = toml::from_str(&text).map_err(|e| LaunchError::Parse {
+        id: id.to_string(),
         path: path.clone(),
         message: e.message().to_string(),
     })?;
-    Ok(raw
-        .processes
-        .iter()
-        .map(|p| (p.r#type.clone(), command_line(p)))
-        .collect())
+    let mut file = LaunchFile::default();
+    for p in &raw.processes {
+        let name = p.r#type.clone();
+        if name.parse::<ProcessType>().is_err() {
+            return Err(LaunchError::BadType {
+                id: id.to_string(),
+                path,
+                name,
+            });
+        }
+        if file.processes.iter().any(|(n, _)| *n == name) {
+            return Err(LaunchError::Duplicate {
+                id: id.to_string(),
+                path,
+                name,
+            });
+        }
+        if matches!(p.command, CommandField::Shell(_)) && !takes_string_command(api) {
+            return Err(LaunchError::StringCommand {
+                id: id.to_string(),
+                path,
+                name,
+                api: api.to_string(),
+            });
+        }
+        if p.default {
+            if let Some(first) = &file.default {
+                return Err(LaunchError::MultipleDefaults {
+                    id: id.to_string(),
+                    path,
+                    first: first.clone(),
+                    second: name,
+                });
+            }
+            file.default = Some(name.clone());
+        }
+        file.processes.push((name, command_line(p)));
+    }
+    file.labels = raw.labels.into_iter().map(|l| (l.key, l.value)).collect();
+    Ok(file)
+}
+
+/// A Procfile type name as heroku/buildpacks-procfile turns it into a CNB process type
+/// (`_` → `-`, lowercase): <https://github.com/heroku/buildpacks-procfile> `src/procfile.rs`.
+fn procfile_cnb_name(name: &str) -> String {
+    name.replace('_', "-").to_ascii_lowercase()
 }
 
 /// Merge processes by precedence. Each argument is applied over the ones before it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Processes {
     classic_defaults: BTreeMap<String, String>,
     buildpacks: BTreeMap<String, String>,
+    default: Option<String>,
+    labels: BTreeMap<String, String>,
     procfile: Option<BTreeMap<String, String>>,
 }
 
@@ -110,13 +218,41 @@ impl Processes {
         self.classic_defaults.entry(name).or_insert(command);
     }
 
-    /// Call in buildpack order: a later call overrides an earlier one's type.
-    pub fn add_buildpack(&mut self, name: String, command: String) {
-        self.buildpacks.insert(name, command);
+    /// Call in buildpack order: a later call overrides an earlier one's type and labels of
+    /// the same key. As in the lifecycle's builder, a later `default = true` becomes the
+    /// default, and redefining the default type without `default = true` leaves no default;
+    /// that case returns a warning for the log.
+    pub fn add_buildpack(&mut self, launch: LaunchFile) -> Option<String> {
+        let mut warning = None;
+        for (name, command) in launch.processes {
+            if launch.default.as_ref() == Some(&name) {
+                self.default = Some(name.clone());
+                warning = None;
+            } else if self.default.as_ref() == Some(&name) {
+                self.default = None;
+                warning = Some(format!(
+                    "Warning: the default process type {name} is redefined by a process not marked `default = true`: there is no default process now"
+                ));
+            }
+            self.buildpacks.insert(name, command);
+        }
+        self.labels.extend(launch.labels);
+        warning
     }
 
+    /// The Procfile of the build result. A type a buildpack already turned into a process
+    /// under its CNB name with the same command (heroku/procfile writes `release_phase` as
+    /// `release-phase`) is not added a second time.
     pub fn set_procfile(&mut self, processes: Vec<(String, String)>) {
-        self.procfile = Some(processes.into_iter().collect());
+        let taken = |name: &str, command: &str| {
+            let cnb = procfile_cnb_name(name);
+            cnb != name && self.buildpacks.get(&cnb).is_some_and(|c| c == command)
+        };
+        let own = processes
+            .into_iter()
+            .filter(|(name, command)| !taken(name, command))
+            .collect();
+        self.procfile = Some(own);
     }
 
     pub fn resolve(&self) -> BTreeMap<String, String> {
@@ -127,17 +263,32 @@ impl Processes {
         }
         out
     }
+
+    /// The last `default = true` process type of the buildpacks, when it is still a type.
+    pub fn default_process(&self) -> Option<String> {
+        self.default
+            .clone()
+            .filter(|d| self.resolve().contains_key(d))
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn launch(text: &str, api: &str) -> Result<LaunchFile, LaunchError> {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("launch.toml"), text).unwrap();
+        read_launch(tmp.path(), "test/bp", api)
+    }
+
     #[test]
     fn reads_api_0_10_and_0_9_forms() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(
-            tmp.path().join("launch.toml"),
+        let p = launch(
             r#"
 [[processes]]
 type = "web"
@@ -145,39 +296,118 @@ command = ["bash", "-c", "gunicorn app:app --bind 0.0.0.0:$PORT"]
 default = true
 
 [[processes]]
-type = "worker"
-command = "python"
-args = ["worker.py", "a b"]
-
-[[processes]]
 type = "cli"
 command = ["node", "cli.js"]
 working-dir = "sub"
+
+[[labels]]
+key = "org.example.team"
+value = "platform"
 "#,
+            "0.10",
         )
         .unwrap();
-        let p = read_processes(tmp.path()).unwrap();
         assert_eq!(
-            p[0],
+            p.processes[0],
             ("web".into(), "gunicorn app:app --bind 0.0.0.0:$PORT".into())
         );
-        assert_eq!(p[1], ("worker".into(), "python worker.py 'a b'".into()));
-        assert_eq!(p[2], ("cli".into(), "cd sub && node cli.js".into()));
+        assert_eq!(
+            p.processes[1],
+            ("cli".into(), "cd sub && node cli.js".into())
+        );
+        assert_eq!(p.default.as_deref(), Some("web"));
+        assert_eq!(
+            p.labels,
+            vec![("org.example.team".into(), "platform".into())]
+        );
+        let old = launch(
+            "[[processes]]\ntype = \"worker\"\ncommand = \"python\"\nargs = [\"worker.py\", \"a b\"]\n",
+            "0.9",
+        )
+        .unwrap();
+        assert_eq!(
+            old.processes[0],
+            ("worker".into(), "python worker.py 'a b'".into())
+        );
+    }
+
+    #[test]
+    fn each_rule_names_the_buildpack_and_the_file() {
+        let two_defaults = "[[processes]]\ntype = \"a\"\ncommand = [\"x\"]\ndefault = true\n[[processes]]\ntype = \"b\"\ncommand = [\"y\"]\ndefault = true\n";
+        let e = launch(two_defaults, "0.10").unwrap_err().to_string();
+        assert!(e.starts_with("buildpack test/bp: "), "{e}");
+        assert!(
+            e.contains("launch.toml: process types \"a\" and \"b\" are both"),
+            "{e}"
+        );
+        let bad = launch(
+            "[[processes]]\ntype = \"we b\"\ncommand = [\"x\"]\n",
+            "0.10",
+        );
+        assert!(matches!(bad, Err(LaunchError::BadType { .. })));
+        let twice = "[[processes]]\ntype = \"a\"\ncommand = [\"x\"]\n[[processes]]\ntype = \"a\"\ncommand = [\"y\"]\n";
+        assert!(matches!(
+            launch(twice, "0.10"),
+            Err(LaunchError::Duplicate { .. })
+        ));
+        let string = "[[processes]]\ntype = \"a\"\ncommand = \"x\"\n";
+        assert!(matches!(
+            launch(string, "0.10"),
+            Err(LaunchError::StringCommand { .. })
+        ));
+        assert!(matches!(
+            launch(string, "0.11"),
+            Err(LaunchError::StringCommand { .. })
+        ));
+        assert!(launch(string, "0.9").is_ok());
     }
 
     #[test]
     fn precedence() {
+        let file = |procs: &[(&str, &str)], default: Option<&str>| LaunchFile {
+            processes: procs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            default: default.map(str::to_string),
+            labels: Vec::new(),
+        };
         let mut p = Processes::default();
         p.add_classic_default("web".into(), "classic".into());
         p.add_classic_default("clock".into(), "classic-clock".into());
-        p.add_buildpack("web".into(), "early".into());
-        p.add_buildpack("worker".into(), "early-worker".into());
-        p.add_buildpack("web".into(), "late".into());
+        p.add_buildpack(file(
+            &[("web", "early"), ("worker", "early-worker")],
+            Some("worker"),
+        ));
+        assert!(p
+            .add_buildpack(file(&[("web", "late")], Some("web")))
+            .is_none());
         assert_eq!(p.resolve()["web"], "late");
         assert_eq!(p.resolve()["clock"], "classic-clock");
+        assert_eq!(p.default_process().as_deref(), Some("web"));
+        // Redefined without `default = true`: no default any more, and a warning says so.
+        let warning = p.add_buildpack(file(&[("web", "later")], None));
+        assert!(warning.is_some_and(|w| w.contains("web")));
+        assert_eq!(p.default_process(), None);
         p.set_procfile(vec![("worker".into(), "procfile".into())]);
         let r = p.resolve();
         assert_eq!(r["worker"], "procfile");
-        assert_eq!(r["web"], "late");
+        assert_eq!(r["web"], "later");
+    }
+
+    #[test]
+    fn a_procfile_type_a_buildpack_renamed_is_not_doubled() {
+        let mut p = Processes::default();
+        p.add_buildpack(LaunchFile {
+            processes: vec![("release-phase".into(), "./migrate".into())],
+            default: None,
+            labels: Vec::new(),
+        });
+        p.set_procfile(vec![
+            ("release_phase".into(), "./migrate".into()),
+            ("other_one".into(), "./other".into()),
+        ]);
+        let r = p.resolve();
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["other_one", "release-phase"]);
     }
 }

@@ -1,6 +1,6 @@
-//! The build loop: each buildpack of the detected group in order — restore its cached layers,
-//! give it the environment of the build layers before it, run it, collect its layers and
-//! processes. CNB and classic buildpacks share the loop.
+//! The build loop: each buildpack of the detected group (or groups, one after the other) in
+//! order — restore its cached layers, give it the environment of the build layers before it,
+//! run it, collect its layers and processes. CNB and classic buildpacks share the loop.
 
 use super::classic::{self, ClassicError, Release};
 use super::descriptor::{Buildpack, Kind};
@@ -79,6 +79,8 @@ pub struct Context<'a> {
     /// Set for every CNB buildpack on top of `env` (the engine's offers, such as
     /// `slug_format::offer::ENV`); not part of the build env that layers modify.
     pub engine_env: Vec<(String, std::ffi::OsString)>,
+    /// The app's git commit, when known: classic buildpacks get it as `SOURCE_VERSION`.
+    pub source_version: Option<&'a str>,
 }
 
 /// A launch layer for the slug.
@@ -178,8 +180,9 @@ fn run_cnb(
             });
         }
     }
-    for (name, command) in launch::read_processes(&layers_dir)? {
-        built.processes.add_buildpack(name, command);
+    let launch = launch::read_launch(&layers_dir, &bp.id, bp.api())?;
+    if let Some(warning) = built.processes.add_buildpack(launch) {
+        crate::say!(" !     {warning}");
     }
     built.cnb_layers.push((escaped, layers_dir, layers));
     Ok(())
@@ -207,10 +210,19 @@ fn run_classic(
     cmd.current_dir(ctx.app_dir)
         .env_clear()
         .envs(env.iter())
+        .envs(classic_env(ctx))
         .arg(ctx.app_dir)
         .arg(&cache_dir)
         .arg(&env_dir);
-    run_streamed(bp, &exe, &mut cmd)?;
+    // The CNB layers before this buildpack live in the build dir it owns: it may delete or
+    // replace everything there (the monorepo buildpack keeps only a subdir). Linked aside
+    // before, put back after.
+    let guard = LayersGuard::set(ctx)?;
+    let compiled = run_streamed(bp, &exe, &mut cmd);
+    if let Some(guard) = guard {
+        guard.restore()?;
+    }
+    compiled?;
     let export = bp.dir.join("export");
     if export.is_file() {
         *env = classic::source_export(&export, env)?;
@@ -221,6 +233,7 @@ fn run_classic(
         cmd.current_dir(ctx.app_dir)
             .env_clear()
             .envs(env.iter())
+            .envs(classic_env(ctx))
             .arg(ctx.app_dir);
         let finished =
             output::run(&mut cmd, Show::Quiet, true).map_err(|source| BuildpackError::Spawn {
@@ -255,18 +268,94 @@ fn run_classic(
     Ok(())
 }
 
-/// Run every buildpack of the group, in order.
-pub fn build_group(detected: &Detected, ctx: &Context) -> Result<Built, BuildpackError> {
-    let mut built = Built::default();
-    let mut env = ctx.env.clone();
-    for (index, (bp, plan)) in detected.group.iter().zip(&detected.plans).enumerate() {
-        eprintln!("-----> {} {}", bp.name, bp.version);
-        match bp.kind {
-            Kind::Cnb { .. } => run_cnb(bp, plan, ctx, &mut env, &mut built)?,
-            Kind::Classic => run_classic(bp, index, ctx, &mut env, &mut built)?,
+/// What Heroku sets for classic buildpacks besides `BUILD_DIR CACHE_DIR ENV_DIR`: `STACK`,
+/// and `SOURCE_VERSION` when the commit is known
+/// (<https://devcenter.heroku.com/articles/buildpack-api#bin-compile>).
+fn classic_env(ctx: &Context) -> Vec<(&'static str, String)> {
+    let mut env = vec![("STACK", ctx.target.stack_name())];
+    if let Some(commit) = ctx.source_version {
+        env.push(("SOURCE_VERSION", commit.to_string()));
+    }
+    env
+}
+
+/// The build root's `.layers`, hardlinked aside while a classic buildpack runs.
+struct LayersGuard {
+    layers: PathBuf,
+    aside: PathBuf,
+}
+
+impl LayersGuard {
+    /// `None` when there are no CNB layers yet.
+    fn set(ctx: &Context) -> Result<Option<Self>, BuildpackError> {
+        let layers = ctx.app_dir.join(".layers");
+        if !layers.is_dir() {
+            return Ok(None);
+        }
+        let aside = ctx.work_dir.join("layers-aside");
+        if aside.symlink_metadata().is_ok() {
+            slugc_fs::remove(&aside).map_err(io(&aside))?;
+        }
+        let how = slugc_fs::Options {
+            files: slugc_fs::Files::Link,
+            dir_modes: true,
+            ..slugc_fs::Options::default()
+        };
+        slugc_fs::copy_tree(&layers, &aside, &how).map_err(|e| BuildpackError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+        Ok(Some(LayersGuard { layers, aside }))
+    }
+
+    /// Whatever the buildpack left at `.layers` is replaced by the layers as they were.
+    fn restore(self) -> Result<(), BuildpackError> {
+        if self.layers.symlink_metadata().is_ok() {
+            slugc_fs::remove(&self.layers).map_err(io(&self.layers))?;
+        }
+        std::fs::rename(&self.aside, &self.layers).map_err(io(&self.layers))
+    }
+}
+
+/// Runs groups of buildpacks one after the other over one build root, as one build: the
+/// environment, the layers and the processes of the earlier ones carry over.
+pub struct GroupRun<'a> {
+    ctx: Context<'a>,
+    env: EnvMap,
+    built: Built,
+    /// Buildpacks run so far (names each classic buildpack's cache dir).
+    ran: usize,
+}
+
+impl<'a> GroupRun<'a> {
+    pub fn new(ctx: Context<'a>) -> Self {
+        let env = ctx.env.clone();
+        GroupRun {
+            ctx,
+            env,
+            built: Built::default(),
+            ran: 0,
         }
     }
-    Ok(built)
+
+    /// Run every buildpack of `detected`, in order.
+    pub fn run(&mut self, detected: &Detected) -> Result<(), BuildpackError> {
+        for (bp, plan) in detected.group.iter().zip(&detected.plans) {
+            crate::say!("-----> {} {}", bp.name, bp.version);
+            match bp.kind {
+                Kind::Cnb { .. } => run_cnb(bp, plan, &self.ctx, &mut self.env, &mut self.built)?,
+                Kind::Classic => {
+                    run_classic(bp, self.ran, &self.ctx, &mut self.env, &mut self.built)?
+                }
+            }
+            self.ran += 1;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Built {
+        self.built
+    }
 }
 
 /// Move the cache = true layers of every buildpack into the cache, then swap them in. Call

@@ -84,10 +84,14 @@ pub fn prepare(
     let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
     let slug = reader::open(slug, &store, None)?;
     let unpacked = slug.unpack(&crate::dirs::unpack_root())?;
-    let (process_types, defaults) = match &slug.release {
-        Some(release) => (release.process_types.clone(), release.config_vars.clone()),
+    // The release the build wrote into the slug is covered by its checksum: it is the one to
+    // trust. Slugs made without one fall back on their manifest, then their Procfile.
+    let embedded = unpacked.embedded_release(&slug)?;
+    let (process_types, defaults) = match (embedded, &slug.release) {
+        (Some(release), _) => (release.process_types, release.config_vars),
+        (None, Some(release)) => (release.process_types.clone(), release.config_vars.clone()),
         // A slug without its manifest (e.g. one from elsewhere): the Procfile says it all.
-        None => (
+        (None, None) => (
             Procfile::read(&unpacked.app)?
                 .map(|p| p.processes.into_iter().collect())
                 .unwrap_or_default(),

@@ -20,7 +20,8 @@ const RETRY: Duration = Duration::from_millis(100);
 /// One smoke test: the app, the store its slug goes to, the request, the dyno's config vars.
 #[derive(Debug, Clone)]
 pub struct Test {
-    pub app_dir: PathBuf,
+    /// The app and what to build it with; its config vars are the web dyno's too.
+    pub inputs: Inputs,
     pub store: Option<PathBuf>,
     /// The path to request; a leading `/` is added when missing.
     pub path: String,
@@ -28,8 +29,6 @@ pub struct Test {
     pub timeout: Duration,
     /// Between SIGTERM and SIGKILL when stopping web.
     pub stop_timeout: Duration,
-    pub env_files: Vec<PathBuf>,
-    pub env: Vec<(String, String)>,
     pub color: ColorChoice,
 }
 
@@ -44,14 +43,20 @@ pub struct Passed {
 
 /// Build, start web, probe it, stop it: web's answer, or why there was none.
 pub fn test(t: &Test) -> Result<Passed, RunError> {
-    for p in &t.env_files {
+    let app_dir = &t.inputs.app_dir;
+    for p in &t.inputs.env_files {
         crate::config_vars::read(p)?;
     }
-    let built = build(&t.app_dir, t.store.as_ref())?;
+    let built = build(&t.inputs, t.store.as_ref())?;
     let slug_arg = built.slug.to_string_lossy().into_owned();
-    let prepared = super::prepare(&slug_arg, t.store.as_deref(), &t.env_files, &t.env)?;
+    let prepared = super::prepare(
+        &slug_arg,
+        t.store.as_deref(),
+        &t.inputs.env_files,
+        &t.inputs.env,
+    )?;
     let port = free_port().map_err(RunError::Port)?;
-    let web = web_instance(&t.app_dir, &prepared.process_types, port)?;
+    let web = web_instance(app_dir, &prepared.process_types, port)?;
     let output = Arc::new(Output::new(web.name().len(), t.color));
     let sup = Supervisor::start(
         std::slice::from_ref(&web),
@@ -75,7 +80,7 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
             path,
         }),
         Probe::TimedOut { last } => Err(SmokeError::NoAnswer {
-            app: t.app_dir.clone(),
+            app: app_dir.clone(),
             port,
             timeout: t.timeout.as_secs_f64(),
             last: if last.is_empty() {
@@ -86,7 +91,7 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
         }
         .into()),
         Probe::Pending => Err(SmokeError::WebExited {
-            app: t.app_dir.clone(),
+            app: app_dir.clone(),
             port,
             code,
         }
@@ -125,19 +130,14 @@ impl SmokeError {
     }
 }
 
-/// The app built as `slug build APP_DIR [--output STORE]` builds it.
-fn build(app: &Path, store: Option<&PathBuf>) -> Result<Outcome, SmokeError> {
+/// The app built as `slug build APP_DIR [--buildpack …] [--env …] [--output STORE]` builds it.
+fn build(inputs: &Inputs, store: Option<&PathBuf>) -> Result<Outcome, SmokeError> {
     let opts = Options {
         store: store.cloned(),
-        ..Options::new(Inputs {
-            app_dir: app.to_path_buf(),
-            buildpacks: Vec::new(),
-            env: Vec::new(),
-            env_files: Vec::new(),
-        })
+        ..Options::new(inputs.clone())
     };
     pipeline::build(&opts).map_err(|source| SmokeError::Build {
-        app: app.to_path_buf(),
+        app: inputs.app_dir.clone(),
         source: Box::new(source),
     })
 }

@@ -163,6 +163,8 @@ pub fn write_slug_bytes(
         checksum: format!("SHA256:{hex}"),
         size: slug.len() as u64,
         process_types,
+        default_process: None,
+        labels: BTreeMap::new(),
         buildpack_provided_description: Some("test".to_string()),
         commit: None,
         stack: Stack {

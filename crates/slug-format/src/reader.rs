@@ -19,7 +19,7 @@
 //! any error, and a marker file written last and an atomic rename publish the result, so a
 //! half unpacked dir is never reused.
 
-use crate::release::{ManifestError, Release};
+use crate::release::{BuildRelease, ManifestError, Release, EMBEDDED_PATH};
 use crate::{hex, is_hex};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -603,6 +603,54 @@ impl Slug {
             hex: self.hex.clone(),
             reused: false,
         })
+    }
+}
+
+impl Slug {
+    /// The release the build wrote into the slug ([`EMBEDDED_PATH`]), from one checked pass
+    /// over its entries; `None` for a slug without one (made before slugs held it, or by
+    /// hand).
+    pub fn embedded_release(&self) -> Result<Option<BuildRelease>, ReadError> {
+        let mut found = None;
+        self.read_entries(|entry| {
+            if let Some(release) = self.embedded_in(entry)? {
+                found = Some(release);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// For a visitor of [`Slug::read_entries`] that reads other entries too: the release
+    /// when `entry` is the [`EMBEDDED_PATH`] file, else `None` (the entry left unread).
+    pub fn embedded_in(&self, entry: &mut Entry) -> Result<Option<BuildRelease>, ReadError> {
+        if entry.path != Path::new(EMBEDDED_PATH) || !matches!(entry.kind, EntryKind::File { .. }) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.corrupt(format!("bad data in {EMBEDDED_PATH}: {e}")))?;
+        self.parse_embedded(&bytes).map(Some)
+    }
+
+    /// Parses the bytes of the slug's [`EMBEDDED_PATH`] entry.
+    pub fn parse_embedded(&self, bytes: &[u8]) -> Result<BuildRelease, ReadError> {
+        BuildRelease::from_json(bytes)
+            .map_err(|e| self.corrupt(format!("invalid {EMBEDDED_PATH}: {e}")))
+    }
+}
+
+impl Unpacked {
+    /// The release the build wrote into the slug, read from the unpacked copy; `None` when
+    /// the slug has none.
+    pub fn embedded_release(&self, slug: &Slug) -> Result<Option<BuildRelease>, ReadError> {
+        let path = self.dir.join(EMBEDDED_PATH);
+        match fs::read(&path) {
+            Ok(bytes) => slug.parse_embedded(&bytes).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ReadError::Read { slug: path, source }),
+        }
     }
 }
 

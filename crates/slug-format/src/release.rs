@@ -1,11 +1,21 @@
 //! The release manifest (`sha256-<hex>.json`): a superset of Heroku's Platform API slug
 //! object, without timestamps so that it is reproducible too.
+//!
+//! What the build decided about running the slug ([`BuildRelease`]: process types, the
+//! default process, labels, buildpacks, …) is also written *into* the slug, at
+//! [`EMBEDDED_PATH`], before it is compressed: the slug's checksum covers it, so two builds
+//! that differ only in their launch metadata give two slugs, and the manifest beside a slug
+//! (the embedded release plus what is measured on the file) can never describe another build.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const SCHEMA: &str = "slugc.release/v1";
+/// The schema of the release written into the slug.
+pub const EMBEDDED_SCHEMA: &str = "slugc.build-release/v1";
+/// Where the slug holds its [`BuildRelease`], as a path of the archive (under `./app/`).
+pub const EMBEDDED_PATH: &str = "app/.slugc/release.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
@@ -16,6 +26,12 @@ pub struct Release {
     pub size: u64,
     /// Process type → command, as Heroku's `process_types`.
     pub process_types: BTreeMap<String, String>,
+    /// The process type a buildpack marked `default = true` in `launch.toml`.
+    #[serde(default)]
+    pub default_process: Option<String>,
+    /// `launch.toml` `[[labels]]` of every buildpack (a later one's key wins).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     pub buildpack_provided_description: Option<String>,
     /// git HEAD of the app dir, when it is a git checkout.
     pub commit: Option<String>,
@@ -25,6 +41,62 @@ pub struct Release {
     pub config_vars: BTreeMap<String, String>,
     pub addons: Vec<String>,
     pub layers: Vec<LayerEntry>,
+}
+
+/// The part of the release that the build decides, written into the slug at
+/// [`EMBEDDED_PATH`]; the manifest adds what is measured on the slug file and the source's
+/// commit. The commit stays out of the slug: it is where the files came from, not what they
+/// are, and the same files at two commits (or in a repo that moved on, as a monorepo does)
+/// must give the same slug.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRelease {
+    pub schema: String,
+    pub process_types: BTreeMap<String, String>,
+    pub default_process: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub buildpack_provided_description: Option<String>,
+    pub stack: Stack,
+    pub buildpacks: Vec<BuildpackRef>,
+    pub config_vars: BTreeMap<String, String>,
+    pub addons: Vec<String>,
+}
+
+impl BuildRelease {
+    /// Pretty JSON with a trailing newline, the same bytes for the same release.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The manifest of a slug file holding this release, built from `commit`.
+    pub fn into_release(
+        self,
+        sha256_hex: &str,
+        size: u64,
+        layers: Vec<LayerEntry>,
+        commit: Option<String>,
+    ) -> Release {
+        Release {
+            schema: SCHEMA.to_string(),
+            checksum: format!("SHA256:{sha256_hex}"),
+            size,
+            process_types: self.process_types,
+            default_process: self.default_process,
+            labels: self.labels,
+            buildpack_provided_description: self.buildpack_provided_description,
+            commit,
+            stack: self.stack,
+            buildpacks: self.buildpacks,
+            config_vars: self.config_vars,
+            addons: self.addons,
+            layers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

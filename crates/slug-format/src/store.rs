@@ -64,6 +64,16 @@ impl Staged {
     /// already exists it is kept as it is (in a content-addressed store it holds the same
     /// bytes) and the temporary file is removed.
     pub fn commit(self, final_name: &str) -> Result<PathBuf, StoreError> {
+        self.finish(final_name, true)
+    }
+
+    /// As [`Staged::commit`], but an existing `final_name` is replaced (a file that is not
+    /// named by its own content, such as a manifest, which records the latest build).
+    pub fn replace(self, final_name: &str) -> Result<PathBuf, StoreError> {
+        self.finish(final_name, false)
+    }
+
+    fn finish(self, final_name: &str, keep_existing: bool) -> Result<PathBuf, StoreError> {
         let target = self.dir.join(final_name);
         let write_err = |source| StoreError::Write {
             path: target.clone(),
@@ -75,7 +85,7 @@ impl Staged {
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(write_err)?;
         self.file.as_file().sync_all().map_err(write_err)?;
-        if target.exists() {
+        if keep_existing && target.exists() {
             // Dropping the NamedTempFile deletes it.
             return Ok(target);
         }
@@ -99,6 +109,19 @@ pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBu
             source,
         })?;
     staged.commit(final_name)
+}
+
+/// Writes `bytes` to `<dir>/<final_name>` atomically, replacing what was there.
+pub fn replace_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let mut staged = Staged::new(dir)?;
+    staged
+        .file()
+        .write_all(bytes)
+        .map_err(|source| StoreError::Write {
+            path: staged.temp_path().to_path_buf(),
+            source,
+        })?;
+    staged.replace(final_name)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -142,6 +165,15 @@ mod tests {
         write_atomic(dir.path(), "x.bin", b"second").unwrap();
         assert_eq!(std::fs::read(dir.path().join("x.bin")).unwrap(), b"first");
         assert_eq!(names(dir.path()), vec!["x.bin"]);
+    }
+
+    #[test]
+    fn replace_atomic_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "x.json", b"first").unwrap();
+        replace_atomic(dir.path(), "x.json", b"second").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x.json")).unwrap(), b"second");
+        assert_eq!(names(dir.path()), vec!["x.json"]);
     }
 
     #[test]
