@@ -159,6 +159,8 @@ struct Snapshot {
     order: Vec<Vec<Candidate>>,
     target: Target,
     env: EnvMap,
+    /// The config vars: the user-provided env of the CNB spec.
+    user_env: EnvMap,
     procfile: Option<Procfile>,
 }
 
@@ -179,17 +181,14 @@ fn snapshot(
     }
     let platform_dir = work_dir.join("platform");
     let env_dir = platform_dir.join("env");
-    std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
-    for (k, v) in &vars {
-        let p = env_dir.join(k);
-        std::fs::write(&p, v).map_err(io(&p))?;
-    }
+    write_platform_env(&env_dir, &vars)?;
     let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
 
     let mut env: EnvMap = std::env::vars().collect();
     // The platform's own variables are set per phase; never inherit stale ones.
     env.retain(|k, _| !k.starts_with("CNB_"));
-    env.insert("HOME".into(), std::env::var("HOME").unwrap_or_default());
+    let home = work_dir.join("home");
+    crate::platform::home::prepare(&home, &mut env).map_err(io(&home))?;
     Ok(Snapshot {
         app_src,
         app_dir,
@@ -198,8 +197,33 @@ fn snapshot(
         order,
         target: Target::host(),
         env,
+        user_env: vars,
         procfile,
     })
+}
+
+/// The config vars as `<platform>/env/<NAME>` files, readable by the build's user only:
+/// they are secrets.
+fn write_platform_env(env_dir: &Path, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(env_dir)
+        .map_err(io(env_dir))?;
+    for (k, v) in vars {
+        let p = env_dir.join(k);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(io(&p))?;
+        f.write_all(v.as_bytes()).map_err(io(&p))?;
+    }
+    Ok(())
 }
 
 /// The groups to detect from: the built-ins' default order, or the one group `given`
@@ -265,6 +289,7 @@ fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
         scratch: &scratch,
         target: &s.target,
         env: &s.env,
+        user_env: &s.user_env,
     };
     Ok(detect::detect(&s.order, &ctx)?)
 }
@@ -396,6 +421,7 @@ fn run_group(
         work_dir: &snapshot.work_dir,
         target: &snapshot.target,
         env: snapshot.env.clone(),
+        user_env: snapshot.user_env.clone(),
         cache,
         engine_env: crate::export::engine_env(part_cache, mtime, app_dir),
     };

@@ -90,6 +90,27 @@ pub fn read_layers(layers_dir: &Path) -> Result<Vec<Layer>, LayerError> {
     Ok(layers)
 }
 
+/// Rename the dir of every layer without a type (`launch`, `build` and `cache` all false) to
+/// `<layer>.ignore`, so that later buildpacks cannot depend on it
+/// (<https://github.com/buildpacks/spec/blob/main/buildpack.md#ignored-layers>); returns the
+/// typed layers.
+pub fn ignore_untyped(layers: Vec<Layer>) -> Result<Vec<Layer>, LayerError> {
+    let mut typed = Vec::new();
+    for layer in layers {
+        let t = &layer.types;
+        if t.launch || t.build || t.cache {
+            typed.push(layer);
+            continue;
+        }
+        if layer.dir.is_dir() {
+            let ignored = layer.dir.with_file_name(format!("{}.ignore", layer.name));
+            slugc_fs::remove(&ignored).map_err(io(&ignored))?;
+            std::fs::rename(&layer.dir, &ignored).map_err(io(&layer.dir))?;
+        }
+    }
+    Ok(typed)
+}
+
 /// Restore a buildpack's cached layers from `cached` into `layers_dir`, metadata without
 /// `[types]`. Returns the names restored.
 pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerError> {
