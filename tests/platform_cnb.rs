@@ -250,6 +250,8 @@ fn absolute_layer_paths_run_wherever_the_slug_is_unpacked() {
         "--rm",
         "--ulimit",
         "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
         &format!("oci:{}:1", out.display()),
         "sys-info",
     ]));

@@ -263,7 +263,7 @@ fn run_cnb(
             });
         }
     }
-    for (name, command) in launch::read_processes(&layers_dir)? {
+    for (name, command) in launch::read_processes(&layers_dir, ctx.app_dir)? {
         built.processes.add_buildpack(name, command);
     }
     built.cnb_layers.push((escaped, layers_dir, layers));
