@@ -17,10 +17,11 @@ use crate::app::{self, AppError};
 use crate::buildpacks::{self, BinMode, MaterialiseError};
 use crate::cache::{self, Cache, CacheError};
 use crate::exit::{self, ExitCode};
-use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind};
+use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind, Loaded};
 use crate::platform::detect::{self, Candidate, DetectContext, DetectError, Detected};
 use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
+use crate::platform::order::{self, OrderError};
 use crate::platform::run_buildpacks::{self, BuildpackError, Built};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
@@ -94,6 +95,8 @@ pub enum BuildError {
     #[error(transparent)]
     Materialise(#[from] MaterialiseError),
     #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
     Buildpack(#[from] BuildpackError),
@@ -118,6 +121,7 @@ impl ExitCode for BuildError {
             BuildError::App(_)
             | BuildError::Procfile(_)
             | BuildError::Descriptor(_)
+            | BuildError::Order(_)
             | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
@@ -226,8 +230,9 @@ fn write_platform_env(env_dir: &Path, vars: &BTreeMap<String, String>) -> Result
     Ok(())
 }
 
-/// The groups to detect from: the built-ins' default order, or the one group `given`
-/// (built-in ids and buildpack dirs), with their dirs under `bp_root`.
+/// The groups to detect from: the built-ins' default order, or the groups of the one group
+/// `given` (built-in ids and buildpack dirs, meta-buildpacks expanded), with their dirs under
+/// `bp_root`.
 fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildError> {
     let builtin = |id: &str| -> Result<Buildpack, BuildError> {
         let dir = bp_root.join(escape_id(id));
@@ -250,35 +255,47 @@ fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildE
     }
     let mut group = Vec::new();
     for (i, given) in given.iter().enumerate() {
-        let bp = if buildpacks::find(given).is_some() {
-            builtin(given)?
+        let loaded = if buildpacks::find(given).is_some() {
+            Loaded::Component(builtin(given)?)
         } else {
             let dir = PathBuf::from(given);
-            let mut bp = descriptor::load(&dir)?;
-            if bp.kind == Kind::Classic {
-                // A private copy: classic buildpacks may write into their own dir (`export`).
-                let copy = bp_root.join(format!("classic-{i}"));
-                std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
-                let how = slugc_fs::Options {
-                    dir_modes: true,
-                    ..slugc_fs::Options::default()
-                };
-                slugc_fs::copy_tree(&bp.dir, &copy, &how).map_err(|e| BuildError::Io {
-                    path: e.path,
-                    source: e.source,
-                })?;
-                bp.dir = copy;
-            } else {
-                bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+            match descriptor::load_any(&dir)? {
+                Loaded::Component(mut bp) if bp.kind == Kind::Classic => {
+                    // A private copy: classic buildpacks may write into their own dir (`export`).
+                    let copy = bp_root.join(format!("classic-{i}"));
+                    std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
+                    let how = slugc_fs::Options {
+                        dir_modes: true,
+                        ..slugc_fs::Options::default()
+                    };
+                    slugc_fs::copy_tree(&bp.dir, &copy, &how).map_err(|e| BuildError::Io {
+                        path: e.path,
+                        source: e.source,
+                    })?;
+                    bp.dir = copy;
+                    Loaded::Component(bp)
+                }
+                Loaded::Component(mut bp) => {
+                    bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+                    Loaded::Component(bp)
+                }
+                Loaded::Meta(mut meta) => {
+                    meta.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+                    Loaded::Meta(meta)
+                }
             }
-            bp
         };
-        group.push(Candidate {
-            buildpack: bp,
-            optional: false,
-        });
+        group.push((loaded, false));
     }
-    Ok(vec![group])
+    let lookup = |id: &str| -> Result<Option<Buildpack>, OrderError> {
+        if buildpacks::find(id).is_none() {
+            return Ok(None);
+        }
+        builtin(id)
+            .map(Some)
+            .map_err(|e| OrderError::Builtin(e.to_string()))
+    };
+    Ok(order::expand(&group, &lookup)?)
 }
 
 fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {

@@ -11,6 +11,7 @@ pub mod env;
 pub mod home;
 pub mod launch;
 pub mod layers;
+pub mod order;
 pub mod output;
 pub mod run_buildpacks;
 pub mod target;
