@@ -25,6 +25,7 @@ use crate::platform::order::{self, OrderError};
 use crate::platform::run_buildpacks::{self, BuildpackError, Built};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
+use crate::project::{self, GroupRef, Project, ProjectError};
 use crate::size;
 use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
 use slug_format::store::{self, StoreError};
@@ -97,6 +98,10 @@ pub enum BuildError {
     #[error(transparent)]
     Order(#[from] OrderError),
     #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("{path}: {message}")]
+    ProjectGroup { path: PathBuf, message: String },
+    #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
     Buildpack(#[from] BuildpackError),
@@ -122,6 +127,8 @@ impl ExitCode for BuildError {
             | BuildError::Procfile(_)
             | BuildError::Descriptor(_)
             | BuildError::Order(_)
+            | BuildError::Project(_)
+            | BuildError::ProjectGroup { .. }
             | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
@@ -139,9 +146,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Config vars from the env files, then the given pairs (later wins).
-fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
+/// Config vars: project.toml's `build.env`, then the env files, then the given pairs (later
+/// wins).
+fn config_vars(
+    inputs: &Inputs,
+    project: Option<&Project>,
+) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
+    if let Some(p) = project {
+        vars.extend(p.env.iter().cloned());
+    }
     for file in &inputs.env_files {
         let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
@@ -177,16 +191,32 @@ fn snapshot(
     exclude: &[PathBuf],
 ) -> Result<Snapshot, BuildError> {
     let procfile = Procfile::read(&app_src)?;
-    let vars = config_vars(inputs)?;
+    let project = project::read(&app_src, &mut |w| eprintln!(" !     {w}"))?;
+    let vars = config_vars(inputs, project.as_ref())?;
 
     let app_dir = work_dir.join("app");
-    for warning in app::snapshot(&app_src, &app_dir, exclude)? {
+    let rules = project
+        .as_ref()
+        .map(|p| app::ProjectRules {
+            source: p.path.clone(),
+            include: p.include.clone(),
+            exclude: p.exclude.clone(),
+        })
+        .unwrap_or_default();
+    for warning in app::snapshot(&app_src, &app_dir, exclude, &rules)? {
         eprintln!(" !     {warning}");
     }
     let platform_dir = work_dir.join("platform");
     let env_dir = platform_dir.join("env");
     write_platform_env(&env_dir, &vars)?;
-    let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
+    let bp_root = work_dir.join("buildpacks");
+    let order = match project.as_ref() {
+        // `--buildpack` replaces the project's group.
+        Some(p) if inputs.buildpacks.is_empty() && !p.group.is_empty() => {
+            project_order(p, &bp_root)?
+        }
+        _ => order(&inputs.buildpacks, &bp_root)?,
+    };
 
     let mut env: EnvMap = std::env::vars().collect();
     // The platform's own variables are set per phase; never inherit stale ones.
@@ -296,6 +326,42 @@ fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildE
             .map_err(|e| OrderError::Builtin(e.to_string()))
     };
     Ok(order::expand(&group, &lookup)?)
+}
+
+/// The order of project.toml's group: its buildpack dirs and built-in ids, each id checked
+/// to be a built-in of the version asked for (this platform fetches no buildpacks).
+fn project_order(p: &Project, bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildError> {
+    let mut given = Vec::new();
+    for entry in &p.group {
+        match entry {
+            GroupRef::Dir(dir) => given.push(dir.to_string_lossy().into_owned()),
+            GroupRef::Id { id, version } => {
+                if buildpacks::find(id).is_none() {
+                    return Err(BuildError::ProjectGroup {
+                        path: p.path.clone(),
+                        message: format!(
+                            "[[io.buildpacks.group]] id {id:?} is not a built-in buildpack; give its dir as uri"
+                        ),
+                    });
+                }
+                given.push(id.clone());
+                if let Some(wanted) = version {
+                    let dir = bp_root.join(escape_id(id));
+                    buildpacks::materialise(id, &dir, BinMode::Link)?;
+                    let have = descriptor::load(&dir)?.version;
+                    if have != *wanted {
+                        return Err(BuildError::ProjectGroup {
+                            path: p.path.clone(),
+                            message: format!(
+                                "[[io.buildpacks.group]] {id} version {wanted} is asked for; the built-in is {have}"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    order(&given, bp_root)
 }
 
 fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
