@@ -164,13 +164,20 @@ fn user_env_reaches_detect_and_build_unless_clear_env() {
 
 /// Part 2: launch.toml `command`, `args` and `working-dir` naming `<layers>/<layer>/...`,
 /// and an exec.d program, run from the slug unpacked elsewhere (the build root is gone),
-/// under `slug run` and in the OCI image.
+/// under `slug run` and in the OCI image; a shebang naming a layer, which is not rewritten,
+/// gets a warning.
 #[test]
 fn absolute_layer_paths_run_wherever_the_slug_is_unpacked() {
     let tmp = tmpfs_dir();
     let app = app(tmp.path(), "app", &[("README", "an app\n")]);
     let o = build(tmp.path(), &app, &["--buildpack", &bp("layer-paths")]);
     let m = manifest(&o);
+    // What is not relocated is named.
+    assert!(
+        stderr(&o).contains(" !     Warning: test/layer-paths: .layers/test_layer-paths/www/bin/layer-shebang has a shebang naming the build dir"),
+        "{}",
+        stderr(&o)
+    );
     for (name, command) in m["process_types"].as_object().unwrap() {
         assert!(
             !command

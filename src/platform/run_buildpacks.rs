@@ -256,6 +256,11 @@ fn run_cnb(
             *env = env::apply_build_layer(env, &layer.dir).map_err(io(&layer.dir))?;
         }
         if layer.types.launch && layer.dir.is_dir() {
+            // The built-ins make their launch layers relocatable themselves; other buildpacks
+            // are told what cannot run from the slug.
+            if crate::buildpacks::find(&bp.id).is_none() {
+                warn_shebangs(bp, &layer.dir, ctx.app_dir);
+            }
             built.launch_layers.push(ExportLayer {
                 buildpack_id: escaped.clone(),
                 name: layer.name.clone(),
@@ -268,6 +273,29 @@ fn run_cnb(
     }
     built.cnb_layers.push((escaped, layers_dir, layers));
     Ok(met)
+}
+
+/// Files a launch layer can only run at the build root: a warning names them (see
+/// `layers::shebangs_naming`).
+fn warn_shebangs(bp: &Buildpack, layer_dir: &Path, build_root: &Path) {
+    const SHOWN: usize = 5;
+    let found = layers::shebangs_naming(layer_dir, build_root, SHOWN + 1);
+    for path in found.iter().take(SHOWN) {
+        let rel = path.strip_prefix(build_root).unwrap_or(path);
+        eprintln!(
+            " !     Warning: {}: {} has a shebang naming the build dir ({}); it will not run from the slug. Use `#!/usr/bin/env <interpreter>` with the layer's bin on PATH.",
+            bp.id,
+            rel.display(),
+            build_root.display()
+        );
+    }
+    if found.len() > SHOWN {
+        eprintln!(
+            " !     Warning: {}: more such files in {}",
+            bp.id,
+            layer_dir.display()
+        );
+    }
 }
 
 fn run_classic(
