@@ -217,13 +217,8 @@ pub fn load_any(dir: &Path) -> Result<Loaded, DescriptorError> {
         });
     }
     if !raw.order.is_empty() {
-        // The spec: a buildpack with an order has no executables and no targets of its own.
-        if dir.join("bin").exists() {
-            return Err(DescriptorError::Invalid {
-                path: toml_path,
-                message: "a buildpack with [[order]] (a meta-buildpack) must not have bin/".into(),
-            });
-        }
+        // An order makes it a meta-buildpack whatever else the dir holds, as in the
+        // lifecycle's detector: executables it may have are never run.
         return Ok(Loaded::Meta(Meta {
             dir: dir.to_path_buf(),
             id: raw.buildpack.id,
