@@ -1,6 +1,7 @@
 //! The source snapshot: the app dir copied into a fresh build root, leaving out what
 //! `.slugignore` (gitignore syntax, as on Heroku: read from the app's root, applied before the
-//! build) and the fixed list exclude. The user's tree is never written to.
+//! build), `project.toml`'s `include`/`exclude` (gitignore patterns too, `crate::project`) and
+//! the fixed list exclude. The user's tree is never written to.
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::os::unix::fs::PermissionsExt;
@@ -40,9 +41,20 @@ pub fn check_app_dir(dir: &Path) -> Result<PathBuf, AppError> {
     }
 }
 
+/// `project.toml`'s `[io.buildpacks]` `include` and `exclude` patterns (at most one of them
+/// non-empty), and the file they come from.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectRules {
+    pub source: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
 struct Walk<'a> {
     root: &'a Path,
     ignore: Gitignore,
+    /// Only what this matches (or lies under a match) is copied.
+    include: Option<Gitignore>,
     exclude: &'a [PathBuf],
     warnings: Vec<String>,
 }
@@ -59,7 +71,16 @@ impl Walk<'_> {
         self.ignore.matched(rel, is_dir).is_ignore()
     }
 
-    fn copy_dir(&mut self, src: &Path, dst: &Path) -> Result<(), AppError> {
+    /// Whether `path` is named by `include` (true when there is no `include`).
+    fn included(&self, path: &Path, is_dir: bool) -> bool {
+        let rel = path.strip_prefix(self.root).unwrap_or(path);
+        self.include
+            .as_ref()
+            .is_none_or(|inc| inc.matched(rel, is_dir).is_ignore())
+    }
+
+    /// Copy `src` into `dst` (existing); `included`: an ancestor is named by `include`.
+    fn copy_dir(&mut self, src: &Path, dst: &Path, included: bool) -> Result<(), AppError> {
         let unreadable = |source| AppError::Unreadable {
             path: src.to_path_buf(),
             source,
@@ -83,13 +104,25 @@ impl Walk<'_> {
             if self.excluded(&path, ft.is_dir()) {
                 continue;
             }
+            let included = included || self.included(&path, ft.is_dir());
+            if !included && !ft.is_dir() {
+                continue;
+            }
             let write = |source| AppError::Write {
                 path: to.clone(),
                 source,
             };
             if ft.is_dir() {
                 std::fs::create_dir(&to).map_err(write)?;
-                self.copy_dir(&path, &to)?;
+                self.copy_dir(&path, &to, included)?;
+                if !included && std::fs::read_dir(&to).map_err(write)?.next().is_none() {
+                    // Nothing under it was included: the dir is not part of the build.
+                    std::fs::remove_dir(&to).map_err(|source| AppError::Write {
+                        path: to.clone(),
+                        source,
+                    })?;
+                    continue;
+                }
                 std::fs::set_permissions(
                     &to,
                     std::fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
@@ -133,10 +166,37 @@ impl Walk<'_> {
     }
 }
 
+fn matcher(root: &Path, source: &Path, patterns: &[String]) -> Result<Gitignore, AppError> {
+    let bad = |e: ignore::Error| AppError::BadSlugignore {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut builder = GitignoreBuilder::new(root);
+    for p in patterns {
+        builder
+            .add_line(Some(source.to_path_buf()), p)
+            .map_err(bad)?;
+    }
+    builder.build().map_err(bad)
+}
+
 /// Copy `src` (an existing dir) into `dest` (created). `exclude` holds absolute paths to
 /// leave out (the cache and output dirs when they sit inside the app). Returns warnings.
-pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<String>, AppError> {
+pub fn snapshot(
+    src: &Path,
+    dest: &Path,
+    exclude: &[PathBuf],
+    project: &ProjectRules,
+) -> Result<Vec<String>, AppError> {
     let mut builder = GitignoreBuilder::new(src);
+    for p in &project.exclude {
+        builder
+            .add_line(Some(project.source.clone()), p)
+            .map_err(|e| AppError::BadSlugignore {
+                path: project.source.clone(),
+                message: e.to_string(),
+            })?;
+    }
     let slugignore = src.join(".slugignore");
     if slugignore.is_file() {
         if let Some(e) = builder.add(&slugignore) {
@@ -154,13 +214,19 @@ pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<Stri
         path: dest.to_path_buf(),
         source,
     })?;
+    let include = if project.include.is_empty() {
+        None
+    } else {
+        Some(matcher(src, &project.source, &project.include)?)
+    };
     let mut walk = Walk {
         root: src,
         ignore,
+        include,
         exclude,
         warnings: Vec::new(),
     };
-    walk.copy_dir(src, dest)?;
+    walk.copy_dir(src, dest, false)?;
     Ok(walk.warnings)
 }
 
@@ -182,7 +248,7 @@ mod tests {
         std::fs::write(app.join("src/main.py"), "x").unwrap();
         std::fs::write(app.join(".env"), "x").unwrap();
         let out = tmp.path().join("out");
-        snapshot(&app, &out, &[]).unwrap();
+        snapshot(&app, &out, &[], &ProjectRules::default()).unwrap();
         assert!(!out.join(".git").exists());
         assert!(!out.join("docs").exists());
         assert!(!out.join("src/a.log").exists());

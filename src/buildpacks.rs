@@ -84,15 +84,34 @@ pub fn run_builtin() -> ! {
         .map(|d| d.buildpack.id);
     match id.as_deref().and_then(find) {
         Some(builtin) => {
+            set_optional_target_vars();
             (builtin.run)();
             std::process::exit(0)
         }
         None => {
-            eprintln!(
+            crate::say!(
                 "error: {} does not name a built-in buildpack of this slug binary",
                 dir.unwrap_or_default().join("buildpack.toml").display()
             );
             std::process::exit(1)
+        }
+    }
+}
+
+/// The spec makes `CNB_TARGET_DISTRO_NAME` and `CNB_TARGET_DISTRO_VERSION` optional (the
+/// lifecycle leaves them out when the base image has no `/etc/os-release`), but libcnb 0.30
+/// refuses to run without them (<https://github.com/heroku/libcnb.rs/issues/820>). Under
+/// another platform, a missing one is set from this host's `/etc/os-release`, empty when
+/// that says nothing; slugc's own platform always sets both.
+fn set_optional_target_vars() {
+    let host = crate::platform::target::Target::host();
+    for (key, value) in [
+        ("CNB_TARGET_DISTRO_NAME", host.distro_name),
+        ("CNB_TARGET_DISTRO_VERSION", host.distro_version),
+    ] {
+        if std::env::var_os(key).is_none() {
+            // Single-threaded here: libcnb has not started yet.
+            std::env::set_var(key, value);
         }
     }
 }

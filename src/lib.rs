@@ -1,9 +1,10 @@
 //! slugc: a reproducible buildpack compiler.
 //!
 //! [`pipeline`] is one build, source tree to slug, and calls the rest in order:
-//! - snapshot: [`app`] copies the app into a work dir; [`config_vars`] reads `--env-file`s;
-//!   [`buildpacks`] materialises the built-ins, [`platform::descriptor`] loads other
-//!   buildpack dirs;
+//! - snapshot: [`project`] reads `project.toml`; [`app`] copies the app into a work dir;
+//!   [`config_vars`] reads `--env-file`s; [`buildpacks`] materialises the built-ins,
+//!   [`platform::descriptor`] loads other buildpack dirs and [`platform::order`] expands
+//!   meta-buildpacks;
 //! - detect: [`platform::detect`] picks the group and its build plan;
 //! - build: [`platform::run_buildpacks`] runs each buildpack of the group, with [`cache`]
 //!   (the app's cached layers), [`platform::layers`], [`platform::env`] and
@@ -31,5 +32,6 @@ pub mod log;
 pub mod pipeline;
 pub mod platform;
 pub mod procfile;
+pub mod project;
 pub mod run;
 pub mod size;

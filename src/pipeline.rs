@@ -17,13 +17,15 @@ use crate::app::{self, AppError};
 use crate::buildpacks::{self, BinMode, MaterialiseError};
 use crate::cache::{self, Cache, CacheError};
 use crate::exit::{self, ExitCode};
-use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind};
+use crate::platform::descriptor::{self, Buildpack, DescriptorError, Kind, Loaded};
 use crate::platform::detect::{self, Candidate, DetectContext, DetectError, Detected};
 use crate::platform::env::EnvMap;
 use crate::platform::escape_id;
+use crate::platform::order::{self, OrderError};
 use crate::platform::run_buildpacks::{self, BuildpackError, Built, GroupRun};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
+use crate::project::{self, GroupRef, Project, ProjectError};
 use crate::size;
 use slug_format::release::{
     BuildRelease, BuildpackRef, Release, Stack, EMBEDDED_PATH, EMBEDDED_SCHEMA,
@@ -96,6 +98,12 @@ pub enum BuildError {
     #[error(transparent)]
     Materialise(#[from] MaterialiseError),
     #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("{path}: {message}")]
+    ProjectGroup { path: PathBuf, message: String },
+    #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
     Buildpack(#[from] BuildpackError),
@@ -120,6 +128,9 @@ impl ExitCode for BuildError {
             BuildError::App(_)
             | BuildError::Procfile(_)
             | BuildError::Descriptor(_)
+            | BuildError::Order(_)
+            | BuildError::Project(_)
+            | BuildError::ProjectGroup { .. }
             | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
@@ -137,9 +148,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Config vars from the env files, then the given pairs (later wins).
-fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
+/// Config vars: project.toml's `build.env`, then the env files, then the given pairs (later
+/// wins).
+fn config_vars(
+    inputs: &Inputs,
+    project: Option<&Project>,
+) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
+    if let Some(p) = project {
+        vars.extend(p.env.iter().cloned());
+    }
     for file in &inputs.env_files {
         let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
             path: file.clone(),
@@ -161,10 +179,13 @@ struct Snapshot {
     order: Vec<Vec<Candidate>>,
     target: Target,
     env: EnvMap,
-    /// Buildpacks were given (`--buildpack`): detect and build one after the other.
+    /// Buildpacks were given (`--buildpack`, or project.toml's group): detect and build one
+    /// after the other.
     explicit: bool,
     /// The app's git HEAD, when it is a checkout.
     commit: Option<String>,
+    /// The config vars: the user-provided env of the CNB spec.
+    user_env: EnvMap,
 }
 
 /// `app_src` is the checked, absolute app dir (`app::check_app_dir`); `exclude`, paths under
@@ -178,25 +199,38 @@ fn snapshot(
     // Checked before anything runs, so that a typo fails at once and names the user's file;
     // its processes are read from the build result (`build_release`).
     Procfile::read(&app_src)?;
-    let vars = config_vars(inputs)?;
+    let project = project::read(&app_src, &mut |w| crate::say!(" !     {w}"))?;
+    let vars = config_vars(inputs, project.as_ref())?;
 
     let app_dir = work_dir.join("app");
-    for warning in app::snapshot(&app_src, &app_dir, exclude)? {
+    let rules = project
+        .as_ref()
+        .map(|p| app::ProjectRules {
+            source: p.path.clone(),
+            include: p.include.clone(),
+            exclude: p.exclude.clone(),
+        })
+        .unwrap_or_default();
+    for warning in app::snapshot(&app_src, &app_dir, exclude, &rules)? {
         crate::say!(" !     {warning}");
     }
     let platform_dir = work_dir.join("platform");
     let env_dir = platform_dir.join("env");
-    std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
-    for (k, v) in &vars {
-        let p = env_dir.join(k);
-        std::fs::write(&p, v).map_err(io(&p))?;
-    }
-    let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
+    write_platform_env(&env_dir, &vars)?;
+    let bp_root = work_dir.join("buildpacks");
+    let order = match project.as_ref() {
+        // `--buildpack` replaces the project's group.
+        Some(p) if inputs.buildpacks.is_empty() && !p.group.is_empty() => {
+            project_order(p, &bp_root)?
+        }
+        _ => order(&inputs.buildpacks, &bp_root)?,
+    };
 
     let mut env: EnvMap = std::env::vars().collect();
     // The platform's own variables are set per phase; never inherit stale ones.
     env.retain(|k, _| !k.starts_with("CNB_"));
-    env.insert("HOME".into(), std::env::var("HOME").unwrap_or_default());
+    let home = work_dir.join("home");
+    crate::platform::home::prepare(&home, &mut env).map_err(io(&home))?;
     Ok(Snapshot {
         app_dir,
         platform_dir,
@@ -204,14 +238,41 @@ fn snapshot(
         order,
         target: Target::host(),
         env,
-        explicit: !inputs.buildpacks.is_empty(),
+        explicit: !inputs.buildpacks.is_empty()
+            || project.as_ref().is_some_and(|p| !p.group.is_empty()),
         commit: git_commit(&app_src),
         app_src,
+        user_env: vars,
     })
 }
 
-/// The groups to detect from: the built-ins' default order, or the one group `given`
-/// (built-in ids and buildpack dirs), with their dirs under `bp_root`.
+/// The config vars as `<platform>/env/<NAME>` files, readable by the build's user only:
+/// they are secrets.
+fn write_platform_env(env_dir: &Path, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(env_dir)
+        .map_err(io(env_dir))?;
+    for (k, v) in vars {
+        let p = env_dir.join(k);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(io(&p))?;
+        f.write_all(v.as_bytes()).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// The groups to detect from: the built-ins' default order, or the groups of the one group
+/// `given` (built-in ids and buildpack dirs, meta-buildpacks expanded), with their dirs under
+/// `bp_root`.
 fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildError> {
     let builtin = |id: &str| -> Result<Buildpack, BuildError> {
         let dir = bp_root.join(escape_id(id));
@@ -234,35 +295,83 @@ fn order(given: &[String], bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildE
     }
     let mut group = Vec::new();
     for (i, given) in given.iter().enumerate() {
-        let bp = if buildpacks::find(given).is_some() {
-            builtin(given)?
+        let loaded = if buildpacks::find(given).is_some() {
+            Loaded::Component(builtin(given)?)
         } else {
             let dir = PathBuf::from(given);
-            let mut bp = descriptor::load(&dir)?;
-            if bp.kind == Kind::Classic {
-                // A private copy: classic buildpacks may write into their own dir (`export`).
-                let copy = bp_root.join(format!("classic-{i}"));
-                std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
-                let how = slugc_fs::Options {
-                    dir_modes: true,
-                    ..slugc_fs::Options::default()
-                };
-                slugc_fs::copy_tree(&bp.dir, &copy, &how).map_err(|e| BuildError::Io {
-                    path: e.path,
-                    source: e.source,
-                })?;
-                bp.dir = copy;
-            } else {
-                bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+            match descriptor::load_any(&dir)? {
+                Loaded::Component(mut bp) if bp.kind == Kind::Classic => {
+                    // A private copy: classic buildpacks may write into their own dir (`export`).
+                    let copy = bp_root.join(format!("classic-{i}"));
+                    std::fs::create_dir_all(bp_root).map_err(io(bp_root))?;
+                    let how = slugc_fs::Options {
+                        dir_modes: true,
+                        ..slugc_fs::Options::default()
+                    };
+                    slugc_fs::copy_tree(&bp.dir, &copy, &how).map_err(|e| BuildError::Io {
+                        path: e.path,
+                        source: e.source,
+                    })?;
+                    bp.dir = copy;
+                    Loaded::Component(bp)
+                }
+                Loaded::Component(mut bp) => {
+                    bp.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+                    Loaded::Component(bp)
+                }
+                Loaded::Meta(mut meta) => {
+                    meta.dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
+                    Loaded::Meta(meta)
+                }
             }
-            bp
         };
-        group.push(Candidate {
-            buildpack: bp,
-            optional: false,
-        });
+        group.push((loaded, false));
     }
-    Ok(vec![group])
+    let lookup = |id: &str| -> Result<Option<Buildpack>, OrderError> {
+        if buildpacks::find(id).is_none() {
+            return Ok(None);
+        }
+        builtin(id)
+            .map(Some)
+            .map_err(|e| OrderError::Builtin(e.to_string()))
+    };
+    Ok(order::expand(&group, &lookup)?)
+}
+
+/// The order of project.toml's group: its buildpack dirs and built-in ids, each id checked
+/// to be a built-in of the version asked for (this platform fetches no buildpacks).
+fn project_order(p: &Project, bp_root: &Path) -> Result<Vec<Vec<Candidate>>, BuildError> {
+    let mut given = Vec::new();
+    for entry in &p.group {
+        match entry {
+            GroupRef::Dir(dir) => given.push(dir.to_string_lossy().into_owned()),
+            GroupRef::Id { id, version } => {
+                if buildpacks::find(id).is_none() {
+                    return Err(BuildError::ProjectGroup {
+                        path: p.path.clone(),
+                        message: format!(
+                            "[[io.buildpacks.group]] id {id:?} is not a built-in buildpack; give its dir as uri"
+                        ),
+                    });
+                }
+                given.push(id.clone());
+                if let Some(wanted) = version {
+                    let dir = bp_root.join(escape_id(id));
+                    buildpacks::materialise(id, &dir, BinMode::Link)?;
+                    let have = descriptor::load(&dir)?.version;
+                    if have != *wanted {
+                        return Err(BuildError::ProjectGroup {
+                            path: p.path.clone(),
+                            message: format!(
+                                "[[io.buildpacks.group]] {id} version {wanted} is asked for; the built-in is {have}"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    order(&given, bp_root)
 }
 
 fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
@@ -277,6 +386,7 @@ fn detect_order(s: &Snapshot, order: &[Vec<Candidate>]) -> Result<Detected, Buil
         scratch: &scratch,
         target: &s.target,
         env: &s.env,
+        user_env: &s.user_env,
     };
     Ok(detect::detect(order, &ctx)?)
 }
@@ -436,6 +546,7 @@ fn run_group(
         work_dir: &snapshot.work_dir,
         target: &snapshot.target,
         env: snapshot.env.clone(),
+        user_env: snapshot.user_env.clone(),
         cache,
         engine_env: crate::export::engine_env(content, mtime, app_dir),
         source_version: snapshot.commit.as_deref(),
@@ -450,7 +561,6 @@ fn run_group(
             None => all = Some(detected),
             Some(all) => {
                 all.group.extend(detected.group);
-                all.plans.extend(detected.plans);
                 all.deps.extend(detected.deps);
             }
         }
@@ -569,6 +679,8 @@ mod tests {
                 version: "1".to_string(),
                 name: id.to_string(),
                 kind,
+                clear_env: false,
+                targets: Vec::new(),
             },
             optional: false,
         }

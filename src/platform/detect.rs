@@ -3,9 +3,10 @@
 //! (<https://github.com/buildpacks/spec/blob/main/buildpack.md#phase-1-detection>).
 
 use super::descriptor::{Buildpack, Kind};
+use super::env::{with_user_env, EnvMap};
 use super::escape_id;
 use super::output::{self, Show};
-use super::target::Target;
+use super::target::{describe_target, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ struct Provide {
 #[derive(Debug, Clone, Deserialize)]
 struct Require {
     name: String,
+    /// Deprecated since Buildpack API 0.3: kept as `metadata.version` (see [`fold_version`]).
+    #[serde(default)]
+    version: Option<String>,
     #[serde(default)]
     metadata: toml::Table,
 }
@@ -70,8 +74,8 @@ pub struct RequiredBy {
 #[derive(Debug, Clone)]
 pub struct Detected {
     pub group: Vec<Buildpack>,
-    /// Per group member, the entries its build receives.
-    pub plans: Vec<Vec<PlanEntry>>,
+    /// The resolved plan: each dependency, its providers and what requires it. The build
+    /// hands it out provider by provider ([`plan_for`]).
     pub deps: Vec<ResolvedDep>,
     /// What the log calls the app: a classic detect's output, or the first buildpack's name.
     pub description: String,
@@ -118,7 +122,56 @@ pub struct DetectContext<'a> {
     /// Scratch dir for plan files.
     pub scratch: &'a Path,
     pub target: &'a Target,
-    pub env: &'a super::env::EnvMap,
+    pub env: &'a EnvMap,
+    /// The user-provided env (`--env`, `--env-file`, project.toml), set in the environment
+    /// of CNB buildpacks that do not `clear-env`.
+    pub user_env: &'a EnvMap,
+}
+
+/// Entries of the plan `id` builds with: every `requires` of each dependency it provides
+/// (<https://github.com/buildpacks/spec/blob/main/buildpack.md#phase-5-build-component-buildpacks-only>).
+pub fn plan_for(deps: &[ResolvedDep], id: &str) -> Vec<PlanEntry> {
+    deps.iter()
+        .filter(|d| d.providers.iter().any(|p| p == id))
+        .flat_map(|d| {
+            d.requires.iter().map(|r| PlanEntry {
+                name: d.name.clone(),
+                metadata: r.metadata.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A `[[requires]]` top-level `version` becomes `metadata.version`, with a warning: the
+/// lifecycle of Buildpack API 0.2 did so before the key was removed. Both given and
+/// different is an error.
+fn fold_version(id: &str, plan: &mut DetectPlan) -> Result<(), String> {
+    let sections = std::iter::once(&mut plan.main).chain(plan.or.iter_mut());
+    for section in sections {
+        for r in &mut section.requires {
+            let Some(version) = r.version.take() else {
+                continue;
+            };
+            match r.metadata.get("version") {
+                Some(toml::Value::String(v)) if *v == version => {}
+                Some(_) => {
+                    return Err(format!(
+                        "[[requires]] {:?} has a \"version\" and a different \"metadata.version\"",
+                        r.name
+                    ))
+                }
+                None => {
+                    r.metadata
+                        .insert("version".into(), toml::Value::String(version));
+                }
+            }
+            crate::say!(
+                " !     Warning: {id}: [[requires]] {:?}: the top-level \"version\" key is deprecated; it is kept as \"metadata.version\", which is where it belongs",
+                r.name
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectError> {
@@ -130,9 +183,27 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let plan_path = dir.join("plan.toml");
     std::fs::write(&plan_path, "").map_err(io_err(&plan_path))?;
+    if matches!(bp.kind, Kind::Cnb { .. }) && !bp.targets.iter().any(|t| ctx.target.satisfies(t)) {
+        let wanted: Vec<String> = bp.targets.iter().map(describe_target).collect();
+        return Ok(Outcome::Fail {
+            output: vec![format!(
+                "it wants the target {}; this build is {}",
+                wanted.join(" or "),
+                ctx.target.describe()
+            )],
+        });
+    }
     let exe = bp.dir.join("bin/detect");
     let mut cmd = Command::new(&exe);
-    cmd.current_dir(ctx.app_dir).env_clear().envs(ctx.env);
+    cmd.current_dir(ctx.app_dir).env_clear();
+    match bp.kind {
+        Kind::Cnb { .. } if !bp.clear_env => {
+            cmd.envs(&with_user_env(ctx.env, ctx.user_env));
+        }
+        _ => {
+            cmd.envs(ctx.env);
+        }
+    }
     match bp.kind {
         Kind::Classic => {
             // Heroku sets STACK for every classic phase.
@@ -171,10 +242,15 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
         }),
         (Kind::Cnb { .. }, 0) => {
             let text = std::fs::read_to_string(&plan_path).map_err(io_err(&plan_path))?;
-            let plan: DetectPlan = toml::from_str(&text).map_err(|e| DetectError::BadPlan {
+            let mut plan: DetectPlan = toml::from_str(&text).map_err(|e| DetectError::BadPlan {
                 id: bp.id.clone(),
                 path: plan_path.clone(),
                 message: e.message().to_string(),
+            })?;
+            fold_version(&bp.id, &mut plan).map_err(|message| DetectError::BadPlan {
+                id: bp.id.clone(),
+                path: plan_path.clone(),
+                message,
             })?;
             Ok(Outcome::Pass {
                 plan,
@@ -190,11 +266,9 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
 }
 
 /// Resolve one trial: each member's chosen plan section, or `None` when an optional member
-/// is left out. Returns the per-member plans and the resolved deps when every `requires` is
-/// met by an earlier-or-same `provides` and every `provides` by a later-or-same `requires`.
-fn resolve_trial(
-    members: &[(&Buildpack, Option<&PlanSection>)],
-) -> Option<(Vec<Vec<PlanEntry>>, Vec<ResolvedDep>)> {
+/// is left out. Returns the resolved deps when every `requires` is met by an earlier-or-same
+/// `provides` and every `provides` by a later-or-same `requires`.
+fn resolve_trial(members: &[(&Buildpack, Option<&PlanSection>)]) -> Option<Vec<ResolvedDep>> {
     #[derive(Default)]
     struct Dep {
         providers: Vec<usize>,
@@ -231,19 +305,10 @@ fn resolve_trial(
     if deps.values().any(|d| !d.unrequired.is_empty()) {
         return None;
     }
-    let mut plans = vec![Vec::new(); members.len()];
     let mut ordered: Vec<(&String, &Dep)> = deps.iter().collect();
     ordered.sort_by_key(|(_, d)| d.first_seen);
     let mut resolved = Vec::new();
     for (name, d) in ordered {
-        for &p in &d.providers {
-            for (_, metadata) in &d.requires {
-                plans[p].push(PlanEntry {
-                    name: name.clone(),
-                    metadata: metadata.clone(),
-                });
-            }
-        }
         resolved.push(ResolvedDep {
             name: name.clone(),
             providers: d
@@ -261,7 +326,7 @@ fn resolve_trial(
                 .collect(),
         });
     }
-    Some((plans, resolved))
+    Some(resolved)
 }
 
 /// Each group member with its chosen plan section, or `None` when an optional one is left out.
@@ -272,10 +337,10 @@ type Trial<'a> = Vec<(&'a Buildpack, Option<&'a PlanSection>)>;
 fn search<'a>(
     passed: &'a [(Buildpack, bool, DetectPlan)],
     chosen: &mut Trial<'a>,
-) -> Option<(Trial<'a>, Vec<Vec<PlanEntry>>, Vec<ResolvedDep>)> {
+) -> Option<(Trial<'a>, Vec<ResolvedDep>)> {
     let i = chosen.len();
     if i == passed.len() {
-        return resolve_trial(chosen).map(|(plans, deps)| (chosen.clone(), plans, deps));
+        return resolve_trial(chosen).map(|deps| (chosen.clone(), deps));
     }
     let (bp, optional, plan) = &passed[i];
     let mut options: Vec<Option<&PlanSection>> = vec![Some(&plan.main)];
@@ -341,22 +406,18 @@ pub fn detect(order: &[Vec<Candidate>], ctx: &DetectContext) -> Result<Detected,
             continue;
         }
         match search(&passed, &mut Vec::new()) {
-            Some((chosen, plans, deps)) => {
+            Some((chosen, deps)) => {
                 let mut group = Vec::new();
-                let mut group_plans = Vec::new();
                 let mut description = None;
-                for ((bp, section), (plan, name)) in chosen.iter().zip(plans.into_iter().zip(names))
-                {
+                for ((bp, section), name) in chosen.iter().zip(names) {
                     if section.is_none() {
                         continue;
                     }
                     description.get_or_insert(name);
                     group.push((*bp).clone());
-                    group_plans.push(plan);
                 }
                 return Ok(Detected {
                     group,
-                    plans: group_plans,
                     deps,
                     description: description.unwrap_or_default(),
                 });
@@ -381,6 +442,8 @@ mod tests {
             version: "1".into(),
             name: id.into(),
             kind: Kind::Cnb { api: "0.10".into() },
+            clear_env: false,
+            targets: Vec::new(),
         }
     }
 
@@ -394,10 +457,11 @@ mod tests {
         let b = bp("b");
         let pa = plan("[[provides]]\nname = \"node\"\n");
         let pb = plan("[[requires]]\nname = \"node\"\n[requires.metadata]\nversion = \"22\"\n");
-        let (plans, deps) = resolve_trial(&[(&a, Some(&pa.main)), (&b, Some(&pb.main))]).unwrap();
-        assert_eq!(plans[0].len(), 1);
-        assert_eq!(plans[0][0].metadata["version"].as_str(), Some("22"));
-        assert!(plans[1].is_empty());
+        let deps = resolve_trial(&[(&a, Some(&pa.main)), (&b, Some(&pb.main))]).unwrap();
+        let plan_a = plan_for(&deps, "a");
+        assert_eq!(plan_a.len(), 1);
+        assert_eq!(plan_a[0].metadata["version"].as_str(), Some("22"));
+        assert!(plan_for(&deps, "b").is_empty());
         assert_eq!(deps[0].providers, vec!["a"]);
     }
 
@@ -421,7 +485,7 @@ mod tests {
         let pa = plan("[[requires]]\nname = \"x\"\n[[or]]\n");
         let pb = plan("[[provides]]\nname = \"y\"\n");
         let passed = vec![(a.clone(), false, pa), (b.clone(), true, pb)];
-        let (chosen, _, _) = search(&passed, &mut Vec::new()).unwrap();
+        let (chosen, _) = search(&passed, &mut Vec::new()).unwrap();
         assert!(chosen[0].1.is_some());
         assert!(
             chosen[1].1.is_none(),

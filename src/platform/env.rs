@@ -30,6 +30,34 @@ pub fn from_libcnb(env: &Env) -> EnvMap {
         .collect()
 }
 
+/// The layer path variables: user-provided values are prepended to them rather than
+/// replacing them (<https://github.com/buildpacks/spec/blob/main/buildpack.md#provided-by-the-platform>).
+const LAYER_PATH_VARS: &[&str] = &[
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LIBRARY_PATH",
+    "CPATH",
+    "PKG_CONFIG_PATH",
+];
+
+/// `env` with the user-provided env set in it, for a buildpack without `clear-env`: layer
+/// path variables get the user's value prepended (`:`-separated), others are overridden.
+pub fn with_user_env(env: &EnvMap, user: &EnvMap) -> EnvMap {
+    let mut out = env.clone();
+    for (k, v) in user {
+        match out.get(k) {
+            Some(old) if LAYER_PATH_VARS.contains(&k.as_str()) && !old.is_empty() => {
+                let joined = format!("{v}:{old}");
+                out.insert(k.clone(), joined);
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Apply a `build = true` layer's env (`env/`, `env.build/`, and `bin`, `lib`, `include`,
 /// `pkgconfig` paths) for the buildpacks that follow.
 pub fn apply_build_layer(env: &EnvMap, layer_dir: &Path) -> std::io::Result<EnvMap> {
@@ -302,6 +330,23 @@ pub fn launch_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_env_prepends_layer_paths_and_overrides_the_rest() {
+        let env = EnvMap::from([
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("A".to_string(), "old".to_string()),
+        ]);
+        let user = EnvMap::from([
+            ("PATH".to_string(), "/mine".to_string()),
+            ("A".to_string(), "new".to_string()),
+            ("B".to_string(), "b".to_string()),
+        ]);
+        let out = with_user_env(&env, &user);
+        assert_eq!(out["PATH"], "/mine:/usr/bin");
+        assert_eq!(out["A"], "new");
+        assert_eq!(out["B"], "b");
+    }
 
     #[test]
     fn relocates_build_root_to_home() {

@@ -6,6 +6,11 @@
 //! `default = true` wins, as in the lifecycle's builder), and classic buildpacks'
 //! `default_process_types` come last. Lifecycle reference:
 //! <https://github.com/buildpacks/lifecycle/blob/main/phase/builder.go> (`processMap`).
+//!
+//! Buildpacks written for the lifecycle name their executables by absolute layer paths
+//! (`<layers>/<layer>/bin/x` in `command`, `args` or `working-dir`). The slug runs wherever it
+//! is unpacked (`slug run`, `/app` in an image), with `$HOME` at the app root, so the build
+//! root in a process is rewritten to `$HOME` as the launch env is (README, "The platform").
 
 use libcnb_data::launch::{Label, ProcessType};
 use serde::Deserialize;
@@ -113,8 +118,70 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// The process as one shell command line, the form Heroku's `process_types` holds.
-fn command_line(p: &RawProcess) -> String {
+/// The pieces of `text` around each occurrence of `root` that is a whole path prefix (followed
+/// by `/` or by nothing that could continue a file name), as (text before, root follows).
+fn split_root<'a>(text: &'a str, root: &str) -> Vec<(&'a str, bool)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !root.is_empty() {
+        let Some(at) = rest.find(root) else { break };
+        let after = &rest[at + root.len()..];
+        let whole = after
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || "-_.".contains(c)));
+        if whole {
+            out.push((&rest[..at], true));
+        } else {
+            out.push((&rest[..at + root.len()], false));
+        }
+        rest = after;
+    }
+    out.push((rest, false));
+    out
+}
+
+/// One word of a command, shell-quoted, with the build root made `"$HOME"`.
+fn relocated_word(word: &str, root: &str) -> String {
+    let pieces = split_root(word, root);
+    if pieces.len() == 1 {
+        return shell_quote(word);
+    }
+    let mut out = String::new();
+    let mut literal = String::new();
+    for (text, root_follows) in pieces {
+        literal.push_str(text);
+        if root_follows {
+            if !literal.is_empty() {
+                out.push_str(&shell_quote(&literal));
+                literal.clear();
+            }
+            out.push_str("\"$HOME\"");
+        }
+    }
+    if !literal.is_empty() {
+        out.push_str(&shell_quote(&literal));
+    }
+    out
+}
+
+/// A `bash -c` script with the build root made `${HOME}`: right where the path is bare or in
+/// double quotes, which is how scripts name paths; inside single quotes it would not expand
+/// (README, "The platform").
+fn relocated_script(script: &str, root: &str) -> String {
+    let mut out = String::new();
+    for (text, root_follows) in split_root(script, root) {
+        out.push_str(text);
+        if root_follows {
+            out.push_str("${HOME}");
+        }
+    }
+    out
+}
+
+/// The process as one shell command line, the form Heroku's `process_types` holds, with the
+/// build root `root` made `$HOME`.
+fn command_line(p: &RawProcess, root: &str) -> String {
     let mut words: Vec<String> = match &p.command {
         // API 0.9: a string command is the executable itself.
         CommandField::Shell(s) => vec![s.clone()],
@@ -122,22 +189,31 @@ fn command_line(p: &RawProcess) -> String {
     };
     words.extend(p.args.iter().cloned());
     let line = match words.as_slice() {
-        [sh, flag, script] if (sh == "bash" || sh == "sh") && flag == "-c" => script.clone(),
+        [sh, flag, script] if (sh == "bash" || sh == "sh") && flag == "-c" => {
+            relocated_script(script, root)
+        }
         _ => words
             .iter()
-            .map(|w| shell_quote(w))
+            .map(|w| relocated_word(w, root))
             .collect::<Vec<_>>()
             .join(" "),
     };
     match &p.working_dir {
-        Some(dir) if !dir.is_empty() && dir != "." => format!("cd {} && {line}", shell_quote(dir)),
+        Some(dir) if !dir.is_empty() && dir != "." => {
+            format!("cd {} && {line}", relocated_word(dir, root))
+        }
         _ => line,
     }
 }
 
 /// Read and validate `<layers>/launch.toml` of buildpack `id` (Buildpack API `api`); a
-/// missing file declares nothing.
-pub fn read_launch(layers_dir: &Path, id: &str, api: &str) -> Result<LaunchFile, LaunchError> {
+/// missing file declares nothing. `build_root` (the app dir of the build) becomes `$HOME`.
+pub fn read_launch(
+    layers_dir: &Path,
+    id: &str,
+    api: &str,
+    build_root: &Path,
+) -> Result<LaunchFile, LaunchError> {
     let path = layers_dir.join("launch.toml");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -155,6 +231,7 @@ pub fn read_launch(layers_dir: &Path, id: &str, api: &str) -> Result<LaunchFile,
         path: path.clone(),
         message: e.message().to_string(),
     })?;
+    let root = build_root.to_string_lossy();
     let mut file = LaunchFile::default();
     for p in &raw.processes {
         let name = p.r#type.clone();
@@ -191,7 +268,7 @@ pub fn read_launch(layers_dir: &Path, id: &str, api: &str) -> Result<LaunchFile,
             }
             file.default = Some(name.clone());
         }
-        file.processes.push((name, command_line(p)));
+        file.processes.push((name, command_line(p, &root)));
     }
     file.labels = raw.labels.into_iter().map(|l| (l.key, l.value)).collect();
     Ok(file)
@@ -283,7 +360,7 @@ mod tests {
     fn launch(text: &str, api: &str) -> Result<LaunchFile, LaunchError> {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("launch.toml"), text).unwrap();
-        read_launch(tmp.path(), "test/bp", api)
+        read_launch(tmp.path(), "test/bp", api, Path::new("/nowhere"))
     }
 
     #[test]
@@ -360,6 +437,36 @@ value = "platform"
             Err(LaunchError::StringCommand { .. })
         ));
         assert!(launch(string, "0.9").is_ok());
+    }
+
+    #[test]
+    fn build_root_becomes_home_in_words_scripts_and_working_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("launch.toml"),
+            r#"
+[[processes]]
+type = "a"
+command = ["/w/app/.layers/x/bin/run", "it's /w/app/data", "/w/apple"]
+working-dir = "/w/app/.layers/x"
+
+[[processes]]
+type = "b"
+command = ["bash", "-c", "cd /w/app/.layers/x && exec \"/w/app/.layers/x/run\" /w/apples"]
+"#,
+        )
+        .unwrap();
+        let p = read_launch(tmp.path(), "test/bp", "0.10", Path::new("/w/app"))
+            .unwrap()
+            .processes;
+        assert_eq!(
+            p[0].1,
+            "cd \"$HOME\"/.layers/x && \"$HOME\"/.layers/x/bin/run 'it'\\''s '\"$HOME\"/data /w/apple"
+        );
+        assert_eq!(
+            p[1].1,
+            "cd ${HOME}/.layers/x && exec \"${HOME}/.layers/x/run\" /w/apples"
+        );
     }
 
     #[test]

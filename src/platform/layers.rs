@@ -90,6 +90,69 @@ pub fn read_layers(layers_dir: &Path) -> Result<Vec<Layer>, LayerError> {
     Ok(layers)
 }
 
+/// Rename the dir of every layer without a type (`launch`, `build` and `cache` all false) to
+/// `<layer>.ignore`, so that later buildpacks cannot depend on it
+/// (<https://github.com/buildpacks/spec/blob/main/buildpack.md#ignored-layers>); returns the
+/// typed layers.
+pub fn ignore_untyped(layers: Vec<Layer>) -> Result<Vec<Layer>, LayerError> {
+    let mut typed = Vec::new();
+    for layer in layers {
+        let t = &layer.types;
+        if t.launch || t.build || t.cache {
+            typed.push(layer);
+            continue;
+        }
+        if layer.dir.is_dir() {
+            let ignored = layer.dir.with_file_name(format!("{}.ignore", layer.name));
+            slugc_fs::remove(&ignored).map_err(io(&ignored))?;
+            std::fs::rename(&layer.dir, &ignored).map_err(io(&layer.dir))?;
+        }
+    }
+    Ok(typed)
+}
+
+/// Executable files under `dir` whose shebang names `root` (the build root): they cannot run
+/// from the slug, which is unpacked elsewhere, and the platform does not rewrite file
+/// contents (README, "The platform"). At most `limit` are returned; symlinks are not
+/// followed.
+pub fn shebangs_naming(dir: &Path, root: &Path, limit: usize) -> Vec<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let prefix = format!("#!{}/", root.display());
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            let executable = ft.is_file()
+                && entry
+                    .metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            if !executable {
+                continue;
+            }
+            let mut head = vec![0; prefix.len()];
+            let read = std::fs::File::open(entry.path()).and_then(|mut f| f.read_exact(&mut head));
+            if read.is_ok() && head == prefix.as_bytes() {
+                found.push(entry.path());
+                if found.len() == limit {
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Restore a buildpack's cached layers from `cached` into `layers_dir`, metadata without
 /// `[types]`. Returns the names restored.
 pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerError> {
@@ -154,6 +217,26 @@ pub fn save(layers_dir: &Path, layers: &[Layer], dest: &Path) -> Result<(), Laye
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_executables_whose_shebang_names_the_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("app");
+        let bin = root.join(".layers/bp/l/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let write = |name: &str, text: String, mode: u32| {
+            std::fs::write(bin.join(name), text).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        };
+        let layer_interp = format!("#!{}/.layers/bp/l/bin/interp\n", root.display());
+        write("bad", layer_interp.clone(), 0o755);
+        write("not-executable", layer_interp, 0o644);
+        write("fine", "#!/usr/bin/env interp\n".into(), 0o755);
+        let found = shebangs_naming(&root.join(".layers/bp/l"), &root, 10);
+        assert_eq!(found, [bin.join("bad")]);
+    }
 
     #[test]
     fn restore_strips_types_and_skips_uncached() {

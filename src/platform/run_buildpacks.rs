@@ -4,7 +4,7 @@
 
 use super::classic::{self, ClassicError, Release};
 use super::descriptor::{Buildpack, Kind};
-use super::detect::{Detected, PlanEntry};
+use super::detect::{plan_for, Detected, PlanEntry};
 use super::env::{self, EnvMap, LaunchLayer};
 use super::escape_id;
 use super::launch::{self, LaunchError, Processes};
@@ -13,7 +13,7 @@ use super::output::{self, Show};
 use super::target::Target;
 use crate::cache::{Cache, CacheError};
 use crate::exit::{self, ExitCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +37,21 @@ pub enum BuildpackError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("buildpack {id}: {source}")]
+    LayerMetadata { id: String, source: LayerError },
+    #[error("buildpack {id}: invalid {path}: {message}")]
+    BuildToml {
+        id: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("buildpack {id}: {path}: [[unmet]] name {name:?} is not an entry of its buildpack plan (it has: {entries})")]
+    UnmetNotInPlan {
+        id: String,
+        path: PathBuf,
+        name: String,
+        entries: String,
+    },
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
@@ -53,6 +68,9 @@ impl ExitCode for BuildpackError {
             BuildpackError::Temporary { .. } => exit::TEMPORARY,
             BuildpackError::InvalidInput { .. } => exit::INVALID_INPUT,
             BuildpackError::Failed { .. }
+            | BuildpackError::LayerMetadata { .. }
+            | BuildpackError::BuildToml { .. }
+            | BuildpackError::UnmetNotInPlan { .. }
             | BuildpackError::Classic(_)
             | BuildpackError::Launch(_) => exit::BUILDPACK_FAILED,
             _ => exit::OTHER,
@@ -75,6 +93,9 @@ pub struct Context<'a> {
     pub target: &'a Target,
     /// The environment the first buildpack gets.
     pub env: EnvMap,
+    /// The user-provided env, set over the build env of each CNB buildpack that does not
+    /// `clear-env` (<https://github.com/buildpacks/spec/blob/main/buildpack.md#provided-by-the-platform>).
+    pub user_env: EnvMap,
     pub cache: Option<&'a Cache>,
     /// Set for every CNB buildpack on top of `env` (the engine's offers, such as
     /// `slug_format::offer::ENV`); not part of the build env that layers modify.
@@ -106,6 +127,60 @@ struct PlanFile<'a> {
     entries: &'a [PlanEntry],
 }
 
+/// `<layers>/build.toml`: the plan entries a buildpack left for the next provider
+/// (<https://github.com/buildpacks/spec/blob/main/buildpack.md#buildtoml-toml>). Other keys
+/// (the deprecated `bom`) are not read.
+#[derive(Deserialize, Default)]
+struct BuildToml {
+    #[serde(default)]
+    unmet: Vec<Unmet>,
+}
+
+#[derive(Deserialize)]
+struct Unmet {
+    name: String,
+}
+
+/// The names of `plan` the buildpack met: all but its `[[unmet]]`, each of which must name
+/// an entry of its plan (the lifecycle's `validateUnmet`).
+fn met_names(
+    bp: &Buildpack,
+    layers_dir: &Path,
+    plan: &[PlanEntry],
+) -> Result<Vec<String>, BuildpackError> {
+    let path = layers_dir.join("build.toml");
+    let build: BuildToml = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| BuildpackError::BuildToml {
+            id: bp.id.clone(),
+            path: path.clone(),
+            message: e.message().to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BuildToml::default(),
+        Err(source) => return Err(BuildpackError::Io { path, source }),
+    };
+    for unmet in &build.unmet {
+        if !plan.iter().any(|e| e.name == unmet.name) {
+            let mut names: Vec<&str> = plan.iter().map(|e| e.name.as_str()).collect();
+            names.dedup();
+            return Err(BuildpackError::UnmetNotInPlan {
+                id: bp.id.clone(),
+                path,
+                name: unmet.name.clone(),
+                entries: if names.is_empty() {
+                    "no entries".into()
+                } else {
+                    names.join(", ")
+                },
+            });
+        }
+    }
+    Ok(plan
+        .iter()
+        .filter(|e| !build.unmet.iter().any(|u| u.name == e.name))
+        .map(|e| e.name.clone())
+        .collect())
+}
+
 /// Run a buildpack's build or compile with its output streamed: exit 0 passes, 75 is a
 /// temporary failure, 30 is invalid app input (a malformed manifest file the buildpack
 /// reads), anything else fails the build. 30 and 75 are slugc's conventions; the CNB spec
@@ -128,13 +203,14 @@ fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), Bui
     }
 }
 
+/// Run one CNB buildpack; returns the plan entry names it met.
 fn run_cnb(
     bp: &Buildpack,
     plan: &[PlanEntry],
     ctx: &Context,
     env: &mut EnvMap,
     built: &mut Built,
-) -> Result<(), BuildpackError> {
+) -> Result<Vec<String>, BuildpackError> {
     let escaped = escape_id(&bp.id);
     let layers_dir = ctx.app_dir.join(".layers").join(&escaped);
     std::fs::create_dir_all(&layers_dir).map_err(io(&layers_dir))?;
@@ -153,10 +229,13 @@ fn run_cnb(
 
     let exe = bp.dir.join("bin/build");
     let mut cmd = Command::new(&exe);
-    cmd.current_dir(ctx.app_dir)
-        .env_clear()
-        .envs(env.iter())
-        .arg(&layers_dir)
+    cmd.current_dir(ctx.app_dir).env_clear();
+    if bp.clear_env {
+        cmd.envs(env.iter());
+    } else {
+        cmd.envs(env::with_user_env(env, &ctx.user_env).iter());
+    }
+    cmd.arg(&layers_dir)
         .arg(ctx.platform_dir)
         .arg(&plan_path)
         .env("CNB_BUILDPACK_DIR", &bp.dir)
@@ -167,12 +246,23 @@ fn run_cnb(
         .envs(ctx.engine_env.iter().map(|(k, v)| (k, v)));
     run_streamed(bp, &exe, &mut cmd)?;
 
-    let layers = layers::read_layers(&layers_dir)?;
+    let layers =
+        layers::read_layers(&layers_dir).map_err(|source| BuildpackError::LayerMetadata {
+            id: bp.id.clone(),
+            source,
+        })?;
+    let layers = layers::ignore_untyped(layers)?;
+    let met = met_names(bp, &layers_dir, plan)?;
     for layer in &layers {
         if layer.types.build {
             *env = env::apply_build_layer(env, &layer.dir).map_err(io(&layer.dir))?;
         }
         if layer.types.launch && layer.dir.is_dir() {
+            // The built-ins make their launch layers relocatable themselves; other buildpacks
+            // are told what cannot run from the slug.
+            if crate::buildpacks::find(&bp.id).is_none() {
+                warn_shebangs(bp, &layer.dir, ctx.app_dir);
+            }
             built.launch_layers.push(ExportLayer {
                 buildpack_id: escaped.clone(),
                 name: layer.name.clone(),
@@ -180,12 +270,35 @@ fn run_cnb(
             });
         }
     }
-    let launch = launch::read_launch(&layers_dir, &bp.id, bp.api())?;
+    let launch = launch::read_launch(&layers_dir, &bp.id, bp.api(), ctx.app_dir)?;
     if let Some(warning) = built.processes.add_buildpack(launch) {
         crate::say!(" !     {warning}");
     }
     built.cnb_layers.push((escaped, layers_dir, layers));
-    Ok(())
+    Ok(met)
+}
+
+/// Files a launch layer can only run at the build root: a warning names them (see
+/// `layers::shebangs_naming`).
+fn warn_shebangs(bp: &Buildpack, layer_dir: &Path, build_root: &Path) {
+    const SHOWN: usize = 5;
+    let found = layers::shebangs_naming(layer_dir, build_root, SHOWN + 1);
+    for path in found.iter().take(SHOWN) {
+        let rel = path.strip_prefix(build_root).unwrap_or(path);
+        crate::say!(
+            " !     Warning: {}: {} has a shebang naming the build dir ({}); it will not run from the slug. Use `#!/usr/bin/env <interpreter>` with the layer's bin on PATH.",
+            bp.id,
+            rel.display(),
+            build_root.display()
+        );
+    }
+    if found.len() > SHOWN {
+        crate::say!(
+            " !     Warning: {}: more such files in {}",
+            bp.id,
+            layer_dir.display()
+        );
+    }
 }
 
 fn run_classic(
@@ -340,10 +453,18 @@ impl<'a> GroupRun<'a> {
 
     /// Run every buildpack of `detected`, in order.
     pub fn run(&mut self, detected: &Detected) -> Result<(), BuildpackError> {
-        for (bp, plan) in detected.group.iter().zip(&detected.plans) {
+        // What is left of the plan: a dependency reaches a later provider only when the ones
+        // before listed it as `[[unmet]]`
+        // (<https://github.com/buildpacks/spec/blob/main/buildpack.md#unmet-buildpack-plan-entries>).
+        let mut remaining = detected.deps.clone();
+        for bp in &detected.group {
             crate::say!("-----> {} {}", bp.name, bp.version);
             match bp.kind {
-                Kind::Cnb { .. } => run_cnb(bp, plan, &self.ctx, &mut self.env, &mut self.built)?,
+                Kind::Cnb { .. } => {
+                    let plan = plan_for(&remaining, &bp.id);
+                    let met = run_cnb(bp, &plan, &self.ctx, &mut self.env, &mut self.built)?;
+                    remaining.retain(|d| !met.contains(&d.name));
+                }
                 Kind::Classic => {
                     run_classic(bp, self.ran, &self.ctx, &mut self.env, &mut self.built)?
                 }

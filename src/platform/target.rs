@@ -1,5 +1,8 @@
-//! The build host as CNB targets describe it, read from `/etc/os-release` (`CNB_TARGET_*`).
+//! The build host as CNB targets describe it, read from `/etc/os-release` (`CNB_TARGET_*`),
+//! and whether a buildpack's `[[targets]]` accept it
+//! (<https://github.com/buildpacks/spec/blob/main/buildpack.md#targets-1>).
 
+use libcnb_data::buildpack::BuildpackTarget;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,63 @@ impl Target {
             ("CNB_TARGET_DISTRO_VERSION", self.distro_version.clone()),
         ]
     }
+}
+
+/// A field a target leaves out, or the host does not know, matches anything (the lifecycle's
+/// `TargetSatisfiedForBuild`).
+fn matches(host: &str, wanted: Option<&str>) -> bool {
+    match wanted {
+        None | Some("") => true,
+        Some(w) => host.is_empty() || host == w,
+    }
+}
+
+impl Target {
+    /// True when `wanted` accepts this host: `os`, `arch` and `variant` match, and one of its
+    /// `distros` (if any) does; a host without a known distro matches no `distros`. The host
+    /// has no arch variant.
+    pub fn satisfies(&self, wanted: &BuildpackTarget) -> bool {
+        matches(&self.os, wanted.os.as_deref())
+            && matches(&self.arch, wanted.arch.as_deref())
+            && matches("", wanted.variant.as_deref())
+            && (wanted.distros.is_empty()
+                || !self.distro_name.is_empty()
+                    && wanted.distros.iter().any(|d| {
+                        matches(&self.distro_name, Some(&d.name))
+                            && matches(&self.distro_version, Some(&d.version))
+                    }))
+    }
+
+    /// The host as the detect report shows it: `linux/amd64 debian 12`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}/{}", self.os, self.arch);
+        if !self.distro_name.is_empty() {
+            s.push_str(&format!(" {} {}", self.distro_name, self.distro_version));
+        }
+        s
+    }
+}
+
+/// A buildpack target as the detect report shows it: `linux/arm64 ubuntu 22.04`, `*` for
+/// a field left out.
+pub fn describe_target(t: &BuildpackTarget) -> String {
+    let mut s = format!(
+        "{}/{}",
+        t.os.as_deref().unwrap_or("*"),
+        t.arch.as_deref().unwrap_or("*")
+    );
+    if let Some(v) = &t.variant {
+        s.push_str(&format!("/{v}"));
+    }
+    if !t.distros.is_empty() {
+        let d: Vec<String> = t
+            .distros
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version))
+            .collect();
+        s.push_str(&format!(" {}", d.join(" or ")));
+    }
+    s
 }
 
 fn parse_os_release(text: &str) -> BTreeMap<String, String> {
