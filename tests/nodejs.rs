@@ -9,7 +9,18 @@ use std::process::Command;
 use support::{assert_built, fixture, free_port, unpack, Built, Running};
 
 fn slug_build(app: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Built {
+    slug_build_with(app, out, cache, extra, &[])
+}
+
+fn slug_build_with(
+    app: &Path,
+    out: &Path,
+    cache: &Path,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> Built {
     let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+        .envs(env.iter().copied())
         .arg("build")
         .arg(app)
         .arg("--output")
@@ -487,11 +498,15 @@ fn heroku_scripts_run_in_heroku_order_and_no_lockfile_means_npm_install() {
 fn native_addon_compiles_against_the_buildpacks_headers_and_is_reproducible() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let built = slug_build(
+    // No user npmrc: what npm says about the build's own settings is all the log shows.
+    let no_npmrc = tmp.path().join("empty-npmrc");
+    std::fs::write(&no_npmrc, "").unwrap();
+    let built = slug_build_with(
         &fixture("node-native-addon"),
         &tmp.path().join("out"),
         &cache,
         &[],
+        &[("npm_config_userconfig", &no_npmrc)],
     );
     assert_built(&built);
     assert!(
@@ -504,6 +519,9 @@ fn native_addon_compiles_against_the_buildpacks_headers_and_is_reproducible() {
         "{}",
         built.log
     );
+    // Compiled against the headers layer without npm 12 warning about how node-gyp is told
+    // where they are.
+    assert!(!built.log.contains("Unknown env config"), "{}", built.log);
     let files = listing(&built.slug);
     let build_dir: Vec<&String> = files.iter().filter(|f| f.contains("app/build/")).collect();
     assert_eq!(

@@ -32,8 +32,26 @@ struct EnvInputs<'a> {
     node_headers: Option<&'a Path>,
     tool_bin: &'a Path,
     tool: Tool,
+    tool_version: &'a str,
     cache_dir: &'a Path,
     app_dir: &'a Path,
+}
+
+/// Whether this package manager warns about `npm_config_*` variables it does not know
+/// (npm 11.2 and later; <https://github.com/npm/cli/issues/8153>).
+fn warns_on_unknown_env_config(tool: Tool, version: &str) -> bool {
+    if tool != Tool::Npm {
+        return false;
+    }
+    // A version npm's registry gave and we resolved: unparseable only if npm changed its
+    // scheme, which would be a newer npm.
+    let (Ok(version), Ok(from)) = (
+        nodejs_semver::Version::parse(version),
+        nodejs_semver::Range::parse(">=11.2.0-0"),
+    ) else {
+        return true;
+    };
+    version.satisfies(&from)
 }
 
 /// The environment every tool and script runs with: runtime, tool and the app's
@@ -48,8 +66,14 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         ("NODE_ENV", "production".into()),
     ];
     if let Some(headers) = inputs.node_headers {
-        // node-gyp reads it from the environment (npm itself warns that it does not know it).
-        defaults.push(("npm_config_nodedir", headers.into()));
+        // node-gyp 11.4+ reads its options from `npm_package_config_node_gyp_*`, which npm
+        // leaves alone; npm 11.2+ warns on every `npm_config_nodedir` it sees, and npm 13 will
+        // refuse it (<https://github.com/nodejs/node-gyp/issues/3163>). Older node-gyps (npm
+        // 10's, Yarn 1's, pnpm's) only read the latter, which nothing warns about there.
+        defaults.push(("npm_package_config_node_gyp_nodedir", headers.into()));
+        if !warns_on_unknown_env_config(inputs.tool, inputs.tool_version) {
+            defaults.push(("npm_config_nodedir", headers.into()));
+        }
     }
     match inputs.tool {
         Tool::Npm => defaults.push(("npm_config_cache", inputs.cache_dir.into())),
@@ -117,6 +141,7 @@ impl Toolchain {
             node_headers,
             tool_bin: &tool.bin,
             tool: tool.tool,
+            tool_version: &tool.version,
             cache_dir: &cache_dir,
             app_dir: &context.app_dir,
         });
@@ -377,6 +402,7 @@ mod tests {
             node_headers: Some(Path::new("/l/node_headers")),
             tool_bin: Path::new("/l/npm/bin"),
             tool: Tool::Npm,
+            tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),
             app_dir: Path::new("/w/app"),
         });
@@ -393,5 +419,21 @@ mod tests {
             env.get_string_lossy("NPM_CONFIG_PRODUCTION").unwrap(),
             "false"
         );
+        // npm 12 would warn about npm_config_nodedir on every command.
+        assert_eq!(
+            env.get_string_lossy("npm_package_config_node_gyp_nodedir")
+                .unwrap(),
+            "/l/node_headers"
+        );
+        assert!(env.get("npm_config_nodedir").is_none());
+    }
+
+    #[test]
+    fn only_npm_from_11_2_warns_on_unknown_env_config() {
+        assert!(warns_on_unknown_env_config(Tool::Npm, "12.2.2"));
+        assert!(warns_on_unknown_env_config(Tool::Npm, "11.2.0"));
+        assert!(!warns_on_unknown_env_config(Tool::Npm, "11.1.0"));
+        assert!(!warns_on_unknown_env_config(Tool::Npm, "10.9.2"));
+        assert!(!warns_on_unknown_env_config(Tool::YarnClassic, "1.22.22"));
     }
 }
