@@ -92,8 +92,39 @@ pub(crate) fn keep_newest(mut entries: Vec<Entry>, max_bytes: u64) -> Collected 
     collected
 }
 
+/// The files of `dir` (none when it does not exist) as `(path, name, size, mtime)`, after
+/// removing the temporary files of dead builds and those `doomed` names (their bytes are
+/// added to `removed_bytes`).
+pub(crate) fn listing(
+    dir: &Path,
+    doomed: impl Fn(&str) -> bool,
+    removed_bytes: &mut u64,
+) -> io::Result<Vec<(PathBuf, String, u64, SystemTime)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    for item in entries {
+        let item = item?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = item.metadata() else { continue };
+        let modified = meta.modified().unwrap_or(now);
+        if stale_temp(&name, modified, now) || doomed(&name) {
+            if std::fs::remove_file(item.path()).is_ok() {
+                *removed_bytes += meta.len();
+            }
+            continue;
+        }
+        files.push((item.path(), name, meta.len(), modified));
+    }
+    Ok(files)
+}
+
 /// Whether `name` is a temporary file left by a build that died.
-pub(crate) fn stale_temp(name: &str, modified: SystemTime, now: SystemTime) -> bool {
+fn stale_temp(name: &str, modified: SystemTime, now: SystemTime) -> bool {
     name.starts_with(".tmp-") && now.duration_since(modified).unwrap_or_default() > STALE_TEMP
 }
 

@@ -13,7 +13,7 @@
 //! crash can leave a torn entry, which the next read rejects. Bounded with the part cache by
 //! [`crate::content::ContentCache::gc`] (each read touches the entry's mtime).
 
-use crate::content::{stale_temp, Entry};
+use crate::content::{self, Entry};
 use crate::hex;
 use sha2::{Digest as _, Sha256, Sha512};
 use std::fs::File;
@@ -135,34 +135,17 @@ impl Downloads {
     /// Every entry, for [`crate::content::ContentCache::gc`]; removes temporary files of dead
     /// builds on the way (their bytes are added to `removed_bytes`).
     pub(crate) fn entries(&self, removed_bytes: &mut u64) -> io::Result<Vec<Entry>> {
-        let listing = match std::fs::read_dir(&self.dir) {
-            Ok(l) => l,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let now = SystemTime::now();
-        let mut entries = Vec::new();
-        for item in listing {
-            let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = item.metadata() else { continue };
-            let modified = meta.modified().unwrap_or(now);
-            if stale_temp(&name, modified, now) {
-                if std::fs::remove_file(item.path()).is_ok() {
-                    *removed_bytes += meta.len();
-                }
-                continue;
-            }
-            if name.starts_with("sha256-") || name.starts_with("sha512-") {
-                entries.push(Entry {
-                    last_use: modified,
-                    bytes: meta.len(),
-                    files: vec![item.path()],
-                    name,
-                });
-            }
-        }
-        Ok(entries)
+        let files = content::listing(&self.dir, |_| false, removed_bytes)?;
+        Ok(files
+            .into_iter()
+            .filter(|(_, name, _, _)| name.starts_with("sha256-") || name.starts_with("sha512-"))
+            .map(|(path, name, bytes, last_use)| Entry {
+                last_use,
+                bytes,
+                files: vec![path],
+                name,
+            })
+            .collect())
     }
 }
 

@@ -17,7 +17,7 @@
 //! between its two opens only misses. Bounded: each use touches the entry's mtime, and
 //! [`PartCache::gc`] removes the least recently used entries above a size cap.
 
-use crate::content::{self, stale_temp, Collected, Entry};
+use crate::content::{self, Collected, Entry};
 use crate::export::Hashing;
 use crate::store::{self, Staged, StoreError};
 use crate::{gzip, hex};
@@ -133,41 +133,23 @@ impl PartCache {
     /// Every entry of this compressor; removes the others' entries and temporary files of
     /// dead builds on the way (their bytes are added to `removed_bytes`).
     pub(crate) fn entries(&self, removed_bytes: &mut u64) -> io::Result<Vec<Entry>> {
-        let listing = match std::fs::read_dir(&self.dir) {
-            Ok(l) => l,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
         let ours = format!("part-{}-", self.engine);
-        let now = SystemTime::now();
-        let mut entries = Vec::new();
-        for item in listing {
-            let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = item.metadata() else { continue };
-            let modified = meta.modified().unwrap_or(now);
-            let foreign = name.starts_with("part-") && !name.starts_with(&ours);
-            if stale_temp(&name, modified, now) || foreign {
-                if std::fs::remove_file(item.path()).is_ok() {
-                    *removed_bytes += meta.len();
-                }
-                continue;
-            }
-            if let Some(digest) = name
-                .strip_prefix(&ours)
-                .and_then(|rest| rest.strip_suffix(".gz"))
-            {
+        let foreign = |name: &str| name.starts_with("part-") && !name.starts_with(&ours);
+        let files = content::listing(&self.dir, foreign, removed_bytes)?;
+        Ok(files
+            .into_iter()
+            .filter_map(|(_, name, bytes, last_use)| {
+                let digest = name.strip_prefix(&ours)?.strip_suffix(".gz")?;
                 let sum = std::fs::metadata(self.sum_path(digest)).map_or(0, |m| m.len());
-                entries.push(Entry {
-                    last_use: modified,
-                    bytes: meta.len() + sum,
+                Some(Entry {
+                    last_use,
+                    bytes: bytes + sum,
                     // The .sum first: without it the entry is a miss.
                     files: vec![self.sum_path(digest), self.path(digest)],
                     name: digest.to_string(),
-                });
-            }
-        }
-        Ok(entries)
+                })
+            })
+            .collect())
     }
 }
 

@@ -100,19 +100,15 @@ impl Staged {
 
 /// Writes `bytes` to `<dir>/<final_name>` atomically (see [`Staged::commit`]).
 pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
-    let mut staged = Staged::new(dir)?;
-    staged
-        .file()
-        .write_all(bytes)
-        .map_err(|source| StoreError::Write {
-            path: staged.temp_path().to_path_buf(),
-            source,
-        })?;
-    staged.commit(final_name)
+    staged_bytes(dir, bytes)?.commit(final_name)
 }
 
 /// Writes `bytes` to `<dir>/<final_name>` atomically, replacing what was there.
 pub fn replace_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    staged_bytes(dir, bytes)?.replace(final_name)
+}
+
+fn staged_bytes(dir: &Path, bytes: &[u8]) -> Result<Staged, StoreError> {
     let mut staged = Staged::new(dir)?;
     staged
         .file()
@@ -121,7 +117,7 @@ pub fn replace_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<Path
             path: staged.temp_path().to_path_buf(),
             source,
         })?;
-    staged.replace(final_name)
+    Ok(staged)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
