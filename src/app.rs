@@ -6,6 +6,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// The largest `.slugignore` read (README, "Reliability").
+pub const SLUGIGNORE_CAP: u64 = slugc_fs::input::MANIFEST_CAP;
+
 /// Never copied: version control, and the dir the engine keeps layers in.
 const ALWAYS_EXCLUDED: &[&str] = &[".git", ".hg", ".svn", ".layers"];
 
@@ -20,8 +23,14 @@ pub enum AppError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    BadSlugignore { path: PathBuf, message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    BadSlugignore {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}", .0)]
+    Input(slugc_fs::input::InputError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -137,18 +146,24 @@ impl Walk<'_> {
 /// leave out (the cache and output dirs when they sit inside the app). Returns warnings.
 pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<String>, AppError> {
     let mut builder = GitignoreBuilder::new(src);
-    let slugignore = src.join(".slugignore");
-    if slugignore.is_file() {
-        if let Some(e) = builder.add(&slugignore) {
-            return Err(AppError::BadSlugignore {
-                path: slugignore,
-                message: e.to_string(),
-            });
-        }
+    let slugignore = PathBuf::from(".slugignore");
+    // Read boundedly and added line by line: `GitignoreBuilder::add` would follow any symlink
+    // and read without a limit.
+    let text = slugc_fs::input::read_app_text(src, ".slugignore", SLUGIGNORE_CAP)
+        .map_err(AppError::Input)?;
+    for (index, line) in text.as_deref().unwrap_or_default().lines().enumerate() {
+        builder
+            .add_line(Some(slugignore.clone()), line)
+            .map_err(|e| AppError::BadSlugignore {
+                path: slugignore.clone(),
+                line: index + 1,
+                message: slugc_fs::input::clip(&e.to_string()).into_owned(),
+            })?;
     }
     let ignore = builder.build().map_err(|e| AppError::BadSlugignore {
         path: slugignore.clone(),
-        message: e.to_string(),
+        line: 0,
+        message: slugc_fs::input::clip(&e.to_string()).into_owned(),
     })?;
     std::fs::create_dir_all(dest).map_err(|source| AppError::Write {
         path: dest.to_path_buf(),

@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum DotenvError {
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -25,16 +25,17 @@ pub enum DotenvError {
         line: usize,
         message: String,
     },
-    #[error("{path}: cannot read env file: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("cannot read env file {}", .0)]
+    Read(slugc_fs::input::InputError),
 }
 
-/// Read and parse one env file; pairs in file order (a later duplicate wins when applied).
+/// The largest env file read (README, "Reliability").
+pub const CAP: u64 = slugc_fs::input::MANIFEST_CAP;
+
+/// Read and parse one env file (a regular file of at most [`CAP`] bytes); pairs in file order
+/// (a later duplicate wins when applied).
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DotenvError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = slugc_fs::input::read_text(path, CAP).map_err(DotenvError::Read)?;
     parse(&text).map_err(|(line, message)| DotenvError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -88,7 +89,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
         if !valid_key(&key) {
             return Err((
                 start_line,
-                format!("invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"),
+                format!("invalid variable name {}: use letters, digits and '_', not starting with a digit", slugc_fs::input::quote(&key)),
             ));
         }
         i += 1; // '='
@@ -293,6 +294,9 @@ mod tests {
             .to_string()
             .starts_with(&format!("{}:2: ", path.display())));
         let e = read(&dir.path().join("missing.env")).unwrap_err();
-        assert!(e.to_string().contains("missing.env: cannot read env file"));
+        assert!(
+            e.to_string().contains("cannot read env file ")
+                && e.to_string().contains("missing.env")
+        );
     }
 }

@@ -14,7 +14,8 @@
 //! Slugs are read only through `slug_format::reader`, by [`inspect`], [`run`] (the dynos:
 //! `slug run`, `slug exec`, `slug test`), [`image`] (OCI images) and [`kubernetes`]
 //! (Kubernetes YAML). [`cli`] holds each subcommand's arguments and printing; [`exit`] the
-//! exit codes, [`dirs`] where things go by default.
+//! exit codes, [`dirs`] where things go by default, [`workdir`] the builds' private work
+//! dirs and the sweep of dead builds' ones.
 
 pub mod app;
 pub mod buildpacks;
@@ -32,3 +33,4 @@ pub mod platform;
 pub mod procfile;
 pub mod run;
 pub mod size;
+pub mod workdir;

@@ -25,6 +25,7 @@ use crate::platform::run_buildpacks::{self, BuildpackError, Built};
 use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::size;
+use crate::workdir::WorkDir;
 use slug_format::release::{BuildpackRef, Release, Stack, SCHEMA};
 use slug_format::store::{self, StoreError};
 use slug_format::{ExportError, Exported, PartCache};
@@ -103,8 +104,10 @@ pub enum BuildError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {message}")]
-    EnvFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    EnvFile(#[from] crate::config_vars::DotenvError),
+    #[error(transparent)]
+    Usage(#[from] crate::cli::EnvArgError),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -118,7 +121,9 @@ impl ExitCode for BuildError {
             BuildError::App(_)
             | BuildError::Procfile(_)
             | BuildError::Descriptor(_)
-            | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
+            | BuildError::EnvFile(_) => exit::INVALID_INPUT,
+            BuildError::Usage(_) => exit::USAGE,
+            BuildError::Detect(DetectError::InvalidInput { .. }) => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
             BuildError::Buildpack(e) => e.exit_code(),
@@ -139,10 +144,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 fn config_vars(inputs: &Inputs) -> Result<BTreeMap<String, String>, BuildError> {
     let mut vars = BTreeMap::new();
     for file in &inputs.env_files {
-        let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
-            path: file.clone(),
-            message: e.to_string(),
-        })?;
+        let pairs = crate::config_vars::read(file)?;
         vars.extend(pairs);
     }
     vars.extend(inputs.env.iter().cloned());
@@ -160,6 +162,9 @@ struct Snapshot {
     target: Target,
     env: EnvMap,
     procfile: Option<Procfile>,
+    /// The snapshot's warnings, printed once detection passed: a failure's first line is
+    /// its error.
+    warnings: Vec<String>,
 }
 
 /// `app_src` is the checked, absolute app dir (`app::check_app_dir`); `exclude`, paths under
@@ -172,18 +177,12 @@ fn snapshot(
 ) -> Result<Snapshot, BuildError> {
     let procfile = Procfile::read(&app_src)?;
     let vars = config_vars(inputs)?;
+    crate::platform::output::set_secrets(vars.values().cloned());
 
     let app_dir = work_dir.join("app");
-    for warning in app::snapshot(&app_src, &app_dir, exclude)? {
-        eprintln!(" !     {warning}");
-    }
+    let warnings = app::snapshot(&app_src, &app_dir, exclude)?;
     let platform_dir = work_dir.join("platform");
-    let env_dir = platform_dir.join("env");
-    std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
-    for (k, v) in &vars {
-        let p = env_dir.join(k);
-        std::fs::write(&p, v).map_err(io(&p))?;
-    }
+    write_platform_env(&platform_dir, &vars)?;
     let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
 
     let mut env: EnvMap = std::env::vars().collect();
@@ -199,7 +198,35 @@ fn snapshot(
         target: Target::host(),
         env,
         procfile,
+        warnings,
     })
+}
+
+/// The config vars as `<platform>/env/<KEY>` files, readable by the user alone: the dirs 0700,
+/// the files 0600 (the work dir around them is 0700 too, `workdir`).
+fn write_platform_env(
+    platform_dir: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let env_dir = platform_dir.join("env");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&env_dir)
+        .map_err(io(&env_dir))?;
+    for (k, v) in vars {
+        let p = env_dir.join(k);
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(io(&p))?;
+        file.write_all(v.as_bytes()).map_err(io(&p))?;
+    }
+    Ok(())
 }
 
 /// The groups to detect from: the built-ins' default order, or the one group `given`
@@ -271,13 +298,14 @@ fn run_detect(s: &Snapshot) -> Result<Detected, BuildError> {
 
 /// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
 pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
-    let work = tempfile::Builder::new()
-        .prefix("slugc-detect-")
-        .tempdir()
-        .map_err(io(&std::env::temp_dir()))?;
+    crate::workdir::sweep_all(None);
+    let tmp = std::env::temp_dir();
+    let work = WorkDir::create_in(&tmp, crate::workdir::DETECT_PREFIX).map_err(io(&tmp))?;
     let app_src = app::check_app_dir(&inputs.app_dir)?;
     let snapshot = snapshot(inputs, app_src, work.path(), &[])?;
-    run_detect(&snapshot)
+    let detected = run_detect(&snapshot)?;
+    print_warnings(&snapshot.warnings);
+    Ok(detected)
 }
 
 /// A build's outcome: the slug and its manifest, both in the store.
@@ -301,12 +329,14 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
             .unwrap_or_else(|| cache::default_dir(&app_src));
         Some(Cache::open(&dir)?)
     };
+    // Dead builds' work dirs hold their config vars: gone before this build adds its own.
+    crate::workdir::sweep_all(cache.as_ref().map(Cache::root));
     let work = match &cache {
         Some(c) => c.work_dir()?,
-        None => tempfile::Builder::new()
-            .prefix("slugc-build-")
-            .tempdir()
-            .map_err(io(&std::env::temp_dir()))?,
+        None => {
+            let tmp = std::env::temp_dir();
+            WorkDir::create_in(&tmp, crate::workdir::BUILD_PREFIX).map_err(io(&tmp))?
+        }
     };
     let mut exclude = vec![store_dir.clone()];
     if let Some(c) = &cache {
@@ -319,6 +349,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
 
     let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
     let detected = run_detect(&snapshot)?;
+    print_warnings(&snapshot.warnings);
     eprintln!("-----> {} app detected", detected.description);
 
     // The one buildpacks are offered for early compression and the export's: both must agree.
@@ -404,6 +435,9 @@ fn run_group(
         built.processes.set_procfile(procfile.processes.clone());
     }
     let process_types = built.processes.resolve();
+    // The buildpacks are done with the config vars: off the disk before the export.
+    let env_dir = snapshot.platform_dir.join("env");
+    slugc_fs::remove(&env_dir).map_err(io(&env_dir))?;
 
     let profile_dir = app_dir.join(".profile.d");
     std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
@@ -487,6 +521,12 @@ fn git_commit(app: &Path) -> Option<String> {
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!(" !     {warning}");
+    }
 }
 
 fn progress_wanted() -> bool {

@@ -3,8 +3,12 @@
 //! Type names follow `^[A-Za-z0-9_-]{1,63}$` (stricter than Heroku's `^[-\w]{1,128}$`, so
 //! that every name is also a valid DNS label part for `slug manifests`).
 
+use slugc_fs::input::{self, quote, InputError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The largest Procfile read (README, "Reliability").
+pub const CAP: u64 = input::MANIFEST_CAP;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Procfile {
@@ -12,16 +16,17 @@ pub struct Procfile {
     pub processes: Vec<(String, String)>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ProcfileError {
-    #[error("{path}:{line}: expected `type: command`, found {text:?}")]
+    #[error("{path}:{line}: expected `type: command`, found {}", quote(text))]
     NoColon {
         path: PathBuf,
         line: usize,
         text: String,
     },
     #[error(
-        "{path}:{line}: invalid process type {name:?}: use 1 to 63 letters, digits, '_' or '-'"
+        "{path}:{line}: invalid process type {}: use 1 to 63 letters, digits, '_' or '-'",
+        quote(name)
     )]
     BadName {
         path: PathBuf,
@@ -41,8 +46,8 @@ pub enum ProcfileError {
         name: String,
         first: usize,
     },
-    #[error("{path}: cannot read: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("{}", .0)]
+    Read(InputError),
 }
 
 pub fn valid_type_name(name: &str) -> bool {
@@ -53,22 +58,12 @@ pub fn valid_type_name(name: &str) -> bool {
 }
 
 impl Procfile {
-    /// Read `<app>/Procfile`; `Ok(None)` when there is none.
+    /// Read `<app>/Procfile` (bounded, inside the app: `slugc_fs::input`); `Ok(None)` when
+    /// there is none. Errors name it as `Procfile`, relative to the app.
     pub fn read(app_dir: &Path) -> Result<Option<Self>, ProcfileError> {
-        let path = app_dir.join("Procfile");
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| ProcfileError::Read {
-                    path: path.clone(),
-                    message: "not valid UTF-8".to_string(),
-                })?;
-                Self::parse(&text, &path).map(Some)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ProcfileError::Read {
-                path,
-                message: e.to_string(),
-            }),
+        match input::read_app_text(app_dir, "Procfile", CAP).map_err(ProcfileError::Read)? {
+            Some(text) => Self::parse(&text, Path::new("Procfile")).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -294,6 +294,18 @@ pub fn quote(text: &str) -> String {
     format!("{:?}… ({} bytes in all)", &text[..end], text.len())
 }
 
+/// Untrusted text for a log line, unquoted: at most [`QUOTE_MAX`] bytes, then `…`.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= QUOTE_MAX {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = QUOTE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
