@@ -31,6 +31,8 @@ pub enum AppError {
     },
     #[error("{}", .0)]
     Input(slugc_fs::input::InputError),
+    #[error("{}: {kind}, not a regular file, directory or symlink (list it in .slugignore to leave it out of the app)", path.display())]
+    Special { path: PathBuf, kind: &'static str },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -49,11 +51,25 @@ pub fn check_app_dir(dir: &Path) -> Result<PathBuf, AppError> {
     }
 }
 
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
 struct Walk<'a> {
     root: &'a Path,
     ignore: Gitignore,
     exclude: &'a [PathBuf],
-    warnings: Vec<String>,
 }
 
 impl Walk<'_> {
@@ -132,10 +148,12 @@ impl Walk<'_> {
                     source,
                 })?;
             } else {
-                self.warnings.push(format!(
-                    "skipped {}: not a regular file, directory or symlink",
-                    path.display()
-                ));
+                // A FIFO, socket or device cannot be part of a slug, and a buildpack reading
+                // it would block or never reach its end: refused, unless `.slugignore` names it.
+                return Err(AppError::Special {
+                    path: path.strip_prefix(self.root).unwrap_or(&path).to_path_buf(),
+                    kind: special_kind(&ft),
+                });
             }
         }
         Ok(())
@@ -143,8 +161,8 @@ impl Walk<'_> {
 }
 
 /// Copy `src` (an existing dir) into `dest` (created). `exclude` holds absolute paths to
-/// leave out (the cache and output dirs when they sit inside the app). Returns warnings.
-pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<String>, AppError> {
+/// leave out (the cache and output dirs when they sit inside the app).
+pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<(), AppError> {
     let mut builder = GitignoreBuilder::new(src);
     let slugignore = PathBuf::from(".slugignore");
     // Read boundedly and added line by line: `GitignoreBuilder::add` would follow any symlink
@@ -173,10 +191,8 @@ pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<Vec<Stri
         root: src,
         ignore,
         exclude,
-        warnings: Vec::new(),
     };
-    walk.copy_dir(src, dest)?;
-    Ok(walk.warnings)
+    walk.copy_dir(src, dest)
 }
 
 #[cfg(test)]

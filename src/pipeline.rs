@@ -162,9 +162,6 @@ struct Snapshot {
     target: Target,
     env: EnvMap,
     procfile: Option<Procfile>,
-    /// The snapshot's warnings, printed once detection passed: a failure's first line is
-    /// its error.
-    warnings: Vec<String>,
 }
 
 /// `app_src` is the checked, absolute app dir (`app::check_app_dir`); `exclude`, paths under
@@ -180,7 +177,7 @@ fn snapshot(
     crate::platform::output::set_secrets(vars.values().cloned());
 
     let app_dir = work_dir.join("app");
-    let warnings = app::snapshot(&app_src, &app_dir, exclude)?;
+    app::snapshot(&app_src, &app_dir, exclude)?;
     let platform_dir = work_dir.join("platform");
     write_platform_env(&platform_dir, &vars)?;
     let order = order(&inputs.buildpacks, &work_dir.join("buildpacks"))?;
@@ -198,7 +195,6 @@ fn snapshot(
         target: Target::host(),
         env,
         procfile,
-        warnings,
     })
 }
 
@@ -303,9 +299,7 @@ pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
     let work = WorkDir::create_in(&tmp, crate::workdir::DETECT_PREFIX).map_err(io(&tmp))?;
     let app_src = app::check_app_dir(&inputs.app_dir)?;
     let snapshot = snapshot(inputs, app_src, work.path(), &[])?;
-    let detected = run_detect(&snapshot)?;
-    print_warnings(&snapshot.warnings);
-    Ok(detected)
+    run_detect(&snapshot)
 }
 
 /// A build's outcome: the slug and its manifest, both in the store.
@@ -349,7 +343,6 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
 
     let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
     let detected = run_detect(&snapshot)?;
-    print_warnings(&snapshot.warnings);
     eprintln!("-----> {} app detected", detected.description);
 
     // The one buildpacks are offered for early compression and the export's: both must agree.
@@ -521,12 +514,6 @@ fn git_commit(app: &Path) -> Option<String> {
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !s.is_empty()).then_some(s)
-}
-
-fn print_warnings(warnings: &[String]) {
-    for warning in warnings {
-        eprintln!(" !     {warning}");
-    }
 }
 
 fn progress_wanted() -> bool {

@@ -61,7 +61,8 @@ impl RegistryConfig {
 
 /// `key=value` lines; `#`/`;` comments; `${VAR}` expanded from the environment as npm does.
 fn read_npmrc(path: &Path, env: EnvLookup<'_>) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // The app's `.npmrc` is app input: bounded, and a FIFO must not block the build.
+    let Ok(text) = slugc_fs::input::read_text(path, slugc_fs::input::MANIFEST_CAP) else {
         return BTreeMap::new();
     };
     parse_npmrc(&text, env)

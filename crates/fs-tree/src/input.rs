@@ -294,6 +294,20 @@ pub fn quote(text: &str) -> String {
     format!("{:?}… ({} bytes in all)", &text[..end], text.len())
 }
 
+/// A parser's message about untrusted text (which may quote the offending line, as TOML's
+/// does): each line clipped, at most 12 lines.
+pub fn clip_message(text: &str) -> String {
+    let mut lines: Vec<String> = text
+        .lines()
+        .take(12)
+        .map(|l| clip(l).into_owned())
+        .collect();
+    if text.lines().count() > 12 {
+        lines.push("…".to_string());
+    }
+    lines.join("\n")
+}
+
 /// Untrusted text for a log line, unquoted: at most [`QUOTE_MAX`] bytes, then `…`.
 pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= QUOTE_MAX {
