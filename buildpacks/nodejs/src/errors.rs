@@ -139,7 +139,7 @@ pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
     match &error {
         libcnb::Error::BuildpackError(e) => {
             // The first line says what and where: the engine shows it as its own error line.
-            eprintln!("error: {e}");
+            eprintln!("error: {}", slugc_fs::redact::redact(&e.to_string()));
             eprintln!("{}", e.fix());
             if e.is_temporary() {
                 std::process::exit(75);
@@ -148,7 +148,10 @@ pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
                 std::process::exit(30);
             }
         }
-        other => eprintln!("\n !     Node.js buildpack internal error: {other}"),
+        other => eprintln!(
+            "error: the Node.js buildpack failed: {}",
+            slugc_fs::redact::redact(&other.to_string())
+        ),
     }
     std::process::exit(1)
 }

@@ -163,7 +163,7 @@ impl Buildpack for PythonBuildpack {
     fn on_error(&self, error: libcnb::Error<Self::Error>) {
         match error {
             libcnb::Error::BuildpackError(e) => {
-                eprintln!("{}", e.user_message());
+                eprintln!("{}", slugc_fs::redact::redact(&e.user_message()));
                 if e.is_temporary() {
                     std::process::exit(75);
                 }
@@ -171,7 +171,10 @@ impl Buildpack for PythonBuildpack {
                     std::process::exit(30);
                 }
             }
-            other => eprintln!("error: the Python buildpack failed: {other}"),
+            other => eprintln!(
+                "error: the Python buildpack failed: {}",
+                slugc_fs::redact::redact(&other.to_string())
+            ),
         }
     }
 }
