@@ -151,7 +151,7 @@ impl Walk<'_> {
                 // A FIFO, socket or device cannot be part of a slug, and a buildpack reading
                 // it would block or never reach its end: refused, unless `.slugignore` names it.
                 return Err(AppError::Special {
-                    path: path.strip_prefix(self.root).unwrap_or(&path).to_path_buf(),
+                    path,
                     kind: special_kind(&ft),
                 });
             }
@@ -164,11 +164,11 @@ impl Walk<'_> {
 /// leave out (the cache and output dirs when they sit inside the app).
 pub fn snapshot(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<(), AppError> {
     let mut builder = GitignoreBuilder::new(src);
-    let slugignore = PathBuf::from(".slugignore");
+    let slugignore = src.join(".slugignore");
     // Read boundedly and added line by line: `GitignoreBuilder::add` would follow any symlink
     // and read without a limit.
     let text = slugc_fs::input::read_app_text(src, ".slugignore", SLUGIGNORE_CAP)
-        .map_err(AppError::Input)?;
+        .map_err(|e| AppError::Input(e.renamed(slugignore.display().to_string())))?;
     for (index, line) in text.as_deref().unwrap_or_default().lines().enumerate() {
         builder
             .add_line(Some(slugignore.clone()), line)

@@ -59,10 +59,13 @@ pub fn valid_type_name(name: &str) -> bool {
 
 impl Procfile {
     /// Read `<app>/Procfile` (bounded, inside the app: `slugc_fs::input`); `Ok(None)` when
-    /// there is none. Errors name it as `Procfile`, relative to the app.
+    /// there is none.
     pub fn read(app_dir: &Path) -> Result<Option<Self>, ProcfileError> {
-        match input::read_app_text(app_dir, "Procfile", CAP).map_err(ProcfileError::Read)? {
-            Some(text) => Self::parse(&text, Path::new("Procfile")).map(Some),
+        let path = app_dir.join("Procfile");
+        let text = input::read_app_text(app_dir, "Procfile", CAP)
+            .map_err(|e| ProcfileError::Read(e.renamed(path.display().to_string())))?;
+        match text {
+            Some(text) => Self::parse(&text, &path).map(Some),
             None => Ok(None),
         }
     }

@@ -201,14 +201,6 @@ fn a_malformed_env_flag_is_not_echoed() {
     }
 }
 
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
 #[test]
 fn env_files_are_private_while_the_build_runs() {
     let tmp = tmpfs_dir();

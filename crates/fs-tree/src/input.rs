@@ -51,6 +51,19 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// The same error naming the file `name` (an absolute path, say) instead.
+    pub fn renamed(mut self, new: String) -> Self {
+        match &mut self {
+            Self::OutsideApp { name }
+            | Self::BadLink { name, .. }
+            | Self::NotRegular { name, .. }
+            | Self::TooLarge { name, .. }
+            | Self::NotUtf8 { name, .. }
+            | Self::Io { name, .. } => *name = new,
+        }
+        self
+    }
+
     /// The file, as the message names it.
     pub fn name(&self) -> &str {
         match self {

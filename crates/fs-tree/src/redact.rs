@@ -34,9 +34,7 @@ pub fn redact(text: &str) -> String {
 pub fn strip_userinfo(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let end = rest
-                .find(|c: char| matches!(c, '/' | '?' | '#'))
-                .unwrap_or(rest.len());
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let (authority, path) = rest.split_at(end);
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             format!("{scheme}://{host}{path}")
