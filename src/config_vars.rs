@@ -103,7 +103,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                         None => {
                             return Err((
                                 start_line,
-                                format!("unterminated ' quote in the value of {key}"),
+                                format!(
+                                    "unterminated ' quote in the value of {}",
+                                    slugc_fs::input::clip(&key)
+                                ),
                             ))
                         }
                         Some('\'') => break,
@@ -128,7 +131,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                         None => {
                             return Err((
                                 start_line,
-                                format!("unterminated \" quote in the value of {key}"),
+                                format!(
+                                    "unterminated \" quote in the value of {}",
+                                    slugc_fs::input::clip(&key)
+                                ),
                             ))
                         }
                         Some('"') => break,
@@ -147,7 +153,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                                 None => {
                                     return Err((
                                         start_line,
-                                        format!("unterminated \" quote in the value of {key}"),
+                                        format!(
+                                            "unterminated \" quote in the value of {}",
+                                            slugc_fs::input::clip(&key)
+                                        ),
                                     ))
                                 }
                             }
@@ -216,7 +225,10 @@ fn trailing(chars: &[char], i: &mut usize, line: usize, key: &str) -> Result<(),
         }
         Some(_) => Err((
             line,
-            format!("unexpected text after the closing quote in the value of {key}"),
+            format!(
+                "unexpected text after the closing quote in the value of {}",
+                slugc_fs::input::clip(key)
+            ),
         )),
     }
 }
@@ -282,6 +294,19 @@ mod tests {
             .unwrap_err()
             .1
             .contains("invalid variable name"));
+    }
+
+    #[test]
+    fn errors_quote_a_bounded_part_of_the_line() {
+        let long_key = "K".repeat(100_000);
+        for text in [
+            format!("{long_key}='open\n"),
+            format!("{long_key}=\"x\" trailing\n"),
+            format!("1{long_key}=x\n"),
+        ] {
+            let (_, message) = parse(&text).unwrap_err();
+            assert!(message.len() < 400, "{} bytes", message.len());
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum NodejsBuildpackError {
     Lockfile(#[from] LockfileError),
     #[error("{what}: {source}")]
     Registry { what: String, source: RegistryError },
-    #[error("{range:?} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", nearest.join(", "))]
+    #[error("{} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
     ToolVersion {
         tool: &'static str,
         package: &'static str,
@@ -34,13 +34,13 @@ pub enum NodejsBuildpackError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the {step} failed: `{command}` {status}")]
+    #[error("the {step} failed: `{}` {status}", slugc_fs::input::clip(command))]
     Install {
         step: String,
         command: String,
         status: String,
     },
-    #[error("the {step} failed: `{command}` {status}")]
+    #[error("the {step} failed: `{}` {status}", slugc_fs::input::clip(command))]
     Script {
         step: String,
         command: String,

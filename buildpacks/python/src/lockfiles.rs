@@ -4,7 +4,7 @@
 use crate::errors::PythonBuildpackError;
 use crate::package_manager::PackageManager;
 use serde::Deserialize;
-use slugc_fs::input::{self, clip_message};
+use slugc_fs::input::{self, clip, clip_message};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -105,7 +105,8 @@ pub fn poetry_requirements(text: &str) -> Result<String, PythonBuildpackError> {
                     "poetry.lock",
                     format!(
                         "{} comes from a {} source, which the buildpack cannot install",
-                        p.name, source.kind
+                        clip(&p.name),
+                        clip(&source.kind)
                     ),
                 ));
             }
@@ -149,7 +150,10 @@ pub fn pipenv_requirements(text: &str) -> Result<String, PythonBuildpackError> {
         let version = entry.version.ok_or_else(|| {
             lock_error(
                 "Pipfile.lock",
-                format!("{name} has no pinned version (VCS and path entries are not supported)"),
+                format!(
+                    "{} has no pinned version (VCS and path entries are not supported)",
+                    clip(&name)
+                ),
             )
         })?;
         lines.push_str(&requirement_line(
