@@ -7,6 +7,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// The largest `.slugignore` read (README, "Reliability").
+pub const SLUGIGNORE_CAP: u64 = slugc_fs::input::MANIFEST_CAP;
+
 /// Never copied: version control, and the dir the engine keeps layers in.
 const ALWAYS_EXCLUDED: &[&str] = &[".git", ".hg", ".svn", ".layers"];
 
@@ -21,8 +24,18 @@ pub enum AppError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    BadSlugignore { path: PathBuf, message: String },
+    #[error("{}: [io.buildpacks] include/exclude: {message}", path.display())]
+    BadProjectPattern { path: PathBuf, message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    BadSlugignore {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}", .0)]
+    Input(slugc_fs::input::InputError),
+    #[error("{}: {kind}, not a regular file, directory or symlink (list it in .slugignore to leave it out of the app)", path.display())]
+    Special { path: PathBuf, kind: &'static str },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -50,13 +63,27 @@ pub struct ProjectRules {
     pub exclude: Vec<String>,
 }
 
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
 struct Walk<'a> {
     root: &'a Path,
     ignore: Gitignore,
     /// Only what this matches (or lies under a match) is copied.
     include: Option<Gitignore>,
     exclude: &'a [PathBuf],
-    warnings: Vec<String>,
 }
 
 impl Walk<'_> {
@@ -156,10 +183,12 @@ impl Walk<'_> {
                     source,
                 })?;
             } else {
-                self.warnings.push(format!(
-                    "skipped {}: not a regular file, directory or symlink",
-                    path.display()
-                ));
+                // A FIFO, socket or device cannot be part of a slug, and a buildpack reading
+                // it would block or never reach its end: refused, unless `.slugignore` names it.
+                return Err(AppError::Special {
+                    path,
+                    kind: special_kind(&ft),
+                });
             }
         }
         Ok(())
@@ -167,9 +196,9 @@ impl Walk<'_> {
 }
 
 fn matcher(root: &Path, source: &Path, patterns: &[String]) -> Result<Gitignore, AppError> {
-    let bad = |e: ignore::Error| AppError::BadSlugignore {
+    let bad = |e: ignore::Error| AppError::BadProjectPattern {
         path: source.to_path_buf(),
-        message: e.to_string(),
+        message: slugc_fs::input::clip(&e.to_string()).into_owned(),
     };
     let mut builder = GitignoreBuilder::new(root);
     for p in patterns {
@@ -181,34 +210,40 @@ fn matcher(root: &Path, source: &Path, patterns: &[String]) -> Result<Gitignore,
 }
 
 /// Copy `src` (an existing dir) into `dest` (created). `exclude` holds absolute paths to
-/// leave out (the cache and output dirs when they sit inside the app). Returns warnings.
+/// leave out (the cache and output dirs when they sit inside the app).
 pub fn snapshot(
     src: &Path,
     dest: &Path,
     exclude: &[PathBuf],
     project: &ProjectRules,
-) -> Result<Vec<String>, AppError> {
+) -> Result<(), AppError> {
     let mut builder = GitignoreBuilder::new(src);
     for p in &project.exclude {
         builder
             .add_line(Some(project.source.clone()), p)
-            .map_err(|e| AppError::BadSlugignore {
+            .map_err(|e| AppError::BadProjectPattern {
                 path: project.source.clone(),
-                message: e.to_string(),
+                message: slugc_fs::input::clip(&e.to_string()).into_owned(),
             })?;
     }
     let slugignore = src.join(".slugignore");
-    if slugignore.is_file() {
-        if let Some(e) = builder.add(&slugignore) {
-            return Err(AppError::BadSlugignore {
-                path: slugignore,
-                message: e.to_string(),
-            });
-        }
+    // Read boundedly and added line by line: `GitignoreBuilder::add` would follow any symlink
+    // and read without a limit.
+    let text = slugc_fs::input::read_app_text(src, ".slugignore", SLUGIGNORE_CAP)
+        .map_err(|e| AppError::Input(e.renamed(slugignore.display().to_string())))?;
+    for (index, line) in text.as_deref().unwrap_or_default().lines().enumerate() {
+        builder
+            .add_line(Some(slugignore.clone()), line)
+            .map_err(|e| AppError::BadSlugignore {
+                path: slugignore.clone(),
+                line: index + 1,
+                message: slugc_fs::input::clip(&e.to_string()).into_owned(),
+            })?;
     }
     let ignore = builder.build().map_err(|e| AppError::BadSlugignore {
         path: slugignore.clone(),
-        message: e.to_string(),
+        line: 0,
+        message: slugc_fs::input::clip(&e.to_string()).into_owned(),
     })?;
     std::fs::create_dir_all(dest).map_err(|source| AppError::Write {
         path: dest.to_path_buf(),
@@ -224,10 +259,8 @@ pub fn snapshot(
         ignore,
         include,
         exclude,
-        warnings: Vec::new(),
     };
-    walk.copy_dir(src, dest, false)?;
-    Ok(walk.warnings)
+    walk.copy_dir(src, dest, false)
 }
 
 #[cfg(test)]

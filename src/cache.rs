@@ -215,14 +215,11 @@ impl Cache {
         Ok(dir)
     }
 
-    /// A fresh work dir inside the cache (same filesystem, so layers hardlink).
-    pub fn work_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+    /// A fresh, private, locked work dir inside the cache (same filesystem, so layers
+    /// hardlink).
+    pub fn work_dir(&self) -> Result<crate::workdir::WorkDir, CacheError> {
         let base = self.root.join("work");
-        std::fs::create_dir_all(&base).map_err(io(&base))?;
-        tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&base)
-            .map_err(io(&base))
+        crate::workdir::WorkDir::create_in(&base, crate::workdir::CACHE_PREFIX).map_err(io(&base))
     }
 }
 

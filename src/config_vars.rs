@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum DotenvError {
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -25,16 +25,17 @@ pub enum DotenvError {
         line: usize,
         message: String,
     },
-    #[error("{path}: cannot read env file: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("cannot read env file {}", .0)]
+    Read(slugc_fs::input::InputError),
 }
 
-/// Read and parse one env file; pairs in file order (a later duplicate wins when applied).
+/// The largest env file read (README, "Reliability").
+pub const CAP: u64 = slugc_fs::input::MANIFEST_CAP;
+
+/// Read and parse one env file (a regular file of at most [`CAP`] bytes); pairs in file order
+/// (a later duplicate wins when applied).
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DotenvError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = slugc_fs::input::read_text(path, CAP).map_err(DotenvError::Read)?;
     parse(&text).map_err(|(line, message)| DotenvError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -88,7 +89,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
         if !valid_key(&key) {
             return Err((
                 start_line,
-                format!("invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"),
+                format!("invalid variable name {}: use letters, digits and '_', not starting with a digit", slugc_fs::input::quote(&key)),
             ));
         }
         i += 1; // '='
@@ -102,7 +103,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                         None => {
                             return Err((
                                 start_line,
-                                format!("unterminated ' quote in the value of {key}"),
+                                format!(
+                                    "unterminated ' quote in the value of {}",
+                                    slugc_fs::input::clip(&key)
+                                ),
                             ))
                         }
                         Some('\'') => break,
@@ -127,7 +131,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                         None => {
                             return Err((
                                 start_line,
-                                format!("unterminated \" quote in the value of {key}"),
+                                format!(
+                                    "unterminated \" quote in the value of {}",
+                                    slugc_fs::input::clip(&key)
+                                ),
                             ))
                         }
                         Some('"') => break,
@@ -146,7 +153,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
                                 None => {
                                     return Err((
                                         start_line,
-                                        format!("unterminated \" quote in the value of {key}"),
+                                        format!(
+                                            "unterminated \" quote in the value of {}",
+                                            slugc_fs::input::clip(&key)
+                                        ),
                                     ))
                                 }
                             }
@@ -215,9 +225,22 @@ fn trailing(chars: &[char], i: &mut usize, line: usize, key: &str) -> Result<(),
         }
         Some(_) => Err((
             line,
-            format!("unexpected text after the closing quote in the value of {key}"),
+            format!(
+                "unexpected text after the closing quote in the value of {}",
+                slugc_fs::input::clip(key)
+            ),
         )),
     }
+}
+
+/// A malformed `--env`: the message never shows the value, which is often a secret (clap's
+/// own value-parser errors echo the whole argument, so `--env` is checked here instead).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvArgError {
+    #[error("--env expects KEY=VALUE: argument {index} of --env has no '=' (not shown: it may hold a secret)")]
+    NoEquals { index: usize },
+    #[error("--env: {} is not a valid variable name: use letters, digits and '_', not starting with a digit (the value is not shown)", slugc_fs::input::quote(.key))]
+    BadKey { key: String },
 }
 
 #[cfg(test)]
@@ -284,6 +307,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_quote_a_bounded_part_of_the_line() {
+        let long_key = "K".repeat(100_000);
+        for text in [
+            format!("{long_key}='open\n"),
+            format!("{long_key}=\"x\" trailing\n"),
+            format!("1{long_key}=x\n"),
+        ] {
+            let (_, message) = parse(&text).unwrap_err();
+            assert!(message.len() < 400, "{} bytes", message.len());
+        }
+    }
+
+    #[test]
     fn read_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.env");
@@ -293,6 +329,9 @@ mod tests {
             .to_string()
             .starts_with(&format!("{}:2: ", path.display())));
         let e = read(&dir.path().join("missing.env")).unwrap_err();
-        assert!(e.to_string().contains("missing.env: cannot read env file"));
+        assert!(
+            e.to_string().contains("cannot read env file ")
+                && e.to_string().contains("missing.env")
+        );
     }
 }

@@ -15,7 +15,8 @@
 //! Slugs are read only through `slug_format::reader`, by [`inspect`], [`run`] (the dynos:
 //! `slug run`, `slug exec`, `slug test`), [`image`] (OCI images) and [`kubernetes`]
 //! (Kubernetes YAML). [`cli`] holds each subcommand's arguments and printing; [`exit`] the
-//! exit codes, [`dirs`] where things go by default, [`log`] the build log on stderr.
+//! exit codes, [`dirs`] where things go by default, [`log`] the build log on stderr,
+//! [`workdir`] the builds' private work dirs and the sweep of dead builds' ones.
 
 pub mod app;
 pub mod buildpacks;
@@ -35,3 +36,4 @@ pub mod procfile;
 pub mod project;
 pub mod run;
 pub mod size;
+pub mod workdir;

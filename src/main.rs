@@ -98,10 +98,12 @@ fn report<E: std::error::Error + ExitCode>(result: Result<i32, E>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            slugc::say!("error: {e}");
+            // URL credentials never reach the terminal, whichever error carries one.
+            let redact = |text: &dyn std::fmt::Display| slugc_fs::redact::redact(&text.to_string());
+            slugc::say!("error: {}", redact(&e));
             let mut source = e.source();
             while let Some(cause) = source {
-                slugc::say!("  caused by: {cause}");
+                slugc::say!("  caused by: {}", redact(&cause));
                 source = cause.source();
             }
             e.exit_code()

@@ -27,6 +27,7 @@ use crate::platform::target::Target;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::project::{self, GroupRef, Project, ProjectError};
 use crate::size;
+use crate::workdir::WorkDir;
 use slug_format::release::{
     BuildRelease, BuildpackRef, Release, Stack, EMBEDDED_PATH, EMBEDDED_SCHEMA,
 };
@@ -113,8 +114,10 @@ pub enum BuildError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {message}")]
-    EnvFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    EnvFile(#[from] crate::config_vars::DotenvError),
+    #[error(transparent)]
+    Usage(#[from] crate::config_vars::EnvArgError),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -131,7 +134,9 @@ impl ExitCode for BuildError {
             | BuildError::Order(_)
             | BuildError::Project(_)
             | BuildError::ProjectGroup { .. }
-            | BuildError::EnvFile { .. } => exit::INVALID_INPUT,
+            | BuildError::EnvFile(_) => exit::INVALID_INPUT,
+            BuildError::Usage(_) => exit::USAGE,
+            BuildError::Detect(DetectError::InvalidInput { .. }) => exit::INVALID_INPUT,
             BuildError::Detect(DetectError::NoneDetected { .. }) => exit::NO_BUILDPACK,
             BuildError::Detect(_) => exit::BUILDPACK_FAILED,
             BuildError::Buildpack(e) => e.exit_code(),
@@ -159,10 +164,7 @@ fn config_vars(
         vars.extend(p.env.iter().cloned());
     }
     for file in &inputs.env_files {
-        let pairs = crate::config_vars::read(file).map_err(|e| BuildError::EnvFile {
-            path: file.clone(),
-            message: e.to_string(),
-        })?;
+        let pairs = crate::config_vars::read(file)?;
         vars.extend(pairs);
     }
     vars.extend(inputs.env.iter().cloned());
@@ -201,6 +203,7 @@ fn snapshot(
     Procfile::read(&app_src)?;
     let project = project::read(&app_src, &mut |w| crate::say!(" !     {w}"))?;
     let vars = config_vars(inputs, project.as_ref())?;
+    crate::platform::output::set_secrets(vars.values().cloned());
 
     let app_dir = work_dir.join("app");
     let rules = project
@@ -211,12 +214,9 @@ fn snapshot(
             exclude: p.exclude.clone(),
         })
         .unwrap_or_default();
-    for warning in app::snapshot(&app_src, &app_dir, exclude, &rules)? {
-        crate::say!(" !     {warning}");
-    }
+    app::snapshot(&app_src, &app_dir, exclude, &rules)?;
     let platform_dir = work_dir.join("platform");
-    let env_dir = platform_dir.join("env");
-    write_platform_env(&env_dir, &vars)?;
+    write_platform_env(&platform_dir, &vars)?;
     let bp_root = work_dir.join("buildpacks");
     let order = match project.as_ref() {
         // `--buildpack` replaces the project's group.
@@ -246,26 +246,29 @@ fn snapshot(
     })
 }
 
-/// The config vars as `<platform>/env/<NAME>` files, readable by the build's user only:
-/// they are secrets.
-fn write_platform_env(env_dir: &Path, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
+/// The config vars as `<platform>/env/<KEY>` files, readable by the user alone: the dirs 0700,
+/// the files 0600 (the work dir around them is 0700 too, `workdir`).
+fn write_platform_env(
+    platform_dir: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), BuildError> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let env_dir = platform_dir.join("env");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(env_dir)
-        .map_err(io(env_dir))?;
+        .create(&env_dir)
+        .map_err(io(&env_dir))?;
     for (k, v) in vars {
         let p = env_dir.join(k);
-        let mut f = std::fs::OpenOptions::new()
+        let mut file = std::fs::File::options()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&p)
             .map_err(io(&p))?;
-        f.write_all(v.as_bytes()).map_err(io(&p))?;
+        file.write_all(v.as_bytes()).map_err(io(&p))?;
     }
     Ok(())
 }
@@ -418,10 +421,9 @@ fn stages(order: &[Vec<Candidate>], explicit: bool) -> Vec<Vec<Vec<Candidate>>> 
 
 /// Snapshot the app and run detection on it, in a scratch dir: what a build would use.
 pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
-    let work = tempfile::Builder::new()
-        .prefix("slugc-detect-")
-        .tempdir()
-        .map_err(io(&std::env::temp_dir()))?;
+    crate::workdir::sweep_all(None);
+    let tmp = std::env::temp_dir();
+    let work = WorkDir::create_in(&tmp, crate::workdir::DETECT_PREFIX).map_err(io(&tmp))?;
     let app_src = app::check_app_dir(&inputs.app_dir)?;
     let snapshot = snapshot(inputs, app_src, work.path(), &[])?;
     run_detect(&snapshot)
@@ -448,12 +450,14 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
             .unwrap_or_else(|| cache::default_dir(&app_src));
         Some(Cache::open(&dir)?)
     };
+    // Dead builds' work dirs hold their config vars: gone before this build adds its own.
+    crate::workdir::sweep_all(cache.as_ref().map(Cache::root));
     let work = match &cache {
         Some(c) => c.work_dir()?,
-        None => tempfile::Builder::new()
-            .prefix("slugc-build-")
-            .tempdir()
-            .map_err(io(&std::env::temp_dir()))?,
+        None => {
+            let tmp = std::env::temp_dir();
+            WorkDir::create_in(&tmp, crate::workdir::BUILD_PREFIX).map_err(io(&tmp))?
+        }
     };
     let mut exclude = vec![store_dir.clone()];
     if let Some(c) = &cache {
@@ -567,6 +571,9 @@ fn run_group(
     }
     let built = run.finish();
     let detected = all.ok_or_else(|| DetectError::NoneDetected { report: Vec::new() })?;
+    // The buildpacks are done with the config vars: off the disk before the export.
+    let env_dir = snapshot.platform_dir.join("env");
+    slugc_fs::remove(&env_dir).map_err(io(&env_dir))?;
 
     let profile_dir = app_dir.join(".profile.d");
     std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
@@ -615,7 +622,7 @@ fn build_release(
     let app_dir = &snapshot.app_dir;
     let mut processes = built.processes.clone();
     let shown = snapshot.app_src.join("Procfile");
-    if let Some(procfile) = Procfile::read_as(&app_dir.join("Procfile"), &shown)? {
+    if let Some(procfile) = Procfile::read_as(app_dir, &shown)? {
         processes.set_procfile(procfile.processes);
     }
     let release = BuildRelease {

@@ -3,8 +3,12 @@
 //! Type names follow `^[A-Za-z0-9_-]{1,63}$` (stricter than Heroku's `^[-\w]{1,128}$`, so
 //! that every name is also a valid DNS label part for `slug manifests`).
 
+use slugc_fs::input::{self, quote, InputError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The largest Procfile read (README, "Reliability").
+pub const CAP: u64 = input::MANIFEST_CAP;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Procfile {
@@ -12,16 +16,17 @@ pub struct Procfile {
     pub processes: Vec<(String, String)>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ProcfileError {
-    #[error("{path}:{line}: expected `type: command`, found {text:?}")]
+    #[error("{path}:{line}: expected `type: command`, found {}", quote(text))]
     NoColon {
         path: PathBuf,
         line: usize,
         text: String,
     },
     #[error(
-        "{path}:{line}: invalid process type {name:?}: use 1 to 63 letters, digits, '_' or '-'"
+        "{path}:{line}: invalid process type {}: use 1 to 63 letters, digits, '_' or '-'",
+        quote(name)
     )]
     BadName {
         path: PathBuf,
@@ -41,8 +46,8 @@ pub enum ProcfileError {
         name: String,
         first: usize,
     },
-    #[error("{path}: cannot read: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("{}", .0)]
+    Read(InputError),
 }
 
 pub fn valid_type_name(name: &str) -> bool {
@@ -53,29 +58,21 @@ pub fn valid_type_name(name: &str) -> bool {
 }
 
 impl Procfile {
-    /// Read `<app>/Procfile`; `Ok(None)` when there is none.
+    /// Read `<app>/Procfile` (bounded, inside the app: `slugc_fs::input`); `Ok(None)` when
+    /// there is none.
     pub fn read(app_dir: &Path) -> Result<Option<Self>, ProcfileError> {
         let path = app_dir.join("Procfile");
-        Self::read_as(&path, &path)
+        Self::read_as(app_dir, &path)
     }
 
-    /// Read the Procfile at `file`, naming it `path` in errors (a build root's copy is
-    /// named as the user's file); `Ok(None)` when there is none.
-    pub fn read_as(file: &Path, path: &Path) -> Result<Option<Self>, ProcfileError> {
-        let path = path.to_path_buf();
-        match std::fs::read(file) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| ProcfileError::Read {
-                    path: path.clone(),
-                    message: "not valid UTF-8".to_string(),
-                })?;
-                Self::parse(&text, &path).map(Some)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ProcfileError::Read {
-                path,
-                message: e.to_string(),
-            }),
+    /// Read `<app_dir>/Procfile` as [`Procfile::read`] does, naming it `path` in errors (a
+    /// build root's copy is named as the user's file).
+    pub fn read_as(app_dir: &Path, path: &Path) -> Result<Option<Self>, ProcfileError> {
+        let text = input::read_app_text(app_dir, "Procfile", CAP)
+            .map_err(|e| ProcfileError::Read(e.renamed(path.display().to_string())))?;
+        match text {
+            Some(text) => Self::parse(&text, path).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -52,7 +52,7 @@ impl Buildpack for ProcfileBuildpack {
             let process_type = name.parse().map_err(|_| {
                 libcnb::Error::BuildpackError(ProcfileBuildpackError::ProcessType(name.clone()))
             })?;
-            println!("{name}: {command}");
+            println!("{name}: {}", slugc_fs::input::clip(command));
             // Run through bash as Heroku does, so `$PORT` and shell syntax work.
             launch.process(
                 ProcessBuilder::new(process_type, ["bash", "-c", command.as_str()])

@@ -36,7 +36,7 @@ pub struct BuildArgs {
 
 pub fn build(args: BuildArgs) -> Result<i32, BuildError> {
     let opts = Options {
-        inputs: args.app.inputs(),
+        inputs: args.app.inputs()?,
         cache_dir: args.cache_dir,
         no_cache: args.no_cache,
         content_cache: args.content_cache,

@@ -14,7 +14,7 @@ pub struct DetectArgs {
 }
 
 pub fn detect(args: DetectArgs) -> Result<i32, BuildError> {
-    let detected = pipeline::detect(&args.app.inputs())?;
+    let detected = pipeline::detect(&args.app.inputs()?)?;
     if args.json {
         let value = serde_json::json!({
             "group": detected.group.iter().map(|bp| serde_json::json!({

@@ -14,11 +14,13 @@ pub mod run;
 use crate::pipeline::Inputs;
 use std::path::PathBuf;
 
-fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+pub use crate::config_vars::EnvArgError;
+
+fn parse_env_pair(index: usize, s: &str) -> Result<(String, String), EnvArgError> {
     match s.split_once('=') {
         Some((k, v)) if crate::config_vars::valid_key(k) => Ok((k.to_string(), v.to_string())),
-        Some((k, _)) => Err(format!("{k:?} is not a valid environment variable name")),
-        None => Err(format!("expected KEY=VALUE, got {s:?} (no '=')")),
+        Some((k, _)) => Err(EnvArgError::BadKey { key: k.to_string() }),
+        None => Err(EnvArgError::NoEquals { index }),
     }
 }
 
@@ -34,20 +36,26 @@ pub struct AppArgs {
     #[arg(long = "buildpack", short = 'b', value_name = "ID|DIR")]
     pub buildpacks: Vec<String>,
     /// A config var for the build (repeatable); reaches buildpacks as platform env, never the slug
-    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env_pair)]
-    pub env: Vec<(String, String)>,
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
     /// A dotenv file of config vars for the build
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 }
 
 impl AppArgs {
-    pub fn inputs(self) -> Inputs {
-        Inputs {
+    pub fn inputs(self) -> Result<Inputs, EnvArgError> {
+        let env = self
+            .env
+            .iter()
+            .enumerate()
+            .map(|(i, pair)| parse_env_pair(i + 1, pair))
+            .collect::<Result<_, _>>()?;
+        Ok(Inputs {
             app_dir: self.app_dir,
             buildpacks: self.buildpacks,
-            env: self.env,
+            env,
             env_files: self.env_file,
-        }
+        })
     }
 }

@@ -137,7 +137,7 @@ pub fn exec(args: ExecArgs) -> Result<i32, RunError> {
 
 pub fn test(args: TestArgs) -> Result<i32, RunError> {
     let passed = smoke::test(&Test {
-        inputs: args.app.inputs(),
+        inputs: args.app.inputs()?,
         store: args.store,
         path: args.path,
         timeout: args.timeout,

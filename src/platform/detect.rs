@@ -97,6 +97,10 @@ pub enum DetectError {
         code: i32,
         output: Vec<String>,
     },
+    /// A detect that exited 30 (slugc's convention for invalid app input, as for build): the
+    /// buildpack's own message, whose first line says what and where.
+    #[error("{}", invalid_input_message(id, output))]
+    InvalidInput { id: String, output: Vec<String> },
     #[error("{id}: cannot run {path}: {source}")]
     Spawn {
         id: String,
@@ -114,6 +118,31 @@ pub enum DetectError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The buildpack's message as the engine's error: its `error: ` first line becomes the
+/// engine's own (`main` adds the prefix once); a message without one is introduced by the
+/// buildpack's id.
+fn invalid_input_message(id: &str, output: &[String]) -> String {
+    let lines: Vec<&str> = output
+        .iter()
+        .map(|l| l.trim_end())
+        .skip_while(|l| l.trim().is_empty())
+        .collect();
+    match lines.split_first() {
+        Some((first, rest)) if first.starts_with("error: ") => {
+            let mut text = first["error: ".len()..].to_string();
+            for line in rest {
+                text.push('\n');
+                text.push_str(line);
+            }
+            text
+        }
+        _ => format!(
+            "{id}: detect found invalid app input (exit code 30)\n{}",
+            lines.join("\n")
+        ),
+    }
 }
 
 pub struct DetectContext<'a> {
@@ -257,6 +286,10 @@ fn run_detect(bp: &Buildpack, ctx: &DetectContext) -> Result<Outcome, DetectErro
                 name: bp.name.clone(),
             })
         }
+        (Kind::Cnb { .. }, 30) => Err(DetectError::InvalidInput {
+            id: bp.id.clone(),
+            output: finished.output,
+        }),
         (Kind::Cnb { .. }, code) => Err(DetectError::Errored {
             id: bp.id.clone(),
             code,

@@ -1,6 +1,7 @@
 //! Running a buildpack executable with its output shown Heroku style: header lines
 //! (`-----> ...`) as they are, every other line indented by 7 spaces, all on stderr (stdout is
-//! kept for `--json`). The last lines are kept for error messages.
+//! kept for `--json`). The last lines are kept for error messages. Every line is scrubbed
+//! first: URL credentials and the config vars' values never reach the log.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,6 +9,37 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
 const KEEP_LINES: usize = 200;
+/// Config var values shorter than this are not masked: they would hide ordinary words
+/// (`true`, `1`, `false`); tokens and passwords are longer.
+const MASK_MIN: usize = 8;
+
+/// The values no log line may show: the build's config vars (set once per build).
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Mask these values (the config vars) in every buildpack line shown or kept from now on:
+/// the engine cannot know which of a third-party buildpack's lines quote one. A URL value
+/// is not masked whole: its secret part, the userinfo, is redacted wherever a URL appears,
+/// and the rest (which registry, which index) is what a failure needs to show.
+pub fn set_secrets(values: impl IntoIterator<Item = String>) {
+    let mut values: Vec<String> = values
+        .into_iter()
+        .filter(|v| v.len() >= MASK_MIN && !v.contains("://"))
+        .collect();
+    // Longest first, so that a value holding another is masked whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let _ = SECRETS.set(values);
+}
+
+/// A buildpack's line as the log may show it: URL credentials and config var values masked.
+pub fn scrub(line: &str) -> String {
+    let mut line = slugc_fs::redact::redact(line);
+    for secret in SECRETS.get().into_iter().flatten() {
+        if line.contains(secret.as_str()) {
+            line = line.replace(secret.as_str(), "***");
+        }
+    }
+    line
+}
 pub const INDENT: &str = "       ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +84,8 @@ fn pump<R: Read + Send + 'static>(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']);
+            let line = scrub(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']));
+            let line = line.as_str();
             if collect {
                 all.push_str(line);
                 all.push('\n');
@@ -101,4 +133,22 @@ pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Resu
         output,
         stdout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_masks_url_credentials_and_long_non_url_values() {
+        set_secrets([
+            "a-long-token-value".to_string(),
+            "short".to_string(),
+            "https://registry.example/npm/".to_string(),
+        ]);
+        assert_eq!(
+            scrub("token a-long-token-value, short, https://u:p@registry.example/npm/x"),
+            "token ***, short, https://***@registry.example/npm/x"
+        );
+    }
 }

@@ -44,6 +44,8 @@ pub enum RunError {
     Smoke(#[from] SmokeError),
     #[error("cannot pick a free port for web: {0}")]
     Port(std::io::Error),
+    #[error(transparent)]
+    Usage(#[from] config_vars::EnvArgError),
 }
 
 impl ExitCode for RunError {
@@ -54,7 +56,7 @@ impl ExitCode for RunError {
             Self::Slug(_) => exit::OTHER,
             Self::Dotenv(_) | Self::Procfile(_) => exit::INVALID_INPUT,
             Self::Formation(FormationError::NoProcessTypes) => exit::INVALID_INPUT,
-            Self::Formation(_) => exit::USAGE,
+            Self::Formation(_) | Self::Usage(_) => exit::USAGE,
             Self::Supervise(_) | Self::Exec(_) | Self::Port(_) => exit::OTHER,
             Self::Smoke(e) => e.exit_code(),
         }

@@ -3,7 +3,7 @@
 
 use crate::node_version::NodeVersionError;
 use crate::package_json::PackageJsonError;
-use crate::package_manager::PackageManagerError;
+use crate::package_manager::{LockfileError, PackageManagerError};
 use crate::registry::RegistryError;
 use std::path::PathBuf;
 
@@ -15,9 +15,11 @@ pub enum NodejsBuildpackError {
     NodeVersion(#[from] NodeVersionError),
     #[error(transparent)]
     PackageManager(#[from] PackageManagerError),
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
     #[error("{what}: {source}")]
     Registry { what: String, source: RegistryError },
-    #[error("{range:?} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", nearest.join(", "))]
+    #[error("{} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
     ToolVersion {
         tool: &'static str,
         package: &'static str,
@@ -32,13 +34,13 @@ pub enum NodejsBuildpackError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the {step} failed: `{command}` {status}")]
+    #[error("the {step} failed: `{}` {status}", slugc_fs::input::clip(command))]
     Install {
         step: String,
         command: String,
         status: String,
     },
-    #[error("the {step} failed: `{command}` {status}")]
+    #[error("the {step} failed: `{}` {status}", slugc_fs::input::clip(command))]
     Script {
         step: String,
         command: String,
@@ -67,8 +69,10 @@ impl NodejsBuildpackError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            NodejsBuildpackError::PackageJson(PackageJsonError::Parse { .. })
+            NodejsBuildpackError::PackageJson(_)
                 | NodejsBuildpackError::PackageManager(_)
+                | NodejsBuildpackError::Lockfile(_)
+                | NodejsBuildpackError::NodeVersion(NodeVersionError::InvalidRange { .. })
         )
     }
 
@@ -80,7 +84,13 @@ impl NodejsBuildpackError {
                 "Fix the syntax at that position; `node -e 'require(\"./package.json\")'` shows the same error locally."
             }
             E::PackageJson(PackageJsonError::Read { .. }) => {
-                "Make sure package.json is a readable file at the root of the app."
+                "Make package.json a regular file at the root of the app (a symlink may point only inside the app)."
+            }
+            E::Lockfile(LockfileError::Input(_)) => {
+                "Make the lockfile a regular file in the app (a symlink may point only inside the app)."
+            }
+            E::Lockfile(LockfileError::Corrupt { .. }) => {
+                "Regenerate the lockfile with its package manager (`npm install`) and commit it."
             }
             E::NodeVersion(NodeVersionError::InvalidRange { .. }) => {
                 "Set engines.node in package.json to a semver range such as \"22.x\" or \">=20 <23\"."
@@ -128,8 +138,9 @@ impl From<NodejsBuildpackError> for libcnb::Error<NodejsBuildpackError> {
 pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
     match &error {
         libcnb::Error::BuildpackError(e) => {
-            eprintln!("\n !     {e}");
-            eprintln!(" !     {}", e.fix());
+            // The first line says what and where: the engine shows it as its own error line.
+            eprintln!("error: {}", slugc_fs::redact::redact(&e.to_string()));
+            eprintln!("{}", e.fix());
             if e.is_temporary() {
                 std::process::exit(75);
             }
@@ -137,7 +148,10 @@ pub fn on_error(error: libcnb::Error<NodejsBuildpackError>) -> ! {
                 std::process::exit(30);
             }
         }
-        other => eprintln!("\n !     Node.js buildpack internal error: {other}"),
+        other => eprintln!(
+            "error: the Node.js buildpack failed: {}",
+            slugc_fs::redact::redact(&other.to_string())
+        ),
     }
     std::process::exit(1)
 }

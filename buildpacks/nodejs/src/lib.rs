@@ -41,7 +41,10 @@ impl Buildpack for NodejsBuildpack {
     type Error = NodejsBuildpackError;
 
     fn detect(&self, context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
-        if context.app_dir.join("package.json").is_file() {
+        // Any entry named package.json: a hostile one is reported, not passed over.
+        if slugc_fs::input::exists(&context.app_dir, "package.json") {
+            // Invalid app input fails here, before the build log starts (exit 30, on_error).
+            check_input(&context.app_dir)?;
             return DetectResultBuilder::pass()
                 .build_plan(
                     BuildPlanBuilder::new()
@@ -123,4 +126,16 @@ impl Buildpack for NodejsBuildpack {
     fn on_error(&self, error: libcnb::Error<Self::Error>) {
         errors::on_error(error)
     }
+}
+
+/// What the build reads from the app before installing, read and parsed the way the build
+/// will: `package.json`, the choice of package manager, the lockfile, `engines.node`.
+fn check_input(app_dir: &std::path::Path) -> Result<(), NodejsBuildpackError> {
+    let package_json = PackageJson::read(app_dir)?;
+    let package_manager = PackageManager::detect(app_dir, &package_json)?;
+    if let Some(lockfile) = package_manager.lockfile {
+        package_manager::check_lockfile(app_dir, lockfile)?;
+    }
+    node_version::check_requested(package_json.engines.node.as_deref())?;
+    Ok(())
 }

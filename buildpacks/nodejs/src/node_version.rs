@@ -5,9 +5,12 @@ use nodejs_semver::{Range, Version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeVersionError {
-    #[error("engines.node {range:?} in package.json is not a valid semver range: {message}")]
+    #[error(
+        "engines.node {} in package.json is not a valid semver range: {message}",
+        slugc_fs::input::quote(range)
+    )]
     InvalidRange { range: String, message: String },
-    #[error("engines.node {range:?} in package.json matches no Node.js release on the registry; nearest available: {}", nearest.join(", "))]
+    #[error("engines.node {} in package.json matches no Node.js release on the registry; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
     Unsatisfiable { range: String, nearest: Vec<String> },
     #[error("the registry lists no Node.js release of an LTS line")]
     NoLts,
@@ -34,6 +37,21 @@ pub fn parse_versions<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<Ve
 }
 
 /// Resolve `requested` against `available`. `today` is `(year, month)`, used for the LTS default.
+/// `engines.node` parses as an npm semver range (checked at detection, before any download).
+pub fn check_requested(requested: Option<&str>) -> Result<(), NodeVersionError> {
+    match requested.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(text) => parse_range(text).map(drop),
+        None => Ok(()),
+    }
+}
+
+fn parse_range(text: &str) -> Result<Range, NodeVersionError> {
+    Range::parse(text).map_err(|e| NodeVersionError::InvalidRange {
+        range: text.to_string(),
+        message: slugc_fs::input::clip_message(&e.to_string()),
+    })
+}
+
 pub fn resolve(
     requested: Option<&str>,
     available: &[Version],
@@ -55,10 +73,7 @@ pub fn resolve(
             })
         }
         Some(text) => {
-            let range = Range::parse(text).map_err(|e| NodeVersionError::InvalidRange {
-                range: text.to_string(),
-                message: e.to_string(),
-            })?;
+            let range = parse_range(text)?;
             match range.max_satisfying(available) {
                 Some(version) => Ok(Resolved {
                     version: version.clone(),

@@ -35,7 +35,13 @@ impl RegistryConfig {
     pub fn load(app_dir: &Path, env: EnvLookup<'_>) -> Self {
         let env_value = |key: &str| env(key).or_else(|| env(&key.to_uppercase()));
         let mut files: Vec<BTreeMap<String, String>> = Vec::new();
-        files.push(read_npmrc(&app_dir.join(".npmrc"), env));
+        // The app's own is app input: read from inside the app only.
+        let app_npmrc =
+            slugc_fs::input::read_app_text(app_dir, ".npmrc", slugc_fs::input::MANIFEST_CAP);
+        files.push(match app_npmrc {
+            Ok(Some(text)) => parse_npmrc(&text, env),
+            Ok(None) | Err(_) => BTreeMap::new(),
+        });
         let user = env_value("npm_config_userconfig")
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".npmrc")));
@@ -59,14 +65,16 @@ impl RegistryConfig {
     }
 }
 
-/// `key=value` lines; `#`/`;` comments; `${VAR}` expanded from the environment as npm does.
+/// The user's `.npmrc` (`npm_config_userconfig`, else `~/.npmrc`): bounded, and a FIFO
+/// must not block the build.
 fn read_npmrc(path: &Path, env: EnvLookup<'_>) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = slugc_fs::input::read_text(path, slugc_fs::input::MANIFEST_CAP) else {
         return BTreeMap::new();
     };
     parse_npmrc(&text, env)
 }
 
+/// `key=value` lines; `#`/`;` comments; `${VAR}` expanded from the environment as npm does.
 fn parse_npmrc(text: &str, env: EnvLookup<'_>) -> BTreeMap<String, String> {
     text.lines()
         .map(str::trim)

@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageJsonError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{}", .0)]
+    Read(slugc_fs::input::InputError),
     /// serde_json reports line and column, which is what a user needs to find the typo.
     #[error("{path} is not valid JSON: {message} (line {line}, column {column})")]
     Parse {
@@ -52,11 +49,10 @@ pub struct Engines {
 
 impl PackageJson {
     pub fn read(app_dir: &Path) -> Result<Self, PackageJsonError> {
-        let path = app_dir.join("package.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| PackageJsonError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            slugc_fs::input::read_app_text(app_dir, "package.json", slugc_fs::input::MANIFEST_CAP)
+                .map_err(PackageJsonError::Read)?
+                .unwrap_or_default();
         // Named relative to the app: the build dir means nothing to the user.
         Self::parse(&text, Path::new("package.json"))
     }
@@ -66,7 +62,8 @@ impl PackageJson {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         serde_json::from_str(text).map_err(|e| PackageJsonError::Parse {
             path: path.to_path_buf(),
-            message: strip_position(&e.to_string()),
+            // serde_json quotes the offending value, which may be long.
+            message: slugc_fs::input::clip_message(&strip_position(&e.to_string())),
             line: e.line(),
             column: e.column(),
         })

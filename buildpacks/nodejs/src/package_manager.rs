@@ -17,17 +17,21 @@ pub enum Tool {
 pub enum PackageManagerError {
     #[error("the app has more than one lockfile: {}", .0.join(" and "))]
     TwoLockfiles(Vec<&'static str>),
-    #[error("packageManager {0:?} in package.json is not `<npm|yarn|pnpm>@<version>`")]
+    #[error("packageManager {} in package.json is not `<npm|yarn|pnpm>@<version>`", slugc_fs::input::quote(.0))]
     BadPackageManagerField(String),
     #[error(
-        "packageManager {field:?} in package.json names {named}, but the lockfile is {lockfile}"
+        "packageManager {} in package.json names {named}, but the lockfile is {lockfile}",
+        slugc_fs::input::quote(field)
     )]
     Mismatch {
         field: String,
         named: &'static str,
         lockfile: &'static str,
     },
-    #[error("engines.{tool} {range:?} in package.json is not a valid semver range")]
+    #[error(
+        "engines.{tool} {} in package.json is not a valid semver range",
+        slugc_fs::input::quote(range)
+    )]
     BadRange { tool: &'static str, range: String },
 }
 
@@ -87,7 +91,9 @@ impl PackageManager {
     pub fn detect(app_dir: &Path, package_json: &PackageJson) -> Result<Self, PackageManagerError> {
         let found: Vec<(&'static str, Tool)> = LOCKFILES
             .iter()
-            .filter(|(name, _)| app_dir.join(name).is_file())
+            // Any entry counts: a hostile one (a FIFO, a link out of the app) is then reported
+            // when read, rather than passed over.
+            .filter(|(name, _)| slugc_fs::input::exists(app_dir, name))
             .copied()
             .collect();
         // npm itself prefers npm-shrinkwrap.json over package-lock.json when both exist, so
@@ -196,14 +202,46 @@ fn yarn_flavour(app_dir: &Path, requested: Option<&str>) -> Tool {
             };
         }
     }
-    let berry_lockfile = std::fs::read_to_string(app_dir.join("yarn.lock"))
-        .map(|text| text.lines().any(|l| l.starts_with("__metadata:")))
-        .unwrap_or(false);
+    let berry_lockfile = read_lockfile(app_dir, "yarn.lock")
+        .ok()
+        .flatten()
+        .is_some_and(|text| text.lines().any(|l| l.starts_with("__metadata:")));
     if berry_lockfile {
         Tool::YarnBerry
     } else {
         Tool::YarnClassic
     }
+}
+
+/// A lockfile of the app, read boundedly (`slugc_fs::input`).
+pub fn read_lockfile(
+    app_dir: &Path,
+    name: &str,
+) -> Result<Option<String>, slugc_fs::input::InputError> {
+    slugc_fs::input::read_app_text(app_dir, name, slugc_fs::input::LOCKFILE_CAP)
+}
+
+/// The lockfile parses as what it claims to be (npm's are JSON; Yarn's and pnpm's formats
+/// are left to their tools, which report their own errors): checked at detection.
+pub fn check_lockfile(app_dir: &Path, name: &'static str) -> Result<(), LockfileError> {
+    let text = read_lockfile(app_dir, name)?.unwrap_or_default();
+    if name.ends_with(".json") {
+        serde_json::from_str::<serde_json::Value>(text.trim_start_matches('\u{feff}')).map_err(
+            |e| LockfileError::Corrupt {
+                name,
+                message: slugc_fs::input::clip_message(&e.to_string()),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockfileError {
+    #[error(transparent)]
+    Input(#[from] slugc_fs::input::InputError),
+    #[error("{name} is not valid JSON: {message}")]
+    Corrupt { name: &'static str, message: String },
 }
 
 /// The version line used when the app names none. npm: `None`, the newest npm whose
@@ -215,7 +253,10 @@ fn default_range(tool: Tool, app_dir: &Path) -> Option<String> {
         Tool::YarnClassic => Some("1.x".into()),
         Tool::YarnBerry => Some("4.x".into()),
         Tool::Pnpm => {
-            let text = std::fs::read_to_string(app_dir.join("pnpm-lock.yaml")).unwrap_or_default();
+            let text = read_lockfile(app_dir, "pnpm-lock.yaml")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let version = text
                 .lines()
                 .find_map(|l| l.strip_prefix("lockfileVersion:"))

@@ -364,17 +364,7 @@ fn network(url: &str, message: String) -> RegistryError {
 
 /// Drop the userinfo of a URL: credentials never reach the log.
 pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority
-                .rsplit_once('@')
-                .map(|(_, h)| h)
-                .unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
-    }
+    slugc_fs::redact::strip_userinfo(url)
 }
 
 /// The base64 digest of the `sha512-` entry of an SRI string (it may list several hashes).

@@ -119,9 +119,10 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
 }
 
 fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
-    std::fs::read_to_string(app_dir.join(".yarnrc.yml"))
-        .map(|t| t.lines().any(|l| l.trim_start().starts_with("nodeLinker:")))
-        .unwrap_or(false)
+    slugc_fs::input::read_app_text(app_dir, ".yarnrc.yml", slugc_fs::input::MANIFEST_CAP)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("nodeLinker:")))
 }
 
 impl Toolchain {

@@ -29,6 +29,8 @@ pub enum PythonBuildpackError {
     },
     #[error("cannot read {file}: {reason}")]
     Lockfile { file: String, reason: String },
+    #[error(transparent)]
+    Input(#[from] slugc_fs::input::InputError),
 }
 
 /// Boxed: the largest variant, kept off the happy path's stack.
@@ -78,10 +80,14 @@ impl PythonBuildpackError {
         }
     }
 
-    /// A malformed version file or more than one lockfile: the engine reports these as
-    /// invalid app input (exit 30), not as a buildpack failure.
+    /// A malformed, unreadable or hostile version file, lockfile or manifest, or more than
+    /// one lockfile: the engine reports these as invalid app input (exit 30), not as a
+    /// buildpack failure.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Self::Version(_) | Self::PackageManager(_))
+        matches!(
+            self,
+            Self::Version(_) | Self::PackageManager(_) | Self::Lockfile { .. } | Self::Input(_)
+        )
     }
 
     /// The user-facing text: one line naming the file, then detail and the fix.
@@ -156,6 +162,10 @@ impl PythonBuildpackError {
             }
             Self::Lockfile { file, reason } => format!(
                 "error: cannot read {file}: {reason}\nRegenerate it with its package manager."
+            ),
+            Self::Input(e) => format!(
+                "error: {e}\nThe buildpack reads it from the app: make it a regular file in the \
+                 app (a symlink may point only inside the app)."
             ),
         }
     }

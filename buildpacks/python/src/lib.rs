@@ -44,6 +44,10 @@ impl Buildpack for PythonBuildpack {
 
     fn detect(&self, context: DetectContext<Self>) -> libcnb::Result<DetectResult, Self::Error> {
         let found = package_manager::detected_files(&context.app_dir);
+        if !found.is_empty() {
+            // Invalid app input fails here, before the build log starts (exit 30, on_error).
+            check_input(&context.app_dir)?;
+        }
         if found.is_empty() {
             println!(
                 "no Python files ({}) at the app root",
@@ -159,7 +163,7 @@ impl Buildpack for PythonBuildpack {
     fn on_error(&self, error: libcnb::Error<Self::Error>) {
         match error {
             libcnb::Error::BuildpackError(e) => {
-                eprintln!("{}", e.user_message());
+                eprintln!("{}", slugc_fs::redact::redact(&e.user_message()));
                 if e.is_temporary() {
                     std::process::exit(75);
                 }
@@ -167,9 +171,30 @@ impl Buildpack for PythonBuildpack {
                     std::process::exit(30);
                 }
             }
-            other => eprintln!("error: the Python buildpack failed: {other}"),
+            other => eprintln!(
+                "error: the Python buildpack failed: {}",
+                slugc_fs::redact::redact(&other.to_string())
+            ),
         }
     }
+}
+
+/// What the build reads from the app, read and parsed the way the build will: the version
+/// request, `pyproject.toml`, and the file that selects the installer.
+fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
+    python_version::read_requested_version(app_dir, &mut Vec::new())?;
+    if let Some(text) =
+        slugc_fs::input::read_app_text(app_dir, "pyproject.toml", slugc_fs::input::MANIFEST_CAP)?
+    {
+        toml::from_str::<toml::Table>(&text).map_err(|e| PythonBuildpackError::Lockfile {
+            file: "pyproject.toml".to_string(),
+            reason: slugc_fs::input::clip_message(&e.to_string()),
+        })?;
+    }
+    if let Some(pm) = package_manager::determine(app_dir)? {
+        lockfiles::check(app_dir, pm)?;
+    }
+    Ok(())
 }
 
 /// Pick the newest available Python satisfying the request: the mirror's archives first,

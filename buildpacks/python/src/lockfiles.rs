@@ -2,8 +2,42 @@
 //! lines, so that one installer (uv's pip interface, or pip) installs every kind of app.
 
 use crate::errors::PythonBuildpackError;
+use crate::package_manager::PackageManager;
 use serde::Deserialize;
+use slugc_fs::input::{self, clip, clip_message};
 use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The file that selects `package_manager`, read boundedly (`requirements.txt` as a manifest,
+/// the others as lockfiles) and as UTF-8.
+pub fn read(
+    app_dir: &Path,
+    package_manager: PackageManager,
+) -> Result<String, PythonBuildpackError> {
+    let cap = match package_manager {
+        PackageManager::Requirements => input::MANIFEST_CAP,
+        _ => input::LOCKFILE_CAP,
+    };
+    let file = package_manager.file();
+    match input::read_app_text(app_dir, file, cap)? {
+        Some(text) => Ok(text),
+        None => Err(lock_error(file, "the file is missing")),
+    }
+}
+
+/// The selecting file parses: what detection checks, so that a corrupt lockfile is reported
+/// before the build starts. `uv.lock` is TOML; uv checks its contents.
+pub fn check(app_dir: &Path, package_manager: PackageManager) -> Result<(), PythonBuildpackError> {
+    let text = read(app_dir, package_manager)?;
+    match package_manager {
+        PackageManager::Requirements => Ok(()),
+        PackageManager::Poetry => poetry_requirements(&text).map(drop),
+        PackageManager::Pipenv => pipenv_requirements(&text).map(drop),
+        PackageManager::Uv => toml::from_str::<toml::Table>(&text)
+            .map(drop)
+            .map_err(|e| lock_error("uv.lock", clip_message(&e.to_string()))),
+    }
+}
 
 #[derive(Deserialize)]
 struct PoetryLock {
@@ -53,8 +87,8 @@ fn lock_error(file: &str, reason: impl Into<String>) -> PythonBuildpackError {
 
 /// The main group of a `poetry.lock` as requirement lines.
 pub fn poetry_requirements(text: &str) -> Result<String, PythonBuildpackError> {
-    let lock: PoetryLock =
-        toml::from_str(text).map_err(|e| lock_error("poetry.lock", e.to_string()))?;
+    let lock: PoetryLock = toml::from_str(text)
+        .map_err(|e| lock_error("poetry.lock", clip_message(&e.to_string())))?;
     let mut lines = String::new();
     for p in lock.package {
         let main = match (&p.groups, &p.category) {
@@ -71,7 +105,8 @@ pub fn poetry_requirements(text: &str) -> Result<String, PythonBuildpackError> {
                     "poetry.lock",
                     format!(
                         "{} comes from a {} source, which the buildpack cannot install",
-                        p.name, source.kind
+                        clip(&p.name),
+                        clip(&source.kind)
                     ),
                 ));
             }
@@ -108,14 +143,17 @@ struct PipfileEntry {
 
 /// The `default` packages of a `Pipfile.lock` as requirement lines.
 pub fn pipenv_requirements(text: &str) -> Result<String, PythonBuildpackError> {
-    let lock: PipfileLock =
-        serde_json::from_str(text).map_err(|e| lock_error("Pipfile.lock", e.to_string()))?;
+    let lock: PipfileLock = serde_json::from_str(text)
+        .map_err(|e| lock_error("Pipfile.lock", clip_message(&e.to_string())))?;
     let mut lines = String::new();
     for (name, entry) in lock.default {
         let version = entry.version.ok_or_else(|| {
             lock_error(
                 "Pipfile.lock",
-                format!("{name} has no pinned version (VCS and path entries are not supported)"),
+                format!(
+                    "{} has no pinned version (VCS and path entries are not supported)",
+                    clip(&name)
+                ),
             )
         })?;
         lines.push_str(&requirement_line(

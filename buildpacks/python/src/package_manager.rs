@@ -1,5 +1,6 @@
 //! Which files make this a Python app (detect), and which installer its files choose.
 
+use slugc_fs::input;
 use std::fmt;
 use std::path::Path;
 
@@ -19,11 +20,30 @@ pub const DETECT_FILES: &[&str] = &[
     "main.py",
 ];
 
+/// Of [`DETECT_FILES`], those the buildpack reads: any entry by that name counts (a FIFO,
+/// a symlink out of the app), so that reading it reports it instead of detection passing it
+/// over. The others must be regular files.
+const READ_FILES: &[&str] = &[
+    "requirements.txt",
+    "pyproject.toml",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    ".python-version",
+    "runtime.txt",
+];
+
 pub fn detected_files(app_dir: &Path) -> Vec<&'static str> {
     DETECT_FILES
         .iter()
         .copied()
-        .filter(|f| app_dir.join(f).is_file())
+        .filter(|f| {
+            if READ_FILES.contains(f) {
+                input::exists(app_dir, f)
+            } else {
+                input::is_app_file(app_dir, f)
+            }
+        })
         .collect()
 }
 
@@ -76,10 +96,12 @@ pub fn determine(app_dir: &Path) -> Result<Option<PackageManager>, PackageManage
         PackageManager::Pipenv,
     ]
     .into_iter()
-    .filter(|pm| app_dir.join(pm.file()).is_file())
+    .filter(|pm| input::exists(app_dir, pm.file()))
     .collect();
     match found.as_slice() {
-        [] if app_dir.join("Pipfile").is_file() => Err(PackageManagerError::PipfileWithoutLock),
+        [] if input::is_app_file(app_dir, "Pipfile") => {
+            Err(PackageManagerError::PipfileWithoutLock)
+        }
         [] if uses_poetry(app_dir) => Err(PackageManagerError::PoetryWithoutLock),
         [] => Ok(None),
         [one] => Ok(Some(*one)),
@@ -90,8 +112,9 @@ pub fn determine(app_dir: &Path) -> Result<Option<PackageManager>, PackageManage
 }
 
 fn uses_poetry(app_dir: &Path) -> bool {
-    std::fs::read_to_string(app_dir.join("pyproject.toml"))
+    input::read_app_text(app_dir, "pyproject.toml", input::MANIFEST_CAP)
         .ok()
+        .flatten()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .and_then(|t| t.get("tool")?.get("poetry").map(|_| ()))
         .is_some()

@@ -21,7 +21,11 @@ pub fn default_web_process(app_dir: &Path, venv_bin: &Path) -> Option<String> {
 
 /// `<project>.wsgi` for the settings module `manage.py` names, else the one `*/wsgi.py`.
 pub fn django_wsgi_module(app_dir: &Path) -> Option<String> {
-    let manage = std::fs::read_to_string(app_dir.join("manage.py")).unwrap_or_default();
+    let manage =
+        slugc_fs::input::read_app_text(app_dir, "manage.py", slugc_fs::input::MANIFEST_CAP)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
     let from_settings = manage
         .split("DJANGO_SETTINGS_MODULE")
         .nth(1)

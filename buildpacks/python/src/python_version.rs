@@ -108,11 +108,8 @@ pub struct RequestedVersion {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
-    #[error("cannot read {file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{}", .0)]
+    Read(slugc_fs::input::InputError),
     #[error("{file}: {reason}")]
     Malformed { file: String, reason: String },
 }
@@ -146,14 +143,8 @@ pub fn read_requested_version(
 }
 
 fn read_optional(app_dir: &Path, name: &str) -> Result<Option<String>, VersionError> {
-    match std::fs::read_to_string(app_dir.join(name)) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(VersionError::Read {
-            file: name.to_string(),
-            source,
-        }),
-    }
+    slugc_fs::input::read_app_text(app_dir, name, slugc_fs::input::MANIFEST_CAP)
+        .map_err(VersionError::Read)
 }
 
 /// `.python-version`: one `3.X` or `3.X.Y` line; comments (`#`) and blank lines ignored.
@@ -174,13 +165,14 @@ pub fn parse_python_version_file(text: &str) -> Result<RequestedVersion, Version
             return Err(malformed(format!(
                 "the file holds {} versions ({}); it must hold exactly one",
                 lines.len(),
-                lines.join(", ")
+                slugc_fs::input::clip(&lines.join(", "))
             )))
         }
     };
     let request = parse_version_text(line).ok_or_else(|| {
         malformed(format!(
-            "{line:?} is not a Python version; write `3.X` or `3.X.Y`, e.g. `3.12`"
+            "{} is not a Python version; write `3.X` or `3.X.Y`, e.g. `3.12`",
+            slugc_fs::input::quote(line)
         ))
     })?;
     Ok(RequestedVersion {
@@ -198,7 +190,10 @@ pub fn parse_runtime_txt(text: &str) -> Result<RequestedVersion, VersionError> {
         .and_then(parse_version_text)
         .ok_or_else(|| VersionError::Malformed {
             file: "runtime.txt".to_string(),
-            reason: format!("{line:?} is not a Python version; write `python-3.X.Y`"),
+            reason: format!(
+                "{} is not a Python version; write `python-3.X.Y`",
+                slugc_fs::input::quote(line)
+            ),
         })?;
     Ok(RequestedVersion {
         request,
@@ -238,13 +233,15 @@ pub fn parse_pyproject_requires_python(
         file: "pyproject.toml".to_string(),
         reason,
     };
-    let pyproject: Pyproject = toml::from_str(text).map_err(|e| malformed(e.to_string()))?;
+    let pyproject: Pyproject = toml::from_str(text)
+        .map_err(|e| malformed(slugc_fs::input::clip_message(&e.to_string())))?;
     let Some(spec) = pyproject.project.and_then(|p| p.requires_python) else {
         return Ok(None);
     };
     let specifiers = parse_specifier(&spec).ok_or_else(|| {
         malformed(format!(
-            "requires-python = {spec:?} is not a version specifier (e.g. \">=3.11\")"
+            "requires-python = {} is not a version specifier (e.g. \">=3.11\")",
+            slugc_fs::input::quote(&spec)
         ))
     })?;
     Ok(Some(RequestedVersion {

@@ -1,6 +1,11 @@
 //! Directory trees, for the engine and the built-in buildpacks alike: copying (hardlinked or
 //! copied, symlinks kept or followed, filtered), moving across filesystems, removing, and
-//! spreading independent trees' work over the cores.
+//! spreading independent trees' work over the cores. Also what both need to treat an app as
+//! untrusted input: bounded reads of its files ([`input`]) and credentials kept out of the
+//! log ([`redact`]).
+
+pub mod input;
+pub mod redact;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -392,11 +392,10 @@ fn install_inputs_digest(
     lockfile: Option<&str>,
 ) -> Result<String, NodejsBuildpackError> {
     let mut hasher = Sha256::new();
-    let package_json_path = app_dir.join("package.json");
-    let text = std::fs::read_to_string(&package_json_path).map_err(NodejsBuildpackError::io(
-        "reading package.json",
-        &package_json_path,
-    ))?;
+    let text =
+        slugc_fs::input::read_app_text(app_dir, "package.json", slugc_fs::input::MANIFEST_CAP)
+            .map_err(crate::package_json::PackageJsonError::Read)?
+            .unwrap_or_default();
     let value: serde_json::Value =
         serde_json::from_str(text.trim_start_matches('\u{feff}')).unwrap_or_default();
     for key in [
@@ -445,12 +444,16 @@ fn install_inputs_digest(
                 .map(|n| n.as_encoded_bytes())
                 .unwrap_or_default(),
         );
-        match std::fs::read(&file) {
-            Ok(bytes) => {
+        let name = file
+            .strip_prefix(app_dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match slugc_fs::input::read_app_file(app_dir, &name, slugc_fs::input::LOCKFILE_CAP) {
+            Ok(Some(bytes)) => {
                 hasher.update((bytes.len() as u64).to_le_bytes());
                 hasher.update(&bytes);
             }
-            Err(_) => hasher.update(b"absent"),
+            Ok(None) | Err(_) => hasher.update(b"absent"),
         }
     }
     Ok(format!("{:x}", hasher.finalize()))

@@ -21,7 +21,11 @@ fn needed(app_dir: &Path, lockfile: Option<&str>) -> bool {
     if app_dir.join("binding.gyp").is_file() {
         return true;
     }
-    let Some(text) = lockfile.and_then(|l| std::fs::read_to_string(app_dir.join(l)).ok()) else {
+    let Some(text) = lockfile.and_then(|l| {
+        crate::package_manager::read_lockfile(app_dir, l)
+            .ok()
+            .flatten()
+    }) else {
         return false;
     };
     text.contains("\"hasInstallScript\": true")

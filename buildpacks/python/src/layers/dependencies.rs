@@ -333,8 +333,7 @@ fn locked_requirements(
     package_manager: PackageManager,
     app_dir: &Path,
 ) -> Result<String, PythonBuildpackError> {
-    let file = package_manager.file();
-    let text = std::fs::read_to_string(app_dir.join(file)).map_err(io_error(app_dir.join(file)))?;
+    let text = lockfiles::read(app_dir, package_manager)?;
     match package_manager {
         PackageManager::Poetry => lockfiles::poetry_requirements(&text),
         _ => lockfiles::pipenv_requirements(&text),
@@ -409,9 +408,12 @@ fn input_digests(
     }
     let mut digests = BTreeMap::new();
     for file in files {
-        let path = app_dir.join(&file);
-        if path.is_file() {
-            digests.insert(file, fsutil::sha256_file(&path).map_err(io_error(&path))?);
+        // Included files that leave the app or are not files are not the app's: pip reports
+        // them itself.
+        if let Ok(Some(bytes)) =
+            slugc_fs::input::read_app_file(app_dir, &file, slugc_fs::input::LOCKFILE_CAP)
+        {
+            digests.insert(file, fsutil::sha256_bytes(&bytes));
         }
     }
     Ok(digests)
@@ -419,7 +421,11 @@ fn input_digests(
 
 /// Files pulled in by `-r`/`-c` lines, recursively, as app-relative paths.
 fn included_requirements(app_dir: &Path, file: &Path, found: &mut Vec<String>) {
-    let Ok(text) = std::fs::read_to_string(app_dir.join(file)) else {
+    let Ok(Some(text)) = slugc_fs::input::read_app_text(
+        app_dir,
+        &file.to_string_lossy(),
+        slugc_fs::input::MANIFEST_CAP,
+    ) else {
         return;
     };
     for line in text.lines() {

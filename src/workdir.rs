@@ -1,0 +1,133 @@
+//! A build's work dir (the snapshot, the platform dir with the config vars, the buildpacks):
+//! private to the user (0700), locked for as long as its build lives, and removed by any
+//! later build once that build is dead.
+//!
+//! A build killed with SIGKILL cannot clean up, and its work dir holds the config vars. The
+//! lock is an `flock(2)` on a file inside the dir, which the kernel releases when the process
+//! dies however it dies (<https://man7.org/linux/man-pages/man2/flock.2.html>): a work dir
+//! whose lock can be taken belongs to no live build. Every build sweeps the temp dir's and
+//! the caches' work dirs that way before it starts.
+
+use fs4::fs_std::FileExt;
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The lock file inside each work dir.
+const LOCK: &str = ".slugc-lock";
+/// Work dirs in the temp dir: `--no-cache` builds and `slug detect`.
+pub const BUILD_PREFIX: &str = "slugc-build-";
+pub const DETECT_PREFIX: &str = "slugc-detect-";
+/// Work dirs under a cache's `work/`.
+pub const CACHE_PREFIX: &str = "build-";
+
+/// A live work dir: removed when dropped, its lock released with it.
+pub struct WorkDir {
+    // Dropped in field order: the dir goes first, then the lock.
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl WorkDir {
+    /// A fresh, locked work dir `<base>/<prefix><random>`, mode 0700 (`base` is created 0700
+    /// when missing).
+    pub fn create_in(base: &Path, prefix: &str) -> std::io::Result<WorkDir> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(base)?;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)?;
+        // Locked before it has its name, so that a sweep never sees it unlocked.
+        let staged = dir.path().join(format!("{LOCK}.new"));
+        let lock = File::options()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&staged)?;
+        FileExt::lock_exclusive(&lock)?;
+        std::fs::rename(&staged, dir.path().join(LOCK))?;
+        Ok(WorkDir { dir, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Remove the work dirs `<base>/<prefix>*` of dead builds: the user's own real dirs whose lock
+/// can be taken. Dirs without a lock file are left alone (they may be a build's that has not
+/// locked yet, or not slugc's at all). Returns the dirs removed.
+pub fn sweep(base: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return removed;
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != uid {
+            continue;
+        }
+        let Ok(lock) = File::options()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path.join(LOCK))
+        else {
+            continue;
+        };
+        if FileExt::try_lock_exclusive(&lock).unwrap_or(false) && slugc_fs::remove(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// Sweep every place work dirs are made: the temp dir, `extra_cache` (the build's own cache
+/// root) and every cache under the default cache root.
+pub fn sweep_all(extra_cache: Option<&Path>) {
+    let tmp = std::env::temp_dir();
+    sweep(&tmp, BUILD_PREFIX);
+    sweep(&tmp, DETECT_PREFIX);
+    let mut caches: Vec<PathBuf> = std::fs::read_dir(crate::dirs::cache())
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    caches.extend(extra_cache.map(Path::to_path_buf));
+    for cache in caches {
+        sweep(&cache.join("work"), CACHE_PREFIX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_dir_is_kept_a_dead_one_removed() {
+        let base = tempfile::tempdir().unwrap();
+        let live = WorkDir::create_in(base.path(), "w-").unwrap();
+        let mode = std::fs::metadata(live.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A dead build's dir: its lock file is there, nobody holds it.
+        let dead = base.path().join("w-dead");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join(LOCK), "").unwrap();
+        std::fs::write(dead.join("secret"), "x").unwrap();
+        // Not a work dir of ours: no lock file.
+        let other = base.path().join("w-other");
+        std::fs::create_dir(&other).unwrap();
+        assert_eq!(sweep(base.path(), "w-"), vec![dead.clone()]);
+        assert!(live.path().is_dir());
+        assert!(other.is_dir());
+        assert!(!dead.exists());
+    }
+}
