@@ -6,6 +6,7 @@
 //! - [`part_cache`]: compressed parts by content, shared by every build on the machine;
 //! - [`store`]: files written under a temporary name, synced and renamed;
 //! - [`release`]: the release manifest beside each slug;
+//! - [`link`]: the one rule for symlinks, for the exporter and the reader alike;
 //! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
 //!   under the unpack rules, unpack it;
 //! - [`precompress`]: the contract with buildpacks for compressing a layer early.
@@ -14,6 +15,7 @@
 
 pub mod export;
 pub mod gzip;
+pub mod link;
 pub mod part_cache;
 pub mod precompress;
 pub mod reader;
