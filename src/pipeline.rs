@@ -110,6 +110,8 @@ pub enum BuildError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot set up the handling of SIGINT, SIGTERM and SIGHUP: {0}")]
+    Signals(std::io::Error),
 }
 
 impl ExitCode for BuildError {
@@ -318,6 +320,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         .collect();
 
     let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
+    check_store(&store_dir, &snapshot, cache.as_ref())?;
     let detected = run_detect(&snapshot)?;
     eprintln!("-----> {} app detected", detected.description);
 
@@ -352,6 +355,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         store::write_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
     if let Some(cache) = &cache {
         run_buildpacks::save_cache(&built, cache)?;
+        cache.record_slug_size(exported.size);
     }
     drop(work);
     if let Some(parts) = &part_cache {
@@ -378,6 +382,28 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         manifest_path,
         release,
     })
+}
+
+/// Before anything runs: the store must be writable and have room for the slug. The
+/// estimate is this app's last slug when its cache knows it, else the app's own files
+/// uncompressed (the slug holds them all; a first build knows nothing better).
+fn check_store(
+    store_dir: &Path,
+    snapshot: &Snapshot,
+    cache: Option<&Cache>,
+) -> Result<(), BuildError> {
+    let estimate = cache.and_then(Cache::last_slug_size).unwrap_or_else(|| {
+        slug_format::tar::estimated_size(&[slug_format::Part::new(&snapshot.app_dir, "./app")])
+    });
+    let swept = store::check_room(store_dir, estimate)?;
+    if swept.files > 0 {
+        eprintln!(
+            "-----> Removed {} temporary files of interrupted builds from the store ({})",
+            swept.files,
+            size::human(swept.bytes)
+        );
+    }
+    Ok(())
 }
 
 /// Run the detected group over the snapshot; then the process types (the Procfile's win)

@@ -1,7 +1,8 @@
 //! The CNB platform (Buildpack API 0.10, with 0.9 and 0.11 accepted) and the classic Heroku
 //! buildpack API, run in one loop: `descriptor` (what a buildpack dir is), `detect` (order
 //! groups, build plan), `run_buildpacks` (running each buildpack), `layers` (restore/save),
-//! `env` (environment between buildpacks and at launch), `launch` (processes), `classic`.
+//! `env` (environment between buildpacks and at launch), `launch` (processes), `classic`,
+//! `process` (each buildpack's process tree, ended with the build).
 
 pub mod classic;
 pub mod descriptor;
@@ -10,6 +11,7 @@ pub mod env;
 pub mod launch;
 pub mod layers;
 pub mod output;
+pub mod process;
 pub mod run_buildpacks;
 pub mod target;
 

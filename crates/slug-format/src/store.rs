@@ -5,11 +5,24 @@
 //! temporary name in the same directory (so the rename cannot cross filesystems), fsynced,
 //! renamed, and the directory is fsynced so that the rename itself survives a crash. A build
 //! that fails or is killed leaves at most a `.tmp-*` file behind, never a `sha256-*` one.
+//!
+//! Those leftovers are swept on the next write. Every writer holds a shared `flock(2)` on
+//! the directory's [`LOCK`] file for as long as its temporary file exists; before it takes
+//! it, it tries for an exclusive one, and when it gets it no live writer is left, so every
+//! `.tmp-*` there is a dead build's and is removed. The kernel drops a killed process's
+//! locks, so no age or pid guess is needed; with a live writer the sweep waits for a write
+//! that finds none.
 
+use fs4::fs_std::FileExt;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// The lock file of a store directory (see the module docs).
+pub const LOCK: &str = ".lock";
+/// The prefix of temporary files.
+pub const TEMP_PREFIX: &str = ".tmp-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +36,87 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the store {path} has {} MiB free, and this build needs about {} MiB (free some space, or use another --output)", free / (1 << 20), needed.div_ceil(1 << 20))]
+    NoRoom {
+        path: PathBuf,
+        free: u64,
+        needed: u64,
+    },
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Takes `dir`'s lock shared, after sweeping dead writers' temporary files when no live
+/// writer holds it (module docs). The returned file holds the lock until dropped.
+fn lock_shared(dir: &Path) -> std::io::Result<(File, Swept)> {
+    let path = dir.join(LOCK);
+    let open = || {
+        File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+    };
+    let lock = open()?;
+    let mut swept = Swept::default();
+    if FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
+        swept = sweep_temps(dir);
+        // Not converted in place: flock(2) may drop the lock while converting.
+        FileExt::unlock(&lock)?;
+    }
+    FileExt::lock_shared(&lock)?;
+    Ok((lock, swept))
+}
+
+/// Removes every temporary file in `dir`; call only under the exclusive lock.
+fn sweep_temps(dir: &Path) -> Swept {
+    let mut swept = Swept::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return swept;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        let bytes = entry.metadata().map_or(0, |m| m.len());
+        if std::fs::remove_file(entry.path()).is_ok() {
+            swept.files += 1;
+            swept.bytes += bytes;
+        }
+    }
+    swept
+}
+
+/// Checks, before a build, that `dir` can take a file of about `needed` bytes: that it can
+/// be created and written (a temporary file is made and removed, which also sweeps dead
+/// builds' leftovers), and that the filesystem has that much free for us.
+pub fn check_room(dir: &Path, needed: u64) -> Result<Swept, StoreError> {
+    let mut staged = Staged::new(dir)?;
+    let write_err = |source| StoreError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    staged.file().write_all(b"slugc").map_err(write_err)?;
+    staged.file().sync_all().map_err(write_err)?;
+    let free = fs4::available_space(dir).map_err(write_err)?;
+    if free < needed {
+        return Err(StoreError::NoRoom {
+            path: dir.to_path_buf(),
+            free,
+            needed,
+        });
+    }
+    Ok(staged.swept.clone())
 }
 
 /// A file being written into a store directory under a temporary name. Dropping it without
@@ -30,6 +124,11 @@ pub enum StoreError {
 pub struct Staged {
     dir: PathBuf,
     file: tempfile::NamedTempFile,
+    /// The shared lock on the directory, held while the temporary file exists. Declared
+    /// after `file`, so it is released after the file is removed.
+    _lock: File,
+    /// What the sweep before this file removed.
+    pub swept: Swept,
 }
 
 impl Staged {
@@ -39,16 +138,20 @@ impl Staged {
             path: dir.to_path_buf(),
             source,
         })?;
+        let write_err = |source| StoreError::Write {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let (lock, swept) = lock_shared(dir).map_err(write_err)?;
         let file = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
-            .map_err(|source| StoreError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(write_err)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             file,
+            _lock: lock,
+            swept,
         })
     }
 
@@ -79,11 +182,15 @@ impl Staged {
             // Dropping the NamedTempFile deletes it.
             return Ok(target);
         }
-        self.file.persist(&target).map_err(|e| StoreError::Write {
+        let Staged {
+            dir, file, _lock, ..
+        } = self;
+        file.persist(&target).map_err(|e| StoreError::Write {
             path: target.clone(),
             source: e.error,
         })?;
-        sync_dir(&self.dir).map_err(write_err)?;
+        sync_dir(&dir).map_err(write_err)?;
+        drop(_lock);
         Ok(target)
     }
 }
@@ -118,6 +225,7 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != LOCK)
             .collect();
         v.sort();
         v
@@ -151,6 +259,38 @@ mod tests {
             let mut s = Staged::new(dir.path()).unwrap();
             s.file().write_all(b"partial").unwrap();
         }
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn dead_writers_temps_are_swept_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A dead build's leftover: a temp file whose writer holds no lock.
+        std::fs::write(dir.path().join(".tmp-dead"), b"0123456789").unwrap();
+        let mut live = Staged::new(dir.path()).unwrap();
+        assert_eq!(
+            live.swept,
+            Swept {
+                files: 1,
+                bytes: 10
+            }
+        );
+        live.file().write_all(b"in progress").unwrap();
+        // A live writer holds the lock: the next writer sweeps nothing.
+        let second = Staged::new(dir.path()).unwrap();
+        assert_eq!(second.swept, Swept::default());
+        assert!(live.temp_path().exists());
+        drop(second);
+        live.commit("done.bin").unwrap();
+        assert_eq!(names(dir.path()), vec!["done.bin"]);
+    }
+
+    #[test]
+    fn check_room_refuses_more_than_the_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_room(dir.path(), 1).is_ok());
+        let err = check_room(dir.path(), u64::MAX / 2).unwrap_err();
+        assert!(matches!(err, StoreError::NoRoom { .. }), "{err}");
         assert!(names(dir.path()).is_empty());
     }
 }
