@@ -75,6 +75,7 @@ pub fn prepare(
     store: Option<&Path>,
     env_files: &[PathBuf],
     env: &[(String, String)],
+    limits: reader::LimitOverride,
 ) -> Result<Prepared, RunError> {
     // Env files first: a typo there should not wait for an unpack.
     let files = env_files
@@ -82,7 +83,8 @@ pub fn prepare(
         .map(|p| config_vars::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
-    let slug = reader::open(slug, &store, None)?;
+    let mut slug = reader::open(slug, &store, None)?;
+    slug.limits = slug.limits.overridden(limits);
     let unpacked = slug.unpack(&crate::dirs::unpack_root())?;
     let (process_types, defaults) = match &slug.release {
         Some(release) => (release.process_types.clone(), release.config_vars.clone()),

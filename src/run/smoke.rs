@@ -49,7 +49,13 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
     }
     let built = build(&t.app_dir, t.store.as_ref())?;
     let slug_arg = built.slug.to_string_lossy().into_owned();
-    let prepared = super::prepare(&slug_arg, t.store.as_deref(), &t.env_files, &t.env)?;
+    let prepared = super::prepare(
+        &slug_arg,
+        t.store.as_deref(),
+        &t.env_files,
+        &t.env,
+        Default::default(),
+    )?;
     let port = free_port().map_err(RunError::Port)?;
     let web = web_instance(&t.app_dir, &prepared.process_types, port)?;
     let output = Arc::new(Output::new(web.name().len(), t.color));

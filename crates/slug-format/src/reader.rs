@@ -43,6 +43,13 @@ const REFUSED_MODE_BITS: u32 = 0o7002;
 /// slug's bytes unfit to be an image layer as they are (see [`Summary::canonical`]).
 const CANONICAL_PAX_KEYS: [&str; 5] = ["path", "linkpath", "size", "mtime", "hdrcharset"];
 
+/// Limits given instead of the defaults of [`Limits::from_release`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverride {
+    pub max_bytes: Option<u64>,
+    pub max_entries: Option<u64>,
+}
+
 /// How much a slug may unpack to: the sum of its files' sizes and the number of entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -56,6 +63,14 @@ impl Limits {
         max_bytes: 4 << 30,
         max_entries: 1_000_000,
     };
+
+    /// These limits with the ones given (a command-line flag) in place of the defaults.
+    pub fn overridden(self, by: LimitOverride) -> Limits {
+        Limits {
+            max_bytes: by.max_bytes.unwrap_or(self.max_bytes),
+            max_entries: by.max_entries.unwrap_or(self.max_entries),
+        }
+    }
 
     /// The default for a slug: the uncompressed tar sizes its manifest gives, plus a quarter
     /// and 1 MiB (a file's bytes, and one 512-byte header per entry, fit in the tar's);
