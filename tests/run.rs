@@ -796,10 +796,16 @@ fn hostile_slug_with_symlink_escape_is_refused() {
     let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
     assert_refused(&world, &slug, "\"app/sneaky\" is a symlink to self/..");
 
+    // An absolute target is a path of the stack, kept; nothing may be written through it.
     let world = World::new();
-    let bytes = tar_gz(&[Entry::Dir("./app/"), Entry::Symlink("./app/etc", "/etc")]);
+    let bytes = tar_gz(&[
+        Entry::Dir("./app/"),
+        Entry::Symlink("./app/etc", "/etc"),
+        Entry::File("./app/etc/slugc-escaped", b"x", 0o644),
+    ]);
     let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
-    assert_refused(&world, &slug, "is a symlink to the absolute path /etc");
+    assert_refused(&world, &slug, "lies under the symlink app/etc");
+    assert!(!Path::new("/etc/slugc-escaped").exists());
 }
 
 #[test]
