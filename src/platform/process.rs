@@ -362,6 +362,7 @@ unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) {
     }
 }
 
+/// Milliseconds of `CLOCK_MONOTONIC` (Linux on 64 bits: `time_t` and `c_long` are `i64`).
 fn now_ms() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -369,7 +370,7 @@ fn now_ms() -> i64 {
     };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// Shell-style code of a wait status.
