@@ -1039,9 +1039,9 @@ fn symlinks_inside_the_app_and_executable_bits_are_kept() {
         Entry::File(
             "./app/lib/tool.sh",
             b"#!/bin/sh\necho tool ran in $PWD\n",
-            0o4755,
+            0o750,
         ),
-        Entry::File("./app/lib/data.txt", b"data\n", 0o666),
+        Entry::File("./app/lib/data.txt", b"data\n", 0o664),
     ]);
     let slug = store_slug(&world.store(), &bytes, &[("web", "true")]);
     let (code, out, err) = exec(
@@ -1056,6 +1056,7 @@ fn symlinks_inside_the_app_and_executable_bits_are_kept() {
     assert_eq!(code, 0, "{err}");
     let hex = sha256_hex(&bytes);
     let app = world.unpack_root().join(hex).join("app");
-    // setuid and group/other write are dropped; the executable bit survives.
+    // Group write is dropped, the executable bit survives (setuid and world-writable
+    // modes are refused: tests/hostile_slugs.rs).
     assert_eq!(out, format!("tool ran in {}\n755\n644\n", app.display()));
 }
