@@ -508,7 +508,7 @@ impl Slug {
             let mode = header
                 .mode()
                 .map_err(|e| self.corrupt(format!("bad mode in {raw:?}: {e}")))?;
-            canonical &= header.uid().ok() == Some(0) && header.gid().ok() == Some(0);
+            canonical &= owned_by_root(header);
             use tar::EntryType as T;
             let kind = match header.entry_type() {
                 T::Directory => {
@@ -781,6 +781,14 @@ impl<R: Read> Read for HashReader<R> {
         self.count += n as u64;
         Ok(n)
     }
+}
+
+/// uid and gid 0, or left blank (all NULs or spaces, which tar readers take as 0).
+fn owned_by_root(header: &tar::Header) -> bool {
+    let blank = |field: &[u8]| field.iter().all(|&b| b == 0 || b == b' ');
+    let old = header.as_old();
+    (blank(&old.uid) || header.uid().ok() == Some(0))
+        && (blank(&old.gid) || header.gid().ok() == Some(0))
 }
 
 /// `Ok(None)` for the root entry `./`; `Ok(Some(app/...))` for a path under `./app/`.
