@@ -5,7 +5,8 @@
 //!
 //! Order of checks: the file's SHA-256 against the manifest's `checksum` and the
 //! `sha256-<hex>.tgz` name first ([`SlugRef::open`]), then every tar entry as it streams by
-//! ([`Slug::read_entries`]). Nothing is trusted from the archive:
+//! ([`Slug::read_entries`]), which hashes the file again as it reads it and refuses it if
+//! the bytes are not those checked first. Nothing is trusted from the archive:
 //!
 //! - every path must be relative, without `..`, and under `./app/`;
 //! - only directories, regular files and symlinks; hard links, devices and FIFOs are refused;
@@ -477,8 +478,13 @@ impl Slug {
             slug: self.path.clone(),
             source,
         })?;
-        // Concatenated gzip members (one per slug part) are one stream: MultiGzDecoder.
-        let gz = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, file));
+        // Concatenated gzip members (one per slug part) are one stream: MultiGzDecoder. The
+        // file is hashed again as it is read, so the entries checked are the bytes whose
+        // digest was checked, even if the file changed since `SlugRef::open`.
+        let gz = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
+            1 << 20,
+            HashReader::new(file),
+        ));
         let mut archive = tar::Archive::new(HashReader::new(gz));
         let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
         let mut symlinks: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
@@ -617,7 +623,21 @@ impl Slug {
             link::check(rel, target, |p| symlinks.get(p).cloned())
                 .map_err(|e| self.hostile(&rel.to_string_lossy(), &e.to_string()))?;
         }
-        let (digest, tar_size) = tar_bytes.finish();
+        let (gz, digest, tar_size) = tar_bytes.into_parts();
+        let mut raw = gz.into_inner();
+        io::copy(&mut raw, &mut io::sink()).map_err(|source| ReadError::Read {
+            slug: self.path.clone(),
+            source,
+        })?;
+        let (file_hex, _) = raw.into_inner().finish();
+        if file_hex != self.hex {
+            return Err(ReadError::Checksum {
+                slug: self.path.clone(),
+                actual: file_hex,
+                expected: self.hex.clone(),
+                source_name: "its digest when it was opened".to_string(),
+            });
+        }
         Ok(Summary {
             diff_id: format!("sha256:{digest}"),
             tar_size,
@@ -772,6 +792,10 @@ impl<R> HashReader<R> {
     fn finish(self) -> (String, u64) {
         (hex(&self.sha.finalize()), self.count)
     }
+
+    fn into_parts(self) -> (R, String, u64) {
+        (self.inner, hex(&self.sha.finalize()), self.count)
+    }
 }
 
 impl<R: Read> Read for HashReader<R> {
@@ -827,6 +851,39 @@ mod tests {
         assert_eq!(checked_path("./app/../etc"), Err("contains `..`"));
         assert_eq!(checked_path("/etc/passwd"), Err("is an absolute path"));
         assert_eq!(checked_path("./other/x"), Err("is outside ./app/"));
+    }
+
+    fn tiny_slug(text: &[u8]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, "./app/", io::empty()).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(text.len() as u64);
+        tar.append_data(&mut h, "./app/x", text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn entries_are_read_from_the_bytes_whose_digest_was_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slug.tgz");
+        std::fs::write(&path, tiny_slug(b"first")).unwrap();
+        let slug = locate(path.to_str().unwrap(), dir.path())
+            .unwrap()
+            .open()
+            .unwrap();
+        assert!(slug.read_entries(|_| Ok(())).is_ok());
+        // Swapped after the check: another valid slug, refused as not the one checked.
+        std::fs::write(&path, tiny_slug(b"other")).unwrap();
+        let e = slug.read_entries(|_| Ok(())).unwrap_err();
+        assert!(matches!(e, ReadError::Checksum { .. }), "{e}");
+        assert!(e.is_bad_slug());
     }
 
     #[test]
