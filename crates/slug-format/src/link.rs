@@ -6,7 +6,8 @@
 //! - An **absolute** target is kept as it is: it names a path of the stack the slug runs on
 //!   (`venv/bin/python3 -> /usr/bin/python3`) and resolves there at run time, as symlinks in
 //!   a CNB image's layers do. (The exporter first rewrites an absolute target that points
-//!   into the build root to the equivalent relative one; only it knows the build root.)
+//!   into the build root to the equivalent relative one, and refuses one into the rest of
+//!   the build's work dir, whose path changes with every build; only it knows those dirs.)
 //! - A **relative** target is followed from the link's directory the way the kernel would
 //!   (`path_resolution(7)`), through the slug's other symlinks, and must end inside `app/`.
 //!   Passing through the slug root is fine (`app/ok -> ../app/real.txt` is `app/real.txt`);
@@ -33,6 +34,9 @@ pub enum LinkError {
     Outside(String),
     #[error("is a symlink to {0} through more than 40 symlinks (a loop)")]
     Loop(String),
+    /// Only the exporter finds this one: the reader does not know the build's dirs.
+    #[error("is a symlink to {0}, in the build's work dir, which the slug does not hold")]
+    IntoBuild(String),
 }
 
 /// Where a link that keeps the rule leads.

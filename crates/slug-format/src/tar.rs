@@ -18,7 +18,8 @@
 //!   directories and for files with any executable bit, 0644 for other files, 0777 for
 //!   symlinks.
 //! - Symlinks: an absolute target into a part's source directory is rewritten to the
-//!   equivalent relative one; then every link must keep the one rule of [`crate::link`]
+//!   equivalent relative one, and one elsewhere in the build's work dir (beside the app's
+//!   source) fails the export; then every link must keep the one rule of [`crate::link`]
 //!   (absolute targets are kept for the stack, relative ones must resolve inside `./app`,
 //!   followed through the slug's other links as the reader follows them), else the export
 //!   fails naming the link.
@@ -111,6 +112,10 @@ pub struct Archiver<'a> {
     /// Each part's source as absolute normalised paths (as given and canonical) for mapping
     /// absolute symlink targets into the slug.
     roots: Vec<(Vec<Vec<u8>>, usize)>,
+    /// The directories holding the app part's source (the build's work dir): an absolute
+    /// target there but in no part names what the slug does not hold, by a path that changes
+    /// with every build.
+    work_dirs: Vec<Vec<Vec<u8>>>,
     mtime: u64,
 }
 
@@ -147,11 +152,17 @@ impl<'a> Archiver<'a> {
                 }
             }
         }
+        let work_dirs = roots
+            .iter()
+            .filter(|(r, i)| prefixes[*i].len() == 1 && r.len() > 1)
+            .map(|(r, _)| r[..r.len() - 1].to_vec())
+            .collect();
         Ok(Self {
             parts,
             prefixes,
             rules,
             roots,
+            work_dirs,
             mtime,
         })
     }
@@ -314,6 +325,18 @@ impl<'a> Archiver<'a> {
     fn symlink_target(&self, link: &[u8], target: &[u8]) -> Result<Vec<u8>, LinkError> {
         let link_comps = components(link.strip_prefix(b"./").unwrap_or(link));
         let stored = self.stored_target(&link_comps, target);
+        if stored.starts_with(b"/") {
+            let abs = normalise_absolute(&stored);
+            if self
+                .work_dirs
+                .iter()
+                .any(|w| abs.len() > w.len() && abs[..w.len()] == w[..])
+            {
+                return Err(LinkError::IntoBuild(
+                    String::from_utf8_lossy(target).into_owned(),
+                ));
+            }
+        }
         let as_path = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
         link::check(&as_path(&join_rel(&link_comps)), &as_path(&stored), |p| {
             self.link_at(p)
@@ -829,12 +852,11 @@ mod tests {
             a.symlink_target(link, abs.as_os_str().as_bytes()).unwrap(),
             b"../bin/tool"
         );
-        // Out of the build root: a path of the stack, kept as it is.
+        // Beside the build root, in the build's work dir: the slug cannot hold it.
         let escape = root.join("../outside");
-        assert_eq!(
-            a.symlink_target(link, escape.as_os_str().as_bytes())
-                .unwrap(),
-            escape.as_os_str().as_bytes()
-        );
+        assert!(matches!(
+            a.symlink_target(link, escape.as_os_str().as_bytes()),
+            Err(LinkError::IntoBuild(_))
+        ));
     }
 }
