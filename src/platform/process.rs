@@ -394,13 +394,16 @@ unsafe fn signal_tree(buildpack: libc::pid_t, sig: libc::c_int) {
     });
 }
 
-/// Calls `f` with each pid in `/proc/thread-self/children` (the guard has one thread).
+/// Calls `f` with each child of the guard: from `/proc/thread-self/children` (the guard
+/// has one thread), else, on kernels without it (`CONFIG_PROC_CHILDREN`), from the parent
+/// field of every `/proc/<pid>/stat`.
 unsafe fn for_each_child(mut f: impl FnMut(libc::pid_t)) {
     let fd = libc::open(
         c"/proc/thread-self/children".as_ptr(),
         libc::O_RDONLY | libc::O_CLOEXEC,
     );
     if fd < 0 {
+        scan_proc_for_children(f);
         return;
     }
     let mut buf = [0u8; 4096];
@@ -428,6 +431,112 @@ unsafe fn for_each_child(mut f: impl FnMut(libc::pid_t)) {
         f(pid);
     }
     libc::close(fd);
+}
+
+/// Every `/proc/<pid>` whose parent is this process, read with `getdents64` into a buffer
+/// on the stack (`readdir` may allocate).
+unsafe fn scan_proc_for_children(mut f: impl FnMut(libc::pid_t)) {
+    let me = libc::getpid();
+    let dir = libc::open(
+        c"/proc".as_ptr(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    );
+    if dir < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len());
+        if n <= 0 {
+            break;
+        }
+        let n = n as usize;
+        let mut off = 0;
+        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name NUL-terminated.
+        while off + 19 <= n {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            if reclen == 0 || off + reclen > n {
+                break;
+            }
+            let mut pid: libc::pid_t = 0;
+            let mut digits = 0;
+            for &b in &buf[off + 19..off + reclen] {
+                if b == 0 {
+                    break;
+                }
+                if !b.is_ascii_digit() {
+                    digits = 0;
+                    break;
+                }
+                pid = pid
+                    .saturating_mul(10)
+                    .saturating_add((b - b'0') as libc::pid_t);
+                digits += 1;
+            }
+            if digits > 0 && parent_of(pid) == Some(me) {
+                f(pid);
+            }
+            off += reclen;
+        }
+    }
+    libc::close(dir);
+}
+
+/// The parent field of `/proc/<pid>/stat` (`pid (comm) state ppid ...`).
+unsafe fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let mut path = [0u8; 32];
+    let mut len = 0;
+    for &b in b"/proc/" {
+        path[len] = b;
+        len += 1;
+    }
+    let mut digits = [0u8; 12];
+    let (mut n, mut d) = (pid, 0);
+    loop {
+        digits[d] = b'0' + (n % 10) as u8;
+        d += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        path[len] = digits[d];
+        len += 1;
+    }
+    for &b in b"/stat\0" {
+        path[len] = b;
+        len += 1;
+    }
+    let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return None;
+    }
+    let mut stat = [0u8; 512];
+    let got = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+    libc::close(fd);
+    if got <= 0 {
+        return None;
+    }
+    let stat = &stat[..got as usize];
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // `) S 1234 `: skip the state, then read the number.
+    let mut fields = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    fields.next()?;
+    let ppid = fields.next()?;
+    let mut value: libc::pid_t = 0;
+    for &b in ppid {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value
+            .saturating_mul(10)
+            .saturating_add((b - b'0') as libc::pid_t);
+    }
+    Some(value)
 }
 
 /// Waits for the buildpack, ends what is left of the tree, exits with the buildpack's code.
@@ -482,6 +591,26 @@ unsafe fn guard_loop(buildpack: libc::pid_t, set: &libc::sigset_t) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_are_found_with_and_without_proc_children() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: reads /proc only.
+        let (listed, scanned, parent) = unsafe {
+            let mut listed = Vec::new();
+            for_each_child(|p| listed.push(p));
+            let mut scanned = Vec::new();
+            scan_proc_for_children(|p| scanned.push(p));
+            (listed, scanned, parent_of(pid))
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(parent, Some(std::process::id() as libc::pid_t));
+        assert!(scanned.contains(&pid), "{scanned:?}");
+        // /proc/thread-self/children lists the children of this thread only.
+        assert!(listed.contains(&pid) || listed.is_empty(), "{listed:?}");
+    }
 
     #[test]
     fn durations() {
