@@ -886,3 +886,36 @@ fn a_full_disk_while_unpacking_is_exit_1_and_says_so() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+#[test]
+fn a_slug_without_a_manifest_cannot_make_run_read_a_host_file_as_its_procfile() {
+    let world = World::new();
+    let (bytes, _) = tar_gz(&[
+        Entry::Dir("./app/", 0o755),
+        Entry::Symlink("./app/Procfile", "/etc/passwd"),
+    ]);
+    let slug = world.path("store/bare.tgz");
+    std::fs::write(&slug, &bytes).unwrap();
+    let out = world
+        .slug()
+        .args(["run", slug.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = text_of(&out);
+    assert_eq!(out.status.code(), Some(30), "{all}");
+    assert!(
+        all.lines()
+            .next()
+            .is_some_and(|l| l.contains("Procfile is a symlink out of the app")),
+        "{all}"
+    );
+    assert!(!all.contains("root:"), "a host file was shown: {all}");
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
