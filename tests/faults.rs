@@ -425,23 +425,30 @@ fn stale_temp_files_are_swept_on_the_next_write_and_live_ones_kept() {
         )
         .unwrap();
     }
-    // While a live writer holds the store, nothing can be told stale: nothing is swept.
-    let lock = std::fs::File::open(world.store().join(".lock")).unwrap();
+    // A live writer's file, locked as every writer locks its own (slug_format::store).
+    let live_path = world.store().join(".tmp-live");
+    std::fs::write(&live_path, b"being written").unwrap();
+    let live = std::fs::File::open(&live_path).unwrap();
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) }, 0);
-    checksum(&world.build());
-    assert_eq!(world.store_temps().len(), 12);
-    drop(lock);
+    assert_eq!(unsafe { libc::flock(live.as_raw_fd(), libc::LOCK_EX) }, 0);
     let out = world.build();
     checksum(&out);
-    assert!(world.store_temps().is_empty(), "{:?}", world.store_temps());
+    assert_eq!(
+        world.store_temps(),
+        BTreeSet::from([".tmp-live".to_string()]),
+        "the dead builds' files must go, the live one's stay"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("Removed 12 temporary files of interrupted builds from the store (12.0 MiB)"),
         "{}",
         text(&out)
     );
+    // Its writer gone, it goes on the next write.
+    drop(live);
+    checksum(&world.build());
+    assert!(world.store_temps().is_empty(), "{:?}", world.store_temps());
     // And what a build killed while it writes the slug leaves is gone after the next one.
     let mut random = Random::new();
     for _ in 0..3 {

@@ -6,12 +6,13 @@
 //! renamed, and the directory is fsynced so that the rename itself survives a crash. A build
 //! that fails or is killed leaves at most a `.tmp-*` file behind, never a `sha256-*` one.
 //!
-//! Those leftovers are swept on the next write. Every writer holds a shared `flock(2)` on
-//! the directory's [`LOCK`] file for as long as its temporary file exists; before it takes
-//! it, it tries for an exclusive one, and when it gets it no live writer is left, so every
-//! `.tmp-*` there is a dead build's and is removed. The kernel drops a killed process's
-//! locks, so no age or pid guess is needed; with a live writer the sweep waits for a write
-//! that finds none.
+//! Those leftovers are swept on the next write. A writer holds an exclusive `flock(2)` on
+//! its own temporary file for as long as it exists, and creates it while holding a shared
+//! lock on the directory's [`LOCK`] file. Before that, it tries for an exclusive lock on
+//! [`LOCK`]: with it, no temporary file is being created, so one whose lock it can take has
+//! no live writer (the kernel drops a killed process's locks) and is removed. No age or pid
+//! guess is needed, and live builds never hold the sweep off for longer than they take to
+//! create a file.
 
 use fs4::fs_std::FileExt;
 use std::fs::File;
@@ -51,19 +52,15 @@ pub struct Swept {
     pub bytes: u64,
 }
 
-/// Takes `dir`'s lock shared, after sweeping dead writers' temporary files when no live
-/// writer holds it (module docs). The returned file holds the lock until dropped.
-fn lock_shared(dir: &Path) -> std::io::Result<(File, Swept)> {
-    let path = dir.join(LOCK);
-    let open = || {
-        File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-    };
-    let lock = open()?;
+/// Sweeps dead writers' temporary files when no file is being created (module docs), then
+/// takes `dir`'s lock shared, for creating one. The returned file holds that lock.
+fn lock_for_create(dir: &Path) -> std::io::Result<(File, Swept)> {
+    let lock = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))?;
     let mut swept = Swept::default();
     if FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
         swept = sweep_temps(dir);
@@ -74,7 +71,8 @@ fn lock_shared(dir: &Path) -> std::io::Result<(File, Swept)> {
     Ok((lock, swept))
 }
 
-/// Removes every temporary file in `dir`; call only under the exclusive lock.
+/// Removes every temporary file in `dir` whose lock can be taken: its writer is gone. Call
+/// only under the exclusive lock on [`LOCK`].
 fn sweep_temps(dir: &Path) -> Swept {
     let mut swept = Swept::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -88,7 +86,13 @@ fn sweep_temps(dir: &Path) -> Swept {
         {
             continue;
         }
-        let bytes = entry.metadata().map_or(0, |m| m.len());
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if !FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+            continue; // a live writer's
+        }
+        let bytes = file.metadata().map_or(0, |m| m.len());
         if std::fs::remove_file(entry.path()).is_ok() {
             swept.files += 1;
             swept.bytes += bytes;
@@ -123,10 +127,8 @@ pub fn check_room(dir: &Path, needed: u64) -> Result<Swept, StoreError> {
 /// [`Staged::commit`] removes the temporary file.
 pub struct Staged {
     dir: PathBuf,
+    /// Locked exclusively by this writer while it exists (module docs).
     file: tempfile::NamedTempFile,
-    /// The shared lock on the directory, held while the temporary file exists. Declared
-    /// after `file`, so it is released after the file is removed.
-    _lock: File,
     /// What the sweep before this file removed.
     pub swept: Swept,
 }
@@ -142,15 +144,17 @@ impl Staged {
             path: dir.to_path_buf(),
             source,
         };
-        let (lock, swept) = lock_shared(dir).map_err(write_err)?;
+        let (dir_lock, swept) = lock_for_create(dir).map_err(write_err)?;
         let file = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
             .map_err(write_err)?;
+        FileExt::lock_exclusive(file.as_file()).map_err(write_err)?;
+        // Locked: from here a sweep sees a live writer's file.
+        drop(dir_lock);
         Ok(Self {
             dir: dir.to_path_buf(),
             file,
-            _lock: lock,
             swept,
         })
     }
@@ -182,15 +186,11 @@ impl Staged {
             // Dropping the NamedTempFile deletes it.
             return Ok(target);
         }
-        let Staged {
-            dir, file, _lock, ..
-        } = self;
-        file.persist(&target).map_err(|e| StoreError::Write {
+        self.file.persist(&target).map_err(|e| StoreError::Write {
             path: target.clone(),
             source: e.error,
         })?;
-        sync_dir(&dir).map_err(write_err)?;
-        drop(_lock);
+        sync_dir(&self.dir).map_err(write_err)?;
         Ok(target)
     }
 }
@@ -276,10 +276,20 @@ mod tests {
             }
         );
         live.file().write_all(b"in progress").unwrap();
-        // A live writer holds the lock: the next writer sweeps nothing.
+        // A live writer holds its file's lock: the next writer sweeps nothing, and a file
+        // being created (the directory's lock held shared) holds the sweep off.
         let second = Staged::new(dir.path()).unwrap();
         assert_eq!(second.swept, Swept::default());
         assert!(live.temp_path().exists());
+        std::fs::write(dir.path().join(".tmp-dead2"), b"x").unwrap();
+        let creating = File::open(dir.path().join(LOCK)).unwrap();
+        FileExt::lock_shared(&creating).unwrap();
+        assert_eq!(Staged::new(dir.path()).unwrap().swept, Swept::default());
+        drop(creating);
+        assert_eq!(
+            Staged::new(dir.path()).unwrap().swept,
+            Swept { files: 1, bytes: 1 }
+        );
         drop(second);
         live.commit("done.bin").unwrap();
         assert_eq!(names(dir.path()), vec!["done.bin"]);
