@@ -11,8 +11,9 @@
 //! - when `slug` asks it to (SIGTERM: the same, for a stopped or timed-out build);
 //! - when `slug` dies, even by SIGKILL (`PR_SET_PDEATHSIG`): SIGKILL at once.
 //!
-//! It walks its subtree through `/proc/thread-self/children` (`proc(5)`), killing what it
-//! finds until it has no child left, and only then exits with the buildpack's status. It
+//! It walks its subtree through `/proc/thread-self/children` (`proc(5)`; the parent field of
+//! every `/proc/<pid>/stat` where the kernel lacks it), killing what it finds until it has no
+//! child left, and only then exits with the buildpack's status. It
 //! keeps the app cache's lock open ([`hold_in_guards`]), so the next build of the app waits
 //! until the killed build's processes are gone before it cleans the work dir under them.
 //!
