@@ -8,8 +8,8 @@
 //!
 //! Those leftovers are swept on the next write. A writer holds an exclusive `flock(2)` on
 //! its own temporary file for as long as it exists, and creates it while holding a shared
-//! lock on the directory's [`LOCK`] file. Before that, it tries for an exclusive lock on
-//! [`LOCK`]: with it, no temporary file is being created, so one whose lock it can take has
+//! lock on the directory itself. Before that, it tries for an exclusive lock on the
+//! directory: with it, no temporary file is being created, so one whose lock it can take has
 //! no live writer (the kernel drops a killed process's locks) and is removed. No age or pid
 //! guess is needed, and live builds never hold the sweep off for longer than they take to
 //! create a file.
@@ -20,8 +20,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The lock file of a store directory (see the module docs).
-pub const LOCK: &str = ".lock";
 /// The prefix of temporary files.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
@@ -55,12 +53,8 @@ pub struct Swept {
 /// Sweeps dead writers' temporary files when no file is being created (module docs), then
 /// takes `dir`'s lock shared, for creating one. The returned file holds that lock.
 fn lock_for_create(dir: &Path) -> std::io::Result<(File, Swept)> {
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(LOCK))?;
+    // flock(2) takes directories too: no lock file is left in the store.
+    let lock = File::open(dir)?;
     let mut swept = Swept::default();
     if FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
         swept = sweep_temps(dir);
@@ -72,7 +66,7 @@ fn lock_for_create(dir: &Path) -> std::io::Result<(File, Swept)> {
 }
 
 /// Removes every temporary file in `dir` whose lock can be taken: its writer is gone. Call
-/// only under the exclusive lock on [`LOCK`].
+/// only under the exclusive lock on `dir`.
 fn sweep_temps(dir: &Path) -> Swept {
     let mut swept = Swept::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -225,7 +219,6 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != LOCK)
             .collect();
         v.sort();
         v
@@ -282,7 +275,7 @@ mod tests {
         assert_eq!(second.swept, Swept::default());
         assert!(live.temp_path().exists());
         std::fs::write(dir.path().join(".tmp-dead2"), b"x").unwrap();
-        let creating = File::open(dir.path().join(LOCK)).unwrap();
+        let creating = File::open(dir.path()).unwrap();
         FileExt::lock_shared(&creating).unwrap();
         assert_eq!(Staged::new(dir.path()).unwrap().swept, Swept::default());
         drop(creating);
