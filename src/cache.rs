@@ -12,6 +12,7 @@
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -36,6 +37,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
         source,
     }
 }
+
+/// The file in the cache dir holding the last slug's size in bytes.
+const LAST_SLUG_SIZE: &str = "last-slug-size";
 
 /// `$XDG_CACHE_HOME/slugc/<name>-<hash of the app's absolute path>`.
 pub fn default_dir(app_dir: &Path) -> PathBuf {
@@ -71,6 +75,7 @@ impl Drop for Cache {
     fn drop(&mut self) {
         // Before the lock goes: the next build must not list a trash entry being removed.
         self.finish_sweep();
+        crate::platform::process::release_from_guards(self._lock.as_raw_fd());
     }
 }
 
@@ -94,6 +99,9 @@ impl Cache {
             );
             FileExt::lock_exclusive(&lock).map_err(io(&lock_path))?;
         }
+        // Buildpacks' guards keep the lock: a killed build's processes hold it until they
+        // are gone, so the next build cannot clean the work dir under them.
+        crate::platform::process::hold_in_guards(lock.as_raw_fd());
         let cache = Cache {
             root: root.to_path_buf(),
             sweeping: Mutex::new(None),
@@ -206,6 +214,22 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// The size of the last slug built with this cache, recorded by
+    /// [`Cache::record_slug_size`]: the estimate of the next one's.
+    pub fn last_slug_size(&self) -> Option<u64> {
+        std::fs::read_to_string(self.root.join(LAST_SLUG_SIZE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Remembers the size of the slug just built. Only an estimate rests on it, so a
+    /// failure to write it is not the build's.
+    pub fn record_slug_size(&self, bytes: u64) {
+        let _ = std::fs::write(self.root.join(LAST_SLUG_SIZE), format!("{bytes}\n"));
     }
 
     /// The persistent `CACHE_DIR` of a classic buildpack.

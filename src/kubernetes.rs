@@ -35,6 +35,8 @@ pub struct Options {
     pub port: u16,
     /// The release manifest, when it is not beside the slug.
     pub manifest: Option<PathBuf>,
+    /// Unpack limits instead of the defaults.
+    pub limits: slug_format::reader::LimitOverride,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,7 +350,8 @@ pub fn objects(args: &Options) -> Result<Objects, ManifestsError> {
         ));
     }
     let store = args.store.clone().unwrap_or_else(crate::dirs::store);
-    let slug = slug_format::reader::open(&args.slug, &store, args.manifest.as_deref())?;
+    let mut slug = slug_format::reader::open(&args.slug, &store, args.manifest.as_deref())?;
+    slug.limits = slug.limits.overridden(args.limits);
     // The same checks as `slug run` makes before anything of it is used, in the pass that
     // reads the release the build wrote into the slug: that one wins over the manifest.
     let embedded = slug.embedded_release()?;

@@ -123,6 +123,8 @@ pub enum BuildError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot set up the handling of SIGINT, SIGTERM and SIGHUP: {0}")]
+    Signals(std::io::Error),
 }
 
 impl ExitCode for BuildError {
@@ -469,6 +471,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         .collect();
 
     let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
+    check_store(&store_dir, &snapshot, cache.as_ref())?;
 
     // The one buildpacks are offered for early compression and the export's: both must agree.
     let mtime = slug_format::mtime_from_env()?;
@@ -504,6 +507,7 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         store::replace_atomic(&store_dir, &manifest_name, release.to_json().as_bytes())?;
     if let Some(cache) = &cache {
         run_buildpacks::save_cache(&built, cache)?;
+        cache.record_slug_size(exported.size);
     }
     drop(work);
     if let Some(content) = &content {
@@ -533,6 +537,28 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         manifest_path,
         release,
     })
+}
+
+/// Before anything runs: the store must be writable and have room for the slug. The
+/// estimate is this app's last slug when its cache knows it, else the app's own files
+/// uncompressed (the slug holds them all; a first build knows nothing better).
+fn check_store(
+    store_dir: &Path,
+    snapshot: &Snapshot,
+    cache: Option<&Cache>,
+) -> Result<(), BuildError> {
+    let estimate = cache.and_then(Cache::last_slug_size).unwrap_or_else(|| {
+        slug_format::tar::estimated_size(&[slug_format::Part::new(&snapshot.app_dir, "./app")])
+    });
+    let swept = store::check_room(store_dir, estimate)?;
+    if swept.files > 0 {
+        crate::say!(
+            "-----> Removed {} temporary files of interrupted builds from the store ({})",
+            swept.files,
+            size::human(swept.bytes)
+        );
+    }
+    Ok(())
 }
 
 /// Detect and run the buildpacks over the snapshot (stage by stage, see [`stages`]); then

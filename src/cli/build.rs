@@ -4,7 +4,9 @@
 use super::AppArgs;
 use crate::exit;
 use crate::pipeline::{self, BuildError, Options};
+use crate::platform::process;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -32,9 +34,15 @@ pub struct BuildArgs {
     /// Print the release manifest (JSON) on stdout; the log stays on stderr
     #[arg(long)]
     pub json: bool,
+    /// Stop the build, every buildpack process with it, when it takes longer than this
+    /// (`90s`, `15m`, `1h`; Heroku stops builds at 15m) and exit 20 [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = process::parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 pub fn build(args: BuildArgs) -> Result<i32, BuildError> {
+    // First, before any thread: SIGINT/SIGTERM/SIGHUP and the timeout stop the whole tree.
+    process::stop_on(args.timeout).map_err(BuildError::Signals)?;
     let opts = Options {
         inputs: args.app.inputs()?,
         cache_dir: args.cache_dir,

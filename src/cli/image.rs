@@ -36,12 +36,15 @@ pub struct ImageArgs {
     /// The release manifest, when it is not beside the slug
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: super::LimitArgs,
 }
 
 pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
     let (repo, tag) = image::split_tag(&args.tag)?;
     let store = args.store.clone().unwrap_or_else(crate::dirs::store);
-    let slug = reader::open(&args.slug, &store, args.manifest.as_deref())?;
+    let mut slug = reader::open(&args.slug, &store, args.manifest.as_deref())?;
+    slug.limits = slug.limits.overridden(args.limits.to_override());
     let image = image::assemble(
         &slug,
         &Options {
@@ -52,6 +55,9 @@ pub fn image(args: ImageArgs) -> Result<i32, ImageError> {
             port: args.port,
         },
     )?;
+    for warning in &image.warnings {
+        eprintln!("warning: {warning}");
+    }
     println!("image {} {repo}:{tag}", image.digest);
     println!(
         "  layers: {} from the base, slug sha256:{}, launcher",

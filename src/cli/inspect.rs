@@ -18,6 +18,8 @@ pub struct InspectArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub limits: super::LimitArgs,
 }
 
 fn mib(bytes: u64) -> String {
@@ -26,7 +28,8 @@ fn mib(bytes: u64) -> String {
 
 pub fn inspect(args: InspectArgs) -> Result<i32, InspectError> {
     let store = args.store.clone().unwrap_or_else(crate::dirs::store);
-    let slug = reader::open(&args.slug, &store, None)?;
+    let mut slug = reader::open(&args.slug, &store, None)?;
+    slug.limits = slug.limits.overridden(args.limits.to_override());
     let report = inspect::scan(&slug, args.top)?;
     if args.json {
         println!(

@@ -37,6 +37,8 @@ pub struct ManifestsArgs {
     /// The release manifest, when it is not beside the slug
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: super::LimitArgs,
 }
 
 pub fn manifests(args: ManifestsArgs) -> Result<i32, ManifestsError> {
@@ -50,6 +52,7 @@ pub fn manifests(args: ManifestsArgs) -> Result<i32, ManifestsError> {
         env_file: args.env_file,
         port: args.port,
         manifest: args.manifest,
+        limits: args.limits.to_override(),
     })?
     .to_yaml();
     match &args.output {

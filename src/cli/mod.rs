@@ -12,7 +12,33 @@ pub mod precompress;
 pub mod run;
 
 use crate::pipeline::Inputs;
+use slug_format::reader::LimitOverride;
 use std::path::PathBuf;
+
+/// The unpack limits of the commands that read slugs (`run`, `exec`, `inspect`, `image`,
+/// `manifests`): all read through the same checks, so all take the same flags.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LimitArgs {
+    /// Refuse a slug whose files add up to more than this many MiB
+    /// [default: the manifest's layer sizes plus a quarter, else 4096]
+    #[arg(long, value_name = "MiB")]
+    pub max_unpacked: Option<u64>,
+    /// Refuse a slug of more entries than this
+    /// [default: from the manifest's layer sizes, else 1000000]
+    #[arg(long, value_name = "N")]
+    pub max_unpacked_entries: Option<u64>,
+}
+
+impl LimitArgs {
+    pub fn to_override(self) -> LimitOverride {
+        LimitOverride {
+            max_bytes: self
+                .max_unpacked
+                .map(|m| m.saturating_mul(crate::size::MIB)),
+            max_entries: self.max_unpacked_entries,
+        }
+    }
+}
 
 pub use crate::config_vars::EnvArgError;
 

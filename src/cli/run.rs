@@ -58,6 +58,8 @@ pub struct RunArgs {
     #[arg(short, long, default_value = "10", value_parser = parse_seconds, value_name = "SECS")]
     pub timeout: Duration,
     #[command(flatten)]
+    pub limits: super::LimitArgs,
+    #[command(flatten)]
     pub config: ConfigArgs,
     /// Slug store searched for a sha256 prefix [default: $XDG_DATA_HOME/slugc/slugs]
     #[arg(long, value_name = "DIR")]
@@ -74,6 +76,8 @@ pub struct ExecArgs {
     /// `PORT` for the one-off process
     #[arg(short, long, default_value_t = 5000)]
     pub port: u16,
+    #[command(flatten)]
+    pub limits: super::LimitArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Slug store searched for a sha256 prefix [default: $XDG_DATA_HOME/slugc/slugs]
@@ -114,6 +118,7 @@ pub fn run(args: RunArgs) -> Result<i32, RunError> {
         args.store.as_deref(),
         &args.config.env_file,
         &args.config.env,
+        args.limits.to_override(),
     )?;
     run::run(
         &prepared,
@@ -131,6 +136,7 @@ pub fn exec(args: ExecArgs) -> Result<i32, RunError> {
         args.store.as_deref(),
         &args.config.env_file,
         &args.config.env,
+        args.limits.to_override(),
     )?;
     Err(run::exec(&prepared, args.port, &args.command))
 }

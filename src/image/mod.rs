@@ -1,7 +1,8 @@
 //! OCI images: a slug wrapped as an image over a base image.
 //!
-//! The image is the base image's layers, then the slug file itself as one layer (its bytes
-//! are already a gzip tar of `./app/...`, so the layer's digest *is* the slug's digest), then
+//! The image is the base image's layers, then the slug as one layer (`layer.rs`: the slug
+//! file itself when its headers are as `slug build` writes them, so the layer's digest *is*
+//! the slug's digest; else its checked entries written again with normalised modes), then
 //! a tiny launcher layer (`launcher.rs`) that starts a process type like a dyno. The config
 //! carries the launch env made absolute for `/app` (`profile.rs`), `WorkingDir=/app`, the
 //! base's non-root `User` (or `--user`), the launcher as entrypoint, and the process types and
@@ -9,6 +10,7 @@
 //! `created` time, so the same slug over the same base gives the same image digest.
 
 mod launcher;
+mod layer;
 mod layout;
 pub mod oci;
 mod profile;
@@ -34,6 +36,8 @@ pub enum ImageError {
     Layout(#[from] LayoutError),
     #[error("cannot build the launcher layer: {0}")]
     Launcher(std::io::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::LayerError),
 }
 
 impl ExitCode for ImageError {
@@ -48,6 +52,8 @@ impl ExitCode for ImageError {
             }
             ImageError::Layout(_) => exit::INVALID_INPUT,
             ImageError::Launcher(_) => exit::OTHER,
+            ImageError::Layer(layer::LayerError::Slug(e)) if e.is_bad_slug() => exit::INVALID_INPUT,
+            ImageError::Layer(_) => exit::OTHER,
         }
     }
 }
@@ -57,6 +63,11 @@ pub const LABEL_CHECKSUM: &str = "org.slugc.slug.checksum";
 pub const LABEL_PROCESS_TYPES: &str = "org.slugc.slug.process-types";
 pub const LABEL_STACK: &str = "org.slugc.slug.stack";
 
+/// The largest `.profile.d` script read to compute `Env`. A larger one is left to the
+/// launcher, which sources it at start; `Env` then holds no profile exports at all rather
+/// than values that script may change.
+pub const MAX_PROFILE_SCRIPT: u64 = 1 << 20;
+
 /// What the image needs from one checked pass over the slug.
 struct Scan {
     /// Hex SHA-256 of the file (the gzip bytes): the layer blob's digest.
@@ -64,15 +75,20 @@ struct Scan {
     size: u64,
     /// `sha256:<hex>` of the uncompressed tar: the layer's diff_id.
     diff_id: String,
+    /// Every header as the exporter writes it: the file can be the layer as it is.
+    canonical: bool,
     /// `app/.profile.d/*.sh` scripts, sorted by name, as (name, text).
     profile_scripts: Vec<(String, String)>,
     /// The release the build wrote into the slug, when it has one.
     embedded: Option<slug_format::release::BuildRelease>,
+    /// Scripts over [`MAX_PROFILE_SCRIPT`], by name.
+    oversized_scripts: Vec<String>,
 }
 
 fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
     let mut profile_scripts = Vec::new();
     let mut embedded = None;
+    let mut oversized_scripts = Vec::new();
     let summary = slug.read_entries(|entry| {
         if let Some(release) = slug.embedded_in(entry)? {
             embedded = Some(release);
@@ -85,9 +101,14 @@ fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
             .and_then(|n| n.to_str())
             .filter(|n| n.ends_with(".sh") && !n.contains('/'))
             .map(str::to_string);
-        if let (Some(name), EntryKind::File { .. }) = (script, &entry.kind) {
+        if let (Some(name), EntryKind::File { size, .. }) = (script, &entry.kind) {
+            if *size > MAX_PROFILE_SCRIPT {
+                oversized_scripts.push(name);
+                return Ok(());
+            }
             let mut text = Vec::new();
             entry
+                .take(MAX_PROFILE_SCRIPT)
                 .read_to_end(&mut text)
                 .map_err(|e| ReadError::Corrupt {
                     slug: slug.path.clone(),
@@ -98,12 +119,17 @@ fn scan(slug: &reader::Slug) -> Result<Scan, ReadError> {
         Ok(())
     })?;
     profile_scripts.sort();
+    if !oversized_scripts.is_empty() {
+        profile_scripts.clear();
+    }
     Ok(Scan {
         sha256_hex: slug.hex.clone(),
         size: slug.size,
         diff_id: summary.diff_id,
+        canonical: summary.canonical,
         profile_scripts,
         embedded,
+        oversized_scripts,
     })
 }
 
@@ -129,10 +155,16 @@ pub struct Assembled {
     pub digest: String,
     /// How many layers come from the base.
     pub base_layers: usize,
-    /// The slug layer's digest, hex.
+    /// The slug layer's digest, hex: the slug's own, unless it was written again.
     pub slug_sha256: String,
+    /// The slug layer was written again with normalised modes (`layer.rs`).
+    pub rewritten: bool,
     /// The user the image runs as; `None` is root.
     pub user: Option<String>,
+    /// What the caller should tell the user.
+    pub warnings: Vec<String>,
+    /// The rewritten layer's file, kept until the image is written.
+    _layer_file: Option<tempfile::NamedTempFile>,
 }
 
 impl Assembled {
@@ -152,8 +184,29 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
     let (repo, tag) = (opts.repo, opts.tag);
     // Every check on the slug first, whatever the base: a hostile slug is refused the same
     // way by every command.
-    let scan = scan(slug)?;
+    let mut scan = scan(slug)?;
     let base = Base::open(opts.base)?;
+    let mut warnings = Vec::new();
+    if !scan.oversized_scripts.is_empty() {
+        warnings.push(format!(
+            "app/.profile.d/{} is over {} KiB: Env lists no .profile.d exports (the launcher still sources every script at start)",
+            scan.oversized_scripts.join(", app/.profile.d/"),
+            MAX_PROFILE_SCRIPT / 1024
+        ));
+    }
+    let rewritten = if scan.canonical {
+        None
+    } else {
+        let layer = layer::rewrite(slug, &std::env::temp_dir())?;
+        scan.sha256_hex = layer.sha256_hex.clone();
+        scan.size = layer.size;
+        scan.diff_id = layer.diff_id.clone();
+        warnings.push(
+            "the slug's modes or owners are not those slug build writes: its layer was written again with normalised modes"
+                .to_string(),
+        );
+        Some(layer)
+    };
     // The release written into the slug (its checksum covers it) wins over the manifest.
     let release = match (&scan.embedded, &slug.release) {
         // The commit is only in the manifest, when there is one.
@@ -193,7 +246,11 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
         file_name(&slug.path),
     );
     layers.push(slug_layer);
-    blobs.insert(scan.sha256_hex.clone(), Source::File(slug.path.clone()));
+    let layer_path = match &rewritten {
+        Some(layer) => layer.file.path().to_path_buf(),
+        None => slug.path.clone(),
+    };
+    blobs.insert(scan.sha256_hex.clone(), Source::File(layer_path));
     layers.push(Descriptor::new(
         oci::LAYER_GZIP,
         format!("sha256:{launcher_hex}"),
@@ -325,7 +382,10 @@ pub fn assemble(slug: &reader::Slug, opts: &Options) -> Result<Assembled, ImageE
         reference: format!("{repo}:{tag}"),
         base_layers: base.manifest.layers.len(),
         slug_sha256: scan.sha256_hex,
+        rewritten: rewritten.is_some(),
         user,
+        warnings,
+        _layer_file: rewritten.map(|l| l.file),
     })
 }
 

@@ -4,7 +4,8 @@
 //! (order groups, build plan), `run_buildpacks` (running each buildpack), `layers`
 //! (restore/save, ignored layers),
 //! `env` (environment between buildpacks and at launch), `home` (the build's `HOME`),
-//! `launch` (processes), `classic`.
+//! `launch` (processes), `classic`,
+//! `process` (each buildpack's process tree, ended with the build).
 
 pub mod classic;
 pub mod descriptor;
@@ -15,6 +16,7 @@ pub mod launch;
 pub mod layers;
 pub mod order;
 pub mod output;
+pub mod process;
 pub mod run_buildpacks;
 pub mod target;
 

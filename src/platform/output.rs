@@ -1,7 +1,8 @@
 //! Running a buildpack executable with its output shown Heroku style: header lines
 //! (`-----> ...`) as they are, every other line indented by 7 spaces, all on stderr (stdout is
 //! kept for `--json`). The last lines are kept for error messages. Every line is scrubbed
-//! first: URL credentials and the config vars' values never reach the log.
+//! first: URL credentials and the config vars' values never reach the log. Each executable
+//! runs under a guard that ends its whole process tree with it (`process`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -109,7 +110,7 @@ pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Resu
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+    let mut child = super::process::spawn(cmd)?;
     let keep = Arc::new(Mutex::new(VecDeque::new()));
     let out = child
         .stdout
@@ -119,7 +120,7 @@ pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Resu
         .stderr
         .take()
         .map(|s| pump(s, show, keep.clone(), false));
-    let status = child.wait()?;
+    let status = super::process::wait(&mut child)?;
     let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
     if let Some(h) = err {
         let _ = h.join();

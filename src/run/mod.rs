@@ -34,6 +34,8 @@ pub enum RunError {
     Dotenv(#[from] config_vars::DotenvError),
     #[error("the slug's Procfile: {0}")]
     Procfile(#[from] ProcfileError),
+    #[error("{0} is a symlink out of the app: a slug without a manifest needs its Procfile in it")]
+    ProcfileOutside(PathBuf),
     #[error(transparent)]
     Formation(#[from] FormationError),
     #[error(transparent)]
@@ -54,7 +56,7 @@ impl ExitCode for RunError {
             Self::Slug(e) if e.is_not_found() => exit::USAGE,
             Self::Slug(e) if e.is_bad_slug() => exit::INVALID_INPUT,
             Self::Slug(_) => exit::OTHER,
-            Self::Dotenv(_) | Self::Procfile(_) => exit::INVALID_INPUT,
+            Self::Dotenv(_) | Self::Procfile(_) | Self::ProcfileOutside(_) => exit::INVALID_INPUT,
             Self::Formation(FormationError::NoProcessTypes) => exit::INVALID_INPUT,
             Self::Formation(_) | Self::Usage(_) => exit::USAGE,
             Self::Supervise(_) | Self::Exec(_) | Self::Port(_) => exit::OTHER,
@@ -77,6 +79,7 @@ pub fn prepare(
     store: Option<&Path>,
     env_files: &[PathBuf],
     env: &[(String, String)],
+    limits: reader::LimitOverride,
 ) -> Result<Prepared, RunError> {
     // Env files first: a typo there should not wait for an unpack.
     let files = env_files
@@ -84,7 +87,8 @@ pub fn prepare(
         .map(|p| config_vars::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let store = store.map_or_else(crate::dirs::store, Path::to_path_buf);
-    let slug = reader::open(slug, &store, None)?;
+    let mut slug = reader::open(slug, &store, None)?;
+    slug.limits = slug.limits.overridden(limits);
     let unpacked = slug.unpack(&crate::dirs::unpack_root())?;
     // The release the build wrote into the slug is covered by its checksum: it is the one to
     // trust. Slugs made without one fall back on their manifest, then their Procfile.
@@ -94,7 +98,7 @@ pub fn prepare(
         (None, Some(release)) => (release.process_types.clone(), release.config_vars.clone()),
         // A slug without its manifest (e.g. one from elsewhere): the Procfile says it all.
         (None, None) => (
-            Procfile::read(&unpacked.app)?
+            Procfile::read(&procfile_dir(&unpacked.app)?)?
                 .map(|p| p.processes.into_iter().collect())
                 .unwrap_or_default(),
             BTreeMap::new(),
@@ -107,6 +111,28 @@ pub fn prepare(
             config_vars: dyno::config_vars(&defaults, &files, env),
         },
     })
+}
+
+/// The dir to read the slug's `Procfile` from: the app itself, unless its `Procfile` is a
+/// symlink that leads out of it (absolute links are kept for the stack, and `slug run`
+/// must not read a file of this machine as the slug's Procfile, nor show its lines in an
+/// error); then an error.
+fn procfile_dir(app: &Path) -> Result<PathBuf, RunError> {
+    let procfile = app.join("Procfile");
+    let is_link = std::fs::symlink_metadata(&procfile).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(app.to_path_buf());
+    }
+    let inside = match (std::fs::canonicalize(&procfile), std::fs::canonicalize(app)) {
+        (Ok(target), Ok(root)) => target.starts_with(&root),
+        // Dangling: there is no Procfile to read.
+        _ => return Ok(app.to_path_buf()),
+    };
+    if inside {
+        Ok(app.to_path_buf())
+    } else {
+        Err(RunError::ProcfileOutside(procfile))
+    }
 }
 
 /// Run the formation: `types` (every type when empty) scaled by `scale` (`TYPE=N,...`), each

@@ -2,8 +2,48 @@
 //! `14:02:11 web.1    | Listening on 5000`. Whole lines are written under one lock so that
 //! processes never interleave inside a line.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
+
+/// The longest line printed as one: a longer run of bytes without a newline is printed as
+/// several lines of this many bytes, so that a process writing endlessly without a newline
+/// costs `slug run` no more memory than this.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Reads one line into `line` (cleared first), without its `\n` or `\r\n`, at most
+/// [`MAX_LINE`] bytes of it; `false` at the end of the stream.
+pub fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    line.clear();
+    let mut newline = false;
+    while line.len() < MAX_LINE {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let room = &buf[..buf.len().min(MAX_LINE - line.len())];
+        let (take, found) = match room.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (room.len(), false),
+        };
+        line.extend_from_slice(&room[..take]);
+        reader.consume(take);
+        if found {
+            newline = true;
+            break;
+        }
+    }
+    if newline {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    Ok(newline || !line.is_empty())
+}
 
 /// foreman's palette: one colour per process, in start order; `system` lines are uncoloured.
 const COLORS: [&str; 12] = [
@@ -91,6 +131,23 @@ fn clock() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_split_and_line_ends_dropped() {
+        let mut input = b"short\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE * 2 + 5));
+        input.extend_from_slice(b"\nlast");
+        let mut reader = std::io::BufReader::with_capacity(1000, &input[..]);
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        while read_line(&mut reader, &mut line).unwrap() {
+            lines.push(line.clone());
+        }
+        let lens: Vec<usize> = lines.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![5, MAX_LINE, MAX_LINE, 5, 4]);
+        assert_eq!(lines[0], b"short");
+        assert_eq!(lines[4], b"last");
+    }
 
     #[test]
     fn clock_is_hh_mm_ss() {

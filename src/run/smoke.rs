@@ -54,6 +54,7 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
         t.store.as_deref(),
         &t.inputs.env_files,
         &t.inputs.env,
+        Default::default(),
     )?;
     let port = free_port().map_err(RunError::Port)?;
     let web = web_instance(app_dir, &prepared.process_types, port)?;

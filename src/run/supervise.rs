@@ -6,13 +6,16 @@
 //!
 //! Signals are taken synchronously: they are blocked in every thread and one thread waits
 //! for them with `sigwait`, so there is no async-signal-safety to get wrong. `slug run` is
-//! also a child subreaper: anything a process leaves behind is re-parented to us and reaped,
-//! and process groups make sure it is signalled too, so no orphans outlive `slug run`.
+//! also a child subreaper (`PR_SET_CHILD_SUBREAPER`, `prctl(2)`): anything a process leaves
+//! behind is re-parented to us and reaped, so every process a dyno starts stays a descendant
+//! of `slug run`. Shutdown signals each process group and then every descendant, found
+//! through `/proc` (one that called `setsid` has left its group and session, not our
+//! subtree), and returns only when there is none left. No cgroup or PID namespace is used:
+//! both need privileges `slug run` does not assume.
 
 use super::dyno::DynoEnv;
 use super::formation::Instance;
 use super::output::Output;
-use std::io::BufRead;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -119,6 +122,60 @@ fn signal_group(pgid: i32, sig: i32) {
     // SAFETY: sending a signal has no memory effects; ESRCH (already gone) is fine.
     unsafe {
         libc::kill(-pgid, sig);
+    }
+}
+
+/// The pids of every live process below this one, from each `/proc/<pid>/stat`'s parent
+/// field (zombies left out: they are gone but for a wait).
+fn descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(state), Some(ppid)) = (state, ppid) {
+            if state != "Z" && state != "X" {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![me];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parent_of {
+            if ppid == parent && pid != me && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn signal_descendants(sig: i32) {
+    for pid in descendants() {
+        // SAFETY: a signal to a process below us; ESRCH (gone meanwhile) is fine.
+        unsafe {
+            libc::kill(pid, sig);
+        }
     }
 }
 
@@ -230,17 +287,8 @@ impl Supervisor {
         std::thread::spawn(move || {
             let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
             let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-                            line.pop();
-                        }
-                        output.process_line(&reader_name, index, &line);
-                    }
-                }
+            while let Ok(true) = super::output::read_line(&mut reader, &mut line) {
+                output.process_line(&reader_name, index, &line);
             }
             let _ = tx.send(Event::OutputClosed);
         });
@@ -363,11 +411,13 @@ impl Supervisor {
 
     fn begin_stop(&mut self) -> Instant {
         let alive: Vec<&Proc> = self.procs.iter().filter(|p| group_alive(p.pid)).collect();
-        if !alive.is_empty() {
+        let others = !descendants().is_empty();
+        if !alive.is_empty() || others {
             self.output.system("sending SIGTERM to all processes");
             for p in alive {
                 signal_group(p.pid, libc::SIGTERM);
             }
+            signal_descendants(libc::SIGTERM);
         }
         Instant::now() + self.timeout
     }
@@ -376,6 +426,7 @@ impl Supervisor {
         for p in self.procs.iter().filter(|p| group_alive(p.pid)) {
             signal_group(p.pid, libc::SIGKILL);
         }
+        signal_descendants(libc::SIGKILL);
     }
 
     fn all_gone(&mut self) -> bool {
@@ -383,5 +434,6 @@ impl Supervisor {
         self.procs
             .iter()
             .all(|p| p.exit.is_some() && !group_alive(p.pid))
+            && descendants().is_empty()
     }
 }

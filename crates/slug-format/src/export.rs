@@ -96,7 +96,8 @@ impl ExportError {
             ExportError::Archive(
                 ArchiveError::Unreadable { .. }
                     | ArchiveError::ReadDir { .. }
-                    | ArchiveError::Changed { .. },
+                    | ArchiveError::Changed { .. }
+                    | ArchiveError::Symlink { .. },
             ) | ExportError::TooLarge { .. }
                 | ExportError::BadSourceDateEpoch(_)
         )

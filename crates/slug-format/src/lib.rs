@@ -7,6 +7,7 @@
 //!   [`part_cache`] (compressed parts by content) and [`downloads`] (verified downloads);
 //! - [`store`]: files written under a temporary name, synced and renamed;
 //! - [`release`]: the release manifest beside each slug;
+//! - [`link`]: the one rule for symlinks, for the exporter and the reader alike;
 //! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
 //!   under the unpack rules, unpack it;
 //! - [`offer`]: the one contract with the buildpacks a build runs, and [`precompress`]:
@@ -18,6 +19,7 @@ pub mod content;
 pub mod downloads;
 pub mod export;
 pub mod gzip;
+pub mod link;
 pub mod offer;
 pub mod part_cache;
 pub mod precompress;

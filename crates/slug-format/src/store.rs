@@ -5,11 +5,23 @@
 //! temporary name in the same directory (so the rename cannot cross filesystems), fsynced,
 //! renamed, and the directory is fsynced so that the rename itself survives a crash. A build
 //! that fails or is killed leaves at most a `.tmp-*` file behind, never a `sha256-*` one.
+//!
+//! Those leftovers are swept on the next write. A writer holds an exclusive `flock(2)` on
+//! its own temporary file for as long as it exists, and creates it while holding a shared
+//! lock on the directory itself. Before that, it tries for an exclusive lock on the
+//! directory: with it, no temporary file is being created, so one whose lock it can take has
+//! no live writer (the kernel drops a killed process's locks) and is removed. No age or pid
+//! guess is needed, and live builds never hold the sweep off for longer than they take to
+//! create a file.
 
+use fs4::fs_std::FileExt;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// The prefix of temporary files.
+pub const TEMP_PREFIX: &str = ".tmp-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,13 +35,96 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the store {path} has {} MiB free, and this build needs about {} MiB (free some space, or use another --output)", free / (1 << 20), needed.div_ceil(1 << 20))]
+    NoRoom {
+        path: PathBuf,
+        free: u64,
+        needed: u64,
+    },
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Sweeps dead writers' temporary files when no file is being created (module docs), then
+/// takes `dir`'s lock shared, for creating one. The returned file holds that lock.
+fn lock_for_create(dir: &Path) -> std::io::Result<(File, Swept)> {
+    // flock(2) takes directories too: no lock file is left in the store.
+    let lock = File::open(dir)?;
+    let mut swept = Swept::default();
+    if FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
+        swept = sweep_temps(dir);
+        // Not converted in place: flock(2) may drop the lock while converting.
+        FileExt::unlock(&lock)?;
+    }
+    FileExt::lock_shared(&lock)?;
+    Ok((lock, swept))
+}
+
+/// Removes every temporary file in `dir` whose lock can be taken: its writer is gone. Call
+/// only under the exclusive lock on `dir`.
+fn sweep_temps(dir: &Path) -> Swept {
+    let mut swept = Swept::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return swept;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if !FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+            continue; // a live writer's
+        }
+        let bytes = file.metadata().map_or(0, |m| m.len());
+        if std::fs::remove_file(entry.path()).is_ok() {
+            swept.files += 1;
+            swept.bytes += bytes;
+        }
+    }
+    swept
+}
+
+/// Checks, before a build, that `dir` can take a file of about `needed` bytes: that it can
+/// be created and written (a temporary file is made and removed, which also sweeps dead
+/// builds' leftovers), and that the filesystem has that much free for us.
+pub fn check_room(dir: &Path, needed: u64) -> Result<Swept, StoreError> {
+    let mut staged = Staged::new(dir)?;
+    let write_err = |source| StoreError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    staged.file().write_all(b"slugc").map_err(write_err)?;
+    staged.file().sync_all().map_err(write_err)?;
+    let free = fs4::available_space(dir).map_err(write_err)?;
+    if free < needed {
+        return Err(StoreError::NoRoom {
+            path: dir.to_path_buf(),
+            free,
+            needed,
+        });
+    }
+    Ok(staged.swept.clone())
 }
 
 /// A file being written into a store directory under a temporary name. Dropping it without
 /// [`Staged::commit`] removes the temporary file.
 pub struct Staged {
     dir: PathBuf,
+    /// Locked exclusively by this writer while it exists (module docs).
     file: tempfile::NamedTempFile,
+    /// What the sweep before this file removed.
+    pub swept: Swept,
 }
 
 impl Staged {
@@ -39,16 +134,22 @@ impl Staged {
             path: dir.to_path_buf(),
             source,
         })?;
+        let write_err = |source| StoreError::Write {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let (dir_lock, swept) = lock_for_create(dir).map_err(write_err)?;
         let file = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
-            .map_err(|source| StoreError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(write_err)?;
+        FileExt::lock_exclusive(file.as_file()).map_err(write_err)?;
+        // Locked: from here a sweep sees a live writer's file.
+        drop(dir_lock);
         Ok(Self {
             dir: dir.to_path_buf(),
             file,
+            swept,
         })
     }
 
@@ -179,6 +280,48 @@ mod tests {
             let mut s = Staged::new(dir.path()).unwrap();
             s.file().write_all(b"partial").unwrap();
         }
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn dead_writers_temps_are_swept_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A dead build's leftover: a temp file whose writer holds no lock.
+        std::fs::write(dir.path().join(".tmp-dead"), b"0123456789").unwrap();
+        let mut live = Staged::new(dir.path()).unwrap();
+        assert_eq!(
+            live.swept,
+            Swept {
+                files: 1,
+                bytes: 10
+            }
+        );
+        live.file().write_all(b"in progress").unwrap();
+        // A live writer holds its file's lock: the next writer sweeps nothing, and a file
+        // being created (the directory's lock held shared) holds the sweep off.
+        let second = Staged::new(dir.path()).unwrap();
+        assert_eq!(second.swept, Swept::default());
+        assert!(live.temp_path().exists());
+        std::fs::write(dir.path().join(".tmp-dead2"), b"x").unwrap();
+        let creating = File::open(dir.path()).unwrap();
+        FileExt::lock_shared(&creating).unwrap();
+        assert_eq!(Staged::new(dir.path()).unwrap().swept, Swept::default());
+        drop(creating);
+        assert_eq!(
+            Staged::new(dir.path()).unwrap().swept,
+            Swept { files: 1, bytes: 1 }
+        );
+        drop(second);
+        live.commit("done.bin").unwrap();
+        assert_eq!(names(dir.path()), vec!["done.bin"]);
+    }
+
+    #[test]
+    fn check_room_refuses_more_than_the_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_room(dir.path(), 1).is_ok());
+        let err = check_room(dir.path(), u64::MAX / 2).unwrap_err();
+        assert!(matches!(err, StoreError::NoRoom { .. }), "{err}");
         assert!(names(dir.path()).is_empty());
     }
 }

@@ -17,12 +17,16 @@
 //! - One mtime for every entry; uid/gid 0, empty user and group names; mode 0755 for
 //!   directories and for files with any executable bit, 0644 for other files, 0777 for
 //!   symlinks.
-//! - Symlinks kept only when their target, resolved lexically (never followed) against the
-//!   link's own directory, stays inside `./app`; an absolute target into a part's source
-//!   directory is rewritten to the equivalent relative one. Others are skipped with a warning.
+//! - Symlinks: an absolute target into a part's source directory is rewritten to the
+//!   equivalent relative one, and one elsewhere in the build's work dir (beside the app's
+//!   source) fails the export; then every link must keep the one rule of [`crate::link`]
+//!   (absolute targets are kept for the stack, relative ones must resolve inside `./app`,
+//!   followed through the slug's other links as the reader follows them), else the export
+//!   fails naming the link.
 //! - Hardlinks become regular files (each path gets its own copy of the bytes); sockets,
 //!   fifos and devices are skipped with a warning; a file that cannot be read is an error.
 
+use crate::link::{self, LinkError};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -78,6 +82,12 @@ pub enum ArchiveError {
     },
     #[error("cannot write the archive: {0}")]
     Write(io::Error),
+    #[error("{slug} (from {path}) {reason}; a relative symlink must stay inside the app (an absolute target is kept, for the stack)")]
+    Symlink {
+        path: PathBuf,
+        slug: String,
+        reason: crate::link::LinkError,
+    },
 }
 
 /// The two 512-byte zero blocks that end a tar archive.
@@ -102,6 +112,10 @@ pub struct Archiver<'a> {
     /// Each part's source as absolute normalised paths (as given and canonical) for mapping
     /// absolute symlink targets into the slug.
     roots: Vec<(Vec<Vec<u8>>, usize)>,
+    /// The directories holding the app part's source (the build's work dir): an absolute
+    /// target there but in no part names what the slug does not hold, by a path that changes
+    /// with every build.
+    work_dirs: Vec<Vec<Vec<u8>>>,
     mtime: u64,
 }
 
@@ -138,11 +152,17 @@ impl<'a> Archiver<'a> {
                 }
             }
         }
+        let work_dirs = roots
+            .iter()
+            .filter(|(r, i)| prefixes[*i].len() == 1 && r.len() > 1)
+            .map(|(r, _)| r[..r.len() - 1].to_vec())
+            .collect();
         Ok(Self {
             parts,
             prefixes,
             rules,
             roots,
+            work_dirs,
             mtime,
         })
     }
@@ -276,17 +296,14 @@ impl<'a> Archiver<'a> {
             w.file(slug, mode, meta.len(), file, disk)
         } else if ft.is_symlink() {
             let target = fs::read_link(disk).map_err(unreadable)?;
-            let target = target.as_os_str().as_bytes();
-            match self.symlink_target(slug, target) {
-                Some(kept) => w.symlink(slug, &kept).map_err(ArchiveError::Write),
-                None => {
-                    warnings.push(format!(
-                        "skipped symlink {shown} -> {}: its target is outside the app",
-                        String::from_utf8_lossy(target)
-                    ));
-                    Ok(())
-                }
-            }
+            let kept = self
+                .symlink_target(slug, target.as_os_str().as_bytes())
+                .map_err(|reason| ArchiveError::Symlink {
+                    path: disk.to_path_buf(),
+                    slug: shown.into_owned(),
+                    reason,
+                })?;
+            w.symlink(slug, &kept).map_err(ArchiveError::Write)
         } else {
             let what = if ft.is_fifo() {
                 "a fifo"
@@ -302,37 +319,80 @@ impl<'a> Archiver<'a> {
         }
     }
 
-    /// The target to store for a symlink at `link` (a slug path), or `None` when it leaves
-    /// `./app`.
-    fn symlink_target(&self, link: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+    /// The target to store for a symlink at `link` (a slug path, `./app/...`) whose target
+    /// on disk is `target`: an absolute one into a part's source made relative, then checked
+    /// against the one rule ([`crate::link`]).
+    fn symlink_target(&self, link: &[u8], target: &[u8]) -> Result<Vec<u8>, LinkError> {
         let link_comps = components(link.strip_prefix(b"./").unwrap_or(link));
+        let stored = self.stored_target(&link_comps, target);
+        if stored.starts_with(b"/") {
+            let abs = normalise_absolute(&stored);
+            if self
+                .work_dirs
+                .iter()
+                .any(|w| abs.len() > w.len() && abs[..w.len()] == w[..])
+            {
+                return Err(LinkError::IntoBuild(
+                    String::from_utf8_lossy(target).into_owned(),
+                ));
+            }
+        }
+        let as_path = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+        link::check(&as_path(&join_rel(&link_comps)), &as_path(&stored), |p| {
+            self.link_at(p)
+        })?;
+        Ok(stored)
+    }
+
+    /// `target` as it goes into the slug for a link at `link_comps`: an absolute target into
+    /// a part's source, relative to the link's directory; any other as it is.
+    fn stored_target(&self, link_comps: &[Vec<u8>], target: &[u8]) -> Vec<u8> {
+        if !target.starts_with(b"/") {
+            return target.to_vec();
+        }
         let link_dir = &link_comps[..link_comps.len().saturating_sub(1)];
-        if target.is_empty() {
+        let abs = normalise_absolute(target);
+        let into_part = self
+            .roots
+            .iter()
+            .filter(|(r, _)| abs.len() >= r.len() && abs[..r.len()] == r[..])
+            .max_by_key(|(r, _)| r.len());
+        match into_part {
+            Some((root, part)) => {
+                let mut inside = self.prefixes[*part].clone();
+                inside.extend(abs[root.len()..].iter().cloned());
+                relative(link_dir, &inside)
+            }
+            None => target.to_vec(),
+        }
+    }
+
+    /// The stored target of the symlink at slug path `path` (`app/...`), when the parts put
+    /// one there: what the reader will see at that path.
+    fn link_at(&self, path: &Path) -> Option<PathBuf> {
+        let comps = components(path.as_os_str().as_bytes());
+        let (index, prefix) = self
+            .prefixes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| comps.len() > p.len() && comps[..p.len()] == p[..])
+            .max_by_key(|(_, p)| p.len())?;
+        let rel = &comps[prefix.len()..];
+        let rules = &self.rules[index];
+        let left_out = (1..=rel.len()).any(|n| {
+            let sub = join_rel(&rel[..n]);
+            rules.exclude.contains(&sub) || (n < rel.len() && rules.shallow.contains(&sub))
+        });
+        if left_out {
             return None;
         }
-        if target.starts_with(b"/") {
-            let abs = normalise_absolute(target);
-            let (root, part) = self
-                .roots
-                .iter()
-                .filter(|(r, _)| abs.len() >= r.len() && abs[..r.len()] == r[..])
-                .max_by_key(|(r, _)| r.len())?;
-            let mut inside = self.prefixes[*part].clone();
-            inside.extend(abs[root.len()..].iter().cloned());
-            Some(relative(link_dir, &inside))
-        } else {
-            let mut resolved: Vec<Vec<u8>> = link_dir.to_vec();
-            for c in target.split(|&b| b == b'/') {
-                match c {
-                    b"" | b"." => {}
-                    b".." => {
-                        resolved.pop()?;
-                    }
-                    c => resolved.push(c.to_vec()),
-                }
-            }
-            (resolved.first().map(Vec::as_slice) == Some(b"app")).then(|| target.to_vec())
+        let mut disk = self.parts[index].source.clone();
+        for c in rel {
+            disk.push(std::ffi::OsStr::from_bytes(c));
         }
+        let target = fs::read_link(&disk).ok()?;
+        let stored = self.stored_target(&comps, target.as_os_str().as_bytes());
+        Some(PathBuf::from(std::ffi::OsString::from_vec(stored)))
     }
 }
 
@@ -763,26 +823,40 @@ mod tests {
     }
 
     #[test]
-    fn symlink_targets_resolve_lexically() {
+    fn symlink_targets_keep_the_one_rule() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("app");
         fs::create_dir_all(root.join("lib")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("self")).unwrap();
         let parts = [Part::new(&root, "./app")];
         let a = Archiver::new(&parts, 0).unwrap();
         let link = b"./app/lib/l";
         assert_eq!(a.symlink_target(link, b"../x").unwrap(), b"../x");
         assert_eq!(a.symlink_target(link, b"x/../../y").unwrap(), b"x/../../y");
-        assert!(a.symlink_target(link, b"../../x").is_none());
-        assert!(a.symlink_target(link, b"../../app/x").unwrap() == b"../../app/x");
-        assert!(a.symlink_target(link, b"/etc/passwd").is_none());
+        assert!(matches!(
+            a.symlink_target(link, b"../../x"),
+            Err(LinkError::Outside(_))
+        ));
+        assert_eq!(
+            a.symlink_target(link, b"../../app/x").unwrap(),
+            b"../../app/x"
+        );
+        // Through the link `self -> .` on disk, as the reader follows it in the slug.
+        assert!(a.symlink_target(link, b"../self/../x").is_err());
+        assert_eq!(
+            a.symlink_target(link, b"/usr/bin/python3").unwrap(),
+            b"/usr/bin/python3"
+        );
         let abs = root.join("bin/tool");
         assert_eq!(
             a.symlink_target(link, abs.as_os_str().as_bytes()).unwrap(),
             b"../bin/tool"
         );
+        // Beside the build root, in the build's work dir: the slug cannot hold it.
         let escape = root.join("../outside");
-        assert!(a
-            .symlink_target(link, escape.as_os_str().as_bytes())
-            .is_none());
+        assert!(matches!(
+            a.symlink_target(link, escape.as_os_str().as_bytes()),
+            Err(LinkError::IntoBuild(_))
+        ));
     }
 }

@@ -282,11 +282,12 @@ fn modes_are_normalised() {
 }
 
 #[test]
-fn symlinks_inside_are_kept_escaping_ones_skipped_absolute_ones_rewritten() {
+fn symlinks_inside_are_kept_absolute_ones_kept_or_rewritten_into_the_slug() {
     let dir = tempfile::tempdir().unwrap();
     let app = sample_app(dir.path());
     symlink("../a.txt", app.join("bin/rel")).unwrap();
-    symlink("../../outside", app.join("bin/escape")).unwrap();
+    // Through the slug root and back: inside, as the reader resolves it.
+    symlink("../../app/a.txt", app.join("bin/via-root")).unwrap();
     symlink("/etc/passwd", app.join("bin/etc")).unwrap();
     symlink(app.join("data/big.txt"), app.join("bin/abs")).unwrap();
     // Into a layer, through the build root: must still point at the layer in the slug.
@@ -313,18 +314,12 @@ fn symlinks_inside_are_kept_escaping_ones_skipped_absolute_ones_rewritten() {
         "../.layers/slugc_test/runtime/bin/tool"
     );
     assert_eq!(link("./app/datalink"), "data");
+    assert_eq!(link("./app/bin/via-root"), "../../app/a.txt");
+    // Paths of the stack, resolved at run time: kept as they are, never followed.
+    assert_eq!(link("./app/bin/etc"), "/etc/passwd");
+    assert_eq!(link("./app/etcdir"), "/etc");
     let all = names(&ms);
-    for skipped in ["./app/bin/escape", "./app/bin/etc", "./app/etcdir"] {
-        assert!(!all.contains(&skipped.to_string()), "{skipped} kept");
-        assert!(
-            e.warnings
-                .iter()
-                .any(|w| w.contains(skipped) && w.contains("outside the app")),
-            "no warning for {skipped}: {:?}",
-            e.warnings
-        );
-    }
-    assert_eq!(e.warnings.len(), 3, "{:?}", e.warnings);
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
     assert!(!all.iter().any(|n| n.starts_with("./app/etcdir/")));
 
     // GNU tar unpacks them, and the rewritten links resolve inside the unpacked slug.
@@ -345,6 +340,29 @@ fn symlinks_inside_are_kept_escaping_ones_skipped_absolute_ones_rewritten() {
     );
 }
 
+#[test]
+fn a_relative_symlink_out_of_the_app_fails_the_export_naming_it() {
+    for (name, target) in [("bin/escape", "../../outside"), ("bin/chain", "../self/..")] {
+        let dir = tempfile::tempdir().unwrap();
+        let app = sample_app(dir.path());
+        symlink(".", app.join("self")).unwrap();
+        symlink(target, app.join(name)).unwrap();
+        let store = dir.path().join("store");
+        let err = export(&parts_of(&app), &store, &opts()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("./app/{name}")) && msg.contains("points outside the app"),
+            "{msg}"
+        );
+        assert!(err.is_input_error());
+        let left = if store.exists() {
+            store_files(&store)
+        } else {
+            Vec::new()
+        };
+        assert!(left.is_empty(), "the store holds {left:?}");
+    }
+}
 #[test]
 fn fifos_and_sockets_are_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
