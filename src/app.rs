@@ -36,6 +36,13 @@ pub enum AppError {
     Input(slugc_fs::input::InputError),
     #[error("{}: {kind}, not a regular file, directory or symlink (list it in .slugignore to leave it out of the app)", path.display())]
     Special { path: PathBuf, kind: &'static str },
+    /// The slug's one symlink rule (`slug_format::link`), checked before anything runs so
+    /// that the refusal is the build's first line.
+    #[error("{}: {reason}", path.display())]
+    Link {
+        path: PathBuf,
+        reason: slug_format::link::LinkError,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -162,6 +169,15 @@ impl Walk<'_> {
                 let target = std::fs::read_link(&path).map_err(|source| AppError::Unreadable {
                     path: path.clone(),
                     source,
+                })?;
+                let root = self.root;
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                slug_format::link::check(&Path::new("app").join(rel), &target, |p| {
+                    std::fs::read_link(root.join(p.strip_prefix("app").ok()?)).ok()
+                })
+                .map_err(|reason| AppError::Link {
+                    path: path.clone(),
+                    reason,
                 })?;
                 std::os::unix::fs::symlink(target, &to).map_err(write)?;
             } else if ft.is_file() {

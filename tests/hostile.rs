@@ -368,7 +368,8 @@ fn case(rng: &mut Rng, index: usize, dir: &Path) -> Case {
                 Case {
                     what: format!("#{index} {sub} links above the app"),
                     args: Vec::new(),
-                    expect: Expect::Built,
+                    // The slug's symlink rule: refused before the build, naming the link.
+                    expect: Expect::Refused { file: sub.clone() },
                 }
             }
             _ => {
