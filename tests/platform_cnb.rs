@@ -132,14 +132,9 @@ fn user_env_reaches_detect_and_build_unless_clear_env() {
     let log = stderr(&o);
     assert!(log.contains("build env has SECRET_TOKEN"), "{log}");
     assert!(log.contains("platform env has SECRET_TOKEN"), "{log}");
+    assert!(log.contains("PATH has the user's entry first"), "{log}");
     assert!(
-        log.contains("PATH has the user's entry first: /user/path/bin"),
-        "{log}"
-    );
-    assert!(
-        log.contains(
-            "clear-env buildpack reads BP_GREETING from the platform dir: hello-from-config"
-        ),
+        log.contains("clear-env buildpack reads BP_GREETING from the platform dir: 17 bytes"),
         "{log}"
     );
     let root = unpacked(tmp.path(), &m, "unpacked");
