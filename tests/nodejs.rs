@@ -33,11 +33,37 @@ fn listing(slug: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A dir holding links to only the host programs a dyno's shell and the package managers'
+/// scripts call, and no `node`, `npm` or `npx`: on this machine `/bin` is `/usr/bin`, which
+/// has Node 20 and npm, so a `PATH` of system dirs would let a slug without Node run on the
+/// host's.
+fn hostless_bin() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("slugc-hostless-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in [
+            "bash", "sh", "env", "cat", "dirname", "basename", "uname", "sed", "grep", "head",
+            "tr", "mkdir", "mktemp", "rm", "ls", "id", "nproc",
+        ] {
+            let host = Path::new("/usr/bin").join(tool);
+            let link = dir.join(tool);
+            if host.exists() && !link.exists() {
+                std::os::unix::fs::symlink(&host, &link).unwrap();
+            }
+        }
+        for absent in ["node", "npm", "npx", "pnpm", "yarn"] {
+            assert!(!dir.join(absent).exists());
+        }
+        dir
+    })
+}
+
 /// Start `command` as a dyno would: `HOME` = the app root, `.profile.d` sourced, `PORT` set.
 /// The test's own Node/npm are kept off `PATH` so that only the slug's can answer.
 fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
     let mut cmd = support::dyno_command(root, command, port);
-    cmd.env("PATH", "/usr/local/sbin:/usr/sbin:/sbin:/bin")
+    cmd.env("PATH", hostless_bin())
         .env_remove("NODE_ENV")
         .env_remove("WEB_CONCURRENCY");
     Running::spawn(cmd)
@@ -303,6 +329,76 @@ fn pnpm_app_without_start_script_runs_node_index_js() {
     );
     assert_built(&again);
     assert_eq!(again.manifest["checksum"], built.manifest["checksum"]);
+}
+
+/// A copy of `fixtures/node-pnpm-dev` that pins `packageManager` (with the lockfile that
+/// version writes), or leaves the choice to the buildpack.
+fn pnpm_dev_app(dir: &Path, pin: Option<&str>, lockfile_v6: bool) -> std::path::PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(dir).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(fixture("node-pnpm-dev"))
+        .arg(&app)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if let Some(pin) = pin {
+        let path = app.join("package.json");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        value["packageManager"] = pin.into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    }
+    if lockfile_v6 {
+        std::fs::copy(
+            app.join("lockfile-v6/pnpm-lock.yaml"),
+            app.join("pnpm-lock.yaml"),
+        )
+        .unwrap();
+    }
+    app
+}
+
+#[test]
+fn pnpm_apps_with_dev_dependencies_build_prune_and_start_on_every_pnpm_major() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One cache for all: Node.js is downloaded once; each pnpm gets its own layers.
+    let cache = tmp.path().join("cache");
+    for (pin, lockfile_v6, prune) in [
+        (None, false, "pnpm prune --prod --ignore-scripts"),
+        (
+            Some("pnpm@10.0.0"),
+            false,
+            "pnpm prune --prod --ignore-scripts",
+        ),
+        (
+            Some("pnpm@9.15.9"),
+            false,
+            "pnpm prune --prod --ignore-scripts",
+        ),
+        (Some("pnpm@8.11.0"), true, "pnpm prune --prod\n"),
+    ] {
+        let dir = tmp.path().join(pin.unwrap_or("default"));
+        let app = pnpm_dev_app(&dir, pin, lockfile_v6);
+        let built = slug_build(&app, &dir.join("out"), &cache, &[]);
+        assert_built(&built);
+        assert!(
+            built.log.contains(&format!("Running {prune}")),
+            "{pin:?}: {prune:?} missing:\n{}",
+            built.log
+        );
+        assert_eq!(built.manifest["process_types"]["web"], "pnpm start");
+        let files = listing(&built.slug);
+        assert!(
+            !files.iter().any(|f| f.contains("is-number")),
+            "{pin:?}: the devDependency is in the slug"
+        );
+        assert_ok(
+            &serve(&built, &dir.join("run")),
+            "hello from node-pnpm-dev, 2m, built with is-number: true, devDependencies pruned: yes",
+        );
+    }
 }
 
 #[test]

@@ -118,6 +118,9 @@ impl NodejsBuildpackError {
             }
             E::UnsupportedArch(_) => "Build on linux/amd64 or linux/arm64.",
             E::Io { .. } => "Check free disk space and permissions in the build and cache dirs.",
+            E::Install { step, .. } if step == crate::toolchain::PRUNE_STEP => {
+                "Its output is above. The install and the build succeeded; the prune runs after them, so reproduce it with the same command after a full install and build (or keep devDependencies with NPM_CONFIG_PRODUCTION=false)."
+            }
             E::Install { .. } => {
                 "Its output is above. Check that the lockfile is in sync with package.json (run the same command locally) and that the registry is reachable."
             }

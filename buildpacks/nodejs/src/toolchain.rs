@@ -12,14 +12,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The step name of the prune, for its error message.
+pub const PRUNE_STEP: &str = "devDependencies prune";
+
 pub struct Toolchain {
     pub tool: Tool,
     pub tool_version: String,
     /// The tool layer's `bin`, where the command is run from.
     pub tool_bin: PathBuf,
     pub app_dir: PathBuf,
-    /// The tool's cache/store dir (a cached layer).
-    pub cache_dir: PathBuf,
     pub env: Env,
 }
 
@@ -80,6 +81,16 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     for (key, value) in inputs.platform.iter() {
         env.insert(key, value);
     }
+    if inputs.tool == Tool::Pnpm {
+        // pnpm reads its settings from `npm_config_*` variables too
+        // (<https://pnpm.io/npmrc>), and every command that touches `node_modules` must see
+        // the same store, or it refuses the tree (ERR_PNPM_UNEXPECTED_STORE). As options they
+        // would not do: `pnpm prune` rejects `--store-dir` and `--package-import-method`.
+        // pnpm hard-links from its store by default; the store is another layer and a slug
+        // must hold plain files, so copy.
+        env.insert("npm_config_store_dir", inputs.cache_dir);
+        env.insert("npm_config_package_import_method", "copy");
+    }
     let mut path: Vec<PathBuf> = vec![
         inputs.tool_bin.to_path_buf(),
         inputs.node_home.join("bin"),
@@ -126,7 +137,6 @@ impl Toolchain {
             tool_version: tool.version.clone(),
             tool_bin: tool.bin.clone(),
             app_dir: context.app_dir.clone(),
-            cache_dir,
             env,
         }
     }
@@ -167,16 +177,12 @@ impl Toolchain {
             (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
             (Tool::Pnpm, false) => &["install", "--prefer-offline"],
         };
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if self.tool == Tool::Pnpm {
-            args.extend(self.pnpm_store_args());
-        }
-        args
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     /// Remove devDependencies from the installed tree, as Heroku does after the build.
     pub fn prune_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = match self.tool {
+        match self.tool {
             Tool::Npm => vec![
                 "prune".into(),
                 "--omit=dev".into(),
@@ -201,12 +207,39 @@ impl Toolchain {
                 "--all".into(),
                 "--production".into(),
             ],
+            // `pnpm prune` runs the app's lifecycle scripts unless told not to, and only
+            // pnpm after 8.15.6 can be told (Heroku's rule, heroku/buildpacks-nodejs
+            // `pnpm_install` prune); see [`Toolchain::prune_is_unsafe`] for the others.
+            Tool::Pnpm if self.pnpm_prune_ignores_scripts() => {
+                vec!["prune".into(), "--prod".into(), "--ignore-scripts".into()]
+            }
             Tool::Pnpm => vec!["prune".into(), "--prod".into()],
-        };
-        if self.tool == Tool::Pnpm {
-            args.extend(self.pnpm_store_args());
         }
-        args
+    }
+
+    fn pnpm_prune_ignores_scripts(&self) -> bool {
+        nodejs_semver::Version::parse(&self.tool_version)
+            .is_ok_and(|v| (v.major(), v.minor(), v.patch()) > (8, 15, 6))
+    }
+
+    /// Why pruning would be unsafe, if it would be: a pnpm that cannot skip scripts while it
+    /// prunes reruns the app's install lifecycle scripts, which may need the devDependencies
+    /// being removed. Heroku skips the prune then, with a warning; so do we.
+    pub fn prune_is_unsafe(&self, scripts: &[&str]) -> Option<String> {
+        if self.tool != Tool::Pnpm || self.pnpm_prune_ignores_scripts() {
+            return None;
+        }
+        let found: Vec<&str> = ["pnpm:devPreinstall", "preinstall", "postinstall", "prepare"]
+            .into_iter()
+            .filter(|s| scripts.contains(s))
+            .collect();
+        (!found.is_empty()).then(|| {
+            format!(
+                "Warning: not pruning devDependencies: pnpm {} runs the {} script(s) of package.json while it prunes, which can fail without devDependencies; pnpm 8.15.7 or newer prunes without running them",
+                self.tool_version,
+                found.join(", ")
+            )
+        })
     }
 
     /// Files in the top of `node_modules` that only the next install reads and that would make
@@ -229,20 +262,9 @@ impl Toolchain {
         names
     }
 
-    /// pnpm hard-links from its store by default; our store is another layer, and a slug
-    /// must hold plain files, so copy.
-    fn pnpm_store_args(&self) -> Vec<String> {
-        vec![
-            "--store-dir".into(),
-            self.cache_dir.display().to_string(),
-            "--package-import-method=copy".into(),
-        ]
-    }
-
     pub fn display_command(&self, args: &[String]) -> String {
         std::iter::once(self.tool.command().to_string())
             .chain(args.iter().cloned())
-            .filter(|a| !a.starts_with('/') && !a.starts_with("--store-dir"))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -335,7 +357,6 @@ mod tests {
             tool_version: "1.0.0".into(),
             tool_bin: "/l/bin".into(),
             app_dir: "/w/app".into(),
-            cache_dir: "/w/app/.layers/slugc_nodejs/pnpm_store".into(),
             env: Env::new(),
         }
     }
@@ -351,17 +372,56 @@ mod tests {
             npm.display_command(&npm.prune_args()),
             "npm prune --omit=dev --no-audit --no-fund"
         );
-        let pnpm = toolchain(Tool::Pnpm);
-        let args = pnpm.install_args(true);
-        assert!(args.contains(&"/w/app/.layers/slugc_nodejs/pnpm_store".to_string()));
+        let mut pnpm = toolchain(Tool::Pnpm);
         assert_eq!(
-            pnpm.display_command(&args),
-            "pnpm install --frozen-lockfile --prefer-offline --package-import-method=copy"
+            pnpm.display_command(&pnpm.install_args(true)),
+            "pnpm install --frozen-lockfile --prefer-offline"
         );
+        // `pnpm prune` takes no store options (they come from the environment).
+        pnpm.tool_version = "9.15.9".into();
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm prune --prod --ignore-scripts"
+        );
+        assert_eq!(pnpm.prune_is_unsafe(&["postinstall"]), None);
+        pnpm.tool_version = "8.11.0".into();
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm prune --prod"
+        );
+        assert_eq!(pnpm.prune_is_unsafe(&["start", "build"]), None);
+        assert!(pnpm
+            .prune_is_unsafe(&["start", "postinstall"])
+            .is_some_and(|w| w.contains("postinstall")));
         let yarn = toolchain(Tool::YarnClassic);
         assert!(yarn
             .display_command(&yarn.install_args(true))
             .starts_with("yarn install --frozen-lockfile"));
+    }
+
+    #[test]
+    fn pnpm_store_settings_are_the_buildpacks_whatever_the_config_vars() {
+        let mut platform = Env::new();
+        platform.insert("npm_config_store_dir", "/elsewhere");
+        let env = child_env(EnvInputs {
+            base: Env::new(),
+            platform: &platform,
+            node_home: Path::new("/l/node"),
+            node_headers: None,
+            tool_bin: Path::new("/l/pnpm/bin"),
+            tool: Tool::Pnpm,
+            cache_dir: Path::new("/l/pnpm_store"),
+            app_dir: Path::new("/w/app"),
+        });
+        assert_eq!(
+            env.get_string_lossy("npm_config_store_dir").unwrap(),
+            "/l/pnpm_store"
+        );
+        assert_eq!(
+            env.get_string_lossy("npm_config_package_import_method")
+                .unwrap(),
+            "copy"
+        );
     }
 
     #[test]
