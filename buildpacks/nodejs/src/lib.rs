@@ -136,6 +136,6 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), NodejsBuildpackError> {
     if let Some(lockfile) = package_manager.lockfile {
         package_manager::check_lockfile(app_dir, lockfile)?;
     }
-    node_version::check_requested(package_json.engines.node.as_deref())?;
+    node_version::check_requested(package_json.engines.node.as_deref(), node_version::today())?;
     Ok(())
 }
