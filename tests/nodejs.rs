@@ -402,6 +402,48 @@ fn pnpm_apps_with_dev_dependencies_build_prune_and_start_on_every_pnpm_major() {
 }
 
 #[test]
+fn npm_and_npx_ship_with_node_in_a_yarn_app_for_its_build_and_its_web_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("node-yarn-npm"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Running yarn install --frozen-lockfile"),
+        "{}",
+        built.log
+    );
+    let npm_version = built
+        .log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-----> Installing npm "))
+        .unwrap_or_else(|| panic!("npm not installed:\n{}", built.log))
+        .to_string();
+    assert_eq!(built.manifest["process_types"]["web"], "npm start");
+    let files = listing(&built.slug);
+    for bin in ["npm", "npx"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with(&format!(".layers/slugc_nodejs/npm/bin/{bin}"))),
+            "no {bin} in the slug"
+        );
+    }
+    // The build script found the slug's npm and npx before the host's; the web process
+    // (`npm start`) runs with no host node or npm on PATH.
+    assert_ok(
+        &serve(&built, &tmp.path().join("run")),
+        &format!(
+            "hello from node-yarn-npm, 1m; build: npm {npm_version} from the slug, \
+             npx {npm_version} from the slug; node from the slug"
+        ),
+    );
+}
+
+#[test]
 fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");

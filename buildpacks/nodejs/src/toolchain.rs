@@ -32,6 +32,8 @@ struct EnvInputs<'a> {
     /// Node's C headers, when the app may compile native addons.
     node_headers: Option<&'a Path>,
     tool_bin: &'a Path,
+    /// npm's `bin`, when the app's tool is another one.
+    npm_bin: Option<&'a Path>,
     tool: Tool,
     cache_dir: &'a Path,
     app_dir: &'a Path,
@@ -91,11 +93,14 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         env.insert("npm_config_store_dir", inputs.cache_dir);
         env.insert("npm_config_package_import_method", "copy");
     }
-    let mut path: Vec<PathBuf> = vec![
-        inputs.tool_bin.to_path_buf(),
-        inputs.node_home.join("bin"),
-        inputs.app_dir.join("node_modules/.bin"),
-    ];
+    let mut path: Vec<PathBuf> = std::iter::once(inputs.tool_bin)
+        .chain(inputs.npm_bin)
+        .map(Path::to_path_buf)
+        .chain([
+            inputs.node_home.join("bin"),
+            inputs.app_dir.join("node_modules/.bin"),
+        ])
+        .collect();
     if let Some(existing) = env.get("PATH") {
         path.extend(std::env::split_paths(existing));
     }
@@ -120,6 +125,7 @@ impl Toolchain {
         node_home: &Path,
         node_headers: Option<&Path>,
         tool: &tool::Installed,
+        npm_bin: Option<&Path>,
         cache_dir: PathBuf,
     ) -> Self {
         let env = child_env(EnvInputs {
@@ -128,6 +134,7 @@ impl Toolchain {
             node_home,
             node_headers,
             tool_bin: &tool.bin,
+            npm_bin,
             tool: tool.tool,
             cache_dir: &cache_dir,
             app_dir: &context.app_dir,
@@ -409,6 +416,7 @@ mod tests {
             node_home: Path::new("/l/node"),
             node_headers: None,
             tool_bin: Path::new("/l/pnpm/bin"),
+            npm_bin: Some(Path::new("/l/npm/bin")),
             tool: Tool::Pnpm,
             cache_dir: Path::new("/l/pnpm_store"),
             app_dir: Path::new("/w/app"),
@@ -421,6 +429,11 @@ mod tests {
             env.get_string_lossy("npm_config_package_import_method")
                 .unwrap(),
             "copy"
+        );
+        // npm after the app's tool, before Node and the host.
+        assert_eq!(
+            env.get_string_lossy("PATH").unwrap(),
+            "/l/pnpm/bin:/l/npm/bin:/l/node/bin:/w/app/node_modules/.bin"
         );
     }
 
@@ -437,6 +450,7 @@ mod tests {
             node_home: Path::new("/l/node"),
             node_headers: Some(Path::new("/l/node_headers")),
             tool_bin: Path::new("/l/npm/bin"),
+            npm_bin: None,
             tool: Tool::Npm,
             cache_dir: Path::new("/l/npm_cache"),
             app_dir: Path::new("/w/app"),
