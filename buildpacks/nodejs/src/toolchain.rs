@@ -90,6 +90,20 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         // would not do: `pnpm prune` rejects `--store-dir` and `--package-import-method`.
         // pnpm hard-links from its store by default; the store is another layer and a slug
         // must hold plain files, so copy.
+        // The same settings in another case or prefix (pnpm reads `NPM_CONFIG_*` and
+        // `pnpm_config_*` too) would compete with these: drop them.
+        let ours = |key: &std::ffi::OsStr| {
+            let key = key.to_string_lossy().to_ascii_lowercase();
+            ["npm_config_", "pnpm_config_"].iter().any(|prefix| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|k| k == "store_dir" || k == "package_import_method")
+            })
+        };
+        let mut kept = Env::new();
+        for (key, value) in env.iter().filter(|(key, _)| !ours(key)) {
+            kept.insert(key, value);
+        }
+        env = kept;
         env.insert("npm_config_store_dir", inputs.cache_dir);
         env.insert("npm_config_package_import_method", "copy");
     }
@@ -410,6 +424,9 @@ mod tests {
     fn pnpm_store_settings_are_the_buildpacks_whatever_the_config_vars() {
         let mut platform = Env::new();
         platform.insert("npm_config_store_dir", "/elsewhere");
+        platform.insert("NPM_CONFIG_STORE_DIR", "/elsewhere");
+        platform.insert("pnpm_config_package_import_method", "hardlink");
+        platform.insert("NPM_CONFIG_REGISTRY", "https://r.example");
         let env = child_env(EnvInputs {
             base: Env::new(),
             platform: &platform,
@@ -429,6 +446,12 @@ mod tests {
             env.get_string_lossy("npm_config_package_import_method")
                 .unwrap(),
             "copy"
+        );
+        assert!(!env.contains_key("NPM_CONFIG_STORE_DIR"));
+        assert!(!env.contains_key("pnpm_config_package_import_method"));
+        assert_eq!(
+            env.get_string_lossy("NPM_CONFIG_REGISTRY").unwrap(),
+            "https://r.example"
         );
         // npm after the app's tool, before Node and the host.
         assert_eq!(
