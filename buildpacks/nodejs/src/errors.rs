@@ -26,6 +26,11 @@ pub enum NodejsBuildpackError {
         range: String,
         nearest: Vec<String>,
     },
+    #[error("the registry's {package}@{version} tarball holds no bin/node: this Node.js release cannot be installed")]
+    NodeBinaryMissing {
+        package: &'static str,
+        version: String,
+    },
     #[error("Node.js has no official Linux build for the architecture {0:?}")]
     UnsupportedArch(String),
     #[error("{what} ({}): {source}", path.display())]
@@ -72,7 +77,9 @@ impl NodejsBuildpackError {
             NodejsBuildpackError::PackageJson(_)
                 | NodejsBuildpackError::PackageManager(_)
                 | NodejsBuildpackError::Lockfile(_)
-                | NodejsBuildpackError::NodeVersion(NodeVersionError::InvalidRange { .. })
+                | NodejsBuildpackError::NodeVersion(
+                    NodeVersionError::InvalidRange { .. } | NodeVersionError::EndOfLife { .. }
+                )
         )
     }
 
@@ -95,6 +102,9 @@ impl NodejsBuildpackError {
             E::NodeVersion(NodeVersionError::InvalidRange { .. }) => {
                 "Set engines.node in package.json to a semver range such as \"22.x\" or \">=20 <23\"."
             }
+            E::NodeVersion(NodeVersionError::EndOfLife { .. }) => {
+                "Set engines.node in package.json to one of the supported lines listed, e.g. \"24.x\", and test the app on it."
+            }
             E::NodeVersion(_) => {
                 "Set engines.node in package.json to a range that includes one of the versions listed, e.g. \"22.x\"."
             }
@@ -116,8 +126,14 @@ impl NodejsBuildpackError {
             E::ToolVersion { .. } => {
                 "Change packageManager or engines in package.json to a version that exists."
             }
+            E::NodeBinaryMissing { .. } => {
+                "Set engines.node in package.json to a range that picks another release, e.g. \"24.x\"."
+            }
             E::UnsupportedArch(_) => "Build on linux/amd64 or linux/arm64.",
             E::Io { .. } => "Check free disk space and permissions in the build and cache dirs.",
+            E::Install { step, .. } if step == crate::toolchain::PRUNE_STEP => {
+                "Its output is above. The install and the build succeeded; the prune runs after them, so reproduce it with the same command after a full install and build (or keep devDependencies with NPM_CONFIG_PRODUCTION=false)."
+            }
             E::Install { .. } => {
                 "Its output is above. Check that the lockfile is in sync with package.json (run the same command locally) and that the registry is reachable."
             }

@@ -21,7 +21,7 @@ pub use errors::NodejsBuildpackError;
 use crate::layers::{dependencies, headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
-use crate::package_manager::PackageManager;
+use crate::package_manager::{PackageManager, Tool};
 use crate::registry::Registry;
 use crate::toolchain::Toolchain;
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
@@ -82,6 +82,22 @@ impl Buildpack for NodejsBuildpack {
         let release = runtime::resolve(&context, &registry, &package_json)?;
         let mut node = runtime::install(&context, &registry, release)?;
         let tool = tool::install(&context, &registry, &package_manager, &node.release.semver)?;
+        // npm and npx come with Node.js on Heroku whatever the package manager, so that a
+        // Yarn or pnpm app can run `npm start` or `npx …` (and no step falls back to a host's
+        // npm). Node's registry build carries no npm: it is its own layer.
+        let npm = match package_manager.tool {
+            Tool::Npm => None,
+            _ => Some(tool::install(
+                &context,
+                &registry,
+                &PackageManager {
+                    tool: Tool::Npm,
+                    lockfile: None,
+                    requested: None,
+                },
+                &node.release.semver,
+            )?),
+        };
         let node_headers = headers::install(
             &context,
             &registry,
@@ -95,6 +111,7 @@ impl Buildpack for NodejsBuildpack {
             &node.home,
             node_headers.as_deref(),
             &tool,
+            npm.as_ref().map(|npm| npm.bin.as_path()),
             cache_dir,
         );
 
@@ -120,6 +137,9 @@ impl Buildpack for NodejsBuildpack {
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();
         tool.compressing.wait();
+        if let Some(npm) = npm {
+            npm.compressing.wait();
+        }
         BuildResultBuilder::new().launch(launch).build()
     }
 
@@ -136,6 +156,6 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), NodejsBuildpackError> {
     if let Some(lockfile) = package_manager.lockfile {
         package_manager::check_lockfile(app_dir, lockfile)?;
     }
-    node_version::check_requested(package_json.engines.node.as_deref())?;
+    node_version::check_requested(package_json.engines.node.as_deref(), node_version::today())?;
     Ok(())
 }

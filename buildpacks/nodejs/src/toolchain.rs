@@ -12,14 +12,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The step name of the prune, for its error message.
+pub const PRUNE_STEP: &str = "devDependencies prune";
+
 pub struct Toolchain {
     pub tool: Tool,
     pub tool_version: String,
     /// The tool layer's `bin`, where the command is run from.
     pub tool_bin: PathBuf,
     pub app_dir: PathBuf,
-    /// The tool's cache/store dir (a cached layer).
-    pub cache_dir: PathBuf,
     pub env: Env,
 }
 
@@ -31,6 +32,8 @@ struct EnvInputs<'a> {
     /// Node's C headers, when the app may compile native addons.
     node_headers: Option<&'a Path>,
     tool_bin: &'a Path,
+    /// npm's `bin`, when the app's tool is another one.
+    npm_bin: Option<&'a Path>,
     tool: Tool,
     tool_version: &'a str,
     cache_dir: &'a Path,
@@ -104,11 +107,38 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     for (key, value) in inputs.platform.iter() {
         env.insert(key, value);
     }
-    let mut path: Vec<PathBuf> = vec![
-        inputs.tool_bin.to_path_buf(),
-        inputs.node_home.join("bin"),
-        inputs.app_dir.join("node_modules/.bin"),
-    ];
+    if inputs.tool == Tool::Pnpm {
+        // pnpm reads its settings from `npm_config_*` variables too
+        // (<https://pnpm.io/npmrc>), and every command that touches `node_modules` must see
+        // the same store, or it refuses the tree (ERR_PNPM_UNEXPECTED_STORE). As options they
+        // would not do: `pnpm prune` rejects `--store-dir` and `--package-import-method`.
+        // pnpm hard-links from its store by default; the store is another layer and a slug
+        // must hold plain files, so copy.
+        // The same settings in another case or prefix (pnpm reads `NPM_CONFIG_*` and
+        // `pnpm_config_*` too) would compete with these: drop them.
+        let ours = |key: &std::ffi::OsStr| {
+            let key = key.to_string_lossy().to_ascii_lowercase();
+            ["npm_config_", "pnpm_config_"].iter().any(|prefix| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|k| k == "store_dir" || k == "package_import_method")
+            })
+        };
+        let mut kept = Env::new();
+        for (key, value) in env.iter().filter(|(key, _)| !ours(key)) {
+            kept.insert(key, value);
+        }
+        env = kept;
+        env.insert("npm_config_store_dir", inputs.cache_dir);
+        env.insert("npm_config_package_import_method", "copy");
+    }
+    let mut path: Vec<PathBuf> = std::iter::once(inputs.tool_bin)
+        .chain(inputs.npm_bin)
+        .map(Path::to_path_buf)
+        .chain([
+            inputs.node_home.join("bin"),
+            inputs.app_dir.join("node_modules/.bin"),
+        ])
+        .collect();
     if let Some(existing) = env.get("PATH") {
         path.extend(std::env::split_paths(existing));
     }
@@ -133,6 +163,7 @@ impl Toolchain {
         node_home: &Path,
         node_headers: Option<&Path>,
         tool: &tool::Installed,
+        npm_bin: Option<&Path>,
         cache_dir: PathBuf,
     ) -> Self {
         let env = child_env(EnvInputs {
@@ -141,6 +172,7 @@ impl Toolchain {
             node_home,
             node_headers,
             tool_bin: &tool.bin,
+            npm_bin,
             tool: tool.tool,
             tool_version: &tool.version,
             cache_dir: &cache_dir,
@@ -151,7 +183,6 @@ impl Toolchain {
             tool_version: tool.version.clone(),
             tool_bin: tool.bin.clone(),
             app_dir: context.app_dir.clone(),
-            cache_dir,
             env,
         }
     }
@@ -192,16 +223,12 @@ impl Toolchain {
             (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
             (Tool::Pnpm, false) => &["install", "--prefer-offline"],
         };
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if self.tool == Tool::Pnpm {
-            args.extend(self.pnpm_store_args());
-        }
-        args
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     /// Remove devDependencies from the installed tree, as Heroku does after the build.
     pub fn prune_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = match self.tool {
+        match self.tool {
             Tool::Npm => vec![
                 "prune".into(),
                 "--omit=dev".into(),
@@ -226,12 +253,39 @@ impl Toolchain {
                 "--all".into(),
                 "--production".into(),
             ],
+            // `pnpm prune` runs the app's lifecycle scripts unless told not to, and only
+            // pnpm after 8.15.6 can be told (Heroku's rule, heroku/buildpacks-nodejs
+            // `pnpm_install` prune); see [`Toolchain::prune_is_unsafe`] for the others.
+            Tool::Pnpm if self.pnpm_prune_ignores_scripts() => {
+                vec!["prune".into(), "--prod".into(), "--ignore-scripts".into()]
+            }
             Tool::Pnpm => vec!["prune".into(), "--prod".into()],
-        };
-        if self.tool == Tool::Pnpm {
-            args.extend(self.pnpm_store_args());
         }
-        args
+    }
+
+    fn pnpm_prune_ignores_scripts(&self) -> bool {
+        nodejs_semver::Version::parse(&self.tool_version)
+            .is_ok_and(|v| (v.major(), v.minor(), v.patch()) > (8, 15, 6))
+    }
+
+    /// Why pruning would be unsafe, if it would be: a pnpm that cannot skip scripts while it
+    /// prunes reruns the app's install lifecycle scripts, which may need the devDependencies
+    /// being removed. Heroku skips the prune then, with a warning; so do we.
+    pub fn prune_is_unsafe(&self, scripts: &[&str]) -> Option<String> {
+        if self.tool != Tool::Pnpm || self.pnpm_prune_ignores_scripts() {
+            return None;
+        }
+        let found: Vec<&str> = ["pnpm:devPreinstall", "preinstall", "postinstall", "prepare"]
+            .into_iter()
+            .filter(|s| scripts.contains(s))
+            .collect();
+        (!found.is_empty()).then(|| {
+            format!(
+                "Warning: not pruning devDependencies: pnpm {} runs the {} script(s) of package.json while it prunes, which can fail without devDependencies; pnpm 8.15.7 or newer prunes without running them",
+                self.tool_version,
+                found.join(", ")
+            )
+        })
     }
 
     /// Files in the top of `node_modules` that only the next install reads and that would make
@@ -254,20 +308,9 @@ impl Toolchain {
         names
     }
 
-    /// pnpm hard-links from its store by default; our store is another layer, and a slug
-    /// must hold plain files, so copy.
-    fn pnpm_store_args(&self) -> Vec<String> {
-        vec![
-            "--store-dir".into(),
-            self.cache_dir.display().to_string(),
-            "--package-import-method=copy".into(),
-        ]
-    }
-
     pub fn display_command(&self, args: &[String]) -> String {
         std::iter::once(self.tool.command().to_string())
             .chain(args.iter().cloned())
-            .filter(|a| !a.starts_with('/') && !a.starts_with("--store-dir"))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -360,7 +403,6 @@ mod tests {
             tool_version: "1.0.0".into(),
             tool_bin: "/l/bin".into(),
             app_dir: "/w/app".into(),
-            cache_dir: "/w/app/.layers/slugc_nodejs/pnpm_store".into(),
             env: Env::new(),
         }
     }
@@ -376,17 +418,72 @@ mod tests {
             npm.display_command(&npm.prune_args()),
             "npm prune --omit=dev --no-audit --no-fund"
         );
-        let pnpm = toolchain(Tool::Pnpm);
-        let args = pnpm.install_args(true);
-        assert!(args.contains(&"/w/app/.layers/slugc_nodejs/pnpm_store".to_string()));
+        let mut pnpm = toolchain(Tool::Pnpm);
         assert_eq!(
-            pnpm.display_command(&args),
-            "pnpm install --frozen-lockfile --prefer-offline --package-import-method=copy"
+            pnpm.display_command(&pnpm.install_args(true)),
+            "pnpm install --frozen-lockfile --prefer-offline"
         );
+        // `pnpm prune` takes no store options (they come from the environment).
+        pnpm.tool_version = "9.15.9".into();
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm prune --prod --ignore-scripts"
+        );
+        assert_eq!(pnpm.prune_is_unsafe(&["postinstall"]), None);
+        pnpm.tool_version = "8.11.0".into();
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm prune --prod"
+        );
+        assert_eq!(pnpm.prune_is_unsafe(&["start", "build"]), None);
+        assert!(pnpm
+            .prune_is_unsafe(&["start", "postinstall"])
+            .is_some_and(|w| w.contains("postinstall")));
         let yarn = toolchain(Tool::YarnClassic);
         assert!(yarn
             .display_command(&yarn.install_args(true))
             .starts_with("yarn install --frozen-lockfile"));
+    }
+
+    #[test]
+    fn pnpm_store_settings_are_the_buildpacks_whatever_the_config_vars() {
+        let mut platform = Env::new();
+        platform.insert("npm_config_store_dir", "/elsewhere");
+        platform.insert("NPM_CONFIG_STORE_DIR", "/elsewhere");
+        platform.insert("pnpm_config_package_import_method", "hardlink");
+        platform.insert("NPM_CONFIG_REGISTRY", "https://r.example");
+        let env = child_env(EnvInputs {
+            base: Env::new(),
+            platform: &platform,
+            node_home: Path::new("/l/node"),
+            node_headers: None,
+            tool_bin: Path::new("/l/pnpm/bin"),
+            npm_bin: Some(Path::new("/l/npm/bin")),
+            tool: Tool::Pnpm,
+            tool_version: "10.0.0",
+            cache_dir: Path::new("/l/pnpm_store"),
+            app_dir: Path::new("/w/app"),
+        });
+        assert_eq!(
+            env.get_string_lossy("npm_config_store_dir").unwrap(),
+            "/l/pnpm_store"
+        );
+        assert_eq!(
+            env.get_string_lossy("npm_config_package_import_method")
+                .unwrap(),
+            "copy"
+        );
+        assert!(!env.contains_key("NPM_CONFIG_STORE_DIR"));
+        assert!(!env.contains_key("pnpm_config_package_import_method"));
+        assert_eq!(
+            env.get_string_lossy("NPM_CONFIG_REGISTRY").unwrap(),
+            "https://r.example"
+        );
+        // npm after the app's tool, before Node and the host.
+        assert_eq!(
+            env.get_string_lossy("PATH").unwrap(),
+            "/l/pnpm/bin:/l/npm/bin:/l/node/bin:/w/app/node_modules/.bin"
+        );
     }
 
     #[test]
@@ -402,6 +499,7 @@ mod tests {
             node_home: Path::new("/l/node"),
             node_headers: Some(Path::new("/l/node_headers")),
             tool_bin: Path::new("/l/npm/bin"),
+            npm_bin: None,
             tool: Tool::Npm,
             tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),

@@ -63,6 +63,8 @@ pub struct Plan<'a> {
     pub lockfile: Option<&'a str>,
     /// Why the app's own install scripts rule out skipping the install, if they do.
     pub root_scripts: Option<String>,
+    /// The warning when the prune is skipped because the tool cannot do it safely.
+    pub prune_unsafe: Option<String>,
 }
 
 /// The plan for an app whose tree is installed by `toolchain` on Node.js `node_version`.
@@ -78,8 +80,12 @@ pub fn plan<'a>(
         .into_iter()
         .find(|s| package_json.script(s).is_some());
     let has_dev_dependencies = !package_json.dev_dependencies.is_empty();
-    let prune = prune_enabled(context.platform.env()) && has_dev_dependencies;
     let scripts: Vec<&str> = package_json.scripts.keys().map(String::as_str).collect();
+    let wanted = prune_enabled(context.platform.env()) && has_dev_dependencies;
+    let prune_unsafe = wanted
+        .then(|| toolchain.prune_is_unsafe(&scripts))
+        .flatten();
+    let prune = wanted && prune_unsafe.is_none();
     Ok(Plan {
         metadata: DependenciesMetadata {
             node_version: node_version.to_string(),
@@ -94,6 +100,7 @@ pub fn plan<'a>(
         keep_dev_tree: prune && build_script.is_some(),
         lockfile,
         root_scripts: root_install_scripts(app_dir, &scripts),
+        prune_unsafe,
     })
 }
 
@@ -327,7 +334,9 @@ pub fn finish(
     }
     if plan.prune {
         println!("-----> Pruning devDependencies");
-        toolchain.install("devDependencies prune", &toolchain.prune_args())?;
+        toolchain.install(crate::toolchain::PRUNE_STEP, &toolchain.prune_args())?;
+    } else if let Some(warning) = &plan.prune_unsafe {
+        println!("{warning}");
     } else if plan.has_dev_dependencies {
         println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
     }

