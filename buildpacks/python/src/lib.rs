@@ -6,6 +6,7 @@
 mod bytecode;
 mod django;
 mod errors;
+mod freshness;
 mod fsutil;
 mod index_config;
 mod layers;
