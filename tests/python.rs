@@ -374,6 +374,42 @@ fn uv_package_in_src_layout_is_installed_and_serves() {
 }
 
 #[test]
+fn uv_package_is_reinstalled_when_its_source_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("python-uv-package"), &app);
+    let (cache, out) = (tmp.path().join("cache"), tmp.path().join("out"));
+    assert_built(&slug_build(&app, &out, Some(&cache), &[]));
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(warm.log.contains("Dependencies unchanged"), "{}", warm.log);
+
+    let module = app.join("src/greeter/__init__.py");
+    let source = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(&module, source.replace("Hello from", "Changed:")).unwrap();
+    let changed = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&changed);
+    assert!(
+        changed
+            .log
+            .contains("Discarding cache: the project's files changed"),
+        "{}",
+        changed.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&changed.slug, &root);
+    let lib = root.join("app/.layers/slugc_python/venv/lib");
+    let python_dir = std::fs::read_dir(&lib).unwrap().next().unwrap().unwrap();
+    let installed =
+        std::fs::read_to_string(python_dir.path().join("site-packages/greeter/__init__.py"))
+            .unwrap();
+    assert!(
+        installed.contains("Changed: an installed uv package"),
+        "{installed}"
+    );
+}
+
+#[test]
 fn django_api_without_staticfiles_skips_collectstatic_and_serves() {
     let (tmp, built) = builds_and_serves("python-django-api", "Hello from a Django API on slugc");
     assert!(

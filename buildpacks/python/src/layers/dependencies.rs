@@ -454,8 +454,8 @@ fn input_digests(
     Ok(digests)
 }
 
-/// Every path under `dir` (sorted; `.git`, `.venv` and `__pycache__` left out) with its kind
-/// and content or link target.
+/// Every path under `rel` (sorted; version control, virtual environment, bytecode and layer
+/// dirs left out) with its kind and content or link target.
 fn tree_digest(root: &Path, rel: &Path, hasher: &mut sha2::Sha256) -> std::io::Result<()> {
     use sha2::Digest;
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?
@@ -463,7 +463,8 @@ fn tree_digest(root: &Path, rel: &Path, hasher: &mut sha2::Sha256) -> std::io::R
         .collect::<Result<_, _>>()?;
     entries.sort();
     for name in entries {
-        if [".git", ".venv", "__pycache__"]
+        // `.layers` holds the buildpacks' layers (this venv among them) during the build.
+        if [".layers", ".git", ".hg", ".svn", ".venv", "__pycache__"]
             .iter()
             .any(|skip| name == *skip)
         {
