@@ -288,11 +288,26 @@ fn django_collectstatic_can_be_disabled() {
     assert!(log.contains("Skipping Django collectstatic"), "{log}");
 }
 
+/// Each of `modules` imports with the slug's Python, unpacked at `root`, as a dyno runs it;
+/// isolated (`-I`), so the app dir is not on `sys.path` and only installed packages count.
+fn assert_imports(root: &Path, modules: &[&str]) {
+    let code = format!("import {}", modules.join(", "));
+    let mut cmd = support::dyno_command(root, &format!("python -I -c '{code}'"), free_port());
+    cmd.env_remove("PYTHONHOME").env_remove("LD_LIBRARY_PATH");
+    let output = cmd.output().expect("bash runs");
+    assert!(
+        output.status.success(),
+        "{code} failed in the slug:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn poetry_fixture_installs_main_group_and_serves() {
-    let (_tmp, built) = builds_and_serves("python-poetry", "Hello from a Poetry app on slugc");
+    let (tmp, built) = builds_and_serves("python-poetry", "Hello from a Poetry app on slugc");
     assert!(built.log.contains("+ flask==3.1.0"), "{}", built.log);
     assert!(!built.log.contains("+ pytest"), "{}", built.log);
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
 }
 
 #[test]
@@ -309,8 +324,138 @@ fn uv_fixture_syncs_locked_and_serves_with_uvicorn() {
 
 #[test]
 fn pipenv_fixture_installs_default_packages_and_serves() {
-    let (_tmp, built) = builds_and_serves("python-pipenv", "Hello from a Pipenv app on slugc");
+    let (tmp, built) = builds_and_serves("python-pipenv", "Hello from a Pipenv app on slugc");
     assert!(!built.log.contains("+ pytest"), "{}", built.log);
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
+}
+
+/// The build fails with `code`, and the first line on stderr is an `error:` naming `files`.
+fn assert_refused(name: &str, code: i32, files: &[&str]) -> Built {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
+    assert_eq!(built.output.status.code(), Some(code), "{}", built.log);
+    let stderr = String::from_utf8_lossy(&built.output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: "), "first stderr line: {first:?}");
+    for file in files {
+        assert!(
+            first.contains(file),
+            "{file} not in the first line {first:?}"
+        );
+    }
+    built
+}
+
+#[test]
+fn stale_poetry_lock_is_refused_naming_both_files() {
+    let built = assert_refused(
+        "python-bad-stale-poetry-lock",
+        30,
+        &["poetry.lock", "pyproject.toml"],
+    );
+    assert!(built.log.contains("Run `poetry lock`"), "{}", built.log);
+}
+
+#[test]
+fn stale_pipfile_lock_is_refused_naming_both_files() {
+    let built = assert_refused(
+        "python-bad-stale-pipfile-lock",
+        30,
+        &["Pipfile.lock", "Pipfile"],
+    );
+    assert!(built.log.contains("Run `pipenv lock`"), "{}", built.log);
+}
+
+#[test]
+fn project_dependencies_without_a_lockfile_are_refused() {
+    let built = assert_refused(
+        "python-bad-project-without-lock",
+        30,
+        &[
+            "pyproject.toml",
+            "uv.lock",
+            "poetry.lock",
+            "requirements.txt",
+        ],
+    );
+    assert!(built.log.contains("`uv lock`"), "{}", built.log);
+}
+
+#[test]
+fn uv_package_in_src_layout_is_installed_and_serves() {
+    let (tmp, built) = builds_and_serves(
+        "python-uv-package",
+        "Hello from an installed uv package on slugc",
+    );
+    assert!(built.log.contains("+ greeter==0.1.0"), "{}", built.log);
+    let root = tmp.path().join("elsewhere");
+    assert_imports(&root, &["flask", "gunicorn", "greeter"]);
+    // Installed as a copy, recorded at the app's run-time path: no build path in the slug.
+    let site = std::fs::read_dir(root.join("app/.layers/slugc_python/venv/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    let direct_url =
+        std::fs::read_to_string(site.join("greeter-0.1.0.dist-info/direct_url.json")).unwrap();
+    assert!(
+        direct_url.contains("\"url\":\"file:///app\""),
+        "{direct_url}"
+    );
+    assert!(site.join("greeter/__init__.py").is_file());
+    assert!(!site.join("greeter-0.1.0.dist-info/uv_cache.json").exists());
+}
+
+#[test]
+fn uv_package_is_reinstalled_when_its_source_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("python-uv-package"), &app);
+    let (cache, out) = (tmp.path().join("cache"), tmp.path().join("out"));
+    assert_built(&slug_build(&app, &out, Some(&cache), &[]));
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(warm.log.contains("Dependencies unchanged"), "{}", warm.log);
+
+    let module = app.join("src/greeter/__init__.py");
+    let source = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(&module, source.replace("Hello from", "Changed:")).unwrap();
+    let changed = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&changed);
+    assert!(
+        changed
+            .log
+            .contains("Discarding cache: the project's files changed"),
+        "{}",
+        changed.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&changed.slug, &root);
+    let lib = root.join("app/.layers/slugc_python/venv/lib");
+    let python_dir = std::fs::read_dir(&lib).unwrap().next().unwrap().unwrap();
+    let installed =
+        std::fs::read_to_string(python_dir.path().join("site-packages/greeter/__init__.py"))
+            .unwrap();
+    assert!(
+        installed.contains("Changed: an installed uv package"),
+        "{installed}"
+    );
+}
+
+#[test]
+fn django_api_without_staticfiles_skips_collectstatic_and_serves() {
+    let (tmp, built) = builds_and_serves("python-django-api", "Hello from a Django API on slugc");
+    assert!(
+        built.log.contains(
+            "Skipping Django collectstatic: the 'django.contrib.staticfiles' app is not in \
+             INSTALLED_APPS."
+        ),
+        "{}",
+        built.log
+    );
+    assert_imports(&tmp.path().join("elsewhere"), &["django", "gunicorn"]);
 }
 
 fn assert_fails(name: &str, code: i32, needles: &[&str]) {

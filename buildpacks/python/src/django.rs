@@ -1,5 +1,6 @@
 //! Django's `collectstatic`, as Heroku runs it: when Django is installed and the app has
-//! `manage.py`, unless `DISABLE_COLLECTSTATIC=1`. Its failure fails the build.
+//! `manage.py`, unless `DISABLE_COLLECTSTATIC=1`, and skipped when the app does not use
+//! `django.contrib.staticfiles`. Its failure fails the build.
 //! <https://devcenter.heroku.com/articles/django-assets>
 
 use crate::errors::PythonBuildpackError;
@@ -10,6 +11,11 @@ use std::process::Stdio;
 
 pub fn is_django_installed(site_packages: &Path) -> bool {
     site_packages.join("django/__init__.py").is_file()
+}
+
+/// Django's `ManagementUtility.fetch_command` for a command no installed app provides.
+fn is_unknown_command(stderr: &[u8]) -> bool {
+    String::from_utf8_lossy(stderr).contains("Unknown command: 'collectstatic'")
 }
 
 pub fn collectstatic(
@@ -46,6 +52,17 @@ pub fn collectstatic(
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             log::info(line);
         }
+        Ok(())
+    } else if is_unknown_command(&output.stderr) {
+        // No `django.contrib.staticfiles` in INSTALLED_APPS (an API-only app): Django has no
+        // such command, and Heroku skips the step rather than fail. Run directly instead of
+        // Heroku's `manage.py help collectstatic` probe, which costs a second Django start;
+        // Django's message tells the two apart from a broken configuration.
+        // <https://github.com/heroku/buildpacks-python/blob/main/src/django.rs>
+        log::info(
+            "Skipping Django collectstatic: the 'django.contrib.staticfiles' app is not in \
+             INSTALLED_APPS.",
+        );
         Ok(())
     } else {
         Err(PythonBuildpackError::Command {

@@ -29,6 +29,13 @@ pub enum PythonBuildpackError {
     },
     #[error("cannot read {file}: {reason}")]
     Lockfile { file: String, reason: String },
+    #[error("{lockfile} is out of date with {manifest}: {detail}")]
+    StaleLockfile {
+        lockfile: &'static str,
+        manifest: &'static str,
+        detail: String,
+        fix: &'static str,
+    },
     #[error(transparent)]
     Input(#[from] slugc_fs::input::InputError),
 }
@@ -86,7 +93,11 @@ impl PythonBuildpackError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::Version(_) | Self::PackageManager(_) | Self::Lockfile { .. } | Self::Input(_)
+            Self::Version(_)
+                | Self::PackageManager(_)
+                | Self::Lockfile { .. }
+                | Self::StaleLockfile { .. }
+                | Self::Input(_)
         )
     }
 
@@ -103,6 +114,13 @@ impl PythonBuildpackError {
                  Each selects a different installer and the buildpack installs with exactly \
                  one. Keep the one you use and delete the others.",
                 files.join(", ")
+            ),
+            Self::PackageManager(e @ PackageManagerError::ProjectWithoutLock) => format!(
+                "error: {e}\n\
+                 The buildpack installs what a lockfile or requirements.txt pins, and does not \
+                 guess an installer from pyproject.toml. Lock the dependencies and commit the \
+                 lockfile: `uv lock` (uv.lock) or `poetry lock` (poetry.lock); or list them in \
+                 requirements.txt."
             ),
             Self::PackageManager(e) => format!(
                 "error: {e}\nCreate the lockfile with your package manager (`pipenv lock`, \
@@ -163,6 +181,12 @@ impl PythonBuildpackError {
             Self::Lockfile { file, reason } => format!(
                 "error: cannot read {file}: {reason}\nRegenerate it with its package manager."
             ),
+            Self::StaleLockfile {
+                lockfile,
+                manifest,
+                detail,
+                fix,
+            } => format!("error: {lockfile} is out of date with {manifest}\n{detail}.\n{fix}"),
             Self::Input(e) => format!(
                 "error: {e}\nThe buildpack reads it from the app: make it a regular file in the \
                  app (a symlink may point only inside the app)."

@@ -6,6 +6,7 @@
 mod bytecode;
 mod django;
 mod errors;
+mod freshness;
 mod fsutil;
 mod index_config;
 mod layers;
@@ -79,6 +80,11 @@ impl Buildpack for PythonBuildpack {
         // Decided before anything is installed, so that a bad lockfile set fails fast.
         let package_manager =
             package_manager::determine(&app_dir).map_err(PythonBuildpackError::from)?;
+        // Detection checked this already; a group given with `--buildpack` is checked here too,
+        // so that a stale lockfile is never installed.
+        if let Some(pm) = package_manager {
+            lockfiles::check(&app_dir, pm)?;
+        }
 
         let candidate = resolve_python(&context, &requested, &tool_env)?;
         log::info(format!(

@@ -25,14 +25,21 @@ pub fn read(
     }
 }
 
-/// The selecting file parses: what detection checks, so that a corrupt lockfile is reported
-/// before the build starts. `uv.lock` is TOML; uv checks its contents.
+/// The selecting file parses and a `poetry.lock` or `Pipfile.lock` is not stale: what
+/// detection checks, so that a bad lockfile is reported before the build starts. `uv.lock` is
+/// TOML; uv checks its contents (and its freshness, `--locked`).
 pub fn check(app_dir: &Path, package_manager: PackageManager) -> Result<(), PythonBuildpackError> {
     let text = read(app_dir, package_manager)?;
     match package_manager {
         PackageManager::Requirements => Ok(()),
-        PackageManager::Poetry => poetry_requirements(&text).map(drop),
-        PackageManager::Pipenv => pipenv_requirements(&text).map(drop),
+        PackageManager::Poetry => {
+            poetry_requirements(&text)?;
+            crate::freshness::check_poetry(app_dir, &text)
+        }
+        PackageManager::Pipenv => {
+            pipenv_requirements(&text)?;
+            crate::freshness::check_pipenv(app_dir, &text)
+        }
         PackageManager::Uv => toml::from_str::<toml::Table>(&text)
             .map(drop)
             .map_err(|e| lock_error("uv.lock", clip_message(&e.to_string()))),

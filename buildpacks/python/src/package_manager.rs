@@ -28,6 +28,7 @@ const READ_FILES: &[&str] = &[
     "pyproject.toml",
     "uv.lock",
     "poetry.lock",
+    "Pipfile",
     "Pipfile.lock",
     ".python-version",
     "runtime.txt",
@@ -85,6 +86,11 @@ pub enum PackageManagerError {
     PipfileWithoutLock,
     #[error("pyproject.toml uses Poetry ([tool.poetry]) but there is no poetry.lock")]
     PoetryWithoutLock,
+    #[error(
+        "pyproject.toml declares [project] dependencies but there is no uv.lock, poetry.lock, \
+         Pipfile.lock or requirements.txt"
+    )]
+    ProjectWithoutLock,
 }
 
 /// The one installer the app's files choose, or `None` when the app declares no dependencies.
@@ -103,6 +109,10 @@ pub fn determine(app_dir: &Path) -> Result<Option<PackageManager>, PackageManage
             Err(PackageManagerError::PipfileWithoutLock)
         }
         [] if uses_poetry(app_dir) => Err(PackageManagerError::PoetryWithoutLock),
+        // Heroku refuses an app without a package manager file rather than guess an
+        // installer (<https://github.com/heroku/buildpacks-python>, `pyproject_toml_only`);
+        // building it with no packages would go green and fail at import.
+        [] if declares_dependencies(app_dir) => Err(PackageManagerError::ProjectWithoutLock),
         [] => Ok(None),
         [one] => Ok(Some(*one)),
         many => Err(PackageManagerError::Multiple(
@@ -111,13 +121,31 @@ pub fn determine(app_dir: &Path) -> Result<Option<PackageManager>, PackageManage
     }
 }
 
-fn uses_poetry(app_dir: &Path) -> bool {
+/// `pyproject.toml`, parsed; `None` when it is absent or unreadable (which `check_input`
+/// reports on its own).
+fn pyproject(app_dir: &Path) -> Option<toml::Table> {
     input::read_app_text(app_dir, "pyproject.toml", input::MANIFEST_CAP)
         .ok()
         .flatten()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+}
+
+fn uses_poetry(app_dir: &Path) -> bool {
+    pyproject(app_dir)
         .and_then(|t| t.get("tool")?.get("poetry").map(|_| ()))
         .is_some()
+}
+
+/// A non-empty `[project] dependencies` list (PEP 621).
+fn declares_dependencies(app_dir: &Path) -> bool {
+    pyproject(app_dir)
+        .and_then(|t| {
+            t.get("project")?
+                .get("dependencies")?
+                .as_array()
+                .map(|deps| !deps.is_empty())
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -166,5 +194,14 @@ mod tests {
             determine(app(&[("pyproject.toml", "[tool.poetry]\nname='x'\n")]).path()),
             Err(PackageManagerError::PoetryWithoutLock)
         ));
+        assert!(matches!(
+            determine(app(&[("pyproject.toml", "[project]\ndependencies = ['flask']\n")]).path()),
+            Err(PackageManagerError::ProjectWithoutLock)
+        ));
+        let no_deps = app(&[(
+            "pyproject.toml",
+            "[project]\nname = 'x'\ndependencies = []\n",
+        )]);
+        assert_eq!(determine(no_deps.path()).unwrap(), None);
     }
 }

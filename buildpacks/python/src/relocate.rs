@@ -5,7 +5,10 @@
 //!   side by side under the buildpack's layers dir, at build and at run time);
 //! - `pyvenv.cfg` loses `home`/`executable`/`command`: CPython then resolves the `bin/python`
 //!   symlink and finds the standard library from the real interpreter (checked on 3.10–3.13);
-//! - scripts with a `#!/abs/venv/bin/python` shebang (pip's) get uv's relocatable launcher.
+//! - scripts with a `#!/abs/venv/bin/python` shebang (pip's) get uv's relocatable launcher;
+//! - the app's own package, when installed from the app dir, records `file:///app` (where the
+//!   slug puts the app) as its origin in `direct_url.json` (PEP 610) instead of the build dir,
+//!   and loses uv's `uv_cache.json` (build-time timestamps uv reads to decide reinstalls).
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -46,6 +49,104 @@ pub fn relocate_venv(venv: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Where the app is at run time.
+const APP_URL: &str = "file:///app";
+
+/// Rewrite the origin of every distribution installed from `app_dir` (see the module doc), and
+/// its `RECORD` to match, so the slug holds no build path and the same bytes in every build.
+/// Files are replaced, never modified in place: uv may have hard-linked them from its cache.
+pub fn relocate_app_distributions(site_packages: &Path, app_dir: &Path) -> io::Result<()> {
+    let build_url = format!("file://{}", app_dir.display());
+    let mut dist_infos: Vec<PathBuf> = std::fs::read_dir(site_packages)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    dist_infos.retain(|p| p.extension().is_some_and(|e| e == "dist-info"));
+    dist_infos.sort();
+    for dist_info in dist_infos {
+        let direct_url_path = dist_info.join("direct_url.json");
+        let Ok(text) = std::fs::read_to_string(&direct_url_path) else {
+            continue;
+        };
+        let Ok(mut direct_url) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(url) = direct_url["url"].as_str() else {
+            continue;
+        };
+        let relocated = match url.strip_prefix(&build_url) {
+            Some("") => APP_URL.to_string(),
+            Some(rest) if rest.starts_with('/') => format!("{APP_URL}{rest}"),
+            _ => continue,
+        };
+        direct_url["url"] = serde_json::Value::String(relocated);
+        let new_direct_url = serde_json::to_string(&direct_url).map_err(io::Error::other)?;
+        replace_file(&direct_url_path, new_direct_url.as_bytes())?;
+        let uv_cache = dist_info.join("uv_cache.json");
+        if uv_cache.exists() {
+            std::fs::remove_file(&uv_cache)?;
+        }
+        rewrite_record(&dist_info, new_direct_url.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `RECORD` (the wheel spec's CSV of `path,sha256=<urlsafe b64>,size`) with the new
+/// `direct_url.json` line and without `uv_cache.json`.
+fn rewrite_record(dist_info: &Path, direct_url: &[u8]) -> io::Result<()> {
+    let record_path = dist_info.join("RECORD");
+    let Ok(record) = std::fs::read_to_string(&record_path) else {
+        return Ok(());
+    };
+    let dir_name = dist_info
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let direct_url_entry = format!("{dir_name}/direct_url.json");
+    let uv_cache_entry = format!("{dir_name}/uv_cache.json");
+    let mut out = String::new();
+    for line in record.lines() {
+        let path = line.split(',').next().unwrap_or_default();
+        if path == uv_cache_entry {
+            continue;
+        }
+        if path == direct_url_entry {
+            use sha2::{Digest, Sha256};
+            out.push_str(&format!(
+                "{path},sha256={},{}\n",
+                urlsafe_base64_nopad(&Sha256::digest(direct_url)),
+                direct_url.len()
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    replace_file(&record_path, out.as_bytes())
+}
+
+fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    std::fs::write(path, bytes)
+}
+
+/// RFC 4648 §5 base64 without padding, as wheel `RECORD` hashes are written.
+fn urlsafe_base64_nopad(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 fn rewrite_shebang(path: &Path, venv: &Path) -> io::Result<()> {
     let bytes = std::fs::read(path)?;
     let prefix = format!("#!{}/bin/python", venv.display());
@@ -79,6 +180,44 @@ pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_hashes_are_urlsafe_base64_without_padding() {
+        use sha2::{Digest, Sha256};
+        // The RECORD line every wheel installer writes for an empty file.
+        assert_eq!(
+            urlsafe_base64_nopad(&Sha256::digest(b"")),
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
+        assert_eq!(urlsafe_base64_nopad(b"\xfb\xff"), "-_8");
+    }
+
+    #[test]
+    fn app_distribution_records_the_run_time_app_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("build/app");
+        let dist = tmp.path().join("site/greeter-0.1.0.dist-info");
+        std::fs::create_dir_all(&dist).unwrap();
+        let url = format!("{{\"url\":\"file://{}\",\"dir_info\":{{}}}}", app.display());
+        std::fs::write(dist.join("direct_url.json"), &url).unwrap();
+        std::fs::write(dist.join("uv_cache.json"), "{\"timestamp\":1}").unwrap();
+        std::fs::write(
+            dist.join("RECORD"),
+            "greeter-0.1.0.dist-info/direct_url.json,sha256=x,9\n\
+             greeter-0.1.0.dist-info/uv_cache.json,sha256=y,15\n\
+             greeter/__init__.py,sha256=z,1\n",
+        )
+        .unwrap();
+        relocate_app_distributions(&tmp.path().join("site"), &app).unwrap();
+        let new = std::fs::read_to_string(dist.join("direct_url.json")).unwrap();
+        assert_eq!(new, r#"{"dir_info":{},"url":"file:///app"}"#);
+        assert!(!dist.join("uv_cache.json").exists());
+        let record = std::fs::read_to_string(dist.join("RECORD")).unwrap();
+        assert!(record.starts_with("greeter-0.1.0.dist-info/direct_url.json,sha256="));
+        assert!(record.contains(&format!(",{}\n", new.len())));
+        assert!(!record.contains("uv_cache.json"));
+        assert!(record.ends_with("greeter/__init__.py,sha256=z,1\n"));
+    }
 
     #[test]
     fn relative_paths() {

@@ -203,6 +203,7 @@ pub fn install_dependencies(
     let site = venv
         .join("lib")
         .join(format!("python{minor}/site-packages"));
+    relocate::relocate_app_distributions(&site, app_dir).map_err(io_error(&site))?;
     let pending = bytecode::spawn(
         &venv.join("bin/python"),
         &site,
@@ -253,15 +254,18 @@ fn install_with_uv(
     command.current_dir(app_dir);
     match package_manager {
         PackageManager::Uv => {
-            // The main dependencies exactly as locked; the app itself is not installed (it
-            // runs from the app dir), which keeps build paths out of `.pth` files.
+            // The main dependencies exactly as locked. A package (one with a build system) is
+            // installed too, as `uv sync` does, so that a `src/` layout imports at run time;
+            // non-editable, so that no `.pth` file points at the build dir. A project that is
+            // not a package runs from the app dir and is not installed.
+            // <https://docs.astral.sh/uv/concepts/projects/config/#project-packaging>
             command
-                .args([
-                    "sync",
-                    "--locked",
-                    "--no-default-groups",
-                    "--no-install-project",
-                ])
+                .args(["sync", "--locked", "--no-default-groups"])
+                .arg(if is_uv_package(app_dir) {
+                    "--no-editable"
+                } else {
+                    "--no-install-project"
+                })
                 .env("UV_PROJECT_ENVIRONMENT", venv);
         }
         PackageManager::Requirements => {
@@ -292,6 +296,27 @@ fn install_with_uv(
         &format!("installing {file}"),
         file,
     )
+}
+
+/// uv's rule: `tool.uv.package` when set, else whether `[build-system]` is declared.
+pub fn is_uv_package(app_dir: &Path) -> bool {
+    let Ok(Some(text)) =
+        slugc_fs::input::read_app_text(app_dir, "pyproject.toml", slugc_fs::input::MANIFEST_CAP)
+    else {
+        return false;
+    };
+    let Ok(pyproject) = toml::from_str::<toml::Table>(&text) else {
+        return false;
+    };
+    match pyproject
+        .get("tool")
+        .and_then(|t| t.get("uv"))
+        .and_then(|u| u.get("package"))
+        .and_then(toml::Value::as_bool)
+    {
+        Some(package) => package,
+        None => pyproject.contains_key("build-system"),
+    }
 }
 
 fn install_with_pip(
@@ -407,6 +432,16 @@ fn input_digests(
         PackageManager::Poetry | PackageManager::Pipenv => {}
     }
     let mut digests = BTreeMap::new();
+    // An installed package is a copy of the app's files: any change to them reinstalls it.
+    if package_manager == PackageManager::Uv && is_uv_package(app_dir) {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        tree_digest(app_dir, Path::new(""), &mut hasher).map_err(io_error(app_dir))?;
+        digests.insert(
+            "the project's files".to_string(),
+            slug_format::hex(&hasher.finalize()),
+        );
+    }
     for file in files {
         // Included files that leave the app or are not files are not the app's: pip reports
         // them itself.
@@ -417,6 +452,42 @@ fn input_digests(
         }
     }
     Ok(digests)
+}
+
+/// Every path under `rel` (sorted; version control, virtual environment, bytecode and layer
+/// dirs left out) with its kind and content or link target.
+fn tree_digest(root: &Path, rel: &Path, hasher: &mut sha2::Sha256) -> std::io::Result<()> {
+    use sha2::Digest;
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for name in entries {
+        // `.layers` holds the buildpacks' layers (this venv among them) during the build.
+        if [".layers", ".git", ".hg", ".svn", ".venv", "__pycache__"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let rel = rel.join(&name);
+        let path = root.join(&rel);
+        let meta = path.symlink_metadata()?;
+        hasher.update(rel.as_os_str().as_encoded_bytes());
+        if meta.is_symlink() {
+            hasher.update(b"\0link\0");
+            hasher.update(std::fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+        } else if meta.is_dir() {
+            hasher.update(b"\0dir\0");
+            tree_digest(root, &rel, hasher)?;
+        } else if meta.is_file() {
+            hasher.update(b"\0file\0");
+            hasher.update(meta.len().to_le_bytes());
+            std::io::copy(&mut std::fs::File::open(&path)?, hasher)?;
+        }
+        hasher.update(b"\0");
+    }
+    Ok(())
 }
 
 /// Files pulled in by `-r`/`-c` lines, recursively, as app-relative paths.
