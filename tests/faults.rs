@@ -8,12 +8,15 @@
 //! leaves behind. Every process of a test carries a token in its environment, which is how
 //! the test finds them in `/proc`.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+use support::{mount_tmpfs, Unmount};
 
 const SLUG: &str = env!("CARGO_BIN_EXE_slug");
 
@@ -459,37 +462,6 @@ fn stale_temp_files_are_swept_on_the_next_write_and_live_ones_kept() {
         running.finish();
         checksum(&world.build());
         assert!(world.store_temps().is_empty(), "{:?}", world.store_temps());
-    }
-}
-
-/// Mounts a tmpfs with `options` at `dir`; `false` (and why, printed) when this machine
-/// cannot.
-fn mount_tmpfs(dir: &Path, options: &str) -> bool {
-    match Command::new("mount")
-        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-        .arg(dir)
-        .output()
-    {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("skipped: cannot run mount: {e}");
-            false
-        }
-    }
-}
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

@@ -7,11 +7,14 @@
 //! Slugs are written here header by header with the `tar` crate, so that anything a hostile
 //! tarball may hold can be held.
 
+mod support;
+
 use slug_format::release::{LayerEntry, Release, Stack, SCHEMA};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use support::{mount_tmpfs, Unmount};
 
 const SLUG: &str = env!("CARGO_BIN_EXE_slug");
 
@@ -812,41 +815,11 @@ fn image_rewrites_modes_and_owners_and_streams_what_it_reads() {
     );
 }
 
-/// Mounts a tmpfs of `size` at `dir`; `false` (and why, printed) when this machine cannot.
-fn mount_tmpfs(dir: &Path, size: &str) -> bool {
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("skipped: cannot run mount: {e}");
-            false
-        }
-    }
-}
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_while_unpacking_is_exit_1_and_says_so() {
     let world = World::new();
     let cache = world.path("cache");
-    if !mount_tmpfs(&cache, "4m") {
+    if !mount_tmpfs(&cache, "size=4m") {
         return;
     }
     let _unmount = Unmount(cache.clone());

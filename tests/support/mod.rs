@@ -443,3 +443,35 @@ pub fn http_response(port: u16) -> String {
     }
     panic!("no HTTP answer on port {port}");
 }
+
+/// Mounts a tmpfs with `options` (e.g. `size=5m`, `ro,size=1m`) at `dir`; `false` (and why,
+/// printed) when this machine cannot.
+pub fn mount_tmpfs(dir: &Path, options: &str) -> bool {
+    match Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+    {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "skipped: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run mount: {e}");
+            false
+        }
+    }
+}
+
+/// Lazily unmounts its dir when dropped.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
