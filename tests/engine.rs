@@ -651,22 +651,24 @@ fn bad_inputs_have_exit_codes_and_name_the_file() {
     assert_fails(&run, 30, "buildpack API \"0.4\" is not supported");
     assert_fails(&run, 30, "bad-api/buildpack.toml");
 
+    // The buildpack's own `error:` line is the build's first `error:` line; which buildpack
+    // failed, and how, follows it.
     let run = build(tmp.path(), &app, &["--buildpack", &bp("failing")]);
-    assert_fails(&run, 20, "buildpack test/failing failed (exit code 3)");
+    assert_fails(&run, 20, "error: the thing is broken");
     assert!(
-        run.stderr.contains("       error: the thing is broken"),
+        run.stderr.contains("       error: the thing is broken")
+            && run
+                .stderr
+                .contains("(buildpack test/failing failed with exit code 3; its output is above)"),
         "{}",
         run.stderr
     );
 
     let run = build(tmp.path(), &app, &["--buildpack", &bp("invalid-input")]);
-    assert_fails(
-        &run,
-        30,
-        "buildpack test/invalid-input found invalid app input",
-    );
+    assert_fails(&run, 30, "error: app.json: expected an object");
     assert!(
-        run.stderr.contains("error: app.json: expected an object"),
+        run.stderr
+            .contains("(buildpack test/invalid-input found invalid app input (exit code 30)"),
         "{}",
         run.stderr
     );

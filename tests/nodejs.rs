@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use support::{assert_built, fixture, free_port, unpack, Built, Running};
+use support::{assert_built, first_error_line, fixture, free_port, unpack, Built, Running};
 
 fn slug_build(app: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Built {
     slug_build_with(app, out, cache, extra, &[])
@@ -787,8 +787,7 @@ fn invalid_package_json_shows_line_and_column() {
     let built = failed_build("node-bad-json", &[]);
     assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
     assert!(
-        built
-            .log
+        first_error_line(&built.log)
             .contains("package.json is not valid JSON: trailing comma (line 6, column 3)"),
         "{}",
         built.log
@@ -800,7 +799,7 @@ fn unsatisfiable_engines_lists_nearest_versions() {
     let built = failed_build("node-bad-engines", &[]);
     assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
     assert!(
-        built.log.contains(
+        first_error_line(&built.log).contains(
             // Only maintained lines are suggested; their newest releases change.
             "engines.node \"24.99.x\" in package.json matches no Node.js release on the registry; \
              nearest available: 22."
@@ -837,8 +836,7 @@ fn two_lockfiles_are_named() {
     let built = failed_build("node-bad-two-lockfiles", &[]);
     assert_eq!(built.output.status.code(), Some(30), "{}", built.log);
     assert!(
-        built
-            .log
+        first_error_line(&built.log)
             .contains("the app has more than one lockfile: package-lock.json and yarn.lock"),
         "{}",
         built.log
@@ -857,8 +855,8 @@ fn failing_build_script_shows_its_output() {
         built.log
     );
     assert!(
-        built.log.contains(
-            "the \"build\" script in package.json failed: `npm run build` exited with status 3"
+        first_error_line(&built.log).starts_with(
+            "error: the \"build\" script in package.json failed: `npm run build` exited with status 3"
         ),
         "{}",
         built.log
@@ -876,8 +874,8 @@ fn failing_install_shows_npms_output() {
         built.log
     );
     assert!(
-        built.log.contains(
-            "the dependency install failed: `npm ci --include=dev --prefer-offline --no-audit --no-fund` exited with status 1"
+        first_error_line(&built.log).starts_with(
+            "error: the dependency install failed: `npm ci --include=dev --prefer-offline --no-audit --no-fund` exited with status 1"
         ),
         "{}",
         built.log

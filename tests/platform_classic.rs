@@ -662,3 +662,34 @@ fn a_closed_log_pipe_does_not_stop_the_build_and_slug_test_takes_build_options()
         tested.stdout
     );
 }
+
+/// A classic buildpack that fails Heroku style (` !     ` lines, as the buildpacks' stdlib
+/// `error` prints them): the build's first `error:` line is the first line of its last such
+/// block, then which buildpack failed.
+#[test]
+fn a_failing_classic_buildpacks_own_message_is_the_first_error_line() {
+    let home = tmpfs_dir();
+    let home = home.path();
+    let app = home.join("app");
+    write_exe(&app.join("bin/detect"), "#!/bin/sh\necho Inline\n");
+    write_exe(
+        &app.join("bin/compile"),
+        "#!/bin/sh\necho '-----> Installing'\necho ' !     An early warning'\necho 'more output'\n\
+         echo ' !     Gemfile.lock is missing: run `bundle install` and commit it' >&2\n\
+         echo ' !     (the build cannot resolve gems without it)' >&2\nexit 1\n",
+    );
+    let run = build(home, &app, &["--buildpack", &bp("inline")]);
+    assert_eq!(run.code, 20, "{}", run.stderr);
+    assert_eq!(
+        run.first_error(),
+        "error: Gemfile.lock is missing: run `bundle install` and commit it",
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("(buildpack inline failed with exit code 1; its output is above)"),
+        "{}",
+        run.stderr
+    );
+}

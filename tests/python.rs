@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{assert_built, fixture, free_port, unpack, Built, Running};
+use support::{assert_built, first_error_line, fixture, free_port, unpack, Built, Running};
 
 fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]) -> Built {
     let mut command = Command::new(env!("CARGO_BIN_EXE_slug"));
@@ -79,8 +79,9 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
     let out = tmp.path().join("out");
     let cold = slug_build(&app, &out, Some(&cache), &[]);
     assert_built(&cold);
-    assert!(
-        cold.log.contains("-----> Python app detected"),
+    assert_eq!(
+        cold.log.matches("-----> Python app detected").count(),
+        1,
         "{}",
         cold.log
     );
@@ -458,10 +459,20 @@ fn django_api_without_staticfiles_skips_collectstatic_and_serves() {
     assert_imports(&tmp.path().join("elsewhere"), &["django", "gunicorn"]);
 }
 
+/// The build fails with `code`; the build's first `error:` line is the `error:` needle (the
+/// buildpack's own cause, naming the file), and the log holds every needle.
 fn assert_fails(name: &str, code: i32, needles: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
     assert_eq!(built.output.status.code(), Some(code), "{}", built.log);
+    let first = first_error_line(&built.log);
+    let cause = needles.iter().find(|n| n.starts_with("error: "));
+    if let Some(cause) = cause {
+        assert!(
+            first.starts_with(cause),
+            "first error: line {first:?}, not {cause:?}"
+        );
+    }
     for needle in needles {
         assert!(
             built.log.contains(needle),

@@ -136,6 +136,27 @@ pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Resu
     })
 }
 
+/// What a failed buildpack said was wrong, for the build's `error:` line: the last line of
+/// its output that starts with `error: ` (the built-ins print their cause last, after any
+/// tool's own `error:` lines), else the first line of the last ` !     ` block (the
+/// convention of Heroku's classic buildpacks). Clipped: the text is the buildpack's.
+pub fn failure_cause(output: &[String]) -> Option<String> {
+    if let Some(line) = output.iter().rev().find(|l| l.starts_with("error: ")) {
+        let cause = line["error: ".len()..].trim();
+        if !cause.is_empty() {
+            return Some(slugc_fs::input::clip(cause).into_owned());
+        }
+    }
+    let bang = |l: &String| l.starts_with(" !") && !l.trim_start_matches([' ', '!']).is_empty();
+    let last = output.iter().rposition(bang)?;
+    let first = output[..=last]
+        .iter()
+        .rposition(|l| !bang(l))
+        .map_or(0, |i| i + 1);
+    let cause = output[first].trim_start_matches([' ', '!']).trim();
+    Some(slugc_fs::input::clip(cause).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +172,33 @@ mod tests {
             scrub("token a-long-token-value, short, https://u:p@registry.example/npm/x"),
             "token ***, short, https://***@registry.example/npm/x"
         );
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_cause_is_the_last_error_line_not_a_tools_earlier_one() {
+        let output = lines(
+            "Installing\nerror: No solution found when resolving dependencies\n  cause: x\n\
+             error: installing requirements.txt failed (see requirements.txt)\nits output is above",
+        );
+        assert_eq!(
+            failure_cause(&output).as_deref(),
+            Some("installing requirements.txt failed (see requirements.txt)")
+        );
+    }
+
+    #[test]
+    fn a_classic_buildpacks_bang_block_gives_its_first_line() {
+        let output = lines(
+            "-----> Fetching\n !     Old warning\nmore\n !     Push rejected: no Gemfile.lock\n !     Run bundle install\n",
+        );
+        assert_eq!(
+            failure_cause(&output).as_deref(),
+            Some("Push rejected: no Gemfile.lock")
+        );
+        assert_eq!(failure_cause(&lines("just output\nerror:  \n")), None);
     }
 }

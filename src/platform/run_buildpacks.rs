@@ -20,12 +20,28 @@ use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildpackError {
-    #[error("buildpack {id} failed (exit code {code})")]
-    Failed { id: String, code: i32 },
-    #[error("buildpack {id} failed with a temporary error (exit code 75); retrying may help")]
-    Temporary { id: String },
-    #[error("buildpack {id} found invalid app input (exit code 30); see its message above")]
-    InvalidInput { id: String },
+    /// `cause` is the buildpack's own `error:` line, when it printed one: that is what the
+    /// build's `error:` line says first, so that it names the file or command that failed.
+    #[error("{}", failed_message(cause, id, &format!("failed with exit code {code}")))]
+    Failed {
+        id: String,
+        code: i32,
+        cause: Option<String>,
+    },
+    #[error(
+        "{}",
+        failed_message(
+            cause,
+            id,
+            "failed with a temporary error (exit code 75): retrying may help"
+        )
+    )]
+    Temporary { id: String, cause: Option<String> },
+    #[error(
+        "{}",
+        failed_message(cause, id, "found invalid app input (exit code 30)")
+    )]
+    InvalidInput { id: String, cause: Option<String> },
     #[error("buildpack {id}: cannot run {path}: {source}")]
     Spawn {
         id: String,
@@ -75,6 +91,18 @@ impl ExitCode for BuildpackError {
             | BuildpackError::Launch(_) => exit::BUILDPACK_FAILED,
             _ => exit::OTHER,
         }
+    }
+}
+
+/// The buildpack's cause first, then which buildpack and how it ended; without a cause, the
+/// latter alone.
+fn failed_message(cause: &Option<String>, id: &str, how: &str) -> String {
+    match cause {
+        Some(cause) => format!(
+            "{cause}\n{}(buildpack {id} {how}; its output is above)",
+            output::INDENT
+        ),
+        None => format!("buildpack {id} {how}; its output is above"),
     }
 }
 
@@ -192,13 +220,16 @@ fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), Bui
             path: exe.to_path_buf(),
             source,
         })?;
+    let id = bp.id.clone();
+    let cause = || output::failure_cause(&finished.output);
     match finished.status.code() {
         Some(0) => Ok(()),
-        Some(75) => Err(BuildpackError::Temporary { id: bp.id.clone() }),
-        Some(30) => Err(BuildpackError::InvalidInput { id: bp.id.clone() }),
+        Some(75) => Err(BuildpackError::Temporary { id, cause: cause() }),
+        Some(30) => Err(BuildpackError::InvalidInput { id, cause: cause() }),
         code => Err(BuildpackError::Failed {
-            id: bp.id.clone(),
+            id,
             code: code.unwrap_or(-1),
+            cause: cause(),
         }),
     }
 }
@@ -361,6 +392,7 @@ fn run_classic(
             return Err(BuildpackError::Failed {
                 id: format!("{} (bin/release)", bp.id),
                 code: finished.status.code().unwrap_or(-1),
+                cause: output::failure_cause(&finished.output),
             });
         }
         let Release {

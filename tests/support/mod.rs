@@ -9,6 +9,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The first line that starts with `error: ` (the engine's and every buildpack's cause line
+/// starts at column 0; buildpack output is indented), or `""`.
+pub fn first_error_line(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+}
+
 /// A fresh temp dir, on tmpfs when there is one: tests write thousands of small files.
 pub fn tmpfs_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");

@@ -67,7 +67,7 @@ impl Buildpack for PythonBuildpack {
     }
 
     fn build(&self, context: BuildContext<Self>) -> libcnb::Result<BuildResult, Self::Error> {
-        log::header("Python app detected");
+        // The engine prints the "Python app detected" header (from detect).
         let app_dir = context.app_dir.clone();
         let tool_env = ToolEnv::new(context.platform.env());
 
