@@ -142,6 +142,16 @@ fn nest_app_without_a_start_script_runs_its_build() {
 }
 
 #[test]
+fn sveltekit_node_adapter_app_runs_its_build() {
+    let t = slug_test(&fixture("start-sveltekit"));
+    assert_serves(
+        &t,
+        "node build",
+        "slugc/nodejs: SvelteKit (adapter-node) default: @sveltejs/kit and @sveltejs/adapter-node in package.json",
+    );
+}
+
+#[test]
 fn the_procfile_web_wins_over_render_yaml() {
     let t = slug_test(&fixture("start-procfile-over-render"));
     assert_serves(
@@ -199,6 +209,11 @@ fn detect_json_names_each_start_command_and_its_source_without_building() {
             "start-nest",
             "node dist/main",
             "slugc/nodejs: NestJS default: @nestjs/core in package.json",
+        ),
+        (
+            "start-sveltekit",
+            "node build",
+            "slugc/nodejs: SvelteKit (adapter-node) default: @sveltejs/kit and @sveltejs/adapter-node in package.json",
         ),
         ("start-fly-node", "node api.js", "fly.toml [processes] app"),
         (
