@@ -91,7 +91,8 @@ pub fn explain(app_dir: &Path, detected: &Detected) -> Explained {
         match slugc_start::node::PackageJson::read(app_dir) {
             Ok(package_json) => {
                 let start = slugc_start::node::start_command(app_dir, text.as_deref());
-                let package_json = package_json.unwrap_or_default();
+                let package_json =
+                    package_json.unwrap_or_else(slugc_start::node::PackageJson::empty);
                 if let Some(web) = slugc_start::node::default_web(app_dir, &package_json, &start) {
                     by_type.insert(web.process_type.clone(), tagged("slugc/nodejs", web));
                 }
@@ -117,7 +118,7 @@ pub fn explain(app_dir: &Path, detected: &Detected) -> Explained {
             }
         }
     }
-    for (name, command) in procfile.map(|p| p.processes).unwrap_or_default() {
+    for (name, command) in procfile.into_iter().flat_map(|p| p.processes) {
         let p = Inferred {
             process_type: name.clone(),
             command,

@@ -13,7 +13,8 @@ use std::path::Path;
 pub fn launch(app_dir: &Path, tool: Tool) -> Launch {
     let mut launch = LaunchBuilder::new();
     let package_json = match slugc_start::node::PackageJson::read(app_dir) {
-        Ok(p) => p.unwrap_or_default(),
+        // Detection needs a package.json; without one the file rules still apply.
+        Ok(p) => p.unwrap_or_else(slugc_start::node::PackageJson::empty),
         Err(warning) => {
             println!(" !     Warning: {warning}");
             return launch.build();

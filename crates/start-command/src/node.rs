@@ -41,6 +41,16 @@ impl PackageJson {
             .map_err(|e| Warning::new("package.json", format!("not valid JSON ({e})")))
     }
 
+    /// The `package.json` of an app without one: no scripts, dependencies or `main`.
+    pub fn empty() -> Self {
+        PackageJson {
+            scripts: BTreeMap::new(),
+            dependencies: BTreeMap::new(),
+            dev_dependencies: BTreeMap::new(),
+            main: None,
+        }
+    }
+
     fn has_dependency(&self, name: &str) -> bool {
         self.dependencies.contains_key(name) || self.dev_dependencies.contains_key(name)
     }

@@ -28,7 +28,23 @@ use std::path::Path;
 /// One file and how to read its processes: `(process type, command, what in the file)`.
 struct Rule {
     file: &'static str,
-    read: fn(&Path, &str) -> Result<Vec<Found>, String>,
+    read: fn(&Path, &str) -> Result<Vec<Found>, RuleError>,
+}
+
+/// Why a platform file gives no start command; the warning says it and names the file.
+#[derive(Debug, thiserror::Error)]
+enum RuleError {
+    #[error("not valid JSON ({0})")]
+    Json(#[from] serde_json::Error),
+    #[error("not valid YAML ({0})")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("not valid TOML ({})", .0.message())]
+    Toml(#[from] toml::de::Error),
+    #[error("{field} runs {}, a path in the image rather than a command of the app", slugc_fs::input::quote(.program))]
+    ImagePath {
+        field: &'static str,
+        program: String,
+    },
 }
 
 struct Found {
@@ -83,10 +99,10 @@ pub fn infer(app_dir: &Path) -> Inference {
         };
         let found = match (rule.read)(app_dir, &text) {
             Ok(found) => found,
-            Err(message) => {
+            Err(error) => {
                 out.warnings.push(Warning::new(
                     rule.file,
-                    format!("{message}; no start command taken from it"),
+                    format!("{error}; no start command taken from it"),
                 ));
                 continue;
             }
@@ -122,7 +138,6 @@ pub fn infer(app_dir: &Path) -> Inference {
             out.unused.extend(processes);
         }
     }
-    // Types of files before the first with a `web` are not taken without their web.
     out
 }
 
@@ -149,8 +164,8 @@ struct AppJsonFormation {
     command: Option<String>,
 }
 
-fn app_json(_: &Path, text: &str) -> Result<Vec<Found>, String> {
-    let doc: AppJson = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+fn app_json(_: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
+    let doc: AppJson = serde_json::from_str(text)?;
     Ok(doc
         .formation
         .into_iter()
@@ -177,9 +192,8 @@ struct RenderService {
     root_dir: Option<String>,
 }
 
-fn render_yaml(_: &Path, text: &str) -> Result<Vec<Found>, String> {
-    let doc: RenderYaml =
-        serde_norway::from_str(text).map_err(|e| format!("not valid YAML ({e})"))?;
+fn render_yaml(_: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
+    let doc: RenderYaml = serde_norway::from_str(text)?;
     let mut out = Vec::new();
     for s in doc.services {
         let at_root = s
@@ -227,16 +241,12 @@ fn railway(doc: Railway) -> Vec<Found> {
         .collect()
 }
 
-fn railway_json(_: &Path, text: &str) -> Result<Vec<Found>, String> {
-    serde_json::from_str(text)
-        .map(railway)
-        .map_err(|e| format!("not valid JSON ({e})"))
+fn railway_json(_: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
+    Ok(railway(serde_json::from_str(text)?))
 }
 
-fn railway_toml(_: &Path, text: &str) -> Result<Vec<Found>, String> {
-    toml::from_str(text)
-        .map(railway)
-        .map_err(|e| format!("not valid TOML ({})", e.message()))
+fn railway_toml(_: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
+    Ok(railway(toml::from_str(text)?))
 }
 
 #[derive(Deserialize)]
@@ -252,9 +262,8 @@ struct FlyHttpService {
     processes: Vec<String>,
 }
 
-fn fly_toml(_: &Path, text: &str) -> Result<Vec<Found>, String> {
-    let doc: FlyToml =
-        toml::from_str(text).map_err(|e| format!("not valid TOML ({})", e.message()))?;
+fn fly_toml(_: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
+    let doc: FlyToml = toml::from_str(text)?;
     // Fly's default process group is `app`; `[http_service]` names the ones it routes to.
     let served = doc
         .http_service
@@ -281,7 +290,7 @@ fn fly_toml(_: &Path, text: &str) -> Result<Vec<Found>, String> {
 /// The final stage's `ENTRYPOINT` and `CMD` (<https://docs.docker.com/reference/dockerfile/>):
 /// an exec-form `ENTRYPOINT` takes the exec-form `CMD` as arguments, a shell-form one ignores
 /// it; `sh -c "…"` is unwrapped to its script.
-fn dockerfile(app_dir: &Path, text: &str) -> Result<Vec<Found>, String> {
+fn dockerfile(app_dir: &Path, text: &str) -> Result<Vec<Found>, RuleError> {
     let mut entrypoint: Option<Form> = None;
     let mut cmd: Option<Form> = None;
     for line in logical_lines(text) {
@@ -291,9 +300,9 @@ fn dockerfile(app_dir: &Path, text: &str) -> Result<Vec<Found>, String> {
                 entrypoint = None;
                 cmd = None;
             }
-            "CMD" => cmd = Some(Form::parse(rest)?),
+            "CMD" => cmd = Some(Form::parse(rest)),
             "ENTRYPOINT" => {
-                entrypoint = Some(Form::parse(rest)?);
+                entrypoint = Some(Form::parse(rest));
                 // An ENTRYPOINT resets a CMD of the same stage set before it.
                 cmd = None;
             }
@@ -314,10 +323,10 @@ fn dockerfile(app_dir: &Path, text: &str) -> Result<Vec<Found>, String> {
     let plain = !program.contains('/')
         || (!program.starts_with('/') && slugc_fs::input::is_app_file(app_dir, program));
     if !plain {
-        return Err(format!(
-            "{field} runs {}, a path in the image rather than a command of the app",
-            slugc_fs::input::quote(program)
-        ));
+        return Err(RuleError::ImagePath {
+            field,
+            program: program.to_string(),
+        });
     }
     Ok(vec![found("web", &command, field)])
 }
@@ -328,15 +337,15 @@ enum Form {
 }
 
 impl Form {
-    fn parse(rest: &str) -> Result<Form, String> {
+    fn parse(rest: &str) -> Form {
         let rest = rest.trim();
         if rest.starts_with('[') {
             if let Ok(words) = serde_json::from_str::<Vec<String>>(rest) {
-                return Ok(Form::Exec(words));
+                return Form::Exec(words);
             }
         }
         // Docker runs a `[…]` that is not a JSON array of strings as a shell command too.
-        Ok(Form::Shell(rest.to_string()))
+        Form::Shell(rest.to_string())
     }
 
     fn into_command(self) -> String {

@@ -96,7 +96,7 @@ pub fn rewrite(command: &str) -> (String, Vec<String>) {
         let mut saw_port = false;
         let mut j = i + 1;
         while j < tokens.len() && !OPERATORS.contains(&tokens[j].2) {
-            let (start, end, tok) = tokens[j];
+            let (_, end, tok) = tokens[j];
             let (flag, inline) = match tok.split_once('=') {
                 Some((f, v)) if f.starts_with('-') => (f, Some(v)),
                 _ => (tok, None),
@@ -129,7 +129,6 @@ pub fn rewrite(command: &str) -> (String, Vec<String>) {
                     edits.push((vstart, vend, new));
                 }
             }
-            let _ = start;
             j += 1;
         }
         if let (false, Some(extra)) = (saw_port, server.when_missing) {

@@ -163,13 +163,11 @@ fn django(ctx: &Context) -> Result<(String, String), String> {
 
 /// The Django project package and how it was found.
 pub fn django_project(app_dir: &Path) -> Option<(String, &'static str)> {
-    let manage = scan::text(app_dir, "manage.py")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    // No readable manage.py: only the `*/wsgi.py` search below.
+    let manage = scan::text(app_dir, "manage.py").ok().flatten();
     let from_settings = manage
-        .split("DJANGO_SETTINGS_MODULE")
-        .nth(1)
+        .as_deref()
+        .and_then(|m| m.split("DJANGO_SETTINGS_MODULE").nth(1))
         .and_then(|rest| {
             // `setdefault('DJANGO_SETTINGS_MODULE', 'x.settings')` or `["…"] = "x.settings"`:
             // past the key's closing quote to the value's.
@@ -246,11 +244,10 @@ fn dash(ctx: &Context) -> Result<(String, String), String> {
     )
     .ok_or("no `<name> = Dash(...)` in a .py file")?;
     let module = module_of(&file);
-    let text = scan::text(ctx.app_dir, &file)
+    let server = scan::text(ctx.app_dir, &file)
         .ok()
         .flatten()
-        .unwrap_or_default();
-    let server = assigned_from(&text, &format!("{var}.server"));
+        .and_then(|text| assigned_from(&text, &format!("{var}.server")));
     match server {
         Some(server) if (ctx.has_program)("gunicorn") => Ok((
             format!("gunicorn {module}:{server} --bind 0.0.0.0:$PORT"),
