@@ -8,7 +8,8 @@
 //! - detect: [`platform::detect`] picks the group and its build plan;
 //! - build: [`platform::run_buildpacks`] runs each buildpack of the group, with [`cache`]
 //!   (the app's cached layers), [`platform::layers`], [`platform::env`] and
-//!   [`platform::launch`]; [`procfile`] gives the process types;
+//!   [`platform::launch`]; [`procfile`] gives the process types, [`start_command`] those of
+//!   the app's platform files (and explains them all for `slug doctor`);
 //! - export: [`export`] makes the slug's parts and has `slug_format` write them;
 //! - store: the release manifest beside the slug, in `slug_format::store`.
 //!
@@ -36,4 +37,5 @@ pub mod procfile;
 pub mod project;
 pub mod run;
 pub mod size;
+pub mod start_command;
 pub mod workdir;

@@ -23,6 +23,8 @@ enum Command {
     Build(cli::build::BuildArgs),
     /// Print the buildpack group and build plan that a build would use
     Detect(cli::detect::DetectArgs),
+    /// Explain, without building, how the app would start and what stands in the way
+    Doctor(cli::detect::DoctorArgs),
     /// Show a slug's manifest, each layer's size and its largest paths
     Inspect(cli::inspect::InspectArgs),
     /// Manage the build cache
@@ -77,6 +79,7 @@ fn main() {
     let code = match cli.command {
         Command::Build(args) => report(cli::build::build(args)),
         Command::Detect(args) => report(cli::detect::detect(args)),
+        Command::Doctor(args) => report(cli::detect::doctor(args)),
         Command::Inspect(args) => report(cli::inspect::inspect(args)),
         Command::Cache(CacheCommand::Clear(args)) => report(cli::cache::clear(args)),
         Command::Cache(CacheCommand::Gc(args)) => report(cli::cache::gc(args)),

@@ -530,6 +530,9 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
     } else {
         let names: Vec<&str> = process_types.keys().map(String::as_str).collect();
         crate::say!("       Process types: {}", names.join(", "));
+        for (name, source) in &release.process_sources {
+            crate::say!("         {name}: from {source}");
+        }
     }
     crate::say!("       Built in {:.1}s", started.elapsed().as_secs_f64());
     Ok(Outcome {
@@ -648,12 +651,15 @@ fn build_release(
     let app_dir = &snapshot.app_dir;
     let mut processes = built.processes.clone();
     let shown = snapshot.app_src.join("Procfile");
-    if let Some(procfile) = Procfile::read_as(app_dir, &shown)? {
+    let procfile = Procfile::read_as(app_dir, &shown)?;
+    crate::start_command::apply_platform_files(app_dir, procfile.as_ref(), &mut processes);
+    if let Some(procfile) = procfile {
         processes.set_procfile(procfile.processes);
     }
     let release = BuildRelease {
         schema: EMBEDDED_SCHEMA.to_string(),
         process_types: processes.resolve(),
+        process_sources: processes.sources(),
         default_process: processes.default_process(),
         labels: processes.labels().clone(),
         buildpack_provided_description: Some(detected.description.clone()),

@@ -216,6 +216,7 @@ fn release(bytes: &[u8], tar_size: u64) -> Release {
         checksum: format!("SHA256:{}", sha256_hex(bytes)),
         size: bytes.len() as u64,
         process_types: BTreeMap::from([("web".to_string(), "echo ran".to_string())]),
+        process_sources: Default::default(),
         default_process: None,
         labels: BTreeMap::new(),
         buildpack_provided_description: None,

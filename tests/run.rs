@@ -205,6 +205,7 @@ fn release(checksum_of: &[u8], size: u64, process_types: &[(&str, &str)]) -> Rel
         schema: SCHEMA.to_string(),
         checksum: format!("SHA256:{}", sha256_hex(checksum_of)),
         size,
+        process_sources: Default::default(),
         process_types: process_types
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -280,13 +280,19 @@ fn procfile_cnb_name(name: &str) -> String {
     name.replace('_', "-").to_ascii_lowercase()
 }
 
-/// Merge processes by precedence. Each argument is applied over the ones before it.
+/// Merge processes by precedence. Each argument is applied over the ones before it:
+/// classic `default_process_types`, CNB buildpacks in order, the processes the app's platform
+/// files state (`slugc_start::platform`, only when the Procfile has no `web`), the Procfile.
 #[derive(Debug, Default, Clone)]
 pub struct Processes {
     classic_defaults: BTreeMap<String, String>,
     buildpacks: BTreeMap<String, String>,
+    /// Where each buildpack process came from: the buildpack, and the rule it names in a
+    /// `slugc_start::SOURCE_LABEL_PREFIX` label.
+    buildpack_sources: BTreeMap<String, String>,
     default: Option<String>,
     labels: BTreeMap<String, String>,
+    inferred: BTreeMap<String, (String, String)>,
     procfile: Option<BTreeMap<String, String>>,
 }
 
@@ -298,9 +304,22 @@ impl Processes {
     /// Call in buildpack order: a later call overrides an earlier one's type and labels of
     /// the same key. As in the lifecycle's builder, a later `default = true` becomes the
     /// default, and redefining the default type without `default = true` leaves no default;
-    /// that case returns a warning for the log.
-    pub fn add_buildpack(&mut self, launch: LaunchFile) -> Option<String> {
+    /// that case returns a warning for the log. A label under
+    /// `slugc_start::SOURCE_LABEL_PREFIX` says where one of the buildpack's processes came
+    /// from: it becomes that process's source, not an image label.
+    pub fn add_buildpack(&mut self, id: &str, launch: LaunchFile) -> Option<String> {
         let mut warning = None;
+        let mut said: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in launch.labels {
+            match key.strip_prefix(slugc_start::SOURCE_LABEL_PREFIX) {
+                Some(process_type) => {
+                    said.insert(process_type.to_string(), value);
+                }
+                None => {
+                    self.labels.insert(key, value);
+                }
+            }
+        }
         for (name, command) in launch.processes {
             if launch.default.as_ref() == Some(&name) {
                 self.default = Some(name.clone());
@@ -311,10 +330,28 @@ impl Processes {
                     "Warning: the default process type {name} is redefined by a process not marked `default = true`: there is no default process now"
                 ));
             }
+            let source = match said.get(&name) {
+                Some(rule) => format!("{id}: {rule}"),
+                None => format!("buildpack {id}"),
+            };
+            self.buildpack_sources.insert(name.clone(), source);
             self.buildpacks.insert(name, command);
         }
-        self.labels.extend(launch.labels);
         warning
+    }
+
+    /// The processes the app's platform files state, over the buildpacks' (the caller only
+    /// gives them when the Procfile has no `web`).
+    pub fn set_inferred(&mut self, processes: &[slugc_start::Inferred]) {
+        self.inferred = processes
+            .iter()
+            .map(|p| {
+                (
+                    p.process_type.clone(),
+                    (p.command.clone(), p.source.clone()),
+                )
+            })
+            .collect();
     }
 
     /// The Procfile of the build result. A type a buildpack already turned into a process
@@ -332,9 +369,37 @@ impl Processes {
         self.procfile = Some(own);
     }
 
+    /// Where each process of [`Processes::resolve`] came from.
+    pub fn sources(&self) -> BTreeMap<String, String> {
+        self.resolve()
+            .into_keys()
+            .map(|name| {
+                let source = if self
+                    .procfile
+                    .as_ref()
+                    .is_some_and(|p| p.contains_key(&name))
+                {
+                    "Procfile".to_string()
+                } else if let Some((_, source)) = self.inferred.get(&name) {
+                    source.clone()
+                } else if let Some(source) = self.buildpack_sources.get(&name) {
+                    source.clone()
+                } else {
+                    "a classic buildpack's default_process_types".to_string()
+                };
+                (name, source)
+            })
+            .collect()
+    }
+
     pub fn resolve(&self) -> BTreeMap<String, String> {
         let mut out = self.classic_defaults.clone();
         out.extend(self.buildpacks.clone());
+        out.extend(
+            self.inferred
+                .iter()
+                .map(|(k, (c, _))| (k.clone(), c.clone())),
+        );
         if let Some(p) = &self.procfile {
             out.extend(p.clone());
         }
@@ -482,18 +547,21 @@ command = ["bash", "-c", "cd /w/app/.layers/x && exec \"/w/app/.layers/x/run\" /
         let mut p = Processes::default();
         p.add_classic_default("web".into(), "classic".into());
         p.add_classic_default("clock".into(), "classic-clock".into());
-        p.add_buildpack(file(
-            &[("web", "early"), ("worker", "early-worker")],
-            Some("worker"),
-        ));
+        p.add_buildpack(
+            "bp",
+            file(
+                &[("web", "early"), ("worker", "early-worker")],
+                Some("worker"),
+            ),
+        );
         assert!(p
-            .add_buildpack(file(&[("web", "late")], Some("web")))
+            .add_buildpack("bp", file(&[("web", "late")], Some("web")))
             .is_none());
         assert_eq!(p.resolve()["web"], "late");
         assert_eq!(p.resolve()["clock"], "classic-clock");
         assert_eq!(p.default_process().as_deref(), Some("web"));
         // Redefined without `default = true`: no default any more, and a warning says so.
-        let warning = p.add_buildpack(file(&[("web", "later")], None));
+        let warning = p.add_buildpack("bp", file(&[("web", "later")], None));
         assert!(warning.is_some_and(|w| w.contains("web")));
         assert_eq!(p.default_process(), None);
         p.set_procfile(vec![("worker".into(), "procfile".into())]);
@@ -505,11 +573,14 @@ command = ["bash", "-c", "cd /w/app/.layers/x && exec \"/w/app/.layers/x/run\" /
     #[test]
     fn a_procfile_type_a_buildpack_renamed_is_not_doubled() {
         let mut p = Processes::default();
-        p.add_buildpack(LaunchFile {
-            processes: vec![("release-phase".into(), "./migrate".into())],
-            default: None,
-            labels: Vec::new(),
-        });
+        p.add_buildpack(
+            "bp",
+            LaunchFile {
+                processes: vec![("release-phase".into(), "./migrate".into())],
+                default: None,
+                labels: Vec::new(),
+            },
+        );
         p.set_procfile(vec![
             ("release_phase".into(), "./migrate".into()),
             ("other_one".into(), "./other".into()),

@@ -302,7 +302,7 @@ fn run_cnb(
         }
     }
     let launch = launch::read_launch(&layers_dir, &bp.id, bp.api(), ctx.app_dir)?;
-    if let Some(warning) = built.processes.add_buildpack(launch) {
+    if let Some(warning) = built.processes.add_buildpack(&bp.id, launch) {
         crate::say!(" !     {warning}");
     }
     built.cnb_layers.push((escaped, layers_dir, layers));

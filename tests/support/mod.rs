@@ -171,6 +171,7 @@ pub fn write_slug_bytes(
         checksum: format!("SHA256:{hex}"),
         size: slug.len() as u64,
         process_types,
+        process_sources: Default::default(),
         default_process: None,
         labels: BTreeMap::new(),
         buildpack_provided_description: Some("test".to_string()),

@@ -133,7 +133,7 @@ impl Buildpack for NodejsBuildpack {
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
 
         web_env::write(&context)?;
-        let launch = processes::launch(app_dir, &package_json, package_manager.tool);
+        let launch = processes::launch(app_dir, package_manager.tool);
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();
         tool.compressing.wait();

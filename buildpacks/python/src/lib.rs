@@ -24,8 +24,6 @@ pub use errors::PythonBuildpackError;
 
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
 use libcnb::data::build_plan::BuildPlanBuilder;
-use libcnb::data::launch::{LaunchBuilder, ProcessBuilder};
-use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Platform};
@@ -142,28 +140,16 @@ impl Buildpack for PythonBuildpack {
 
         layers::web_concurrency::write_web_concurrency(&context)?;
 
-        let mut launch = LaunchBuilder::new();
-        let web = venv_bin
-            .as_deref()
-            .and_then(|bin| processes::default_web_process(&app_dir, bin));
-        match &web {
-            Some(command) => {
-                log::header(format!("Default process: web: {command}"));
-                launch.process(
-                    ProcessBuilder::new(process_type!("web"), ["bash", "-c", command.as_str()])
-                        .default(true)
-                        .build(),
-                );
-            }
-            None if !app_dir.join("Procfile").is_file() => log::info(
+        let launch = processes::launch(&app_dir, venv_bin.as_deref());
+        if launch.processes.is_empty() && !app_dir.join("Procfile").is_file() {
+            log::info(
                 "No web process: add a Procfile (e.g. `web: gunicorn myapp.wsgi`) to say how \
                  to start the app.",
-            ),
-            None => {}
+            );
         }
         // The engine exports once this process ends: the compression must be done by then.
         runtime_compressing.wait();
-        BuildResultBuilder::new().launch(launch.build()).build()
+        BuildResultBuilder::new().launch(launch).build()
     }
 
     fn on_error(&self, error: libcnb::Error<Self::Error>) {

@@ -26,6 +26,11 @@ pub struct Release {
     pub size: u64,
     /// Process type → command, as Heroku's `process_types`.
     pub process_types: BTreeMap<String, String>,
+    /// Process type → where its command came from (`Procfile`, `render.yaml startCommand`, a
+    /// buildpack's framework rule, …). Absent from releases that predate it, and left out when
+    /// empty, so that the bytes of a release without it do not change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub process_sources: BTreeMap<String, String>,
     /// The process type a buildpack marked `default = true` in `launch.toml`.
     #[serde(default)]
     pub default_process: Option<String>,
@@ -52,6 +57,9 @@ pub struct Release {
 pub struct BuildRelease {
     pub schema: String,
     pub process_types: BTreeMap<String, String>,
+    /// As [`Release::process_sources`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub process_sources: BTreeMap<String, String>,
     pub default_process: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub buildpack_provided_description: Option<String>,
@@ -86,6 +94,7 @@ impl BuildRelease {
             checksum: format!("SHA256:{sha256_hex}"),
             size,
             process_types: self.process_types,
+            process_sources: self.process_sources,
             default_process: self.default_process,
             labels: self.labels,
             buildpack_provided_description: self.buildpack_provided_description,
