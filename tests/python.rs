@@ -204,27 +204,14 @@ fn django_fixture_collects_static_files_and_serves() {
     assert!(String::from_utf8_lossy(&listing.stdout).contains("app/staticfiles/css/site.css"));
 }
 
-/// What a slug's runtime leaves out (test suites, IDLE, debug information), and the bytecode
-/// that comes with the standard library and the packages is valid where the slug was unpacked:
-/// Python loads it (`-v` says "… matches …") instead of compiling the sources.
-fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
-    let runtime = root.join("app/.layers/slugc_python/runtime");
-    let stdlib = runtime.join("lib/python3.11");
-    assert!(stdlib.join("os.py").is_file(), "{}", stdlib.display());
-    for gone in [
-        "test",
-        "idlelib",
-        "turtledemo",
-        "unittest/test",
-        "lib2to3/tests",
-    ] {
-        assert!(!stdlib.join(gone).exists(), "{gone} is in the runtime");
-    }
+/// No ELF file of the runtime (`bin/`, `lib/`, `lib/python<minor>/lib-dynload`) keeps debug
+/// information, and none is a test extension module.
+fn assert_runtime_is_stripped(runtime: &Path, minor: &str) {
     let mut elf = Vec::new();
     for dir in [
         runtime.join("bin"),
         runtime.join("lib"),
-        stdlib.join("lib-dynload"),
+        runtime.join(format!("lib/python{minor}/lib-dynload")),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -242,6 +229,25 @@ fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
         }
     }
     assert!(elf.len() > 10, "{elf:?}");
+}
+
+/// What a slug's runtime leaves out (test suites, IDLE, debug information), and the bytecode
+/// that comes with the standard library and the packages is valid where the slug was unpacked:
+/// Python loads it (`-v` says "… matches …") instead of compiling the sources.
+fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
+    let runtime = root.join("app/.layers/slugc_python/runtime");
+    let stdlib = runtime.join("lib/python3.11");
+    assert!(stdlib.join("os.py").is_file(), "{}", stdlib.display());
+    for gone in [
+        "test",
+        "idlelib",
+        "turtledemo",
+        "unittest/test",
+        "lib2to3/tests",
+    ] {
+        assert!(!stdlib.join(gone).exists(), "{gone} is in the runtime");
+    }
+    assert_runtime_is_stripped(&runtime, "3.11");
     let output = Command::new("bash")
         .arg("-c")
         .arg(
@@ -685,4 +691,19 @@ fn mirror_checksum_mismatch_fails_the_build() {
         "{}",
         built.log
     );
+}
+
+/// A build-time `PATH` config var (here from `project.toml`'s build env, as `--env PATH=…`
+/// sets one) is prepended to the build's PATH, never replacing it: the host's `strip` still
+/// trims the runtime, and the app builds and serves as without it.
+#[test]
+fn a_path_config_var_keeps_the_builds_own_tools() {
+    let (tmp, built) = builds_and_serves(
+        "python-path-config-var",
+        "Hello from an app built with a PATH config var",
+    );
+    assert!(!built.log.contains("no `strip`"), "{}", built.log);
+    let root = tmp.path().join("elsewhere");
+    assert_runtime_is_stripped(&root.join("app/.layers/slugc_python/runtime"), "3.11");
+    assert_imports(&root, &["flask", "gunicorn"]);
 }
