@@ -707,3 +707,157 @@ fn a_path_config_var_keeps_the_builds_own_tools() {
     assert_runtime_is_stripped(&root.join("app/.layers/slugc_python/runtime"), "3.11");
     assert_imports(&root, &["flask", "gunicorn"]);
 }
+
+/// A CNB that runs after `slugc/python` and prints, for each command, where it is and its
+/// version, then what the app's package manager sees installed.
+fn probe_buildpack(dir: &Path, package_manager_check: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bp = dir.join("probe-buildpack");
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    std::fs::write(
+        bp.join("buildpack.toml"),
+        "api = \"0.10\"\n[buildpack]\nid = \"test/probe\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(bp.join("bin/detect"), "#!/usr/bin/env bash\nexit 0\n").unwrap();
+    std::fs::write(
+        bp.join("bin/build"),
+        format!(
+            "#!/usr/bin/env bash\nset -euo pipefail\n\
+             for c in python pip poetry pipenv uv; do echo \"probe: $c at $(command -v $c || echo none)\"; done\n\
+             echo \"probe: $(python --version)\"\n\
+             echo \"probe: $(pip --version)\"\n\
+             pip list --disable-pip-version-check | sed 's/^/probe: pip list: /'\n\
+             {package_manager_check}\n"
+        ),
+    )
+    .unwrap();
+    for exe in ["bin/detect", "bin/build"] {
+        std::fs::set_permissions(bp.join(exe), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bp
+}
+
+/// After `slugc/python`, a later buildpack's `python`, `pip` and the app's package manager
+/// are the build's own (in `slugc/python`'s layers, at the versions it pins), and they work on
+/// the slug's virtual environment; the package managers stay out of the slug.
+#[test]
+fn later_buildpacks_see_the_python_toolchain() {
+    let layers = "/.layers/slugc_python/";
+    for (fixture_name, command, version, check, package) in [
+        (
+            "python-poetry",
+            "poetry",
+            "Poetry (version 2.5.1)",
+            "echo \"probe: $(poetry --version)\"; \
+             echo \"probe: poetry env: $(poetry env info --path)\"",
+            "flask",
+        ),
+        (
+            "python-pipenv",
+            "pipenv",
+            "pipenv, version 2026.10.3",
+            "echo \"probe: $(pipenv --version)\"; \
+             echo \"probe: pipenv env: $(pipenv --venv 2>/dev/null)\"",
+            "flask",
+        ),
+        (
+            "python-uv",
+            "uv",
+            "uv 0.13.9",
+            "echo \"probe: $(uv --version)\"; \
+             uv pip list 2>/dev/null | sed 's/^/probe: uv pip list: /'",
+            "fastapi",
+        ),
+        ("python-flask", "pip", "pip 26.3 ", "true", "flask"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let bp = probe_buildpack(tmp.path(), check);
+        let out = tmp.path().join("out");
+        let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+            .arg("build")
+            .arg(fixture(fixture_name))
+            .args([
+                "--no-cache",
+                "--json",
+                "--buildpack",
+                "slugc/python",
+                "--buildpack",
+            ])
+            .arg(&bp)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{fixture_name}: {log}");
+        let probe: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("probe: "))
+            .collect();
+        let at = |c: &str| {
+            probe
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("{c} at ")))
+                .unwrap_or_else(|| panic!("{fixture_name}: no {c} in {probe:?}"))
+                .to_string()
+        };
+        for c in ["python", "pip", command] {
+            assert!(at(c).contains(layers), "{fixture_name}: {c} at {}", at(c));
+        }
+        let venv = at("python").trim_end_matches("/bin/python").to_string();
+        // `python` is the runtime the build installed; `pip` is pinned and installs into the venv.
+        let installed = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("-----> Installing Python "))
+            .unwrap_or_else(|| panic!("{fixture_name}: {log}"));
+        assert!(
+            probe.contains(&format!("Python {installed}").as_str()),
+            "{probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l.starts_with("pip 26.3 ")),
+            "{fixture_name}: {probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l
+                .strip_prefix("pip list: ")
+                .is_some_and(|p| p.to_lowercase().starts_with(&format!("{package} ")))),
+            "{fixture_name}: pip does not list {package}: {probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l.starts_with(version)),
+            "{fixture_name}: {version} not in {probe:?}"
+        );
+        match command {
+            "poetry" => assert!(
+                probe.contains(&format!("poetry env: {venv}").as_str()),
+                "{probe:?}"
+            ),
+            "pipenv" => assert!(
+                probe.contains(&format!("pipenv env: {venv}").as_str()),
+                "{probe:?}"
+            ),
+            "uv" => assert!(
+                probe.iter().any(|l| l
+                    .strip_prefix("uv pip list: ")
+                    .is_some_and(|p| p.starts_with(&format!("{package} ")))),
+                "{probe:?}"
+            ),
+            _ => {}
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let hex = manifest["checksum"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("SHA256:");
+        let root = tmp.path().join("unpacked");
+        unpack(&out.join(format!("sha256-{hex}.tgz")), &root);
+        for tool in ["pip", "poetry", "pipenv", "uv"] {
+            assert!(
+                !root.join("app/.layers/slugc_python").join(tool).exists(),
+                "{fixture_name}: the {tool} layer is in the slug"
+            );
+        }
+    }
+}

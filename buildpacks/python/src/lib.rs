@@ -108,6 +108,15 @@ impl Buildpack for PythonBuildpack {
                     &tool_env,
                     uv_prefetch,
                 )?;
+                layers::tool::install_tools(
+                    &context,
+                    pm,
+                    &candidate.version,
+                    &runtime,
+                    &installed.venv,
+                    &tool_env,
+                    installed.uv.clone(),
+                )?;
                 let site = installed.venv.join(format!(
                     "lib/python{}/site-packages",
                     candidate.version.minor_string()

@@ -88,6 +88,8 @@ pub struct Installed {
     /// it overlaps `collectstatic`); `None` for a reused venv. Wait for it before the build
     /// ends.
     pub bytecode: Option<bytecode::Pending>,
+    /// The uv this build installed with (`None` for a reused venv or the pip fallback).
+    pub uv: Option<PathBuf>,
 }
 
 /// Install (or reuse) the app's dependencies into the `venv` layer.
@@ -134,12 +136,22 @@ pub fn install_dependencies(
     let venv = layer.path();
     // Written on every build, restored or not: a restored env file would hold the previous
     // build's root, which the engine cannot map to `$HOME`.
-    layer.write_env(LayerEnv::new().chainable_insert(
+    let mut env = LayerEnv::new().chainable_insert(
         Scope::All,
         ModificationBehavior::Override,
         "VIRTUAL_ENV",
         &venv,
-    ))?;
+    );
+    if package_manager == PackageManager::Uv {
+        // A later buildpack's `uv sync`/`uv run` works on this venv, not a new `.venv`.
+        env = env.chainable_insert(
+            Scope::Build,
+            ModificationBehavior::Override,
+            "UV_PROJECT_ENVIRONMENT",
+            &venv,
+        );
+    }
+    layer.write_env(env)?;
     match &layer.state {
         LayerState::Restored { .. } => {
             log::header(format!(
@@ -148,6 +160,7 @@ pub fn install_dependencies(
             return Ok(Installed {
                 venv,
                 bytecode: None,
+                uv: None,
             });
         }
         LayerState::Empty { cause } => {
@@ -215,6 +228,7 @@ pub fn install_dependencies(
     Ok(Installed {
         venv,
         bytecode: Some(pending),
+        uv,
     })
 }
 
@@ -224,7 +238,7 @@ pub fn install_dependencies(
 /// of twice, which on a disk busy with writeback saved 2-3 s of the install. Nothing modifies
 /// an installed file in place (bytecode goes to new `__pycache__` files; scripts uv
 /// generates itself are not linked), so the cache's copies stay as downloaded.
-fn uv_env(
+pub(crate) fn uv_env(
     context: &BuildContext<PythonBuildpack>,
     env: &ToolEnv,
     index: &IndexConfig,
@@ -365,7 +379,11 @@ fn locked_requirements(
     }
 }
 
-fn run(command: &mut Command, what: &str, file: &str) -> Result<(), PythonBuildpackError> {
+pub(crate) fn run(
+    command: &mut Command,
+    what: &str,
+    file: &str,
+) -> Result<(), PythonBuildpackError> {
     // The installer's output passes through to the build log.
     let status =
         command
