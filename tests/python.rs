@@ -861,3 +861,38 @@ fn later_buildpacks_see_the_python_toolchain() {
         }
     }
 }
+
+/// `[tool.poetry.dependencies] python = "~3.12"` narrows `requires-python = ">=3.11"`: the build
+/// picks a 3.12, not the newest Python, and the app runs on it.
+#[test]
+fn poetry_python_constraint_is_satisfied() {
+    let (tmp, built) = builds_and_serves(
+        "python-poetry-python-constraint",
+        "Hello from Poetry on Python 3.12",
+    );
+    assert!(
+        built
+            .log
+            .contains("within: pyproject.toml [tool.poetry.dependencies] python is \"~3.12\""),
+        "{}",
+        built.log
+    );
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
+}
+
+/// `.python-version` asks for 3.13 where pyproject.toml allows only 3.12: refused before
+/// anything is installed, naming both files and suggesting a `3.X`.
+#[test]
+fn python_version_outside_the_projects_constraint_is_refused() {
+    let built = assert_refused(
+        "python-bad-python-constraint-conflict",
+        30,
+        &[".python-version", "pyproject.toml"],
+    );
+    assert!(
+        built.log.contains("Fix: request `3.12` in .python-version"),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Installing"), "{}", built.log);
+}

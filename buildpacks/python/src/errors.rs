@@ -1,6 +1,7 @@
 //! The buildpack's errors and the one place their user-facing text is written.
 
 use crate::package_manager::PackageManagerError;
+use crate::python_constraints::ConstraintError;
 use crate::python_version::{RequestedVersion, Unserved, VersionError};
 use crate::sources::MirrorError;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ pub enum PythonBuildpackError {
     Version(#[from] VersionError),
     #[error(transparent)]
     PackageManager(#[from] PackageManagerError),
+    #[error(transparent)]
+    Constraints(#[from] ConstraintError),
     #[error("no Python satisfies the request")]
     Unserved(Box<UnservedDetail>),
     #[error("Python archive failed")]
@@ -94,6 +97,7 @@ impl PythonBuildpackError {
         matches!(
             self,
             Self::Version(_)
+                | Self::Constraints(_)
                 | Self::PackageManager(_)
                 | Self::Lockfile { .. }
                 | Self::StaleLockfile { .. }
@@ -109,6 +113,10 @@ impl PythonBuildpackError {
                  Write the version alone, e.g. `3.12` or `3.12.4`, in .python-version."
             ),
             Self::Version(e) => format!("error: {e}"),
+            Self::Constraints(e @ ConstraintError::Conflict { .. }) => {
+                format!("error: {e}\n{}", e.detail())
+            }
+            Self::Constraints(e) => format!("error: {e}"),
             Self::PackageManager(PackageManagerError::Multiple(files)) => format!(
                 "error: more than one package manager file in the app: {}\n\
                  Each selects a different installer and the buildpack installs with exactly \
