@@ -896,3 +896,109 @@ fn python_version_outside_the_projects_constraint_is_refused() {
     );
     assert!(!built.log.contains("Installing"), "{}", built.log);
 }
+
+/// 3.12.999 is beyond the newest 3.12 release: it does not exist, whether or not the mirror can
+/// be reached, so the build fails (20, not 75), listing what is available and suggesting a line.
+#[test]
+fn a_patch_that_does_not_exist_fails_listing_what_is_available() {
+    assert_fails(
+        "python-bad-nonexistent-patch",
+        20,
+        &[
+            "error: Python 3.12.999 (from .python-version) is not a known Python version",
+            "Available: ",
+            "in .python-version (e.g. `3.",
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("python-bad-nonexistent-patch"),
+        &tmp.path().join("out"),
+        None,
+        &[],
+    );
+    let fix = built
+        .log
+        .lines()
+        .find(|l| l.contains("Fix: request"))
+        .unwrap();
+    let suggested = fix.split('`').nth(1).unwrap();
+    assert_eq!(suggested.matches('.').count(), 1, "not a 3.X line: {fix}");
+}
+
+/// An end-of-life line is refused (20), and a host interpreter of that line, when there is
+/// one, is named as not used.
+#[test]
+fn an_end_of_life_line_is_refused_naming_the_unused_host_interpreter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("python-bad-eol-version"),
+        &tmp.path().join("out"),
+        None,
+        &[],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("error: Python 3.9 (from .python-version) has reached end of life"),
+        "{}",
+        built.log
+    );
+    let home = std::env::var("HOME").unwrap();
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or(format!("{home}/.pyenv"));
+    let host_39: Vec<PathBuf> = std::fs::read_dir(Path::new(&pyenv).join("versions"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("bin/python3.9"))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = host_39.first() {
+        let real = std::fs::canonicalize(p).unwrap();
+        assert!(
+            built.log.contains(&format!(
+                "{} exists but was not used (its line is end of life)",
+                real.display()
+            )),
+            "{}",
+            built.log
+        );
+    } else {
+        assert!(
+            built.log.contains("host interpreters: none matching"),
+            "{}",
+            built.log
+        );
+    }
+}
+
+/// Python 3.10 is past its upstream end of life but inside Heroku's grace period: it builds
+/// with a deprecation warning, and the app serves on it.
+#[test]
+fn a_deprecated_line_builds_with_a_warning_and_serves() {
+    let (tmp, built) = builds_and_serves(
+        "python-deprecated-3.10",
+        "Hello from Python 3.10, deprecated but built",
+    );
+    assert!(
+        built
+            .log
+            .contains("warning: Python 3.10 reached its upstream end of life in October 2026"),
+        "{}",
+        built.log
+    );
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
+}
+
+/// An index on 127.0.0.1 that refuses every connection: the installer fails on the network,
+/// which is temporary (75), named as such.
+#[test]
+fn an_unreachable_index_is_a_temporary_failure() {
+    assert_fails(
+        "python-bad-unreachable-index",
+        75,
+        &["error: installing requirements.txt failed on the network (see requirements.txt)"],
+    );
+}

@@ -30,7 +30,7 @@ use libcnb::data::process_type;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Platform};
-use python_version::{RequestedVersion, VersionRequest};
+use python_version::{PythonVersion, RequestedVersion, VersionRequest};
 use sources::{Candidate, MirrorError};
 use tool_env::ToolEnv;
 
@@ -109,6 +109,9 @@ impl Buildpack for PythonBuildpack {
         let uv_prefetch = package_manager.and_then(|_| {
             layers::uv::prefetch(&context, &index_config::IndexConfig::read(&tool_env))
         });
+        if let Some(warning) = python_version::deprecation(&candidate.version) {
+            log::warning(warning);
+        }
         let (runtime, runtime_compressing) =
             layers::python::install_python(&context, &candidate, &tool_env)?;
 
@@ -272,6 +275,28 @@ fn resolve_python(
         VersionRequest::Default => python_version::Unserved::NotAvailable,
         other => other.classify_unserved(),
     };
+    let host_unused = match &requested.request {
+        VersionRequest::Exact(v) if why == python_version::Unserved::NotAvailable => candidates
+            .iter()
+            .filter(|c| c.version.minor == v.minor)
+            .filter_map(|c| match &c.source {
+                sources::Source::Host(h) => {
+                    Some(format!("{} at {}", c.version, h.executable.display()))
+                }
+                sources::Source::Mirror { .. } => None,
+            })
+            .collect(),
+        VersionRequest::Exact(PythonVersion { minor, .. })
+        | VersionRequest::Minor { minor, .. }
+            if why == python_version::Unserved::EndOfLife =>
+        {
+            sources::host_interpreters_of_line(*minor, tool_env.get("PATH"))
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     Err(PythonBuildpackError::Unserved(Box::new(
         errors::UnservedDetail {
             requested: requested.clone(),
@@ -279,6 +304,7 @@ fn resolve_python(
             available: available.iter().map(ToString::to_string).collect(),
             mirror,
             mirror_error,
+            host_unused,
         },
     )))
 }

@@ -9,11 +9,37 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-/// The oldest minor version still supported upstream (3.10 reached end of life in 2026-10):
-/// <https://devguide.python.org/versions/>.
-pub const OLDEST_SUPPORTED_MINOR: u16 = 11;
+/// The oldest minor version this buildpack still builds. Heroku's policy
+/// (<https://devcenter.heroku.com/articles/python-support#supported-python-versions>, and
+/// heroku/buildpacks-python's `python_version.rs`): a line past its upstream end of life
+/// (<https://devguide.python.org/versions/>) still builds, with a deprecation warning, until
+/// the buildpack's announced removal date; older lines are refused.
+pub const OLDEST_SUPPORTED_MINOR: u16 = 10;
 /// The newest minor version released upstream that this buildpack knows of.
 pub const NEWEST_KNOWN_MINOR: u16 = 15;
+
+/// Lines that still build but are past their upstream end of life: (minor, end of life,
+/// Heroku's removal date).
+const DEPRECATED: &[(u16, &str, &str)] = &[(10, "October 2026", "6 January 2027")];
+
+/// The newest patch release of each line this buildpack knows of (Heroku's `LATEST_PYTHON_3_*`
+/// where it lists the line). A source may have newer ones, and they are used; only when no
+/// source has a requested `3.X.Y` does a patch beyond these count as not existing.
+const LATEST_KNOWN_PATCH: &[(u16, u16)] =
+    &[(10, 20), (11, 15), (12, 13), (13, 13), (14, 5), (15, 0)];
+
+/// The warning for a version of a deprecated line, if it is one.
+pub fn deprecation(v: &PythonVersion) -> Option<String> {
+    let (minor, eol, removal) = DEPRECATED
+        .iter()
+        .find(|(minor, _, _)| v.major == 3 && *minor == v.minor)?;
+    Some(format!(
+        "Python 3.{minor} reached its upstream end of life in {eol} and no longer receives \
+         security updates (https://devguide.python.org/versions/). Heroku removes it from its \
+         Python buildpack on {removal}; slugc follows. Upgrade by writing \
+         `3.{NEWEST_KNOWN_MINOR}` (or another supported 3.X) in .python-version."
+    ))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PythonVersion {
@@ -287,9 +313,15 @@ impl VersionRequest {
             Self::Exact(v) => (v.major, v.minor),
             Self::Specifier(_) | Self::Default => return Unserved::NotAvailable,
         };
+        let beyond_latest_patch = match self {
+            Self::Exact(v) => LATEST_KNOWN_PATCH
+                .iter()
+                .any(|(m, latest)| *m == v.minor && v.patch > *latest),
+            _ => false,
+        };
         if major < 3 || (major == 3 && minor < OLDEST_SUPPORTED_MINOR) {
             Unserved::EndOfLife
-        } else if major > 3 || minor > NEWEST_KNOWN_MINOR {
+        } else if major > 3 || minor > NEWEST_KNOWN_MINOR || beyond_latest_patch {
             Unserved::Unknown
         } else {
             Unserved::NotAvailable
@@ -419,7 +451,7 @@ mod tests {
 
     #[test]
     fn selection_and_classification() {
-        let available = [v("3.11.2"), v("3.11.7"), v("3.12.1"), v("3.10.13")];
+        let available = [v("3.11.2"), v("3.11.7"), v("3.12.1"), v("3.9.18")];
         let pick = |r: VersionRequest| select(&r, &available, |x| *x).copied();
         assert_eq!(pick(VersionRequest::Default), Some(v("3.12.1")));
         assert_eq!(
@@ -431,10 +463,7 @@ mod tests {
         );
         assert_eq!(pick(VersionRequest::Exact(v("3.11.2"))), Some(v("3.11.2")));
         // End-of-life versions are never selected, even when a source has them.
-        let eol = VersionRequest::Minor {
-            major: 3,
-            minor: 10,
-        };
+        let eol = VersionRequest::Minor { major: 3, minor: 9 };
         assert_eq!(pick(eol.clone()), None);
         assert_eq!(eol.classify_unserved(), Unserved::EndOfLife);
         let unknown = VersionRequest::Minor {
@@ -443,8 +472,15 @@ mod tests {
         };
         assert_eq!(unknown.classify_unserved(), Unserved::Unknown);
         assert_eq!(
-            VersionRequest::Exact(v("3.12.99")).classify_unserved(),
+            VersionRequest::Exact(v("3.12.5")).classify_unserved(),
             Unserved::NotAvailable
         );
+        // A patch beyond the newest release of its line does not exist.
+        assert_eq!(
+            VersionRequest::Exact(v("3.12.999")).classify_unserved(),
+            Unserved::Unknown
+        );
+        assert!(deprecation(&v("3.10.13")).is_some_and(|w| w.contains("6 January 2027")));
+        assert_eq!(deprecation(&v("3.11.2")), None);
     }
 }
