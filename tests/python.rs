@@ -1002,3 +1002,21 @@ fn an_unreachable_index_is_a_temporary_failure() {
         &["error: installing requirements.txt failed on the network (see requirements.txt)"],
     );
 }
+
+/// runtime.txt beside .python-version is refused before anything runs (30), as Heroku's CNB
+/// refuses runtime.txt; the fix says .python-version already counts.
+#[test]
+fn runtime_txt_beside_python_version_is_refused() {
+    let built = assert_refused(
+        "python-bad-runtime-txt-beside-python-version",
+        30,
+        &["runtime.txt", ".python-version"],
+    );
+    assert!(
+        built.log.contains(
+            ".python-version already asks for \"3.12\", and it is what counts: delete runtime.txt."
+        ),
+        "{}",
+        built.log
+    );
+}

@@ -119,6 +119,9 @@ impl PythonBuildpackError {
                 "error: invalid Python version in {e}\n\
                  Write the version alone, e.g. `3.12` or `3.12.4`, in .python-version."
             ),
+            Self::Version(e @ VersionError::RuntimeTxt { .. }) => {
+                format!("error: {e}\n{}", e.runtime_txt_fix().unwrap_or_default())
+            }
             Self::Version(e) => format!("error: {e}"),
             Self::Constraints(e @ ConstraintError::Conflict { .. }) => {
                 format!("error: {e}\n{}", e.detail())

@@ -1,7 +1,7 @@
 //! Which Python the app asks for, and which available version serves that request.
 //!
-//! Precedence (as Heroku's Python buildpacks): `.python-version` > `runtime.txt` (deprecated) >
-//! `requires-python` in `pyproject.toml` > the newest available version.
+//! Precedence: `.python-version` > `requires-python` in `pyproject.toml` > the newest available
+//! version. `runtime.txt` is refused, as Heroku's Python CNB refuses it.
 
 use std::fmt;
 use std::path::Path;
@@ -138,6 +138,43 @@ pub enum VersionError {
     Read(slugc_fs::input::InputError),
     #[error("{file}: {reason}")]
     Malformed { file: String, reason: String },
+    /// `runtime.txt` is refused, alone or beside `.python-version`, as Heroku's Python CNB
+    /// refuses it (its `runtime_txt` tests): the version goes in `.python-version`.
+    #[error("runtime.txt is not supported: the Python version goes in .python-version")]
+    RuntimeTxt {
+        /// The `3.X` line runtime.txt asks for, when it parses.
+        line: Option<String>,
+        /// What `.python-version` says, when the app has one too.
+        python_version_file: Option<String>,
+    },
+}
+
+impl VersionError {
+    /// The lines after the first, for [`VersionError::RuntimeTxt`]: the fix.
+    pub fn runtime_txt_fix(&self) -> Option<String> {
+        let Self::RuntimeTxt {
+            line,
+            python_version_file,
+        } = self
+        else {
+            return None;
+        };
+        Some(match (python_version_file, line) {
+            (Some(text), _) => format!(
+                ".python-version already asks for {}, and it is what counts: delete runtime.txt.",
+                slugc_fs::input::quote(text)
+            ),
+            (None, Some(line)) => format!(
+                "Delete runtime.txt and create .python-version holding just `{line}` (the line \
+                 runtime.txt asks for; a patch version would stop security updates)."
+            ),
+            (None, None) => format!(
+                "Delete runtime.txt and create .python-version holding just the version, e.g. \
+                 `3.{NEWEST_KNOWN_MINOR}` (runtime.txt's `python-3.X` or `python-3.X.Y` becomes \
+                 `3.X`)."
+            ),
+        })
+    }
 }
 
 /// Read the app's request, by precedence. `warnings` receives deprecation notices.
@@ -145,16 +182,24 @@ pub fn read_requested_version(
     app_dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<RequestedVersion, VersionError> {
-    if let Some(text) = read_optional(app_dir, ".python-version")? {
-        return parse_python_version_file(&text);
-    }
+    let python_version_file = read_optional(app_dir, ".python-version")?;
     if let Some(text) = read_optional(app_dir, "runtime.txt")? {
-        warnings.push(
-            "runtime.txt is deprecated: replace it with a .python-version file holding just \
-             the version (e.g. `3.12`)."
-                .to_string(),
-        );
-        return parse_runtime_txt(&text);
+        let line = parse_runtime_txt(&text).ok().and_then(|r| match r.request {
+            VersionRequest::Minor { major, minor } => Some(format!("{major}.{minor}")),
+            VersionRequest::Exact(v) => Some(v.minor_string()),
+            _ => None,
+        });
+        let python_version_file = match python_version_file {
+            Some(text) => Some(parse_python_version_file(&text)?.text),
+            None => None,
+        };
+        return Err(VersionError::RuntimeTxt {
+            line,
+            python_version_file,
+        });
+    }
+    if let Some(text) = python_version_file {
+        return parse_python_version_file(&text);
     }
     if let Some(text) = read_optional(app_dir, "pyproject.toml")? {
         if let Some(requested) = parse_pyproject_requires_python(&text)? {
@@ -217,7 +262,7 @@ pub fn parse_runtime_txt(text: &str) -> Result<RequestedVersion, VersionError> {
         .ok_or_else(|| VersionError::Malformed {
             file: "runtime.txt".to_string(),
             reason: format!(
-                "{} is not a Python version; write `python-3.X.Y`",
+                "{} is not a Python version; write `python-3.X` or `python-3.X.Y`",
                 slugc_fs::input::quote(line)
             ),
         })?;
@@ -440,13 +485,41 @@ mod tests {
         .unwrap();
         let r = read_requested_version(d, &mut warnings).unwrap();
         assert_eq!(r.origin, RequestOrigin::PyprojectRequiresPython);
-        std::fs::write(d.join("runtime.txt"), "python-3.11.2").unwrap();
-        let r = read_requested_version(d, &mut warnings).unwrap();
-        assert_eq!(r.origin, RequestOrigin::RuntimeTxt);
-        assert_eq!(warnings.len(), 1);
         std::fs::write(d.join(".python-version"), "3.13").unwrap();
         let r = read_requested_version(d, &mut warnings).unwrap();
         assert_eq!(r.origin, RequestOrigin::PythonVersionFile);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn runtime_txt_is_refused_alone_or_beside_python_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (text, fix) in [
+            ("python-3.11.7\n", "holding just `3.11`"),
+            ("python-3.12", "holding just `3.12`"),
+            ("3.12", "`python-3.X` or `python-3.X.Y` becomes `3.X`"),
+        ] {
+            std::fs::write(d.join("runtime.txt"), text).unwrap();
+            let e = read_requested_version(d, &mut Vec::new()).unwrap_err();
+            assert!(
+                e.to_string().starts_with("runtime.txt is not supported"),
+                "{e}"
+            );
+            assert!(
+                e.runtime_txt_fix().unwrap().contains(fix),
+                "{text}: {:?}",
+                e.runtime_txt_fix()
+            );
+        }
+        std::fs::write(d.join(".python-version"), "3.13\n").unwrap();
+        let e = read_requested_version(d, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.runtime_txt_fix()
+                .unwrap()
+                .contains("already asks for \"3.13\""),
+            "{e}"
+        );
     }
 
     #[test]
