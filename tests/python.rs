@@ -205,27 +205,14 @@ fn django_fixture_collects_static_files_and_serves() {
     assert!(String::from_utf8_lossy(&listing.stdout).contains("app/staticfiles/css/site.css"));
 }
 
-/// What a slug's runtime leaves out (test suites, IDLE, debug information), and the bytecode
-/// that comes with the standard library and the packages is valid where the slug was unpacked:
-/// Python loads it (`-v` says "… matches …") instead of compiling the sources.
-fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
-    let runtime = root.join("app/.layers/slugc_python/runtime");
-    let stdlib = runtime.join("lib/python3.11");
-    assert!(stdlib.join("os.py").is_file(), "{}", stdlib.display());
-    for gone in [
-        "test",
-        "idlelib",
-        "turtledemo",
-        "unittest/test",
-        "lib2to3/tests",
-    ] {
-        assert!(!stdlib.join(gone).exists(), "{gone} is in the runtime");
-    }
+/// No ELF file of the runtime (`bin/`, `lib/`, `lib/python<minor>/lib-dynload`) keeps debug
+/// information, and none is a test extension module.
+fn assert_runtime_is_stripped(runtime: &Path, minor: &str) {
     let mut elf = Vec::new();
     for dir in [
         runtime.join("bin"),
         runtime.join("lib"),
-        stdlib.join("lib-dynload"),
+        runtime.join(format!("lib/python{minor}/lib-dynload")),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -243,6 +230,25 @@ fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
         }
     }
     assert!(elf.len() > 10, "{elf:?}");
+}
+
+/// What a slug's runtime leaves out (test suites, IDLE, debug information), and the bytecode
+/// that comes with the standard library and the packages is valid where the slug was unpacked:
+/// Python loads it (`-v` says "… matches …") instead of compiling the sources.
+fn assert_runtime_is_trimmed_and_bytecode_is_used(root: &Path) {
+    let runtime = root.join("app/.layers/slugc_python/runtime");
+    let stdlib = runtime.join("lib/python3.11");
+    assert!(stdlib.join("os.py").is_file(), "{}", stdlib.display());
+    for gone in [
+        "test",
+        "idlelib",
+        "turtledemo",
+        "unittest/test",
+        "lib2to3/tests",
+    ] {
+        assert!(!stdlib.join(gone).exists(), "{gone} is in the runtime");
+    }
+    assert_runtime_is_stripped(&runtime, "3.11");
     let output = Command::new("bash")
         .arg("-c")
         .arg(
@@ -693,6 +699,334 @@ fn mirror_checksum_mismatch_fails_the_build() {
     assert!(built.log.contains("SHA-256 mismatch for"), "{}", built.log);
     assert!(
         built.log.contains(&format!("SHA256SUMS says {wrong}")),
+        "{}",
+        built.log
+    );
+}
+
+/// A build-time `PATH` config var (here from `project.toml`'s build env, as `--env PATH=…`
+/// sets one) is prepended to the build's PATH, never replacing it: the host's `strip` still
+/// trims the runtime, and the app builds and serves as without it.
+#[test]
+fn a_path_config_var_keeps_the_builds_own_tools() {
+    let (tmp, built) = builds_and_serves(
+        "python-path-config-var",
+        "Hello from an app built with a PATH config var",
+    );
+    assert!(!built.log.contains("no `strip`"), "{}", built.log);
+    let root = tmp.path().join("elsewhere");
+    assert_runtime_is_stripped(&root.join("app/.layers/slugc_python/runtime"), "3.11");
+    assert_imports(&root, &["flask", "gunicorn"]);
+}
+
+/// A CNB that runs after `slugc/python` and prints, for each command, where it is and its
+/// version, then what the app's package manager sees installed.
+fn probe_buildpack(dir: &Path, package_manager_check: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bp = dir.join("probe-buildpack");
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    std::fs::write(
+        bp.join("buildpack.toml"),
+        "api = \"0.10\"\n[buildpack]\nid = \"test/probe\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(bp.join("bin/detect"), "#!/usr/bin/env bash\nexit 0\n").unwrap();
+    std::fs::write(
+        bp.join("bin/build"),
+        format!(
+            "#!/usr/bin/env bash\nset -euo pipefail\n\
+             for c in python pip poetry pipenv uv; do echo \"probe: $c at $(command -v $c || echo none)\"; done\n\
+             echo \"probe: $(python --version)\"\n\
+             echo \"probe: $(pip --version)\"\n\
+             pip list --disable-pip-version-check | sed 's/^/probe: pip list: /'\n\
+             {package_manager_check}\n"
+        ),
+    )
+    .unwrap();
+    for exe in ["bin/detect", "bin/build"] {
+        std::fs::set_permissions(bp.join(exe), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bp
+}
+
+/// After `slugc/python`, a later buildpack's `python`, `pip` and the app's package manager
+/// are the build's own (in `slugc/python`'s layers, at the versions it pins), and they work on
+/// the slug's virtual environment; the package managers stay out of the slug.
+#[test]
+fn later_buildpacks_see_the_python_toolchain() {
+    let layers = "/.layers/slugc_python/";
+    for (fixture_name, command, version, check, package) in [
+        (
+            "python-poetry",
+            "poetry",
+            "Poetry (version 2.5.1)",
+            "echo \"probe: $(poetry --version)\"; \
+             echo \"probe: poetry env: $(poetry env info --path)\"",
+            "flask",
+        ),
+        (
+            "python-pipenv",
+            "pipenv",
+            "pipenv, version 2026.10.3",
+            "echo \"probe: $(pipenv --version)\"; \
+             echo \"probe: pipenv env: $(pipenv --venv 2>/dev/null)\"",
+            "flask",
+        ),
+        (
+            "python-uv",
+            "uv",
+            "uv 0.13.9",
+            "echo \"probe: $(uv --version)\"; \
+             uv pip list 2>/dev/null | sed 's/^/probe: uv pip list: /'",
+            "fastapi",
+        ),
+        ("python-flask", "pip", "pip 26.3 ", "true", "flask"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let bp = probe_buildpack(tmp.path(), check);
+        let out = tmp.path().join("out");
+        let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+            .arg("build")
+            .arg(fixture(fixture_name))
+            .args([
+                "--no-cache",
+                "--json",
+                "--buildpack",
+                "slugc/python",
+                "--buildpack",
+            ])
+            .arg(&bp)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{fixture_name}: {log}");
+        let probe: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("probe: "))
+            .collect();
+        let at = |c: &str| {
+            probe
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("{c} at ")))
+                .unwrap_or_else(|| panic!("{fixture_name}: no {c} in {probe:?}"))
+                .to_string()
+        };
+        for c in ["python", "pip", command] {
+            assert!(at(c).contains(layers), "{fixture_name}: {c} at {}", at(c));
+        }
+        let venv = at("python").trim_end_matches("/bin/python").to_string();
+        // `python` is the runtime the build installed; `pip` is pinned and installs into the venv.
+        let installed = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("-----> Installing Python "))
+            .unwrap_or_else(|| panic!("{fixture_name}: {log}"));
+        assert!(
+            probe.contains(&format!("Python {installed}").as_str()),
+            "{probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l.starts_with("pip 26.3 ")),
+            "{fixture_name}: {probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l
+                .strip_prefix("pip list: ")
+                .is_some_and(|p| p.to_lowercase().starts_with(&format!("{package} ")))),
+            "{fixture_name}: pip does not list {package}: {probe:?}"
+        );
+        assert!(
+            probe.iter().any(|l| l.starts_with(version)),
+            "{fixture_name}: {version} not in {probe:?}"
+        );
+        match command {
+            "poetry" => assert!(
+                probe.contains(&format!("poetry env: {venv}").as_str()),
+                "{probe:?}"
+            ),
+            "pipenv" => assert!(
+                probe.contains(&format!("pipenv env: {venv}").as_str()),
+                "{probe:?}"
+            ),
+            "uv" => assert!(
+                probe.iter().any(|l| l
+                    .strip_prefix("uv pip list: ")
+                    .is_some_and(|p| p.starts_with(&format!("{package} ")))),
+                "{probe:?}"
+            ),
+            _ => {}
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let hex = manifest["checksum"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("SHA256:");
+        let root = tmp.path().join("unpacked");
+        unpack(&out.join(format!("sha256-{hex}.tgz")), &root);
+        for tool in ["pip", "poetry", "pipenv", "uv"] {
+            assert!(
+                !root.join("app/.layers/slugc_python").join(tool).exists(),
+                "{fixture_name}: the {tool} layer is in the slug"
+            );
+        }
+    }
+}
+
+/// `[tool.poetry.dependencies] python = "~3.12"` narrows `requires-python = ">=3.11"`: the build
+/// picks a 3.12, not the newest Python, and the app runs on it.
+#[test]
+fn poetry_python_constraint_is_satisfied() {
+    let (tmp, built) = builds_and_serves(
+        "python-poetry-python-constraint",
+        "Hello from Poetry on Python 3.12",
+    );
+    assert!(
+        built
+            .log
+            .contains("within: pyproject.toml [tool.poetry.dependencies] python is \"~3.12\""),
+        "{}",
+        built.log
+    );
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
+}
+
+/// `.python-version` asks for 3.13 where pyproject.toml allows only 3.12: refused before
+/// anything is installed, naming both files and suggesting a `3.X`.
+#[test]
+fn python_version_outside_the_projects_constraint_is_refused() {
+    let built = assert_refused(
+        "python-bad-python-constraint-conflict",
+        30,
+        &[".python-version", "pyproject.toml"],
+    );
+    assert!(
+        built.log.contains("Fix: request `3.12` in .python-version"),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Installing"), "{}", built.log);
+}
+
+/// 3.12.999 is beyond the newest 3.12 release: it does not exist, whether or not the mirror can
+/// be reached, so the build fails (20, not 75), listing what is available and suggesting a line.
+#[test]
+fn a_patch_that_does_not_exist_fails_listing_what_is_available() {
+    assert_fails(
+        "python-bad-nonexistent-patch",
+        20,
+        &[
+            "error: Python 3.12.999 (from .python-version) is not a known Python version",
+            "Available: ",
+            "in .python-version (e.g. `3.",
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("python-bad-nonexistent-patch"),
+        &tmp.path().join("out"),
+        None,
+        &[],
+    );
+    let fix = built
+        .log
+        .lines()
+        .find(|l| l.contains("Fix: request"))
+        .unwrap();
+    let suggested = fix.split('`').nth(1).unwrap();
+    assert_eq!(suggested.matches('.').count(), 1, "not a 3.X line: {fix}");
+}
+
+/// An end-of-life line is refused (20), and a host interpreter of that line, when there is
+/// one, is named as not used.
+#[test]
+fn an_end_of_life_line_is_refused_naming_the_unused_host_interpreter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = slug_build(
+        &fixture("python-bad-eol-version"),
+        &tmp.path().join("out"),
+        None,
+        &[],
+    );
+    assert_eq!(built.output.status.code(), Some(20), "{}", built.log);
+    assert!(
+        built
+            .log
+            .contains("error: Python 3.9 (from .python-version) has reached end of life"),
+        "{}",
+        built.log
+    );
+    let home = std::env::var("HOME").unwrap();
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or(format!("{home}/.pyenv"));
+    let host_39: Vec<PathBuf> = std::fs::read_dir(Path::new(&pyenv).join("versions"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("bin/python3.9"))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = host_39.first() {
+        let real = std::fs::canonicalize(p).unwrap();
+        assert!(
+            built.log.contains(&format!(
+                "{} exists but was not used (its line is end of life)",
+                real.display()
+            )),
+            "{}",
+            built.log
+        );
+    } else {
+        assert!(
+            built.log.contains("host interpreters: none matching"),
+            "{}",
+            built.log
+        );
+    }
+}
+
+/// Python 3.10 is past its upstream end of life but inside Heroku's grace period: it builds
+/// with a deprecation warning, and the app serves on it.
+#[test]
+fn a_deprecated_line_builds_with_a_warning_and_serves() {
+    let (tmp, built) = builds_and_serves(
+        "python-deprecated-3.10",
+        "Hello from Python 3.10, deprecated but built",
+    );
+    assert!(
+        built
+            .log
+            .contains("warning: Python 3.10 reached its upstream end of life in October 2026"),
+        "{}",
+        built.log
+    );
+    assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
+}
+
+/// An index on 127.0.0.1 that refuses every connection: the installer fails on the network,
+/// which is temporary (75), named as such.
+#[test]
+fn an_unreachable_index_is_a_temporary_failure() {
+    assert_fails(
+        "python-bad-unreachable-index",
+        75,
+        &["error: installing requirements.txt failed on the network (see requirements.txt)"],
+    );
+}
+
+/// runtime.txt beside .python-version is refused before anything runs (30), as Heroku's CNB
+/// refuses runtime.txt; the fix says .python-version already counts.
+#[test]
+fn runtime_txt_beside_python_version_is_refused() {
+    let built = assert_refused(
+        "python-bad-runtime-txt-beside-python-version",
+        30,
+        &["runtime.txt", ".python-version"],
+    );
+    assert!(
+        built.log.contains(
+            ".python-version already asks for \"3.12\", and it is what counts: delete runtime.txt."
+        ),
         "{}",
         built.log
     );

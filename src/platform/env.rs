@@ -5,6 +5,7 @@
 
 use libcnb::layer_env::{LayerEnv, Scope};
 use libcnb::Env;
+use slug_format::user_env::is_layer_path_var;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -30,23 +31,14 @@ pub fn from_libcnb(env: &Env) -> EnvMap {
         .collect()
 }
 
-/// The layer path variables: user-provided values are prepended to them rather than
-/// replacing them (<https://github.com/buildpacks/spec/blob/main/buildpack.md#provided-by-the-platform>).
-const LAYER_PATH_VARS: &[&str] = &[
-    "PATH",
-    "LD_LIBRARY_PATH",
-    "LIBRARY_PATH",
-    "CPATH",
-    "PKG_CONFIG_PATH",
-];
-
 /// `env` with the user-provided env set in it, for a buildpack without `clear-env`: layer
-/// path variables get the user's value prepended (`:`-separated), others are overridden.
+/// path variables get the user's value prepended (`:`-separated), others are overridden
+/// (`slug_format::user_env`).
 pub fn with_user_env(env: &EnvMap, user: &EnvMap) -> EnvMap {
     let mut out = env.clone();
     for (k, v) in user {
         match out.get(k) {
-            Some(old) if LAYER_PATH_VARS.contains(&k.as_str()) && !old.is_empty() => {
+            Some(old) if is_layer_path_var(k) && !old.is_empty() => {
                 let joined = format!("{v}:{old}");
                 out.insert(k.clone(), joined);
             }

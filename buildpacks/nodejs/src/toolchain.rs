@@ -104,7 +104,14 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     if inputs.tool == Tool::Npm {
         env.insert("npm_config_cache", inputs.cache_dir);
     }
-    for (key, value) in inputs.platform.iter() {
+    // The layer path variables of the platform env are in the process env already, prepended
+    // to the build's own (`slug_format::user_env`): set from the file they would hide the
+    // build's tools (git, the compilers native addons need).
+    for (key, value) in inputs
+        .platform
+        .iter()
+        .filter(|(key, _)| !slug_format::user_env::is_layer_path_var(key))
+    {
         env.insert(key, value);
     }
     if inputs.tool == Tool::Pnpm {

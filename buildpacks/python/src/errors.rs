@@ -1,6 +1,7 @@
 //! The buildpack's errors and the one place their user-facing text is written.
 
 use crate::package_manager::PackageManagerError;
+use crate::python_constraints::ConstraintError;
 use crate::python_version::{RequestedVersion, Unserved, VersionError};
 use crate::sources::MirrorError;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ pub enum PythonBuildpackError {
     Version(#[from] VersionError),
     #[error(transparent)]
     PackageManager(#[from] PackageManagerError),
+    #[error(transparent)]
+    Constraints(#[from] ConstraintError),
     #[error("no Python satisfies the request")]
     Unserved(Box<UnservedDetail>),
     #[error("Python archive failed")]
@@ -27,6 +30,9 @@ pub enum PythonBuildpackError {
         file: String,
         detail: String,
     },
+    /// An installer failed on the network (its output says so).
+    #[error("{what} failed on the network")]
+    InstallerNetwork { what: String, file: String },
     #[error("cannot read {file}: {reason}")]
     Lockfile { file: String, reason: String },
     #[error("{lockfile} is out of date with {manifest}: {detail}")]
@@ -48,6 +54,9 @@ pub struct UnservedDetail {
     pub available: Vec<String>,
     pub mirror: String,
     pub mirror_error: Option<MirrorError>,
+    /// Host interpreters of the requested line that were not used (an end-of-life line, or
+    /// another patch than the one requested), as `3.X.Y at PATH` or a path.
+    pub host_unused: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +92,7 @@ impl PythonBuildpackError {
                         .is_some_and(MirrorError::is_network)
             }
             Self::MirrorArchive(MirrorArchiveError::Fetch(e)) => e.is_network(),
+            Self::InstallerNetwork { .. } => true,
             _ => false,
         }
     }
@@ -94,6 +104,7 @@ impl PythonBuildpackError {
         matches!(
             self,
             Self::Version(_)
+                | Self::Constraints(_)
                 | Self::PackageManager(_)
                 | Self::Lockfile { .. }
                 | Self::StaleLockfile { .. }
@@ -108,7 +119,14 @@ impl PythonBuildpackError {
                 "error: invalid Python version in {e}\n\
                  Write the version alone, e.g. `3.12` or `3.12.4`, in .python-version."
             ),
+            Self::Version(e @ VersionError::RuntimeTxt { .. }) => {
+                format!("error: {e}\n{}", e.runtime_txt_fix().unwrap_or_default())
+            }
             Self::Version(e) => format!("error: {e}"),
+            Self::Constraints(e @ ConstraintError::Conflict { .. }) => {
+                format!("error: {e}\n{}", e.detail())
+            }
+            Self::Constraints(e) => format!("error: {e}"),
             Self::PackageManager(PackageManagerError::Multiple(files)) => format!(
                 "error: more than one package manager file in the app: {}\n\
                  Each selects a different installer and the buildpack installs with exactly \
@@ -133,6 +151,7 @@ impl PythonBuildpackError {
                     available,
                     mirror,
                     mirror_error,
+                    host_unused,
                 } = detail.as_ref();
                 let what = format!(
                     "Python {} (from {})",
@@ -154,18 +173,36 @@ impl PythonBuildpackError {
                     Some(e) => format!("mirror {mirror}: {e}"),
                     None => format!("mirror {mirror}: no matching install_only archive"),
                 };
+                let host_line = if host_unused.is_empty() {
+                    "host interpreters: none matching".to_string()
+                } else {
+                    let why = match why {
+                        Unserved::EndOfLife => "its line is end of life",
+                        _ => "not the version requested",
+                    };
+                    format!(
+                        "host interpreters: {} exists but was not used ({why})",
+                        host_unused.join(", ")
+                    )
+                };
+                // A line, not a patch: pinning a patch stops security updates.
+                let suggestion = available
+                    .last()
+                    .and_then(|v| v.rsplit_once('.'))
+                    .map(|(line, _)| line.to_string())
+                    .unwrap_or_else(|| "3.12".to_string());
                 format!(
                     "{headline}\n\
-                     Tried: {mirror_line}; host interpreters: none matching.\n\
+                     Tried: {mirror_line}; {host_line}.\n\
                      Available: {}\n\
-                     Fix: request one of the available versions in .python-version (e.g. `{}`), \
-                     or set SLUGC_PYTHON_MIRROR to a python-build-standalone release that has it.",
+                     Fix: request one of the available lines in .python-version (e.g. \
+                     `{suggestion}`), or set SLUGC_PYTHON_MIRROR to a python-build-standalone \
+                     release that has it.",
                     if available.is_empty() {
                         "none".to_string()
                     } else {
                         available.join(", ")
                     },
-                    available.last().map(String::as_str).unwrap_or("3.12")
                 )
             }
             Self::MirrorArchive(e) => format!(
@@ -178,6 +215,11 @@ impl PythonBuildpackError {
             Self::Command { what, file, detail } => {
                 format!("error: {what} failed (see {file})\n{detail}")
             }
+            Self::InstallerNetwork { what, file } => format!(
+                "error: {what} failed on the network (see {file})\n\
+                 The installer could not reach the package index (its output is above). \
+                 Check PIP_INDEX_URL / pip.conf and the network; retrying may help."
+            ),
             Self::Lockfile { file, reason } => format!(
                 "error: cannot read {file}: {reason}\nRegenerate it with its package manager."
             ),

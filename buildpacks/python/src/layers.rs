@@ -2,6 +2,7 @@
 
 pub mod dependencies;
 pub mod python;
+pub mod tool;
 pub mod uv;
 pub mod web_concurrency;
 

@@ -14,6 +14,7 @@ mod lockfiles;
 mod log;
 mod package_manager;
 mod processes;
+mod python_constraints;
 mod python_version;
 mod relocate;
 mod sources;
@@ -27,7 +28,7 @@ use libcnb::data::build_plan::BuildPlanBuilder;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
 use libcnb::generic::{GenericMetadata, GenericPlatform};
 use libcnb::{Buildpack, Platform};
-use python_version::{RequestedVersion, VersionRequest};
+use python_version::{PythonVersion, RequestedVersion, VersionRequest};
 use sources::{Candidate, MirrorError};
 use tool_env::ToolEnv;
 
@@ -75,6 +76,8 @@ impl Buildpack for PythonBuildpack {
         for warning in &warnings {
             log::warning(warning);
         }
+        let constraints = python_constraints::read(&app_dir).map_err(PythonBuildpackError::from)?;
+        python_constraints::check(&requested, &constraints).map_err(PythonBuildpackError::from)?;
         // Decided before anything is installed, so that a bad lockfile set fails fast.
         let package_manager =
             package_manager::determine(&app_dir).map_err(PythonBuildpackError::from)?;
@@ -84,15 +87,29 @@ impl Buildpack for PythonBuildpack {
             lockfiles::check(&app_dir, pm)?;
         }
 
-        let candidate = resolve_python(&context, &requested, &tool_env)?;
+        let candidate = resolve_python(&context, &requested, &constraints, &tool_env)?;
+        let within: Vec<String> = constraints
+            .iter()
+            .filter(|c| c.text != requested.text)
+            .map(ToString::to_string)
+            .collect();
         log::info(format!(
-            "Python {} (requested by {})",
-            candidate.version, requested.origin
+            "Python {} (requested by {}{})",
+            candidate.version,
+            requested.origin,
+            if within.is_empty() {
+                String::new()
+            } else {
+                format!("; within: {}", within.join(", "))
+            }
         ));
         // The uv download (cold builds only) overlaps the runtime's installation.
         let uv_prefetch = package_manager.and_then(|_| {
             layers::uv::prefetch(&context, &index_config::IndexConfig::read(&tool_env))
         });
+        if let Some(warning) = python_version::deprecation(&candidate.version) {
+            log::warning(warning);
+        }
         let (runtime, runtime_compressing) =
             layers::python::install_python(&context, &candidate, &tool_env)?;
 
@@ -105,6 +122,15 @@ impl Buildpack for PythonBuildpack {
                     &runtime,
                     &tool_env,
                     uv_prefetch,
+                )?;
+                layers::tool::install_tools(
+                    &context,
+                    pm,
+                    &candidate.version,
+                    &runtime,
+                    &installed.venv,
+                    &tool_env,
+                    installed.uv.clone(),
                 )?;
                 let site = installed.venv.join(format!(
                     "lib/python{}/site-packages",
@@ -174,7 +200,8 @@ impl Buildpack for PythonBuildpack {
 /// What the build reads from the app, read and parsed the way the build will: the version
 /// request, `pyproject.toml`, and the file that selects the installer.
 fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
-    python_version::read_requested_version(app_dir, &mut Vec::new())?;
+    let requested = python_version::read_requested_version(app_dir, &mut Vec::new())?;
+    python_constraints::check(&requested, &python_constraints::read(app_dir)?)?;
     if let Some(text) =
         slugc_fs::input::read_app_text(app_dir, "pyproject.toml", slugc_fs::input::MANIFEST_CAP)?
     {
@@ -189,11 +216,13 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
     Ok(())
 }
 
-/// Pick the newest available Python satisfying the request: the mirror's archives first,
-/// then the host's interpreters. The log says which one serves.
+/// Pick the newest available Python satisfying the request and every constraint the app
+/// states: the mirror's archives first, then the host's interpreters. The log says which one
+/// serves.
 fn resolve_python(
     context: &BuildContext<PythonBuildpack>,
     requested: &RequestedVersion,
+    constraints: &[python_constraints::Constraint],
     tool_env: &ToolEnv,
 ) -> Result<Candidate, PythonBuildpackError> {
     let mirror = tool_env
@@ -213,7 +242,12 @@ fn resolve_python(
         ));
     }
     candidates.extend(sources::host_candidates(tool_env.get("PATH")));
-    if let Some(found) = python_version::select(&requested.request, &candidates, |c| c.version) {
+    let allowed: Vec<Candidate> = candidates
+        .iter()
+        .filter(|c| constraints.iter().all(|k| k.allows(&c.version)))
+        .cloned()
+        .collect();
+    if let Some(found) = python_version::select(&requested.request, &allowed, |c| c.version) {
         return Ok(found.clone());
     }
     let mut available: Vec<_> = candidates
@@ -227,6 +261,28 @@ fn resolve_python(
         VersionRequest::Default => python_version::Unserved::NotAvailable,
         other => other.classify_unserved(),
     };
+    let host_unused = match &requested.request {
+        VersionRequest::Exact(v) if why == python_version::Unserved::NotAvailable => candidates
+            .iter()
+            .filter(|c| c.version.minor == v.minor)
+            .filter_map(|c| match &c.source {
+                sources::Source::Host(h) => {
+                    Some(format!("{} at {}", c.version, h.executable.display()))
+                }
+                sources::Source::Mirror { .. } => None,
+            })
+            .collect(),
+        VersionRequest::Exact(PythonVersion { minor, .. })
+        | VersionRequest::Minor { minor, .. }
+            if why == python_version::Unserved::EndOfLife =>
+        {
+            sources::host_interpreters_of_line(*minor, tool_env.get("PATH"))
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     Err(PythonBuildpackError::Unserved(Box::new(
         errors::UnservedDetail {
             requested: requested.clone(),
@@ -234,6 +290,7 @@ fn resolve_python(
             available: available.iter().map(ToString::to_string).collect(),
             mirror,
             mirror_error,
+            host_unused,
         },
     )))
 }

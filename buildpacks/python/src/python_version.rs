@@ -1,7 +1,7 @@
 //! Which Python the app asks for, and which available version serves that request.
 //!
-//! Precedence (as Heroku's Python buildpacks): `.python-version` > `runtime.txt` (deprecated) >
-//! `requires-python` in `pyproject.toml` > the newest available version.
+//! Precedence: `.python-version` > `requires-python` in `pyproject.toml` > the newest available
+//! version. `runtime.txt` is refused, as Heroku's Python CNB refuses it.
 
 use std::fmt;
 use std::path::Path;
@@ -9,11 +9,37 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-/// The oldest minor version still supported upstream (3.10 reached end of life in 2026-10):
-/// <https://devguide.python.org/versions/>.
-pub const OLDEST_SUPPORTED_MINOR: u16 = 11;
+/// The oldest minor version this buildpack still builds. Heroku's policy
+/// (<https://devcenter.heroku.com/articles/python-support#supported-python-versions>, and
+/// heroku/buildpacks-python's `python_version.rs`): a line past its upstream end of life
+/// (<https://devguide.python.org/versions/>) still builds, with a deprecation warning, until
+/// the buildpack's announced removal date; older lines are refused.
+pub const OLDEST_SUPPORTED_MINOR: u16 = 10;
 /// The newest minor version released upstream that this buildpack knows of.
 pub const NEWEST_KNOWN_MINOR: u16 = 15;
+
+/// Lines that still build but are past their upstream end of life: (minor, end of life,
+/// Heroku's removal date).
+const DEPRECATED: &[(u16, &str, &str)] = &[(10, "October 2026", "6 January 2027")];
+
+/// The newest patch release of each line this buildpack knows of (Heroku's `LATEST_PYTHON_3_*`
+/// where it lists the line). A source may have newer ones, and they are used; only when no
+/// source has a requested `3.X.Y` does a patch beyond these count as not existing.
+const LATEST_KNOWN_PATCH: &[(u16, u16)] =
+    &[(10, 20), (11, 15), (12, 13), (13, 13), (14, 5), (15, 0)];
+
+/// The warning for a version of a deprecated line, if it is one.
+pub fn deprecation(v: &PythonVersion) -> Option<String> {
+    let (minor, eol, removal) = DEPRECATED
+        .iter()
+        .find(|(minor, _, _)| v.major == 3 && *minor == v.minor)?;
+    Some(format!(
+        "Python 3.{minor} reached its upstream end of life in {eol} and no longer receives \
+         security updates (https://devguide.python.org/versions/). Heroku removes it from its \
+         Python buildpack on {removal}; slugc follows. Upgrade by writing \
+         `3.{NEWEST_KNOWN_MINOR}` (or another supported 3.X) in .python-version."
+    ))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PythonVersion {
@@ -112,6 +138,43 @@ pub enum VersionError {
     Read(slugc_fs::input::InputError),
     #[error("{file}: {reason}")]
     Malformed { file: String, reason: String },
+    /// `runtime.txt` is refused, alone or beside `.python-version`, as Heroku's Python CNB
+    /// refuses it (its `runtime_txt` tests): the version goes in `.python-version`.
+    #[error("runtime.txt is not supported: the Python version goes in .python-version")]
+    RuntimeTxt {
+        /// The `3.X` line runtime.txt asks for, when it parses.
+        line: Option<String>,
+        /// What `.python-version` says, when the app has one too.
+        python_version_file: Option<String>,
+    },
+}
+
+impl VersionError {
+    /// The lines after the first, for [`VersionError::RuntimeTxt`]: the fix.
+    pub fn runtime_txt_fix(&self) -> Option<String> {
+        let Self::RuntimeTxt {
+            line,
+            python_version_file,
+        } = self
+        else {
+            return None;
+        };
+        Some(match (python_version_file, line) {
+            (Some(text), _) => format!(
+                ".python-version already asks for {}, and it is what counts: delete runtime.txt.",
+                slugc_fs::input::quote(text)
+            ),
+            (None, Some(line)) => format!(
+                "Delete runtime.txt and create .python-version holding just `{line}` (the line \
+                 runtime.txt asks for; a patch version would stop security updates)."
+            ),
+            (None, None) => format!(
+                "Delete runtime.txt and create .python-version holding just the version, e.g. \
+                 `3.{NEWEST_KNOWN_MINOR}` (runtime.txt's `python-3.X` or `python-3.X.Y` becomes \
+                 `3.X`)."
+            ),
+        })
+    }
 }
 
 /// Read the app's request, by precedence. `warnings` receives deprecation notices.
@@ -119,16 +182,24 @@ pub fn read_requested_version(
     app_dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<RequestedVersion, VersionError> {
-    if let Some(text) = read_optional(app_dir, ".python-version")? {
-        return parse_python_version_file(&text);
-    }
+    let python_version_file = read_optional(app_dir, ".python-version")?;
     if let Some(text) = read_optional(app_dir, "runtime.txt")? {
-        warnings.push(
-            "runtime.txt is deprecated: replace it with a .python-version file holding just \
-             the version (e.g. `3.12`)."
-                .to_string(),
-        );
-        return parse_runtime_txt(&text);
+        let line = parse_runtime_txt(&text).ok().and_then(|r| match r.request {
+            VersionRequest::Minor { major, minor } => Some(format!("{major}.{minor}")),
+            VersionRequest::Exact(v) => Some(v.minor_string()),
+            _ => None,
+        });
+        let python_version_file = match python_version_file {
+            Some(text) => Some(parse_python_version_file(&text)?.text),
+            None => None,
+        };
+        return Err(VersionError::RuntimeTxt {
+            line,
+            python_version_file,
+        });
+    }
+    if let Some(text) = python_version_file {
+        return parse_python_version_file(&text);
     }
     if let Some(text) = read_optional(app_dir, "pyproject.toml")? {
         if let Some(requested) = parse_pyproject_requires_python(&text)? {
@@ -191,7 +262,7 @@ pub fn parse_runtime_txt(text: &str) -> Result<RequestedVersion, VersionError> {
         .ok_or_else(|| VersionError::Malformed {
             file: "runtime.txt".to_string(),
             reason: format!(
-                "{} is not a Python version; write `python-3.X.Y`",
+                "{} is not a Python version; write `python-3.X` or `python-3.X.Y`",
                 slugc_fs::input::quote(line)
             ),
         })?;
@@ -287,9 +358,15 @@ impl VersionRequest {
             Self::Exact(v) => (v.major, v.minor),
             Self::Specifier(_) | Self::Default => return Unserved::NotAvailable,
         };
+        let beyond_latest_patch = match self {
+            Self::Exact(v) => LATEST_KNOWN_PATCH
+                .iter()
+                .any(|(m, latest)| *m == v.minor && v.patch > *latest),
+            _ => false,
+        };
         if major < 3 || (major == 3 && minor < OLDEST_SUPPORTED_MINOR) {
             Unserved::EndOfLife
-        } else if major > 3 || minor > NEWEST_KNOWN_MINOR {
+        } else if major > 3 || minor > NEWEST_KNOWN_MINOR || beyond_latest_patch {
             Unserved::Unknown
         } else {
             Unserved::NotAvailable
@@ -408,18 +485,46 @@ mod tests {
         .unwrap();
         let r = read_requested_version(d, &mut warnings).unwrap();
         assert_eq!(r.origin, RequestOrigin::PyprojectRequiresPython);
-        std::fs::write(d.join("runtime.txt"), "python-3.11.2").unwrap();
-        let r = read_requested_version(d, &mut warnings).unwrap();
-        assert_eq!(r.origin, RequestOrigin::RuntimeTxt);
-        assert_eq!(warnings.len(), 1);
         std::fs::write(d.join(".python-version"), "3.13").unwrap();
         let r = read_requested_version(d, &mut warnings).unwrap();
         assert_eq!(r.origin, RequestOrigin::PythonVersionFile);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn runtime_txt_is_refused_alone_or_beside_python_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (text, fix) in [
+            ("python-3.11.7\n", "holding just `3.11`"),
+            ("python-3.12", "holding just `3.12`"),
+            ("3.12", "`python-3.X` or `python-3.X.Y` becomes `3.X`"),
+        ] {
+            std::fs::write(d.join("runtime.txt"), text).unwrap();
+            let e = read_requested_version(d, &mut Vec::new()).unwrap_err();
+            assert!(
+                e.to_string().starts_with("runtime.txt is not supported"),
+                "{e}"
+            );
+            assert!(
+                e.runtime_txt_fix().unwrap().contains(fix),
+                "{text}: {:?}",
+                e.runtime_txt_fix()
+            );
+        }
+        std::fs::write(d.join(".python-version"), "3.13\n").unwrap();
+        let e = read_requested_version(d, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.runtime_txt_fix()
+                .unwrap()
+                .contains("already asks for \"3.13\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn selection_and_classification() {
-        let available = [v("3.11.2"), v("3.11.7"), v("3.12.1"), v("3.10.13")];
+        let available = [v("3.11.2"), v("3.11.7"), v("3.12.1"), v("3.9.18")];
         let pick = |r: VersionRequest| select(&r, &available, |x| *x).copied();
         assert_eq!(pick(VersionRequest::Default), Some(v("3.12.1")));
         assert_eq!(
@@ -431,10 +536,7 @@ mod tests {
         );
         assert_eq!(pick(VersionRequest::Exact(v("3.11.2"))), Some(v("3.11.2")));
         // End-of-life versions are never selected, even when a source has them.
-        let eol = VersionRequest::Minor {
-            major: 3,
-            minor: 10,
-        };
+        let eol = VersionRequest::Minor { major: 3, minor: 9 };
         assert_eq!(pick(eol.clone()), None);
         assert_eq!(eol.classify_unserved(), Unserved::EndOfLife);
         let unknown = VersionRequest::Minor {
@@ -443,8 +545,15 @@ mod tests {
         };
         assert_eq!(unknown.classify_unserved(), Unserved::Unknown);
         assert_eq!(
-            VersionRequest::Exact(v("3.12.99")).classify_unserved(),
+            VersionRequest::Exact(v("3.12.5")).classify_unserved(),
             Unserved::NotAvailable
         );
+        // A patch beyond the newest release of its line does not exist.
+        assert_eq!(
+            VersionRequest::Exact(v("3.12.999")).classify_unserved(),
+            Unserved::Unknown
+        );
+        assert!(deprecation(&v("3.10.13")).is_some_and(|w| w.contains("6 January 2027")));
+        assert_eq!(deprecation(&v("3.11.2")), None);
     }
 }

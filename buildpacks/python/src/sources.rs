@@ -170,8 +170,30 @@ struct Described {
 
 /// The supported CPython interpreters installed on this host, deduplicated by real path.
 pub fn host_candidates(env_path: Option<&str>) -> Vec<Candidate> {
+    let seen = host_paths(OLDEST_SUPPORTED_MINOR..=NEWEST_KNOWN_MINOR, env_path);
+    // Each interpreter describes itself in a process of its own (~40 ms each): run them side
+    // by side, keeping the order.
+    std::thread::scope(|scope| {
+        let running: Vec<_> = seen
+            .iter()
+            .map(|real| scope.spawn(move || describe(real)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|handle| handle.join().ok().flatten())
+            .collect()
+    })
+}
+
+/// The host's `python3.<minor>` executables (real paths, deduplicated), where the buildpack
+/// looks for interpreters: for saying that one exists when its line is not built.
+pub fn host_interpreters_of_line(minor: u16, env_path: Option<&str>) -> Vec<PathBuf> {
+    host_paths(minor..=minor, env_path)
+}
+
+fn host_paths(minors: std::ops::RangeInclusive<u16>, env_path: Option<&str>) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = Vec::new();
-    for minor in OLDEST_SUPPORTED_MINOR..=NEWEST_KNOWN_MINOR {
+    for minor in minors.clone() {
         let name = format!("python3.{minor}");
         paths.push(Path::new("/usr/bin").join(&name));
         paths.push(Path::new("/usr/local/bin").join(&name));
@@ -188,7 +210,7 @@ pub fn host_candidates(env_path: Option<&str>) -> Vec<Candidate> {
             let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             dirs.sort();
             for dir in dirs {
-                for minor in OLDEST_SUPPORTED_MINOR..=NEWEST_KNOWN_MINOR {
+                for minor in minors.clone() {
                     paths.push(dir.join("bin").join(format!("python3.{minor}")));
                 }
             }
@@ -202,18 +224,7 @@ pub fn host_candidates(env_path: Option<&str>) -> Vec<Candidate> {
             }
         }
     }
-    // Each interpreter describes itself in a process of its own (~40 ms each): run them side
-    // by side, keeping the order.
-    std::thread::scope(|scope| {
-        let running: Vec<_> = seen
-            .iter()
-            .map(|real| scope.spawn(move || describe(real)))
-            .collect();
-        running
-            .into_iter()
-            .filter_map(|handle| handle.join().ok().flatten())
-            .collect()
-    })
+    seen
 }
 
 fn pyenv_root() -> Option<PathBuf> {

@@ -1,5 +1,6 @@
 //! The environment the tools this buildpack runs (python, uv, manage.py) see: the engine's
-//! process environment, then the platform env (`slug build --env`), then the runtime's paths.
+//! process environment, then the platform env (`slug build --env`; its `PATH`-like values only
+//! as the platform prepended them), then the runtime's paths.
 //! Platform values are passed to tools only; they are never written to layers or the log.
 
 use std::collections::BTreeMap;
@@ -15,8 +16,13 @@ pub struct ToolEnv {
 impl ToolEnv {
     pub fn new(platform_env: &libcnb::Env) -> Self {
         let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        // The layer path variables of the platform env are in the process env already,
+        // prepended to the build's own (`slug_format::user_env`): set from the file they would
+        // hide the build's tools.
         for (k, v) in platform_env {
-            vars.insert(k.clone(), v.clone());
+            if !slug_format::user_env::is_layer_path_var(k) {
+                vars.insert(k.clone(), v.clone());
+            }
         }
         // A user's PYTHONHOME/PYTHONPATH would point the copied interpreter elsewhere.
         vars.remove(OsStr::new("PYTHONHOME"));

@@ -11,7 +11,9 @@
 //! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
 //!   under the unpack rules, unpack it;
 //! - [`offer`]: the one contract with the buildpacks a build runs, and [`precompress`]:
-//!   compressing a layer early, which it offers.
+//!   compressing a layer early, which it offers;
+//! - [`user_env`]: the CNB rule for the user-provided environment that the engine and the
+//!   buildpacks both follow (layer path variables prepended, never replaced).
 //!
 //! Formats, rules and figures: `docs/export.md` in the slugc repository.
 
@@ -27,6 +29,7 @@ pub mod reader;
 pub mod release;
 pub mod store;
 pub mod tar;
+pub mod user_env;
 
 pub use content::ContentCache;
 pub use export::{export, mtime_from_env, ExportError, ExportOptions, Exported, DEFAULT_MTIME};

@@ -88,6 +88,8 @@ pub struct Installed {
     /// it overlaps `collectstatic`); `None` for a reused venv. Wait for it before the build
     /// ends.
     pub bytecode: Option<bytecode::Pending>,
+    /// The uv this build installed with (`None` for a reused venv or the pip fallback).
+    pub uv: Option<PathBuf>,
 }
 
 /// Install (or reuse) the app's dependencies into the `venv` layer.
@@ -134,12 +136,22 @@ pub fn install_dependencies(
     let venv = layer.path();
     // Written on every build, restored or not: a restored env file would hold the previous
     // build's root, which the engine cannot map to `$HOME`.
-    layer.write_env(LayerEnv::new().chainable_insert(
+    let mut env = LayerEnv::new().chainable_insert(
         Scope::All,
         ModificationBehavior::Override,
         "VIRTUAL_ENV",
         &venv,
-    ))?;
+    );
+    if package_manager == PackageManager::Uv {
+        // A later buildpack's `uv sync`/`uv run` works on this venv, not a new `.venv`.
+        env = env.chainable_insert(
+            Scope::Build,
+            ModificationBehavior::Override,
+            "UV_PROJECT_ENVIRONMENT",
+            &venv,
+        );
+    }
+    layer.write_env(env)?;
     match &layer.state {
         LayerState::Restored { .. } => {
             log::header(format!(
@@ -148,6 +160,7 @@ pub fn install_dependencies(
             return Ok(Installed {
                 venv,
                 bytecode: None,
+                uv: None,
             });
         }
         LayerState::Empty { cause } => {
@@ -215,6 +228,7 @@ pub fn install_dependencies(
     Ok(Installed {
         venv,
         bytecode: Some(pending),
+        uv,
     })
 }
 
@@ -224,7 +238,7 @@ pub fn install_dependencies(
 /// of twice, which on a disk busy with writeback saved 2-3 s of the install. Nothing modifies
 /// an installed file in place (bytecode goes to new `__pycache__` files; scripts uv
 /// generates itself are not linked), so the cache's copies stay as downloaded.
-fn uv_env(
+pub(crate) fn uv_env(
     context: &BuildContext<PythonBuildpack>,
     env: &ToolEnv,
     index: &IndexConfig,
@@ -365,26 +379,12 @@ fn locked_requirements(
     }
 }
 
-fn run(command: &mut Command, what: &str, file: &str) -> Result<(), PythonBuildpackError> {
-    // The installer's output passes through to the build log.
-    let status =
-        command
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| PythonBuildpackError::Command {
-                what: what.to_string(),
-                file: file.to_string(),
-                detail: e.to_string(),
-            })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(PythonBuildpackError::Command {
-            what: what.to_string(),
-            file: file.to_string(),
-            detail: format!("the installer exited with {status}; its output is above."),
-        })
-    }
+pub(crate) fn run(
+    command: &mut Command,
+    what: &str,
+    file: &str,
+) -> Result<(), PythonBuildpackError> {
+    run_installer(command.stdin(Stdio::null()), None, what, file)
 }
 
 fn run_with_stdin(
@@ -392,30 +392,94 @@ fn run_with_stdin(
     input: String,
     file: &str,
 ) -> Result<(), PythonBuildpackError> {
-    use std::io::Write;
-    let what = format!("installing {file}");
+    run_installer(
+        command.stdin(Stdio::piped()),
+        Some(input),
+        &format!("installing {file}"),
+        file,
+    )
+}
+
+/// Run an installer, its output passing through to the build log. Its stderr is also kept
+/// (the last [`STDERR_KEPT`] bytes) to tell a network failure (exit 75, worth retrying) from
+/// any other (exit 20).
+fn run_installer(
+    command: &mut Command,
+    input: Option<String>,
+    what: &str,
+    file: &str,
+) -> Result<(), PythonBuildpackError> {
+    use std::io::{BufRead, Write};
     let fail = |detail: String| PythonBuildpackError::Command {
-        what: what.clone(),
+        what: what.to_string(),
         file: file.to_string(),
         detail,
     };
     let mut child = command
-        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
+    let tee = child.stderr.take().map(|stderr| {
+        std::thread::spawn(move || {
+            let mut kept: Vec<u8> = Vec::new();
+            let mut reader = std::io::BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let _ = std::io::stderr().write_all(&line);
+                kept.extend_from_slice(&line);
+                if kept.len() > 2 * STDERR_KEPT {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+                line.clear();
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        })
+    });
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
             .write_all(input.as_bytes())
             .map_err(|e| fail(e.to_string()))?;
     }
     let status = child.wait().map_err(|e| fail(e.to_string()))?;
+    let stderr = tee.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         Ok(())
+    } else if is_network_failure(&stderr) {
+        Err(PythonBuildpackError::InstallerNetwork {
+            what: what.to_string(),
+            file: file.to_string(),
+        })
     } else {
         Err(fail(format!(
             "the installer exited with {status}; its output is above."
         )))
     }
+}
+
+/// How much of an installer's stderr is kept for [`is_network_failure`].
+const STDERR_KEPT: usize = 64 * 1024;
+
+/// uv's and pip's words for a request that never got an answer (refused, unresolvable,
+/// unreachable, timed out), as opposed to an index that answered "no such package".
+fn is_network_failure(stderr: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        // uv (reqwest/hyper)
+        "error sending request for url",
+        "tcp connect error",
+        "dns error",
+        "failed to lookup address",
+        "operation timed out",
+        "Connection refused",
+        "Connection reset",
+        "Network is unreachable",
+        // pip (urllib3)
+        "NewConnectionError",
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+    ];
+    MARKERS.iter().any(|m| stderr.contains(m))
 }
 
 /// The files whose content decides what gets installed.
@@ -520,6 +584,17 @@ fn included_requirements(app_dir: &Path, file: &Path, found: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_failures_are_told_from_missing_packages() {
+        assert!(is_network_failure(
+            "error: Failed to fetch: `http://127.0.0.1:9/simple/flask/`\n  Caused by: Request failed after 3 retries\n  Caused by: error sending request for url (http://127.0.0.1:9/simple/flask/)\n  Caused by: client error (Connect)\n  Caused by: tcp connect error: Connection refused (os error 111)"
+        ));
+        assert!(is_network_failure("WARNING: Retrying (Retry(total=4)) after connection broken by 'NewConnectionError(...)'"));
+        assert!(!is_network_failure(
+            "  × No solution found when resolving dependencies:\n  ╰─▶ Because nope was not found in the package registry"
+        ));
+    }
 
     fn metadata(version: &str, req: &str) -> DependenciesLayerMetadata {
         DependenciesLayerMetadata {
