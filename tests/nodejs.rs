@@ -625,11 +625,48 @@ fn heroku_scripts_run_in_heroku_order_and_no_lockfile_means_npm_install() {
         built.log
     );
     assert_eq!(built.manifest["process_types"]["web"], "node index.js");
-    // heroku-postbuild replaces build and sees devDependencies; heroku-cleanup runs after the
-    // prune. The app serves the record its scripts wrote.
+    // heroku-prebuild runs after the install (it loads a devDependency), heroku-build
+    // replaces build, heroku-postbuild follows it, heroku-cleanup runs after the prune. The
+    // app serves the record its scripts wrote.
     let response = serve(&built, &tmp.path().join("run"));
-    assert_ok(&response, "prebuild\n postbuild\ncleanup-dev-pruned\n");
+    assert_ok(
+        &response,
+        "prebuild-after-install\nheroku-build\n postbuild\ncleanup-dev-pruned\n",
+    );
     assert!(!response.contains("build-must-not-run"), "{response}");
+    // npm install wrote a package-lock.json: the slug holds the app as committed, without it.
+    assert!(
+        !listing(&built.slug)
+            .iter()
+            .any(|f| f.ends_with("app/package-lock.json")),
+        "a lockfile the app does not have is in the slug"
+    );
+
+    // Heroku's project.toml setting keeps devDependencies.
+    let app = tmp.path().join("no-prune");
+    slugc_fs::copy_tree(
+        &fixture("node-heroku-scripts"),
+        &app,
+        &slugc_fs::Options::default(),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("project.toml"),
+        "[com.heroku.buildpacks.nodejs]\nactions.prune_dev_dependencies = false\n",
+    )
+    .unwrap();
+    let kept = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&kept);
+    assert!(kept.log.contains("Keeping devDependencies"), "{}", kept.log);
+    assert_ok(
+        &serve(&kept, &tmp.path().join("run-kept")),
+        "heroku-build\n postbuild\ncleanup-dev-present\n",
+    );
 }
 
 #[test]
@@ -1170,4 +1207,63 @@ fn a_node_tarball_without_bin_node_fails_the_build_and_leaves_no_layer() {
         .join("cache/layers/slugc_nodejs/node/LICENSE")
         .exists());
     assert!(!built.slug.exists());
+}
+
+/// A scratch `HOME` for the builder, with `npmrc` as its `.npmrc` (none when empty): the
+/// build then reads no config of the machine running the test.
+fn builder_home(dir: &Path, npmrc: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    if !npmrc.is_empty() {
+        std::fs::write(dir.join(".npmrc"), npmrc).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
+    let tmp = support::tmpfs_dir();
+    let clean_home = builder_home(&tmp.path().join("clean-home"), "");
+    // Settings that make npm rewrite package-lock.json on the prune (the resolved URLs
+    // dropped), pin other lockfile formats, or warn on every command.
+    let hostile_home = builder_home(
+        &tmp.path().join("hostile-home"),
+        "omit-lockfile-registry-resolved=true\nlockfile-version=2\nsave-exact=true\nnodedir=/usr\nfund=true\n",
+    );
+    let build = |home: &Path, cache: &str| {
+        let built = slug_build_with(
+            &fixture("node-typescript"),
+            &tmp.path().join("out"),
+            &tmp.path().join(cache),
+            &[],
+            &[("HOME", home)],
+        );
+        assert_built(&built);
+        built
+    };
+    let clean = build(&clean_home, "cache-clean");
+    let hostile = build(&hostile_home, "cache-hostile");
+    assert!(
+        hostile.log.contains("Ignoring the builder's npm settings")
+            && hostile
+                .log
+                .contains("omit-lockfile-registry-resolved (user npmrc)"),
+        "{}",
+        hostile.log
+    );
+    assert!(
+        !hostile.log.contains("Unknown user config"),
+        "{}",
+        hostile.log
+    );
+    assert_eq!(hostile.manifest["checksum"], clean.manifest["checksum"]);
+    let warm = build(&hostile_home, "cache-hostile");
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], clean.manifest["checksum"]);
+    // The slug's lockfile is the committed one, byte for byte.
+    let run = tmp.path().join("run");
+    unpack(&hostile.slug, &run);
+    assert_eq!(
+        std::fs::read(run.join("app/package-lock.json")).unwrap(),
+        std::fs::read(fixture("node-typescript").join("package-lock.json")).unwrap()
+    );
 }

@@ -156,10 +156,11 @@ fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
 }
 
 impl Toolchain {
-    /// The installed tool, run with Node.js from `node_home` (and its C headers, when the app
+    /// The installed tool, started from the environment `base`, run with Node.js from `node_home` (and its C headers, when the app
     /// may compile addons) and its cache in `cache_dir`.
     pub fn new(
         context: &BuildContext<NodejsBuildpack>,
+        base: Env,
         node_home: &Path,
         node_headers: Option<&Path>,
         tool: &tool::Installed,
@@ -167,7 +168,7 @@ impl Toolchain {
         cache_dir: PathBuf,
     ) -> Self {
         let env = child_env(EnvInputs {
-            base: Env::from_current(),
+            base,
             platform: context.platform.env(),
             node_home,
             node_headers,
