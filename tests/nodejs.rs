@@ -579,7 +579,22 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
     assert!(warm.log.contains("no install"), "{}", warm.log);
     assert!(warm.log.contains("Running build script"), "{}", warm.log);
     assert!(!warm.log.contains("Running npm ci"), "{}", warm.log);
+    // tsc's incremental build info (dist/tsconfig.tsbuildinfo) names the files it read,
+    // node_modules/@types/node among them: the same on both paths.
+    assert!(
+        files.iter().any(|f| f.ends_with(".tsbuildinfo")),
+        "{files:?}"
+    );
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+    // A cold build with another cache dir gives the same bytes again.
+    let other = slug_build(
+        &fixture("node-typescript"),
+        &tmp.path().join("out"),
+        &tmp.path().join("other-cache"),
+        &[],
+    );
+    assert_built(&other);
+    assert_eq!(other.manifest["checksum"], built.manifest["checksum"]);
 
     // NPM_CONFIG_PRODUCTION=false keeps them, and the reason for the reinstall is printed.
     let kept = slug_build(
@@ -1266,4 +1281,101 @@ fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
         std::fs::read(run.join("app/package-lock.json")).unwrap(),
         std::fs::read(fixture("node-typescript").join("package-lock.json")).unwrap()
     );
+}
+
+#[test]
+fn a_bundled_app_is_reproducible_and_its_build_cache_is_kept_out_of_the_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let build = |cache: &Path| {
+        let built = slug_build(
+            &fixture("node-esbuild"),
+            &tmp.path().join("out"),
+            cache,
+            &[],
+        );
+        assert_built(&built);
+        built
+    };
+    let cold = build(&cache);
+    assert!(cold.log.contains("build cache: empty"), "{}", cold.log);
+    assert!(
+        cold.log.contains(
+            "Keeping build caches for the next build (not in the slug): node_modules/.cache"
+        ),
+        "{}",
+        cold.log
+    );
+    let files = listing(&cold.slug);
+    assert!(files.iter().any(|f| f.ends_with("app/dist/server.js")));
+    assert!(files.iter().any(|f| f.ends_with("app/dist/server.js.map")));
+    let cached: Vec<&String> = files.iter().filter(|f| f.contains("/.cache")).collect();
+    assert!(cached.is_empty(), "build cache in the slug: {cached:?}");
+    assert!(!files.iter().any(|f| f.contains("node_modules/esbuild/")));
+    assert_ok(
+        &serve(&cold, &tmp.path().join("run")),
+        "hello from node-esbuild (a day is 86400000 ms)",
+    );
+
+    // Warm: the build finds what it left in node_modules/.cache, and the slug is the same.
+    let warm = build(&cache);
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert!(
+        warm.log
+            .contains("Restoring build caches: node_modules/.cache"),
+        "{}",
+        warm.log
+    );
+    assert!(
+        warm.log
+            .contains("build cache: found the marker of an earlier build (written by build.js)"),
+        "{}",
+        warm.log
+    );
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+    // And a cold build with another cache dir.
+    let other = build(&tmp.path().join("other-cache"));
+    assert!(other.log.contains("build cache: empty"), "{}", other.log);
+    assert_eq!(other.manifest["checksum"], cold.manifest["checksum"]);
+}
+
+/// The rule behind every fixture: a build that exits 0 gives an app whose web process boots.
+/// Every `fixtures/node-*` app that is not a bad-input fixture (`node-bad-*`) must build, and
+/// its slug, unpacked elsewhere, must answer HTTP on a dyno `PATH` without the host's node.
+#[test]
+fn every_node_fixture_that_builds_boots_its_web_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixtures: Vec<String> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("node-") && !n.starts_with("node-bad-"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 5, "{fixtures:?}");
+    for name in &fixtures {
+        let built = slug_build(
+            &fixture(name),
+            &tmp.path().join("out"),
+            &tmp.path().join("cache").join(name),
+            &[],
+        );
+        assert!(
+            built.output.status.success(),
+            "{name} did not build:\n{}",
+            built.log
+        );
+        let web = built.manifest["process_types"]["web"].as_str();
+        let web = web.unwrap_or_else(|| panic!("{name} has no web process: {}", built.manifest));
+        let root = tmp.path().join("run").join(name);
+        unpack(&built.slug, &root);
+        let port = free_port();
+        let _running = run_in_slug(&root, web, port);
+        let response = support::http_response(port);
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{name}: `{web}` answered {response}"
+        );
+        // The unpacked copies are large (Node.js is in each): one at a time.
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -21,7 +21,7 @@ mod toolchain;
 
 pub use errors::NodejsBuildpackError;
 
-use crate::layers::{dependencies, headers, runtime, tool, tool_cache, web_env};
+use crate::layers::{build_cache, dependencies, headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
@@ -144,9 +144,15 @@ impl Buildpack for NodejsBuildpack {
         if package_manager.tool == Tool::Npm {
             restore_manifests(&committed, app_dir)?;
         }
+        let caches = build_cache::restore(
+            &context,
+            &node.release.version.version,
+            build_cache::dirs(package_json.cache_directories.as_deref()),
+        )?;
         for script in &plan.build_scripts {
             toolchain.run_script(script)?;
         }
+        caches.save()?;
         dependencies::finish(prepared, &toolchain, &plan)?;
         restore_manifests(&committed, app_dir)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;

@@ -10,7 +10,11 @@
 //!
 //! Cold: install into a real `app/node_modules`, run the build, copy the full tree to
 //! `dev_modules` (if needed), prune, move the tree into `modules`, link.
-//! Warm: link `node_modules` to `dev_modules` (or `modules`), run the build, link to `modules`.
+//! Warm: move the tree of `dev_modules` (or `modules`) into a real `app/node_modules`, run
+//! the build, move it back, link to `modules`. Either way the build script sees a real
+//! `app/node_modules` at the same path: tools that record resolved paths (`tsc`'s build
+//! info, bundlers' module ids) record the same ones, cold or warm. The moves are renames
+//! (the layers are inside the app dir), never copies.
 
 use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
@@ -270,8 +274,8 @@ pub fn prepare(
         );
         let tree = dev.as_ref().unwrap_or(&modules).path().join(NODE_MODULES);
         if tree.is_dir() {
-            fsutil::link_dir(&tree, &app_modules).map_err(NodejsBuildpackError::io(
-                "linking node_modules",
+            std::fs::rename(&tree, &app_modules).map_err(NodejsBuildpackError::io(
+                "moving the cached node_modules into the app",
                 &app_modules,
             ))?;
         }
@@ -325,6 +329,19 @@ pub fn finish(
     let saved_state = prepared.modules.path().join(SAVED_YARN_STATE);
     let app_state = toolchain.app_dir.join(YARN_STATE);
     if !prepared.installed {
+        // Back into the layer it came from (see [`prepare`]).
+        let from = prepared
+            .dev
+            .as_ref()
+            .unwrap_or(&prepared.modules)
+            .path()
+            .join(NODE_MODULES);
+        if app_modules.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            std::fs::rename(&app_modules, &from).map_err(NodejsBuildpackError::io(
+                "moving node_modules back into its layer",
+                &from,
+            ))?;
+        }
         if prod_tree.is_dir() {
             fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
                 "linking node_modules",
