@@ -146,7 +146,7 @@ impl Buildpack for NodejsBuildpack {
         }
         let caches = build_cache::restore(
             &context,
-            &node.release.version.version,
+            &node.release.version,
             build_cache::dirs(package_json.cache_directories.as_deref()),
         )?;
         for script in &plan.build_scripts {

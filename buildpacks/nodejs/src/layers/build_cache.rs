@@ -6,26 +6,19 @@
 //! renames, the layers being inside the app dir — so they are never in the slug: only the
 //! build reads them.
 
-use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
+use super::runtime::RuntimeMetadata;
+use super::{discard_unreadable, explain};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil;
+use crate::registry::PackageVersion;
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
 use libcnb::layer::CachedLayerDefinition;
-use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
 /// Heroku's defaults when package.json has no `cacheDirectories`.
 pub const DEFAULT_DIRS: &[&str] = &[".next/cache", "node_modules/.cache"];
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuildCacheMetadata {
-    /// Caches may hold code compiled for one Node.js (native transforms, V8 code caches).
-    pub node_version: String,
-    pub arch: String,
-}
 
 /// The cache dirs, restored into the app; [`Restored::save`] takes them out again.
 pub struct Restored {
@@ -69,31 +62,19 @@ pub fn dirs(requested: Option<&[String]>) -> Vec<String> {
 /// Open the layer and move each cached dir into the app (replacing what the source has there).
 pub fn restore(
     context: &BuildContext<NodejsBuildpack>,
-    node_version: &str,
+    node: &PackageVersion,
     dirs: Vec<String>,
 ) -> libcnb::Result<Restored, NodejsBuildpackError> {
-    let new = BuildCacheMetadata {
-        node_version: node_version.to_string(),
-        arch: context.target.arch.clone(),
-    };
+    // Caches may hold code compiled for one Node.js (native transforms, V8 code caches): the
+    // runtime's key.
+    let new = RuntimeMetadata::new(context, node);
     let layer = context.cached_layer(
         layer_name!("build_cache"),
         CachedLayerDefinition {
             build: false,
             launch: false,
             invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &BuildCacheMetadata, _: &Path| {
-                let BuildCacheMetadata { node_version, arch } = old;
-                let mut reasons = Reasons::new();
-                diff(
-                    &mut reasons,
-                    "Node.js version",
-                    node_version,
-                    &new.node_version,
-                );
-                diff(&mut reasons, "architecture", arch, &new.arch);
-                keep_if_unchanged(reasons)
-            },
+            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
         },
     )?;
     let restored = Restored {
@@ -122,16 +103,7 @@ pub fn restore(
                 "replacing a build cache dir",
                 &target,
             ))?;
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(NodejsBuildpackError::io(
-                    "restoring a build cache dir",
-                    parent,
-                ))?;
-            }
-            std::fs::rename(&cached, &target).map_err(NodejsBuildpackError::io(
-                "restoring a build cache dir",
-                &target,
-            ))?;
+            move_dir(&cached, &target, "restoring a build cache dir")?;
             names.push(dir.as_str());
         }
         if !names.is_empty() {
@@ -182,16 +154,7 @@ impl Restored {
                 continue;
             }
             let cached = self.layer.join(dir);
-            if let Some(parent) = cached.parent() {
-                std::fs::create_dir_all(parent).map_err(NodejsBuildpackError::io(
-                    "keeping a build cache dir",
-                    parent,
-                ))?;
-            }
-            std::fs::rename(&source, &cached).map_err(NodejsBuildpackError::io(
-                "keeping a build cache dir",
-                &cached,
-            ))?;
+            move_dir(&source, &cached, "keeping a build cache dir")?;
             names.push(dir.as_str());
         }
         if !names.is_empty() {
@@ -202,6 +165,14 @@ impl Restored {
         }
         Ok(())
     }
+}
+
+/// Rename `from` to `to`, creating `to`'s parent dirs.
+fn move_dir(from: &Path, to: &Path, what: &'static str) -> Result<(), NodejsBuildpackError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(NodejsBuildpackError::io(what, parent))?;
+    }
+    std::fs::rename(from, to).map_err(NodejsBuildpackError::io(what, to))
 }
 
 #[cfg(test)]
