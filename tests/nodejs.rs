@@ -1379,3 +1379,28 @@ fn every_node_fixture_that_builds_boots_its_web_process() {
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
+
+#[test]
+fn build_config_vars_take_npms_hyphenated_setting_names() {
+    // Heroku's suite builds with `npm_config_foreground-scripts=true`.
+    let ok = support::run(
+        support::slug_bin()
+            .arg("detect")
+            .arg(fixture("node-express"))
+            .args(["--env", "npm_config_foreground-scripts=true"]),
+    );
+    assert!(ok.status.success(), "{}", support::stderr(&ok));
+    let bad = support::run(
+        support::slug_bin()
+            .arg("detect")
+            .arg(fixture("node-express"))
+            .args(["--env", "9foreground=s3cret"]),
+    );
+    assert!(!bad.status.success());
+    let err = support::stderr(&bad);
+    assert!(
+        err.starts_with("error: --env: \"9foreground\" is not a valid variable name"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
