@@ -240,10 +240,13 @@ impl Cache {
     }
 
     /// A fresh, private, locked work dir inside the cache (same filesystem, so layers
-    /// hardlink).
+    /// hardlink), at the same path on every build of this cache: build steps that record
+    /// their absolute path (bundlers, `tsc`'s build info) then give a warm build the bytes of
+    /// the cold one. The cache's lock keeps it to one build at a time.
     pub fn work_dir(&self) -> Result<crate::workdir::WorkDir, CacheError> {
         let base = self.root.join("work");
-        crate::workdir::WorkDir::create_in(&base, crate::workdir::CACHE_PREFIX).map_err(io(&base))
+        crate::workdir::WorkDir::create_named(&base, crate::workdir::CACHE_STABLE)
+            .map_err(io(&base))
     }
 }
 

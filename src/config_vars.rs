@@ -43,6 +43,19 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
     })
 }
 
+/// A build's config var name (`slug build --env`, `slug detect --env`): as [`valid_key`], and
+/// also `-` and `.` after the first character, for tools whose settings are read from such
+/// names — npm's `npm_config_foreground-scripts`, which Heroku's Node.js CNB suite sets
+/// (<https://docs.npmjs.com/cli/v10/using-npm/config#environment-variables>). The build hands
+/// config vars over as files (`<platform>/env/<name>`) and in the environment of the
+/// processes it starts, which take any name without `=`; they are not part of the release, so
+/// no shell ever has to `export` one.
+pub fn valid_build_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 pub fn valid_key(key: &str) -> bool {
     let mut bytes = key.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
@@ -239,7 +252,7 @@ fn trailing(chars: &[char], i: &mut usize, line: usize, key: &str) -> Result<(),
 pub enum EnvArgError {
     #[error("--env expects KEY=VALUE: argument {index} of --env has no '=' (not shown: it may hold a secret)")]
     NoEquals { index: usize },
-    #[error("--env: {} is not a valid variable name: use letters, digits and '_', not starting with a digit (the value is not shown)", slugc_fs::input::quote(.key))]
+    #[error("--env: {} is not a valid variable name: use letters, digits, '_', '-' and '.', not starting with a digit or '-' (the value is not shown)", slugc_fs::input::quote(.key))]
     BadKey { key: String },
 }
 
@@ -252,6 +265,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn build_config_vars_may_have_npms_hyphenated_names() {
+        assert!(valid_build_key("npm_config_foreground-scripts"));
+        assert!(valid_build_key("NPM_CONFIG_PRODUCTION"));
+        assert!(!valid_build_key("-x"));
+        assert!(!valid_build_key("1x"));
+        assert!(!valid_build_key("a b"));
+        assert!(!valid_build_key(""));
+        assert!(!valid_key("npm_config_foreground-scripts"));
     }
 
     #[test]

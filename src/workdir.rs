@@ -20,6 +20,8 @@ pub const BUILD_PREFIX: &str = "slugc-build-";
 pub const DETECT_PREFIX: &str = "slugc-detect-";
 /// Work dirs under a cache's `work/`.
 pub const CACHE_PREFIX: &str = "build-";
+/// The work dir under a cache's `work/` that every build of that cache gets when it is free.
+pub const CACHE_STABLE: &str = "build-app";
 
 /// A live work dir: removed when dropped, its lock released with it.
 pub struct WorkDir {
@@ -32,12 +34,31 @@ impl WorkDir {
     /// A fresh, locked work dir `<base>/<prefix><random>`, mode 0700 (`base` is created 0700
     /// when missing).
     pub fn create_in(base: &Path, prefix: &str) -> std::io::Result<WorkDir> {
+        Self::create(base, prefix, true)
+    }
+
+    /// The locked work dir `<base>/<name>`, the same path on every build that gets it, so
+    /// that what a build step records of its path (bundlers, `tsc`'s build info) is the same
+    /// on every build; `<base>/<name><random>` when that name is taken (a build killed with
+    /// its processes still alive holds it). Only for a base that one build at a time uses
+    /// (a cache's, under its lock), after [`sweep`] has removed dead builds' dirs.
+    pub fn create_named(base: &Path, name: &str) -> std::io::Result<WorkDir> {
+        match Self::create(base, name, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::create(base, name, true)
+            }
+            other => other,
+        }
+    }
+
+    fn create(base: &Path, prefix: &str, random: bool) -> std::io::Result<WorkDir> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(base)?;
         let dir = tempfile::Builder::new()
             .prefix(prefix)
+            .rand_bytes(if random { 6 } else { 0 })
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(base)?;
         // Locked before it has its name, so that a sweep never sees it unlocked.
@@ -110,6 +131,21 @@ pub fn sweep_all(extra_cache: Option<&Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_dir_is_the_same_path_each_time_and_random_while_taken() {
+        let base = tempfile::tempdir().unwrap();
+        let first = WorkDir::create_named(base.path(), "build-app").unwrap();
+        let path = first.path().to_path_buf();
+        assert_eq!(path, base.path().join("build-app"));
+        let taken = WorkDir::create_named(base.path(), "build-app").unwrap();
+        assert_ne!(taken.path(), path);
+        assert!(taken.path().starts_with(base.path()));
+        drop(first);
+        assert!(!path.exists());
+        let again = WorkDir::create_named(base.path(), "build-app").unwrap();
+        assert_eq!(again.path(), path);
+    }
 
     #[test]
     fn a_live_dir_is_kept_a_dead_one_removed() {

@@ -579,7 +579,22 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
     assert!(warm.log.contains("no install"), "{}", warm.log);
     assert!(warm.log.contains("Running build script"), "{}", warm.log);
     assert!(!warm.log.contains("Running npm ci"), "{}", warm.log);
+    // tsc's incremental build info (dist/tsconfig.tsbuildinfo) names the files it read,
+    // node_modules/@types/node among them: the same on both paths.
+    assert!(
+        files.iter().any(|f| f.ends_with(".tsbuildinfo")),
+        "{files:?}"
+    );
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+    // A cold build with another cache dir gives the same bytes again.
+    let other = slug_build(
+        &fixture("node-typescript"),
+        &tmp.path().join("out"),
+        &tmp.path().join("other-cache"),
+        &[],
+    );
+    assert_built(&other);
+    assert_eq!(other.manifest["checksum"], built.manifest["checksum"]);
 
     // NPM_CONFIG_PRODUCTION=false keeps them, and the reason for the reinstall is printed.
     let kept = slug_build(
@@ -625,11 +640,48 @@ fn heroku_scripts_run_in_heroku_order_and_no_lockfile_means_npm_install() {
         built.log
     );
     assert_eq!(built.manifest["process_types"]["web"], "node index.js");
-    // heroku-postbuild replaces build and sees devDependencies; heroku-cleanup runs after the
-    // prune. The app serves the record its scripts wrote.
+    // heroku-prebuild runs after the install (it loads a devDependency), heroku-build
+    // replaces build, heroku-postbuild follows it, heroku-cleanup runs after the prune. The
+    // app serves the record its scripts wrote.
     let response = serve(&built, &tmp.path().join("run"));
-    assert_ok(&response, "prebuild\n postbuild\ncleanup-dev-pruned\n");
+    assert_ok(
+        &response,
+        "prebuild-after-install\nheroku-build\n postbuild\ncleanup-dev-pruned\n",
+    );
     assert!(!response.contains("build-must-not-run"), "{response}");
+    // npm install wrote a package-lock.json: the slug holds the app as committed, without it.
+    assert!(
+        !listing(&built.slug)
+            .iter()
+            .any(|f| f.ends_with("app/package-lock.json")),
+        "a lockfile the app does not have is in the slug"
+    );
+
+    // Heroku's project.toml setting keeps devDependencies.
+    let app = tmp.path().join("no-prune");
+    slugc_fs::copy_tree(
+        &fixture("node-heroku-scripts"),
+        &app,
+        &slugc_fs::Options::default(),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("project.toml"),
+        "[com.heroku.buildpacks.nodejs]\nactions.prune_dev_dependencies = false\n",
+    )
+    .unwrap();
+    let kept = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&kept);
+    assert!(kept.log.contains("Keeping devDependencies"), "{}", kept.log);
+    assert_ok(
+        &serve(&kept, &tmp.path().join("run-kept")),
+        "heroku-build\n postbuild\ncleanup-dev-present\n",
+    );
 }
 
 #[test]
@@ -1168,4 +1220,185 @@ fn a_node_tarball_without_bin_node_fails_the_build_and_leaves_no_layer() {
         .join("cache/layers/slugc_nodejs/node/LICENSE")
         .exists());
     assert!(!built.slug.exists());
+}
+
+/// A scratch `HOME` for the builder, with `npmrc` as its `.npmrc` (none when empty): the
+/// build then reads no config of the machine running the test.
+fn builder_home(dir: &Path, npmrc: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    if !npmrc.is_empty() {
+        std::fs::write(dir.join(".npmrc"), npmrc).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
+    let tmp = support::tmpfs_dir();
+    let clean_home = builder_home(&tmp.path().join("clean-home"), "");
+    // Settings that make npm rewrite package-lock.json on the prune (the resolved URLs
+    // dropped), pin other lockfile formats, or warn on every command.
+    let hostile_home = builder_home(
+        &tmp.path().join("hostile-home"),
+        "omit-lockfile-registry-resolved=true\nlockfile-version=2\nsave-exact=true\nnodedir=/usr\nfund=true\n",
+    );
+    let build = |home: &Path, cache: &str| {
+        let built = slug_build_with(
+            &fixture("node-typescript"),
+            &tmp.path().join("out"),
+            &tmp.path().join(cache),
+            &[],
+            &[("HOME", home)],
+        );
+        assert_built(&built);
+        built
+    };
+    let clean = build(&clean_home, "cache-clean");
+    let hostile = build(&hostile_home, "cache-hostile");
+    assert!(
+        hostile.log.contains("Ignoring the builder's npm settings")
+            && hostile
+                .log
+                .contains("omit-lockfile-registry-resolved (user npmrc)"),
+        "{}",
+        hostile.log
+    );
+    assert!(
+        !hostile.log.contains("Unknown user config"),
+        "{}",
+        hostile.log
+    );
+    assert_eq!(hostile.manifest["checksum"], clean.manifest["checksum"]);
+    let warm = build(&hostile_home, "cache-hostile");
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], clean.manifest["checksum"]);
+    // The slug's lockfile is the committed one, byte for byte.
+    let run = tmp.path().join("run");
+    unpack(&hostile.slug, &run);
+    assert_eq!(
+        std::fs::read(run.join("app/package-lock.json")).unwrap(),
+        std::fs::read(fixture("node-typescript").join("package-lock.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_bundled_app_is_reproducible_and_its_build_cache_is_kept_out_of_the_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let build = |cache: &Path| {
+        let built = slug_build(
+            &fixture("node-esbuild"),
+            &tmp.path().join("out"),
+            cache,
+            &[],
+        );
+        assert_built(&built);
+        built
+    };
+    let cold = build(&cache);
+    assert!(cold.log.contains("build cache: empty"), "{}", cold.log);
+    assert!(
+        cold.log.contains(
+            "Keeping build caches for the next build (not in the slug): node_modules/.cache"
+        ),
+        "{}",
+        cold.log
+    );
+    let files = listing(&cold.slug);
+    assert!(files.iter().any(|f| f.ends_with("app/dist/server.js")));
+    assert!(files.iter().any(|f| f.ends_with("app/dist/server.js.map")));
+    let cached: Vec<&String> = files.iter().filter(|f| f.contains("/.cache")).collect();
+    assert!(cached.is_empty(), "build cache in the slug: {cached:?}");
+    assert!(!files.iter().any(|f| f.contains("node_modules/esbuild/")));
+    assert_ok(
+        &serve(&cold, &tmp.path().join("run")),
+        "hello from node-esbuild (a day is 86400000 ms)",
+    );
+
+    // Warm: the build finds what it left in node_modules/.cache, and the slug is the same.
+    let warm = build(&cache);
+    assert!(warm.log.contains("no install"), "{}", warm.log);
+    assert!(
+        warm.log
+            .contains("Restoring build caches: node_modules/.cache"),
+        "{}",
+        warm.log
+    );
+    assert!(
+        warm.log
+            .contains("build cache: found the marker of an earlier build (written by build.js)"),
+        "{}",
+        warm.log
+    );
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+    // And a cold build with another cache dir.
+    let other = build(&tmp.path().join("other-cache"));
+    assert!(other.log.contains("build cache: empty"), "{}", other.log);
+    assert_eq!(other.manifest["checksum"], cold.manifest["checksum"]);
+}
+
+/// The rule behind every fixture: a build that exits 0 gives an app whose web process boots.
+/// Every `fixtures/node-*` app that is not a bad-input fixture (`node-bad-*`) must build, and
+/// its slug, unpacked elsewhere, must answer HTTP on a dyno `PATH` without the host's node.
+#[test]
+fn every_node_fixture_that_builds_boots_its_web_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixtures: Vec<String> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("node-") && !n.starts_with("node-bad-"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 5, "{fixtures:?}");
+    for name in &fixtures {
+        let built = slug_build(
+            &fixture(name),
+            &tmp.path().join("out"),
+            &tmp.path().join("cache").join(name),
+            &[],
+        );
+        assert!(
+            built.output.status.success(),
+            "{name} did not build:\n{}",
+            built.log
+        );
+        let web = built.manifest["process_types"]["web"].as_str();
+        let web = web.unwrap_or_else(|| panic!("{name} has no web process: {}", built.manifest));
+        let root = tmp.path().join("run").join(name);
+        unpack(&built.slug, &root);
+        let port = free_port();
+        let _running = run_in_slug(&root, web, port);
+        let response = support::http_response(port);
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{name}: `{web}` answered {response}"
+        );
+        // The unpacked copies are large (Node.js is in each): one at a time.
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+#[test]
+fn build_config_vars_take_npms_hyphenated_setting_names() {
+    // Heroku's suite builds with `npm_config_foreground-scripts=true`.
+    let ok = support::run(
+        support::slug_bin()
+            .arg("detect")
+            .arg(fixture("node-express"))
+            .args(["--env", "npm_config_foreground-scripts=true"]),
+    );
+    assert!(ok.status.success(), "{}", support::stderr(&ok));
+    let bad = support::run(
+        support::slug_bin()
+            .arg("detect")
+            .arg(fixture("node-express"))
+            .args(["--env", "9foreground=s3cret"]),
+    );
+    assert!(!bad.status.success());
+    let err = support::stderr(&bad);
+    assert!(
+        err.starts_with("error: --env: \"9foreground\" is not a valid variable name"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
 }

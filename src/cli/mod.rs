@@ -44,7 +44,9 @@ pub use crate::config_vars::EnvArgError;
 
 fn parse_env_pair(index: usize, s: &str) -> Result<(String, String), EnvArgError> {
     match s.split_once('=') {
-        Some((k, v)) if crate::config_vars::valid_key(k) => Ok((k.to_string(), v.to_string())),
+        Some((k, v)) if crate::config_vars::valid_build_key(k) => {
+            Ok((k.to_string(), v.to_string()))
+        }
         Some((k, _)) => Err(EnvArgError::BadKey { key: k.to_string() }),
         None => Err(EnvArgError::NoEquals { index }),
     }

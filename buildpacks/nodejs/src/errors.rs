@@ -4,6 +4,7 @@
 use crate::node_version::NodeVersionError;
 use crate::package_json::PackageJsonError;
 use crate::package_manager::{LockfileError, PackageManagerError};
+use crate::project_settings::ProjectSettingsError;
 use crate::registry::RegistryError;
 use std::path::PathBuf;
 
@@ -17,6 +18,8 @@ pub enum NodejsBuildpackError {
     PackageManager(#[from] PackageManagerError),
     #[error(transparent)]
     Lockfile(#[from] LockfileError),
+    #[error(transparent)]
+    ProjectSettings(#[from] ProjectSettingsError),
     #[error("{what}: {source}")]
     Registry { what: String, source: RegistryError },
     #[error("{} for {tool} in package.json matches no version of the registry package {package}; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
@@ -77,6 +80,7 @@ impl NodejsBuildpackError {
             NodejsBuildpackError::PackageJson(_)
                 | NodejsBuildpackError::PackageManager(_)
                 | NodejsBuildpackError::Lockfile(_)
+                | NodejsBuildpackError::ProjectSettings(_)
                 | NodejsBuildpackError::NodeVersion(
                     NodeVersionError::InvalidRange { .. } | NodeVersionError::EndOfLife { .. }
                 )
@@ -128,6 +132,12 @@ impl NodejsBuildpackError {
             }
             E::NodeBinaryMissing { .. } => {
                 "Set engines.node in package.json to a range that picks another release, e.g. \"24.x\"."
+            }
+            E::ProjectSettings(ProjectSettingsError::Read(_)) => {
+                "Make project.toml a regular file in the app (a symlink may point only inside the app)."
+            }
+            E::ProjectSettings(ProjectSettingsError::Invalid(_)) => {
+                "The table takes `actions.prune_dev_dependencies = true|false` only."
             }
             E::UnsupportedArch(_) => "Build on linux/amd64 or linux/arm64.",
             E::Io { .. } => "Check free disk space and permissions in the build and cache dirs.",

@@ -4,6 +4,8 @@
 //!
 //! `build` is the table of contents: one call per step, in order.
 
+mod app_files;
+mod builder_config;
 mod errors;
 mod fsutil;
 mod gyp;
@@ -13,12 +15,13 @@ mod npmrc;
 mod package_json;
 mod package_manager;
 mod processes;
+mod project_settings;
 mod registry;
 mod toolchain;
 
 pub use errors::NodejsBuildpackError;
 
-use crate::layers::{dependencies, headers, runtime, tool, tool_cache, web_env};
+use crate::layers::{build_cache, dependencies, headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
@@ -71,6 +74,8 @@ impl Buildpack for NodejsBuildpack {
         let package_json = PackageJson::read(app_dir).map_err(NodejsBuildpackError::from)?;
         let package_manager =
             PackageManager::detect(app_dir, &package_json).map_err(NodejsBuildpackError::from)?;
+        let settings =
+            project_settings::ProjectSettings::read(app_dir).map_err(NodejsBuildpackError::from)?;
         let registry = Registry::new(RegistryConfig::load(app_dir, &|key| {
             context
                 .platform
@@ -106,8 +111,10 @@ impl Buildpack for NodejsBuildpack {
             node.tarball.take(),
         )?;
         let cache_dir = tool_cache::prepare(&context, &tool)?;
+        let builder_env = builder_env()?;
         let toolchain = Toolchain::new(
             &context,
+            builder_env,
             &node.home,
             node_headers.as_deref(),
             &tool,
@@ -115,21 +122,39 @@ impl Buildpack for NodejsBuildpack {
             cache_dir,
         );
 
-        // Heroku's order: heroku-prebuild, install, build (or heroku-postbuild), prune,
-        // heroku-cleanup.
-        toolchain.run_script_if_defined(&package_json, "heroku-prebuild")?;
+        // The order of Heroku's Node.js CNB (heroku/buildpacks-nodejs,
+        // `test_npm_build_scripts`): install, heroku-prebuild, heroku-build (or build),
+        // heroku-postbuild, prune; then heroku-cleanup, which Heroku's classic buildpack runs
+        // after the prune.
         let plan = dependencies::plan(
             &context,
             &package_json,
             package_manager.lockfile,
             &node.release.version.version,
             &toolchain,
+            &settings,
         )?;
+        let committed = app_files::Committed::read(app_dir)
+            .map_err(package_json::PackageJsonError::Read)
+            .map_err(NodejsBuildpackError::from)?;
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
-        if let Some(script) = plan.build_script {
+        // npm's prune reads the installed tree, not the lockfile: the build script sees the
+        // committed manifests on cold and warm builds alike. Yarn's and pnpm's prunes read
+        // the lockfile they wrote, so theirs are put back after the prune.
+        if package_manager.tool == Tool::Npm {
+            restore_manifests(&committed, app_dir)?;
+        }
+        let caches = build_cache::restore(
+            &context,
+            &node.release.version,
+            build_cache::dirs(package_json.cache_directories.as_deref()),
+        )?;
+        for script in &plan.build_scripts {
             toolchain.run_script(script)?;
         }
+        caches.save()?;
         dependencies::finish(prepared, &toolchain, &plan)?;
+        restore_manifests(&committed, app_dir)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
 
         web_env::write(&context)?;
@@ -148,6 +173,45 @@ impl Buildpack for NodejsBuildpack {
     }
 }
 
+/// Undo the package manager's writes to the app's manifests (see [`app_files`]).
+fn restore_manifests(
+    committed: &app_files::Committed,
+    app_dir: &std::path::Path,
+) -> Result<(), NodejsBuildpackError> {
+    let changed = committed.restore().map_err(NodejsBuildpackError::io(
+        "restoring the app's package.json and lockfile",
+        app_dir,
+    ))?;
+    if !changed.is_empty() {
+        println!(
+            "Keeping the app's {} as committed (the package manager rewrote or wrote them)",
+            changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The environment the tools start from: this process's, with the builder's npm settings
+/// reduced to the network ones (see [`builder_config`]). The filtered user npmrc goes into the
+/// build's `HOME`, which is private to this build and never exported.
+fn builder_env() -> Result<libcnb::Env, NodejsBuildpackError> {
+    let mut env = libcnb::Env::from_current();
+    let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) else {
+        return Ok(env);
+    };
+    let filtered = builder_config::filter(&mut env, &home).map_err(NodejsBuildpackError::io(
+        "writing the builder's npm settings",
+        &home,
+    ))?;
+    if !filtered.dropped.is_empty() {
+        println!(
+            "Ignoring the builder's npm settings that can change what is installed or written: {} (only registry, auth, TLS, proxy and logging settings of the builder reach the tools; set others in the app's .npmrc or with --env)",
+            filtered.dropped.join(", ")
+        );
+    }
+    Ok(env)
+}
+
 /// What the build reads from the app before installing, read and parsed the way the build
 /// will: `package.json`, the choice of package manager, the lockfile, `engines.node`.
 fn check_input(app_dir: &std::path::Path) -> Result<(), NodejsBuildpackError> {
@@ -157,5 +221,6 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), NodejsBuildpackError> {
         package_manager::check_lockfile(app_dir, lockfile)?;
     }
     node_version::check_requested(package_json.engines.node.as_deref(), node_version::today())?;
+    project_settings::ProjectSettings::read(app_dir)?;
     Ok(())
 }

@@ -29,16 +29,36 @@ pub enum NodeVersionError {
 /// year. 0.x and io.js lines ended long ago. Heroku, likewise, supports only the lines the
 /// Node.js project maintains (<https://devcenter.heroku.com/articles/nodejs-support>).
 pub fn is_end_of_life(major: u64, today: (i64, u32)) -> bool {
-    if major < 4 {
-        return true;
-    }
+    major < 4 || today > last_maintained_month(major)
+}
+
+/// The last month (`(year, month)`) of line `major`'s maintenance, by the schedule of
+/// [`is_end_of_life`].
+fn last_maintained_month(major: u64) -> (i64, u32) {
     let half = (major / 2) as i64;
-    let last_month = if major % 2 == 0 {
+    if major % 2 == 0 {
         (2016 + half, 4)
     } else {
         (2014 + half, 5)
-    };
-    today > last_month
+    }
+}
+
+/// The warning for a build on a line whose maintenance ends within six months of `today`:
+/// the month it ends, the nearest even (LTS) line maintained longer, and the one-line
+/// change to `engines.node` that moves to it.
+pub fn end_of_life_warning(major: u64, today: (i64, u32)) -> Option<String> {
+    let (year, month) = last_maintained_month(major);
+    let left = (year * 12 + i64::from(month)) - (today.0 * 12 + i64::from(today.1));
+    if !(0..6).contains(&left) {
+        return None;
+    }
+    let next = supported_majors(today)
+        .into_iter()
+        .filter(|&m| m % 2 == 0 && last_maintained_month(m) > (year, month))
+        .min_by_key(|&m| (m.abs_diff(major), std::cmp::Reverse(m)))?;
+    Some(format!(
+        "Warning: Node.js {major} reaches its end of life at the end of {year}-{month:02}; after that it is not built. Move to Node.js {next}: set \"engines\": {{ \"node\": \"{next}.x\" }} in package.json and test the app on it."
+    ))
 }
 
 /// The maintained lines on `today` that the schedule says have been released: the ones an
@@ -265,6 +285,20 @@ mod tests {
         let late = |s| resolve(Some(s), &v, (2026, 11)).map(|r| r.version.to_string());
         assert_eq!(late("18 || 20 || 22").unwrap(), "22.23.5");
         assert_eq!(late(">=18 <26").unwrap(), "24.22.3", "25 ended in May 2026");
+    }
+
+    #[test]
+    fn lines_near_their_end_of_life_warn_naming_the_next_lts() {
+        let warning = end_of_life_warning(22, (2026, 12)).unwrap();
+        assert!(warning.contains("end of 2027-04"), "{warning}");
+        assert!(warning.contains("\"node\": \"24.x\""), "{warning}");
+        assert_eq!(end_of_life_warning(22, (2026, 10)), None);
+        assert_eq!(end_of_life_warning(24, (2026, 12)), None);
+        // An odd line: 27 ends 2027-05, before 28 is out; the nearest LTS maintained longer
+        // is 26.
+        let odd = end_of_life_warning(27, (2027, 1)).unwrap();
+        assert!(odd.contains("end of 2027-05"), "{odd}");
+        assert!(odd.contains("\"26.x\""), "{odd}");
     }
 
     #[test]

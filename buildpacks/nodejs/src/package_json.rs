@@ -27,6 +27,8 @@ pub struct PackageJson {
     pub package_manager: Option<String>,
     #[serde(default)]
     pub scripts: BTreeMap<String, String>,
+    /// Dirs the build writes and the next build reuses (Heroku's `cacheDirectories`).
+    pub cache_directories: Option<Vec<String>>,
     /// Not read, but parsed: one that is not an object fails here, with its position.
     #[serde(default)]
     #[expect(dead_code, reason = "parsed to check its type")]

@@ -67,6 +67,12 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         ("npm_config_fund", "false".into()),
         ("npm_config_audit", "false".into()),
         ("NODE_ENV", "production".into()),
+        // Build tools that stamp dates read it (reproducible-builds.org): the slug's own
+        // mtime, so a rebuild of the same tree stamps the same.
+        (
+            "SOURCE_DATE_EPOCH",
+            slug_format::export::DEFAULT_MTIME.to_string().into(),
+        ),
     ];
     if let Some(headers) = inputs.node_headers {
         // node-gyp 11.4+ reads its options from `npm_package_config_node_gyp_*`, which npm
@@ -80,8 +86,18 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     }
     match inputs.tool {
         Tool::Npm => defaults.push(("npm_config_cache", inputs.cache_dir.into())),
-        Tool::YarnClassic => defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into())),
+        // The tools' output is the build log, a pipe the engine prefixes and stores: Yarn
+        // writes colour codes there anyway (Berry's `enableColors` follows CI detection,
+        // Yarn 1's chalk `FORCE_COLOR`), which would reach a log file or a non-terminal
+        // stderr as escape sequences. A config var that sets them wins.
+        Tool::YarnClassic => {
+            defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into()));
+            defaults.push(("FORCE_COLOR", "0".into()));
+        }
         Tool::YarnBerry => {
+            defaults.push(("YARN_ENABLE_COLORS", "false".into()));
+            defaults.push(("YARN_ENABLE_HYPERLINKS", "false".into()));
+            defaults.push(("FORCE_COLOR", "0".into()));
             defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into()));
             defaults.push(("YARN_ENABLE_GLOBAL_CACHE", "false".into()));
             defaults.push(("YARN_ENABLE_TELEMETRY", "0".into()));
@@ -163,10 +179,11 @@ fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
 }
 
 impl Toolchain {
-    /// The installed tool, run with Node.js from `node_home` (and its C headers, when the app
+    /// The installed tool, started from the environment `base`, run with Node.js from `node_home` (and its C headers, when the app
     /// may compile addons) and its cache in `cache_dir`.
     pub fn new(
         context: &BuildContext<NodejsBuildpack>,
+        base: Env,
         node_home: &Path,
         node_headers: Option<&Path>,
         tool: &tool::Installed,
@@ -174,7 +191,7 @@ impl Toolchain {
         cache_dir: PathBuf,
     ) -> Self {
         let env = child_env(EnvInputs {
-            base: Env::from_current(),
+            base,
             platform: context.platform.env(),
             node_home,
             node_headers,

@@ -10,7 +10,11 @@
 //!
 //! Cold: install into a real `app/node_modules`, run the build, copy the full tree to
 //! `dev_modules` (if needed), prune, move the tree into `modules`, link.
-//! Warm: link `node_modules` to `dev_modules` (or `modules`), run the build, link to `modules`.
+//! Warm: move the tree of `dev_modules` (or `modules`) into a real `app/node_modules`, run
+//! the build, move it back, link to `modules`. Either way the build script sees a real
+//! `app/node_modules` at the same path: tools that record resolved paths (`tsc`'s build
+//! info, bundlers' module ids) record the same ones, cold or warm. The moves are renames
+//! (the layers are inside the app dir), never copies.
 
 use super::{diff, discard_unreadable, explain, keep_if_unchanged, Reasons};
 use crate::errors::NodejsBuildpackError;
@@ -51,9 +55,9 @@ pub struct Prepared {
 /// What the install must do, decided from package.json and the config vars.
 pub struct Plan<'a> {
     pub metadata: DependenciesMetadata,
-    /// `heroku-postbuild`, which replaces `build`, or `build`; it runs between the install
-    /// and the prune.
-    pub build_script: Option<&'static str>,
+    /// The scripts that run between the install and the prune, in order (see
+    /// [`build_scripts`]).
+    pub build_scripts: Vec<&'static str>,
     /// Prune devDependencies after the build.
     pub prune: bool,
     /// package.json lists devDependencies.
@@ -74,14 +78,13 @@ pub fn plan<'a>(
     lockfile: Option<&'a str>,
     node_version: &str,
     toolchain: &Toolchain,
+    settings: &crate::project_settings::ProjectSettings,
 ) -> Result<Plan<'a>, NodejsBuildpackError> {
     let app_dir = &context.app_dir;
-    let build_script = ["heroku-postbuild", "build"]
-        .into_iter()
-        .find(|s| package_json.script(s).is_some());
+    let build_scripts = build_scripts(package_json);
     let has_dev_dependencies = !package_json.dev_dependencies.is_empty();
     let scripts: Vec<&str> = package_json.scripts.keys().map(String::as_str).collect();
-    let wanted = prune_enabled(context.platform.env()) && has_dev_dependencies;
+    let wanted = prune_enabled(context.platform.env(), settings) && has_dev_dependencies;
     let prune_unsafe = wanted
         .then(|| toolchain.prune_is_unsafe(&scripts))
         .flatten();
@@ -94,21 +97,37 @@ pub fn plan<'a>(
             install_inputs: install_inputs_digest(app_dir, lockfile)?,
             pruned: prune,
         },
-        build_script,
+        keep_dev_tree: prune && !build_scripts.is_empty(),
+        build_scripts,
         prune,
         has_dev_dependencies,
-        keep_dev_tree: prune && build_script.is_some(),
         lockfile,
         root_scripts: root_install_scripts(app_dir, &scripts),
         prune_unsafe,
     })
 }
 
+/// The build scripts of Heroku's Node.js CNB, in its order: `heroku-prebuild`, then
+/// `heroku-build` or else `build`, then `heroku-postbuild` (heroku/buildpacks-nodejs,
+/// `test_npm_build_scripts`, `test_npm_build_scripts_prefers_heroku_build_over_build`).
+pub fn build_scripts(package_json: &PackageJson) -> Vec<&'static str> {
+    let build = ["heroku-build", "build"]
+        .into_iter()
+        .find(|s| package_json.script(s).is_some());
+    std::iter::once("heroku-prebuild")
+        .filter(|s| package_json.script(s).is_some())
+        .chain(build)
+        .chain(std::iter::once("heroku-postbuild").filter(|s| package_json.script(s).is_some()))
+        .collect()
+}
+
 /// `NPM_CONFIG_PRODUCTION=false` or `YARN_PRODUCTION=false` (config var or environment, any
-/// case) keeps devDependencies in the slug, as on Heroku.
-fn prune_enabled(platform_env: &Env) -> bool {
-    !(config_is(platform_env, "NPM_CONFIG_PRODUCTION", "false")
-        || config_is(platform_env, "YARN_PRODUCTION", "false"))
+/// case), or `actions.prune_dev_dependencies = false` in project.toml, keeps devDependencies
+/// in the slug, as on Heroku.
+fn prune_enabled(platform_env: &Env, settings: &crate::project_settings::ProjectSettings) -> bool {
+    settings.prune_dev_dependencies != Some(false)
+        && !(config_is(platform_env, "NPM_CONFIG_PRODUCTION", "false")
+            || config_is(platform_env, "YARN_PRODUCTION", "false"))
 }
 
 /// Whether the config var or environment variable `key` (in upper or lower case) is `value`.
@@ -255,8 +274,8 @@ pub fn prepare(
         );
         let tree = dev.as_ref().unwrap_or(&modules).path().join(NODE_MODULES);
         if tree.is_dir() {
-            fsutil::link_dir(&tree, &app_modules).map_err(NodejsBuildpackError::io(
-                "linking node_modules",
+            std::fs::rename(&tree, &app_modules).map_err(NodejsBuildpackError::io(
+                "moving the cached node_modules into the app",
                 &app_modules,
             ))?;
         }
@@ -310,6 +329,19 @@ pub fn finish(
     let saved_state = prepared.modules.path().join(SAVED_YARN_STATE);
     let app_state = toolchain.app_dir.join(YARN_STATE);
     if !prepared.installed {
+        // Back into the layer it came from (see [`prepare`]).
+        let from = prepared
+            .dev
+            .as_ref()
+            .unwrap_or(&prepared.modules)
+            .path()
+            .join(NODE_MODULES);
+        if app_modules.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            std::fs::rename(&app_modules, &from).map_err(NodejsBuildpackError::io(
+                "moving node_modules back into its layer",
+                &from,
+            ))?;
+        }
         if prod_tree.is_dir() {
             fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
                 "linking node_modules",
@@ -338,7 +370,7 @@ pub fn finish(
     } else if let Some(warning) = &plan.prune_unsafe {
         println!("{warning}");
     } else if plan.has_dev_dependencies {
-        println!("Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
+        println!("Keeping devDependencies (actions.prune_dev_dependencies = false in project.toml, or NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)");
     }
     if app_modules.is_dir() {
         crate::gyp::strip_packages(&app_modules).map_err(NodejsBuildpackError::io(
@@ -474,13 +506,33 @@ mod tests {
 
     #[test]
     fn pruning_switch() {
+        let none = crate::project_settings::ProjectSettings::default();
         let mut env = Env::new();
-        assert!(prune_enabled(&env));
+        assert!(prune_enabled(&env, &none));
+        let off = crate::project_settings::ProjectSettings {
+            prune_dev_dependencies: Some(false),
+        };
+        assert!(!prune_enabled(&env, &off));
         env.insert("NPM_CONFIG_PRODUCTION", "false");
-        assert!(!prune_enabled(&env));
+        assert!(!prune_enabled(&env, &none));
         let mut env = Env::new();
         env.insert("yarn_production", "FALSE");
-        assert!(!prune_enabled(&env));
+        assert!(!prune_enabled(&env, &none));
+    }
+
+    #[test]
+    fn heroku_build_is_preferred_over_build_between_prebuild_and_postbuild() {
+        let parse = |t: &str| PackageJson::parse(t, Path::new("package.json")).unwrap();
+        let all = parse(
+            r#"{"scripts":{"heroku-postbuild":"a","build":"b","heroku-build":"c","heroku-prebuild":"d","start":"e"}}"#,
+        );
+        assert_eq!(
+            build_scripts(&all),
+            ["heroku-prebuild", "heroku-build", "heroku-postbuild"]
+        );
+        let plain = parse(r#"{"scripts":{"heroku-postbuild":"a","build":"b"}}"#);
+        assert_eq!(build_scripts(&plain), ["build", "heroku-postbuild"]);
+        assert!(build_scripts(&parse(r#"{"scripts":{"start":"a"}}"#)).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! invalidates it; `restored_layer_action` compares old and new field by field (by
 //! destructuring, so a new field cannot be forgotten) and every discard reason is logged.
 
+pub mod build_cache;
 pub mod dependencies;
 pub mod headers;
 pub mod runtime;

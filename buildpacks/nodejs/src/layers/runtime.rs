@@ -91,6 +91,11 @@ pub fn resolve(
             "-----> Installing Node.js {version} (the newest LTS; set engines.node in package.json to choose)"
         ),
     }
+    if let Some(warning) =
+        node_version::end_of_life_warning(resolved.version.major(), node_version::today())
+    {
+        println!("{warning}");
+    }
     let meta = packument
         .versions
         .remove(&version)

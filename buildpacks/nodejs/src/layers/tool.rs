@@ -24,9 +24,24 @@ pub struct ToolMetadata {
     pub version: String,
 }
 
-/// Pick the tool version: the newest that matches `requested` (any version when `None`) and
-/// whose own `engines.node` accepts `node`; if none accepts `node`, the newest match (the
-/// user asked for it; npm will say what it thinks).
+/// The npm major that the releases of a Node.js line ship with, from Node's release notes
+/// (<https://github.com/nodejs/node/tree/main/doc/changelogs>): Heroku uses the npm that
+/// comes with Node unless `engines.npm` says otherwise. The registry's `node-linux-*`
+/// packages carry no npm (their `files` leave `lib/` out) and nothing the builder can reach
+/// says which npm a release bundles (nodejs.org's `index.json` does), hence this table. A
+/// line it does not know gets the newest npm whose `engines.node` accepts it.
+fn bundled_npm_major(node: &Version) -> Option<u64> {
+    match node.major() {
+        18..=23 => Some(10),
+        24..=26 => Some(11),
+        _ => None,
+    }
+}
+
+/// Pick the tool version: the newest that matches `requested` (any version when `None`; for
+/// npm, the major Node.js ships with, see [`bundled_npm_major`]) and whose own
+/// `engines.node` accepts `node`; if none accepts `node`, the newest match (the user asked
+/// for it; npm will say what it thinks).
 fn resolve(
     tool: Tool,
     packument: &Packument,
@@ -40,7 +55,10 @@ fn resolve(
             range: r.to_string(),
             nearest: Vec::new(),
         })?,
-        None => Range::any(),
+        None => match bundled_npm_major(node).filter(|_| tool == Tool::Npm) {
+            Some(major) => Range::parse(format!("{major}.x")).unwrap_or_else(|_| Range::any()),
+            None => Range::any(),
+        },
     };
     let mut candidates: Vec<(Version, &PackageVersion)> = packument
         .versions
@@ -111,7 +129,18 @@ pub fn install(
             "listing package manager versions",
         ))?;
     let version = resolve(tool, &versions, package_manager.requested.as_deref(), node)?;
-    println!("-----> Installing {} {}", tool.display(), version.version);
+    let why = match bundled_npm_major(node) {
+        Some(major) if tool == Tool::Npm && package_manager.requested.is_none() => format!(
+            " (npm {major}, which Node.js {} ships with; set engines.npm in package.json to choose)",
+            node.major()
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "-----> Installing {} {}{why}",
+        tool.display(),
+        version.version
+    );
     let new = ToolMetadata {
         package: tool.package().to_string(),
         version: version.version.clone(),
@@ -224,13 +253,26 @@ mod tests {
     #[test]
     fn newest_compatible_with_node() {
         let p = packument();
+        // Without engines.npm: the npm major the Node.js line ships with.
         assert_eq!(
             resolve(Tool::Npm, &p, None, &v("22.23.5")).unwrap().version,
-            "12.2.2"
+            "10.9.2"
         );
         assert_eq!(
-            resolve(Tool::Npm, &p, None, &v("20.20.2")).unwrap().version,
+            resolve(Tool::Npm, &p, None, &v("24.12.0")).unwrap().version,
             "11.6.0"
+        );
+        // A line the table does not know: the newest npm that accepts it.
+        assert_eq!(
+            resolve(Tool::Npm, &p, None, &v("27.1.0")).unwrap().version,
+            "12.2.2"
+        );
+        // Another tool is not held to npm's majors.
+        assert_eq!(
+            resolve(Tool::Pnpm, &p, None, &v("22.23.5"))
+                .unwrap()
+                .version,
+            "12.2.2"
         );
         assert_eq!(
             resolve(Tool::Npm, &p, None, &v("18.20.8")).unwrap().version,
