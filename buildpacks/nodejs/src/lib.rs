@@ -4,6 +4,7 @@
 //!
 //! `build` is the table of contents: one call per step, in order.
 
+mod dev_binaries;
 mod errors;
 mod fsutil;
 mod gyp;
@@ -129,11 +130,24 @@ impl Buildpack for NodejsBuildpack {
         if let Some(script) = plan.build_script {
             toolchain.run_script(script)?;
         }
+        let node_modules = app_dir.join("node_modules");
+        let unpruned = dev_binaries::Binaries::read(&node_modules);
         dependencies::finish(prepared, &toolchain, &plan)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
 
         web_env::write(&context)?;
         let launch = processes::launch(app_dir, &package_json, package_manager.tool);
+        let default_web =
+            processes::default_web_command(app_dir, &package_json, package_manager.tool);
+        for warning in dev_binaries::after_prune(
+            app_dir,
+            &package_json,
+            default_web.as_deref(),
+            &unpruned,
+            &dev_binaries::Binaries::read(&node_modules),
+        ) {
+            println!("{warning}");
+        }
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();
         tool.compressing.wait();
@@ -146,6 +160,12 @@ impl Buildpack for NodejsBuildpack {
     fn on_error(&self, error: libcnb::Error<Self::Error>) {
         errors::on_error(error)
     }
+}
+
+/// What this buildpack can say about the app without building it (`slug doctor`): start
+/// commands that need a devDependency the build will prune.
+pub fn warnings(app_dir: &std::path::Path) -> Vec<slugc_diagnostics::Warning> {
+    dev_binaries::warnings(app_dir)
 }
 
 /// What the build reads from the app before installing, read and parsed the way the build

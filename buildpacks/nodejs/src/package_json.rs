@@ -27,10 +27,9 @@ pub struct PackageJson {
     pub package_manager: Option<String>,
     #[serde(default)]
     pub scripts: BTreeMap<String, String>,
-    /// Not read, but parsed: one that is not an object fails here, with its position.
+    /// Parsed here so that one that is not an object fails with its position.
     #[serde(default)]
-    #[expect(dead_code, reason = "parsed to check its type")]
-    dependencies: BTreeMap<String, serde_json::Value>,
+    pub dependencies: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub dev_dependencies: BTreeMap<String, serde_json::Value>,
     /// As `dependencies`.
