@@ -18,6 +18,8 @@ pub struct Builtin {
     /// The `buildpack.toml` written when the buildpack is materialised.
     pub descriptor: &'static str,
     run: fn(),
+    /// What the buildpack can warn about without a build (see [`warnings`]).
+    warnings: fn(&Path) -> Vec<slugc_diagnostics::Warning>,
 }
 
 pub const BUILTINS: &[Builtin] = &[
@@ -25,16 +27,19 @@ pub const BUILTINS: &[Builtin] = &[
         id: "slugc/python",
         descriptor: slugc_python::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&slugc_python::PythonBuildpack),
+        warnings: slugc_python::warnings,
     },
     Builtin {
         id: "slugc/nodejs",
         descriptor: slugc_nodejs::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&slugc_nodejs::NodejsBuildpack),
+        warnings: slugc_nodejs::warnings,
     },
     Builtin {
         id: "slugc/procfile",
         descriptor: procfile::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&procfile::ProcfileBuildpack),
+        warnings: |_| Vec::new(),
     },
 ];
 
@@ -45,6 +50,13 @@ pub const DEFAULT_ORDER: &[&[(&str, bool)]] = &[
     &[("slugc/nodejs", false), ("slugc/procfile", true)],
     &[("slugc/procfile", false)],
 ];
+
+/// The warnings that need no build, from every built-in buildpack, for `slug doctor`: each
+/// buildpack reads only its own files (package.json, requirements.txt, the Procfile) and
+/// says nothing of an app it does not build.
+pub fn warnings(app_dir: &Path) -> Vec<slugc_diagnostics::Warning> {
+    BUILTINS.iter().flat_map(|b| (b.warnings)(app_dir)).collect()
+}
 
 pub fn find(id: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.id == id)

@@ -9,16 +9,19 @@ mod errors;
 mod freshness;
 mod fsutil;
 mod index_config;
+mod known_issues;
 mod layers;
 mod lockfiles;
 mod log;
 mod package_manager;
+mod pins;
 mod processes;
 mod python_version;
 mod relocate;
 mod sources;
 mod tool_env;
 mod trim;
+mod wheel_fit;
 
 pub use errors::PythonBuildpackError;
 
@@ -112,6 +115,9 @@ impl Buildpack for PythonBuildpack {
                     "lib/python{}/site-packages",
                     candidate.version.minor_string()
                 ));
+                for warning in known_issues::installed(&site) {
+                    log::warning(&warning.message);
+                }
                 let env = tool_env
                     .clone()
                     .with_runtime(&runtime)
@@ -185,6 +191,12 @@ impl Buildpack for PythonBuildpack {
     }
 }
 
+/// What this buildpack can say about the app without building it (`slug doctor`): the known
+/// issues its `requirements.txt` pins.
+pub fn warnings(app_dir: &std::path::Path) -> Vec<slugc_diagnostics::Warning> {
+    known_issues::pinned(&pins::read(app_dir), &pins::listed(app_dir))
+}
+
 /// What the build reads from the app, read and parsed the way the build will: the version
 /// request, `pyproject.toml`, and the file that selects the installer.
 fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
@@ -227,7 +239,15 @@ fn resolve_python(
         ));
     }
     candidates.extend(sources::host_candidates(tool_env.get("PATH")));
-    if let Some(found) = python_version::select(&requested.request, &candidates, |c| c.version) {
+    let versions: Vec<_> = candidates.iter().map(|c| c.version).collect();
+    let request = wheel_fit::request(
+        &context.app_dir,
+        &requested.request,
+        &versions,
+        &context.target.arch,
+        &index_config::IndexConfig::read(tool_env),
+    );
+    if let Some(found) = python_version::select(&request, &candidates, |c| c.version) {
         return Ok(found.clone());
     }
     let mut available: Vec<_> = candidates
