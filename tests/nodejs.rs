@@ -871,6 +871,12 @@ fn end_of_life_node_is_refused_naming_the_supported_lines() {
         first.contains("supported lines ") && first.contains("24.x"),
         "{first}"
     );
+    // The one-line change, to the oldest line still maintained.
+    assert!(
+        first.contains("; the nearest supported line is ")
+            && first.contains(": change it to \"engines\": {\"node\": \""),
+        "{first}"
+    );
     assert!(!built.log.contains("Installing Node.js"), "{}", built.log);
     assert!(!built.slug.exists());
 }

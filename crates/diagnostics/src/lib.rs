@@ -50,17 +50,12 @@ impl fmt::Display for Warning {
 /// at column 0 (other buildpack lines are indented), so that they stand out.
 pub const PREFIX: &str = "warning: ";
 
-/// The sentence for an end-of-life runtime line, the same for every runtime: which line was
-/// asked for and where, the nearest supported one, and the one-line change.
-///
-/// `asked` is the request as written (`"0.12.x"`), `place` where it is written
-/// (`engines.node in package.json`), `nearest` the supported line to move to (`"22.x"`),
-/// `change` the edit (`"engines": {"node": "22.x"}`).
-pub fn end_of_life(runtime: &str, asked: &str, place: &str, nearest: &str, change: &str) -> String {
-    format!(
-        "{runtime} {asked} ({place}) is end-of-life; the nearest supported line is {nearest}: \
-         change it to {change}"
-    )
+/// The fix for an end-of-life runtime line, the same words for every runtime, to end the
+/// message that says which line was asked for and where: the nearest supported line and the
+/// one-line change. `nearest` is the line (`22.x`), `change` the line to write
+/// (`"engines": {"node": "22.x"}`).
+pub fn nearest_supported(nearest: &str, change: &str) -> String {
+    format!("the nearest supported line is {nearest}: change it to {change}")
 }
 
 #[cfg(test)]
@@ -77,17 +72,10 @@ mod tests {
     }
 
     #[test]
-    fn end_of_life_names_the_line_and_the_change() {
+    fn the_end_of_life_fix_names_the_line_and_the_change() {
         assert_eq!(
-            end_of_life(
-                "Node.js",
-                "\"0.12.x\"",
-                "engines.node in package.json",
-                "22.x",
-                "\"engines\": {\"node\": \"22.x\"}"
-            ),
-            "Node.js \"0.12.x\" (engines.node in package.json) is end-of-life; the nearest \
-             supported line is 22.x: change it to \"engines\": {\"node\": \"22.x\"}"
+            nearest_supported("22.x", "\"engines\": {\"node\": \"22.x\"}"),
+            "the nearest supported line is 22.x: change it to \"engines\": {\"node\": \"22.x\"}"
         );
     }
 }
