@@ -55,7 +55,10 @@ pub const DEFAULT_ORDER: &[&[(&str, bool)]] = &[
 /// buildpack reads only its own files (package.json, requirements.txt, the Procfile) and
 /// says nothing of an app it does not build.
 pub fn warnings(app_dir: &Path) -> Vec<slugc_diagnostics::Warning> {
-    BUILTINS.iter().flat_map(|b| (b.warnings)(app_dir)).collect()
+    BUILTINS
+        .iter()
+        .flat_map(|b| (b.warnings)(app_dir))
+        .collect()
 }
 
 pub fn find(id: &str) -> Option<&'static Builtin> {

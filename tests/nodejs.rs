@@ -551,7 +551,11 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
         built.log
     );
     // `tsc` runs in the build script, not at start: nothing to warn about.
-    assert!(!built.log.contains("only the devDependency"), "{}", built.log);
+    assert!(
+        !built.log.contains("only the devDependency"),
+        "{}",
+        built.log
+    );
     let files = listing(&built.slug);
     assert!(
         files
@@ -629,7 +633,11 @@ fn a_procfile_binary_of_a_pruned_dev_dependency_is_named_with_both_fixes() {
     // Warm: the pruned tree comes from the cache; the warning is the same.
     let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
     assert_built(&warm);
-    assert!(warm.log.contains(&format!("\n{expected}\n")), "{}", warm.log);
+    assert!(
+        warm.log.contains(&format!("\n{expected}\n")),
+        "{}",
+        warm.log
+    );
 
     // The fix it names works: tsx is kept, nothing is said, and web answers.
     let kept = slug_build(

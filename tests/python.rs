@@ -800,5 +800,9 @@ fn pinned_wheels_choose_the_newest_line_that_has_them_and_a_pinned_python_is_kep
     let built = slug_build(&pinned, &tmp.path().join("out2"), None, &[]);
     assert_built(&built);
     assert!(built.log.contains("Python 3.11."), "{}", built.log);
-    assert!(!built.log.contains("instead of the default"), "{}", built.log);
+    assert!(
+        !built.log.contains("instead of the default"),
+        "{}",
+        built.log
+    );
 }

@@ -975,7 +975,10 @@ fn slug_test_names_the_port_web_listens_on_instead_of_port() {
         .nth(1)
         .and_then(|r| r.split(' ').next())
         .unwrap();
-    assert!(warning.contains(&format!("not $PORT ({port})")), "{warning}");
+    assert!(
+        warning.contains(&format!("not $PORT ({port})")),
+        "{warning}"
+    );
     assert_eq!(
         world.processes(),
         Vec::<i32>::new(),

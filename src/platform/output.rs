@@ -64,9 +64,7 @@ pub struct Finished {
 /// (`warning: …`, see `slugc_diagnostics`) at column 0, so that a warning stands out.
 pub fn log_line(line: &str) {
     let mut err = std::io::stderr().lock();
-    if line.starts_with("----->")
-        || line.starts_with(slugc_diagnostics::PREFIX)
-        || line.is_empty()
+    if line.starts_with("----->") || line.starts_with(slugc_diagnostics::PREFIX) || line.is_empty()
     {
         let _ = writeln!(err, "{line}");
     } else {

@@ -85,16 +85,16 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
                 crate::say!("{warning}");
             }
             Err(SmokeError::NoAnswer {
-            app: app_dir.clone(),
-            port,
-            timeout: t.timeout.as_secs_f64(),
-            last: if last.is_empty() {
-                String::new()
-            } else {
-                format!(" (last: {last})")
-            },
-        }
-        .into())
+                app: app_dir.clone(),
+                port,
+                timeout: t.timeout.as_secs_f64(),
+                last: if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last: {last})")
+                },
+            }
+            .into())
         }
         Probe::Pending => Err(SmokeError::WebExited {
             app: app_dir.clone(),
@@ -175,9 +175,15 @@ fn web_instance(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Probe {
     Pending,
-    Answered { status: u16, millis: u128 },
+    Answered {
+        status: u16,
+        millis: u128,
+    },
     /// `listening`: the ports web's process tree listened on when time ran out.
-    TimedOut { last: String, listening: Vec<u16> },
+    TimedOut {
+        last: String,
+        listening: Vec<u16>,
+    },
 }
 
 /// Heroku's R10 with the port named: web never answered on `$PORT` but listens elsewhere.
@@ -249,7 +255,9 @@ fn spawn_probe(
             }
             if Instant::now() + RETRY >= deadline {
                 // Looked at before the stop, while web's processes still hold their sockets.
-                let listening = web_pid.map(super::sockets::listening_ports).unwrap_or_default();
+                let listening = web_pid
+                    .map(super::sockets::listening_ports)
+                    .unwrap_or_default();
                 if let Ok(mut r) = shared.lock() {
                     if *r == Probe::Pending {
                         *r = Probe::TimedOut { last, listening };
@@ -279,6 +287,8 @@ mod tests {
         assert!(wrong_port(5006, &[3000, 5006]).is_none());
         assert!(wrong_port(5006, &[]).is_none());
         let w = wrong_port(5006, &[3000, 8080]).unwrap();
-        assert!(w.message.starts_with("web process listens on ports 3000, 8080,"));
+        assert!(w
+            .message
+            .starts_with("web process listens on ports 3000, 8080,"));
     }
 }

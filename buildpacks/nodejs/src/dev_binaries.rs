@@ -299,8 +299,10 @@ mod tests {
     #[test]
     fn start_script_is_followed_and_binaries_with_other_names_found() {
         let dir = app(None);
-        let p = pj(r#"{"scripts":{"start":"NODE_ENV=production nest start && tsc -v"},
-                      "devDependencies":{"@nestjs/cli":"^10","typescript":"^5"}}"#);
+        let p = pj(
+            r#"{"scripts":{"start":"NODE_ENV=production nest start && tsc -v"},
+                      "devDependencies":{"@nestjs/cli":"^10","typescript":"^5"}}"#,
+        );
         let w = after_prune(
             dir.path(),
             &p,
@@ -337,9 +339,7 @@ mod tests {
     fn the_tree_before_the_prune_names_the_package() {
         let dir = app(Some("web: ./node_modules/.bin/ts-node-esm src/main.ts\n"));
         let p = pj(r#"{"devDependencies":{"ts-node":"^10"}}"#);
-        let before = Binaries(
-            [("ts-node-esm".to_string(), Some("ts-node".to_string()))].into(),
-        );
+        let before = Binaries([("ts-node-esm".to_string(), Some("ts-node".to_string()))].into());
         let w = after_prune(dir.path(), &p, None, &before, &Binaries::default());
         assert_eq!(w.len(), 1);
         assert!(w[0]
@@ -362,8 +362,14 @@ mod tests {
 
     #[test]
     fn words_of_commands() {
-        assert_eq!(binary_of(&["PORT=1", "exec", "tsx", "a.ts"]).as_deref(), Some("tsx"));
-        assert_eq!(binary_of(&["npx", "--yes", "nest", "start"]).as_deref(), Some("nest"));
+        assert_eq!(
+            binary_of(&["PORT=1", "exec", "tsx", "a.ts"]).as_deref(),
+            Some("tsx")
+        );
+        assert_eq!(
+            binary_of(&["npx", "--yes", "nest", "start"]).as_deref(),
+            Some("nest")
+        );
         assert_eq!(binary_of(&["A=1"]), None);
         assert_eq!(commands("a b && c; d | e").len(), 4);
     }

@@ -79,12 +79,16 @@ fn allows_a_supported_line(range: &Range, today: (i64, u32)) -> bool {
 /// The supported line to move to: the first one after the newest line `range` accepts (an
 /// upgrade by as little as possible), else the newest supported.
 fn nearest_line(range: &Range, supported: &[u64]) -> u64 {
-    let newest_asked = (0..=200).rev().find(|&m| {
-        Range::parse(format!("{m}.x")).is_ok_and(|line| range.allows_any(&line))
-    });
+    let newest_asked = (0..=200)
+        .rev()
+        .find(|&m| Range::parse(format!("{m}.x")).is_ok_and(|line| range.allows_any(&line)));
     let newest = supported.last().copied().unwrap_or(LTS_FALLBACK);
     match newest_asked {
-        Some(asked) => supported.iter().copied().find(|&m| m > asked).unwrap_or(newest),
+        Some(asked) => supported
+            .iter()
+            .copied()
+            .find(|&m| m > asked)
+            .unwrap_or(newest),
         None => newest,
     }
 }

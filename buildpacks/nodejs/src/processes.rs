@@ -22,7 +22,11 @@ pub fn launch(app_dir: &Path, package_json: &PackageJson, tool: Tool) -> Launch 
 
 /// The package manager's `start` when a start script exists, else `node server.js` /
 /// `node index.js`.
-pub fn default_web_command(app_dir: &Path, package_json: &PackageJson, tool: Tool) -> Option<String> {
+pub fn default_web_command(
+    app_dir: &Path,
+    package_json: &PackageJson,
+    tool: Tool,
+) -> Option<String> {
     if package_json.script("start").is_some() {
         return Some(tool.start_command());
     }

@@ -76,7 +76,9 @@ impl Index {
         let files = self.pages.get(&key).map(Vec::as_slice).unwrap_or_default();
         Ok(files
             .iter()
-            .filter(|f| wheel_release(f).is_some_and(|(n, v)| n == key && same_version(v, &pin.version)))
+            .filter(|f| {
+                wheel_release(f).is_some_and(|(n, v)| n == key && same_version(v, &pin.version))
+            })
             .cloned()
             .collect())
     }
@@ -154,7 +156,10 @@ fn wheel_release(file: &str) -> Option<(String, &str)> {
 
 fn same_version(a: &str, b: &str) -> bool {
     use std::str::FromStr;
-    match (pep440_rs::Version::from_str(a), pep440_rs::Version::from_str(b)) {
+    match (
+        pep440_rs::Version::from_str(a),
+        pep440_rs::Version::from_str(b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
@@ -216,7 +221,9 @@ fn fits(file: &str, line: Line, arch: &str) -> bool {
                 .strip_prefix("cp3")
                 .and_then(|m| m.parse::<u16>().ok())
                 .is_some_and(|m| line.0 == 3 && m <= line.1),
-            abi => *p == cp && (abi == cp || abi.strip_prefix(cp.as_str()).is_some_and(|r| r == "m")),
+            abi => {
+                *p == cp && (abi == cp || abi.strip_prefix(cp.as_str()).is_some_and(|r| r == "m"))
+            }
         };
         platform && python
     })
@@ -224,10 +231,7 @@ fn fits(file: &str, line: Line, arch: &str) -> bool {
 
 /// The pins that constrain (their release has wheels, none of them pure), each with its
 /// wheel files.
-fn constraining(
-    index: &mut Index,
-    pins: &[Pin],
-) -> Result<Vec<(Pin, Vec<String>)>, IndexError> {
+fn constraining(index: &mut Index, pins: &[Pin]) -> Result<Vec<(Pin, Vec<String>)>, IndexError> {
     let mut found = Vec::new();
     for pin in pins {
         let wheels = index.wheels(pin)?;
@@ -251,7 +255,12 @@ pub fn request(
         return request.clone();
     }
     let pins = crate::pins::read(app_dir);
-    let lines = lines_of(available.iter().copied().filter(python_version::is_supported));
+    let lines = lines_of(
+        available
+            .iter()
+            .copied()
+            .filter(python_version::is_supported),
+    );
     match fit(&pins, &lines, arch, &mut Index::new(config)) {
         Fit::Default => VersionRequest::Default,
         Fit::Line { line, warning } => {
@@ -350,7 +359,11 @@ fn decide(constraining: &[(Pin, Vec<String>)], lines: &[Line], arch: &str) -> Fi
                  the install builds {pronoun} from source; upgrade {pronoun} to a release with \
                  wheels for Python {}",
                 show(default),
-                lines.iter().map(|&l| show(l)).collect::<Vec<_>>().join(", "),
+                lines
+                    .iter()
+                    .map(|&l| show(l))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 show(default)
             ),
         )),
@@ -377,7 +390,11 @@ mod tests {
         let abi3 = "cryptography-42.0.0-cp39-abi3-manylinux_2_28_x86_64.whl";
         assert!(fits(abi3, (3, 13), "amd64"));
         assert!(!fits(abi3, (3, 8), "amd64"));
-        assert!(!fits("x-1-cp312-cp312-musllinux_1_1_x86_64.whl", (3, 12), "amd64"));
+        assert!(!fits(
+            "x-1-cp312-cp312-musllinux_1_1_x86_64.whl",
+            (3, 12),
+            "amd64"
+        ));
         assert!(!fits("x-1-cp312-cp312-win_amd64.whl", (3, 12), "amd64"));
         assert!(is_pure("gunicorn-20.1.0-py3-none-any.whl"));
         assert!(is_pure("six-1.16.0-py2.py3-none-any.whl"));
@@ -419,12 +436,14 @@ mod tests {
         };
         assert_eq!(line, (3, 11));
         // Wheels for the default: nothing to say.
-        assert_eq!(decide(&[orjson.clone()], &[(3, 12)], "amd64"), Fit::Default);
+        assert_eq!(decide(std::slice::from_ref(&orjson), &[(3, 12)], "amd64"), Fit::Default);
         // No line fits: the default stays, with a warning.
         let Fit::NoLine(w) = decide(&[orjson], &[(3, 13)], "amd64") else {
             panic!()
         };
-        assert!(w.message.starts_with("orjson==3.10.6 has no wheel for Python 3.13"));
+        assert!(w
+            .message
+            .starts_with("orjson==3.10.6 has no wheel for Python 3.13"));
     }
 
     #[test]
@@ -435,7 +454,12 @@ mod tests {
             ..IndexConfig::default()
         };
         let mut index = Index::new(&config);
-        let fit = fit(&[pin("orjson", "3.10.6")], &[(3, 13), (3, 12)], "amd64", &mut index);
+        let fit = fit(
+            &[pin("orjson", "3.10.6")],
+            &[(3, 13), (3, 12)],
+            "amd64",
+            &mut index,
+        );
         let Fit::Unchecked(note) = fit else {
             panic!("{fit:?}")
         };

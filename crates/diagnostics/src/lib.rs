@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn a_warning_is_one_line_starting_with_the_prefix() {
-        let w = Warning::new(Rule::WrongPort, "web listens on port 3000, not $PORT (5006)");
+        let w = Warning::new(
+            Rule::WrongPort,
+            "web listens on port 3000, not $PORT (5006)",
+        );
         assert_eq!(
             w.to_string(),
             "warning: web listens on port 3000, not $PORT (5006)"
