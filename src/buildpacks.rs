@@ -182,3 +182,29 @@ pub fn materialise(id: &str, dir: &Path, mode: BinMode) -> Result<PathBuf, Mater
     std::os::unix::fs::symlink("build", &detect).map_err(write_err(&detect))?;
     Ok(dir.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slugc_diagnostics::Rule;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+    }
+
+    /// `slug doctor`'s source: the same warnings as the build, without building.
+    #[test]
+    fn warnings_without_a_build_come_from_each_buildpack() {
+        let rules = |name: &str| -> Vec<Rule> {
+            warnings(&fixture(name)).iter().map(|w| w.rule).collect()
+        };
+        assert_eq!(rules("node-dev-binary-start"), [Rule::PrunedDevBinary]);
+        assert_eq!(rules("python-gunicorn-20"), [Rule::PythonKnownIssue]);
+        // tsc runs in the build script, not at start; gunicorn 23 needs no pkg_resources.
+        assert!(rules("node-typescript").is_empty());
+        assert!(rules("python-flask").is_empty());
+        assert!(rules("procfile-only").is_empty());
+    }
+}

@@ -137,16 +137,19 @@ impl Buildpack for NodejsBuildpack {
 
         web_env::write(&context)?;
         let launch = processes::launch(app_dir, &package_json, package_manager.tool);
-        let default_web =
-            processes::default_web_command(app_dir, &package_json, package_manager.tool);
-        for warning in dev_binaries::after_prune(
-            app_dir,
-            &package_json,
-            default_web.as_deref(),
-            &unpruned,
-            &dev_binaries::Binaries::read(&node_modules),
-        ) {
-            println!("{warning}");
+        // Only a prune removes binaries: with devDependencies kept there is nothing to say.
+        if plan.prune {
+            let default_web =
+                processes::default_web_command(app_dir, &package_json, package_manager.tool);
+            for warning in dev_binaries::after_prune(
+                app_dir,
+                &package_json,
+                default_web.as_deref(),
+                &unpruned,
+                &dev_binaries::Binaries::read(&node_modules),
+            ) {
+                println!("{warning}");
+            }
         }
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();
