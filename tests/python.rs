@@ -736,11 +736,14 @@ fn gunicorn_20_without_pkg_resources_is_named_and_the_named_fix_serves() {
     );
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(out.contains("No module named 'pkg_resources'"), "{out}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error: ") && l.contains("web exited")),
-        "{err}"
-    );
+    // Repeated just above the failure, after the build log.
+    let lines: Vec<&str> = err.lines().collect();
+    let error_at = lines
+        .iter()
+        .position(|l| l.starts_with("error: ") && l.contains("web exited"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(lines[error_at - 1], warning, "{err}");
+    assert_eq!(lines.iter().filter(|l| **l == warning).count(), 2, "{err}");
 
     // The first fix it names: setuptools<81 pinned. No warning, and web answers.
     let fixed = tmp.path().join("fixed");

@@ -74,6 +74,13 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
     let probe = spawn_probe(port, path.clone(), t.timeout, sup.pid(0), sup.sender());
     let code = sup.wait();
     let result = probe.lock().map(|p| p.clone()).unwrap_or(Probe::Pending);
+    if !matches!(result, Probe::Answered { .. }) {
+        // The build's warnings again, beside the failure they may explain (the build log
+        // is far above, before web's output).
+        for warning in crate::platform::output::warnings() {
+            crate::say!("{warning}");
+        }
+    }
     match result {
         Probe::Answered { status, millis } => Ok(Passed {
             status,

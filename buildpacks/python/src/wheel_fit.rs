@@ -20,6 +20,9 @@ use slugc_diagnostics::{Rule, Warning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The most of a project page read (bytes).
+const PAGE_CAP: u64 = 64 << 20;
+
 /// A Python line: `(major, minor)`.
 pub type Line = (u16, u16);
 
@@ -94,19 +97,31 @@ impl Index {
                 "Accept",
                 "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
             )
-            .call()
-            .map_err(|e| match e {
-                ureq::Error::Status(status, _) => IndexError::Status {
-                    url: url.clone(),
-                    status,
-                },
-                ureq::Error::Transport(t) => IndexError::Network {
-                    url: url.clone(),
-                    detail: t.to_string(),
-                },
-            })?;
+            .call();
+        // A project the index does not know (one from an extra index or `--find-links`)
+        // constrains nothing here; the install finds it where it is.
+        if let Err(ureq::Error::Status(404, _)) = response {
+            return Ok(Vec::new());
+        }
+        let response = response.map_err(|e| match e {
+            ureq::Error::Status(status, _) => IndexError::Status {
+                url: url.clone(),
+                status,
+            },
+            ureq::Error::Transport(t) => IndexError::Network {
+                url: url.clone(),
+                detail: t.to_string(),
+            },
+        })?;
         let json = response.content_type().contains("json");
-        let body = response.into_string().map_err(|e| IndexError::Body {
+        // Read whole, up to a cap: a big project's page (every release's files) is a few MB,
+        // over ureq's 10 MB `into_string` limit for some.
+        let mut body = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(response.into_reader(), PAGE_CAP),
+            &mut body,
+        )
+        .map_err(|e| IndexError::Body {
             url: url.clone(),
             detail: e.to_string(),
         })?;
@@ -436,7 +451,10 @@ mod tests {
         };
         assert_eq!(line, (3, 11));
         // Wheels for the default: nothing to say.
-        assert_eq!(decide(std::slice::from_ref(&orjson), &[(3, 12)], "amd64"), Fit::Default);
+        assert_eq!(
+            decide(std::slice::from_ref(&orjson), &[(3, 12)], "amd64"),
+            Fit::Default
+        );
         // No line fits: the default stays, with a warning.
         let Fit::NoLine(w) = decide(&[orjson], &[(3, 13)], "amd64") else {
             panic!()
