@@ -777,7 +777,10 @@ fn pinned_wheels_choose_the_newest_line_that_has_them_and_a_pinned_python_is_kep
             && warning.ends_with("pin it with a .python-version file holding `3.12`"),
         "{warning}"
     );
-    assert!(err.contains("Python 3.12."), "{err}");
+    assert!(
+        err.contains("Python 3.12.") && err.contains("(requested by the app's pinned wheels"),
+        "{err}"
+    );
     assert!(
         out.contains("slug test: PASS: web answered HTTP 200 on / after "),
         "{out}"

@@ -89,10 +89,15 @@ impl Buildpack for PythonBuildpack {
             lockfiles::check(&app_dir, pm)?;
         }
 
-        let candidate = resolve_python(&context, &requested, &tool_env)?;
+        let (candidate, fitted) = resolve_python(&context, &requested, &tool_env)?;
+        let origin = if fitted {
+            "the app's pinned wheels, see the warning above".to_string()
+        } else {
+            requested.origin.to_string()
+        };
         log::info(format!(
-            "Python {} (requested by {})",
-            candidate.version, requested.origin
+            "Python {} (requested by {origin})",
+            candidate.version
         ));
         // The uv download (cold builds only) overlaps the runtime's installation.
         let uv_prefetch = package_manager.and_then(|_| {
@@ -216,12 +221,13 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
 }
 
 /// Pick the newest available Python satisfying the request: the mirror's archives first,
-/// then the host's interpreters. The log says which one serves.
+/// then the host's interpreters. The log says which one serves. `true` with it: the default
+/// was replaced by the line that fits the app's pinned wheels (`wheel_fit`).
 fn resolve_python(
     context: &BuildContext<PythonBuildpack>,
     requested: &RequestedVersion,
     tool_env: &ToolEnv,
-) -> Result<Candidate, PythonBuildpackError> {
+) -> Result<(Candidate, bool), PythonBuildpackError> {
     let mirror = tool_env
         .get("SLUGC_PYTHON_MIRROR")
         .filter(|m| !m.is_empty())
@@ -248,7 +254,7 @@ fn resolve_python(
         &index_config::IndexConfig::read(tool_env),
     );
     if let Some(found) = python_version::select(&request, &candidates, |c| c.version) {
-        return Ok(found.clone());
+        return Ok((found.clone(), request != requested.request));
     }
     let mut available: Vec<_> = candidates
         .iter()
