@@ -190,17 +190,20 @@ fn processes(app_dir: &Path, default_web: Option<&str>) -> Vec<Process> {
 fn binaries_run(process: &Process, package_json: &PackageJson) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for words in commands(&process.command) {
-        match script_named(&words).and_then(|s| package_json.script(s).map(|c| (s, c))) {
+        let words: Vec<&str> = words.into_iter().skip_while(|w| is_assignment(w)).collect();
+        match script_named(&words, package_json)
+            .and_then(|s| package_json.script(s).map(|c| (s, c)))
+        {
             Some((script, command)) => {
                 let source = format!("{}, scripts.{script} in package.json", process.source);
                 for inner in commands(command) {
-                    if let Some(binary) = binary_of(&inner) {
+                    if let Some(binary) = binary_of(tool_run(&inner)) {
                         found.push((binary, source.clone()));
                     }
                 }
             }
             None => {
-                if let Some(binary) = binary_of(&words) {
+                if let Some(binary) = binary_of(tool_run(&words)) {
                     found.push((binary, process.source.clone()));
                 }
             }
@@ -209,13 +212,25 @@ fn binaries_run(process: &Process, package_json: &PackageJson) -> Vec<(String, S
     found
 }
 
-/// `npm start`, `npm run start`, `yarn start`, `yarn run build`, `pnpm start`, `pnpm run x`
-/// (any of the three runs any app's scripts): the script's name.
-fn script_named<'a>(words: &[&'a str]) -> Option<&'a str> {
+/// `npm start`, `npm run start`, `yarn start`, `yarn run build`, `pnpm start`, `pnpm run x`,
+/// and Yarn's and pnpm's `yarn x` for a script x (any of the three runs any app's scripts):
+/// the script's name.
+fn script_named<'a>(words: &[&'a str], package_json: &PackageJson) -> Option<&'a str> {
     match words {
         ["npm" | "yarn" | "pnpm", "start", ..] => Some("start"),
         ["npm" | "yarn" | "pnpm", "run" | "run-script", script, ..] => Some(script),
+        ["yarn" | "pnpm", script, ..] if package_json.script(script).is_some() => Some(script),
         _ => None,
+    }
+}
+
+/// The words of the binary a package manager runs: `npm exec tsx …`, `pnpm exec tsx …`,
+/// `yarn tsx …` and `pnpm tsx …` (not a script: a binary of `node_modules/.bin`).
+fn tool_run<'a, 'b>(words: &'b [&'a str]) -> &'b [&'a str] {
+    match words {
+        ["npm" | "yarn" | "pnpm", "exec", rest @ ..] => rest,
+        ["yarn" | "pnpm", first, ..] if !first.starts_with('-') => &words[1..],
+        _ => words,
     }
 }
 
@@ -358,6 +373,31 @@ mod tests {
             Some("@nestjs/cli")
         );
         assert_eq!(package_of_link(Path::new("/abs/x")), None);
+    }
+
+    #[test]
+    fn package_managers_run_binaries_and_scripts() {
+        let dir = app(Some(
+            "web: NODE_ENV=production yarn serve\nworker: pnpm exec tsx w.ts\n",
+        ));
+        let p = pj(r#"{"scripts":{"serve":"ts-node src/main.ts"},
+                      "devDependencies":{"ts-node":"^10","tsx":"^4"}}"#);
+        let none = Binaries::default();
+        let w: Vec<String> = after_prune(dir.path(), &p, None, &none, &none)
+            .into_iter()
+            .map(|w| w.message)
+            .collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "the web process (Procfile, scripts.serve in package.json) runs `ts-node`"
+            ),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("the worker process (Procfile) runs `tsx`"),
+            "{w:?}"
+        );
     }
 
     #[test]
