@@ -20,6 +20,9 @@ use slugc_diagnostics::{Rule, Warning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// Project pages asked for at once.
+const PARALLEL: usize = 8;
+
 /// The most of a project page read (bytes).
 const PAGE_CAP: u64 = 64 << 20;
 
@@ -69,7 +72,37 @@ impl Index {
         }
     }
 
-    /// The wheel files of `pin`'s release, and whether the release has files at all.
+    /// Ask for the project pages of `pins` not asked yet, a few at a time: an app pins tens
+    /// of packages, and each answer is a round trip and up to a few MB. The first failure is
+    /// returned (the check then does not run at all).
+    fn prefetch(&mut self, pins: &[Pin]) -> Result<(), IndexError> {
+        let wanted: BTreeSet<String> = pins
+            .iter()
+            .map(Pin::key)
+            .filter(|k| !self.pages.contains_key(k))
+            .collect();
+        let queue = std::sync::Mutex::new(wanted.into_iter().collect::<Vec<_>>());
+        let done = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL {
+                scope.spawn(|| loop {
+                    let Some(key) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                        return;
+                    };
+                    let files = self.project_files(&key);
+                    if let Ok(mut d) = done.lock() {
+                        d.push((key, files));
+                    }
+                });
+            }
+        });
+        for (key, files) in done.into_inner().unwrap_or_default() {
+            self.pages.insert(key, files?);
+        }
+        Ok(())
+    }
+
+    /// The wheel files of `pin`'s release.
     fn wheels(&mut self, pin: &Pin) -> Result<Vec<String>, IndexError> {
         let key = pin.key();
         if !self.pages.contains_key(&key) {
@@ -247,6 +280,7 @@ fn fits(file: &str, line: Line, arch: &str) -> bool {
 /// The pins that constrain (their release has wheels, none of them pure), each with its
 /// wheel files.
 fn constraining(index: &mut Index, pins: &[Pin]) -> Result<Vec<(Pin, Vec<String>)>, IndexError> {
+    index.prefetch(pins)?;
     let mut found = Vec::new();
     for pin in pins {
         let wheels = index.wheels(pin)?;
@@ -486,6 +520,53 @@ mod tests {
                 && note.ends_with("keeping the default Python 3.13"),
             "{note}"
         );
+    }
+
+    /// Against the real index (PyPI, or the one this machine's pip is configured for).
+    #[test]
+    fn the_index_lists_the_files_of_each_pinned_release() {
+        let mut env = crate::tool_env::ToolEnv::default();
+        if let Ok(url) = std::env::var("PIP_INDEX_URL") {
+            env.set("PIP_INDEX_URL", &url);
+        }
+        let mut index = Index::new(&IndexConfig::read(&env));
+        let pins = [
+            pin("orjson", "3.10.6"),
+            pin("gunicorn", "20.1.0"),
+            pin("Flask", "2.0.3"),
+        ];
+        let found = constraining(&mut index, &pins).unwrap();
+        // gunicorn and Flask have pure wheels: only orjson constrains.
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (orjson, wheels) = &found[0];
+        assert_eq!(orjson.name, "orjson");
+        assert!(
+            wheels.iter().all(|w| w.starts_with("orjson-3.10.6-")),
+            "{wheels:?}"
+        );
+        assert!(
+            wheels.iter().any(|w| fits(w, (3, 12), "amd64")),
+            "{wheels:?}"
+        );
+        assert!(
+            !wheels.iter().any(|w| fits(w, (3, 13), "amd64")),
+            "{wheels:?}"
+        );
+        assert_eq!(
+            decide(&found, &[(3, 13), (3, 12)], "amd64"),
+            Fit::Line {
+                line: (3, 12),
+                warning: Warning::new(
+                    Rule::PythonWheelFit,
+                    "Python 3.12 instead of the default 3.13: orjson==3.10.6 has no wheel for \
+                     Python 3.13 (the install would build it from source), and Python 3.12 has \
+                     wheels for every pinned package; pin it with a .python-version file \
+                     holding `3.12`"
+                )
+            }
+        );
+        // One page per package for the build.
+        assert_eq!(index.pages.len(), 3);
     }
 
     #[test]
