@@ -18,6 +18,8 @@ pub struct Builtin {
     /// The `buildpack.toml` written when the buildpack is materialised.
     pub descriptor: &'static str,
     run: fn(),
+    /// What the buildpack can warn about without a build (see [`warnings`]).
+    warnings: fn(&Path) -> Vec<slugc_diagnostics::Warning>,
 }
 
 pub const BUILTINS: &[Builtin] = &[
@@ -25,16 +27,19 @@ pub const BUILTINS: &[Builtin] = &[
         id: "slugc/python",
         descriptor: slugc_python::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&slugc_python::PythonBuildpack),
+        warnings: slugc_python::warnings,
     },
     Builtin {
         id: "slugc/nodejs",
         descriptor: slugc_nodejs::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&slugc_nodejs::NodejsBuildpack),
+        warnings: slugc_nodejs::warnings,
     },
     Builtin {
         id: "slugc/procfile",
         descriptor: procfile::BUILDPACK_TOML,
         run: || libcnb::libcnb_runtime(&procfile::ProcfileBuildpack),
+        warnings: |_| Vec::new(),
     },
 ];
 
@@ -45,6 +50,25 @@ pub const DEFAULT_ORDER: &[&[(&str, bool)]] = &[
     &[("slugc/nodejs", false), ("slugc/procfile", true)],
     &[("slugc/procfile", false)],
 ];
+
+/// The warnings that need no build, from every built-in buildpack, for `slug doctor`: each
+/// buildpack reads only its own files (package.json, requirements.txt, the Procfile) and
+/// says nothing of an app it does not build.
+pub fn warnings(app_dir: &Path) -> Vec<slugc_diagnostics::Warning> {
+    BUILTINS
+        .iter()
+        .flat_map(|b| (b.warnings)(app_dir))
+        .collect()
+}
+
+/// [`warnings`] of the built-ins among `ids` (a detected group's buildpacks) only.
+pub fn warnings_of(app_dir: &Path, ids: &[&str]) -> Vec<slugc_diagnostics::Warning> {
+    BUILTINS
+        .iter()
+        .filter(|b| ids.contains(&b.id))
+        .flat_map(|b| (b.warnings)(app_dir))
+        .collect()
+}
 
 pub fn find(id: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.id == id)
@@ -166,4 +190,29 @@ pub fn materialise(id: &str, dir: &Path, mode: BinMode) -> Result<PathBuf, Mater
     }
     std::os::unix::fs::symlink("build", &detect).map_err(write_err(&detect))?;
     Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slugc_diagnostics::Rule;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+    }
+
+    /// `slug doctor`'s source: the same warnings as the build, without building.
+    #[test]
+    fn warnings_without_a_build_come_from_each_buildpack() {
+        let rules =
+            |name: &str| -> Vec<Rule> { warnings(&fixture(name)).iter().map(|w| w.rule).collect() };
+        assert_eq!(rules("node-dev-binary-start"), [Rule::PrunedDevBinary]);
+        assert_eq!(rules("python-gunicorn-20"), [Rule::PythonKnownIssue]);
+        // tsc runs in the build script, not at start; gunicorn 23 needs no pkg_resources.
+        assert!(rules("node-typescript").is_empty());
+        assert!(rules("python-flask").is_empty());
+        assert!(rules("procfile-only").is_empty());
+    }
 }

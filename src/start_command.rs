@@ -16,7 +16,8 @@
 use crate::platform::detect::Detected;
 use crate::platform::launch::Processes;
 use crate::procfile::Procfile;
-use slugc_start::{Inference, Inferred, Warning};
+use slugc_diagnostics::{Rule, Warning};
+use slugc_start::{Inference, Inferred};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -34,7 +35,7 @@ pub fn apply_platform_files(
 ) {
     let found = slugc_start::platform::infer(app_dir);
     for warning in &found.warnings {
-        crate::say!(" !     Warning: {warning}");
+        crate::say!("{}", start_warning(warning));
     }
     if procfile_web(procfile) {
         if let Some(web) = found.web() {
@@ -77,7 +78,8 @@ pub fn explain(app_dir: &Path, detected: &Detected) -> Explained {
         let (declared, _) = slugc_start::deps::declared(app_dir);
         let has = slugc_start::python::declared_programs(&declared);
         let outcome = slugc_start::python::web(app_dir, &has);
-        out.warnings.extend(outcome.warnings);
+        out.warnings
+            .extend(outcome.warnings.iter().map(start_warning));
         out.notes.extend(outcome.notes);
         if let Some(web) = outcome.web {
             by_type.insert(web.process_type.clone(), tagged("slugc/python", web));
@@ -97,7 +99,7 @@ pub fn explain(app_dir: &Path, detected: &Detected) -> Explained {
                     by_type.insert(web.process_type.clone(), tagged("slugc/nodejs", web));
                 }
             }
-            Err(w) => out.warnings.push(w),
+            Err(w) => out.warnings.push(start_warning(&w)),
         }
     }
 
@@ -107,7 +109,7 @@ pub fn explain(app_dir: &Path, detected: &Detected) -> Explained {
         unused,
         warnings,
     } = slugc_start::platform::infer(app_dir);
-    out.warnings.extend(warnings);
+    out.warnings.extend(warnings.iter().map(start_warning));
     out.unused.extend(unused);
     if procfile_web(procfile.as_ref()) {
         out.unused.extend(platform);
@@ -139,9 +141,16 @@ fn tagged(id: &str, mut web: Inferred) -> Inferred {
     web
 }
 
-/// Checks of the app that need no build, each a warning that names the file and the fix.
-/// This is where static diagnostics plug in (pruned devDependency binaries, runtime and
-/// dependency rules): each returns `Vec<Warning>` for the app and its detected group.
-pub fn static_warnings(_app_dir: &Path, _detected: &Detected) -> Vec<Warning> {
-    Vec::new()
+/// A start-command rule's warning (a platform file that could not be used), as every
+/// warning is shown: `warning: <file>: <why>`.
+fn start_warning(w: &slugc_start::Warning) -> Warning {
+    Warning::new(Rule::StartCommand, w.to_string())
+}
+
+/// Checks of the app that need no build, each a warning that names the file and the fix:
+/// those of the detected group's built-in buildpacks (pruned devDependency binaries, the
+/// Python table of known issues).
+pub fn static_warnings(app_dir: &Path, detected: &Detected) -> Vec<Warning> {
+    let ids: Vec<&str> = detected.group.iter().map(|bp| bp.id.as_str()).collect();
+    crate::buildpacks::warnings_of(app_dir, &ids)
 }

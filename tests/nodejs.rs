@@ -550,6 +550,12 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
         "{}",
         built.log
     );
+    // `tsc` runs in the build script, not at start: nothing to warn about.
+    assert!(
+        !built.log.contains("only the devDependency"),
+        "{}",
+        built.log
+    );
     let files = listing(&built.slug);
     assert!(
         files
@@ -615,6 +621,52 @@ fn typescript_is_compiled_and_dev_dependencies_are_pruned() {
         .iter()
         .any(|f| f.contains("modules/node_modules/typescript/")));
     assert!(!kept.manifest.to_string().contains("NPM_CONFIG_PRODUCTION"));
+}
+
+#[test]
+fn a_procfile_binary_of_a_pruned_dev_dependency_is_named_with_both_fixes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let app = fixture("node-dev-binary-start");
+    let expected = "warning: the web process (Procfile) runs `tsx`, which only the devDependency \
+                    tsx provides, and devDependencies are pruned from the slug: move tsx to \
+                    \"dependencies\" in package.json, or set the config var \
+                    NPM_CONFIG_PRODUCTION=false to keep devDependencies";
+    let built = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+    assert_built(&built);
+    // At column 0, after the prune that removed it.
+    let pruned_at = built.log.find("Pruning devDependencies").unwrap();
+    let warned_at = built
+        .log
+        .find(&format!("\n{expected}\n"))
+        .unwrap_or_else(|| panic!("{}", built.log));
+    assert!(warned_at > pruned_at, "{}", built.log);
+    assert!(!listing(&built.slug)
+        .iter()
+        .any(|f| f.contains("node_modules/.bin/tsx")));
+
+    // Warm: the pruned tree comes from the cache; the warning is the same.
+    let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+    assert_built(&warm);
+    assert!(
+        warm.log.contains(&format!("\n{expected}\n")),
+        "{}",
+        warm.log
+    );
+
+    // The fix it names works: tsx is kept, nothing is said, and web answers.
+    let kept = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &cache,
+        &["--env", "NPM_CONFIG_PRODUCTION=false"],
+    );
+    assert_built(&kept);
+    assert!(!kept.log.contains("only the devDependency"), "{}", kept.log);
+    assert_ok(
+        &serve(&kept, &tmp.path().join("run")),
+        "hello from tsx (NODE_ENV=production)",
+    );
 }
 
 #[test]
@@ -877,6 +929,12 @@ fn end_of_life_node_is_refused_naming_the_supported_lines() {
     // 24 is maintained until April 2028.
     assert!(
         first.contains("supported lines ") && first.contains("24.x"),
+        "{first}"
+    );
+    // The one-line change, to the oldest line still maintained.
+    assert!(
+        first.contains("; the nearest supported line is ")
+            && first.contains(": change it to \"engines\": {\"node\": \""),
         "{first}"
     );
     assert!(!built.log.contains("Installing Node.js"), "{}", built.log);

@@ -28,6 +28,28 @@ fn slug_build(app: &Path, out: &Path, cache: Option<&Path>, env: &[(&str, &str)]
     Built::new(output, out, log)
 }
 
+/// `slug test APP` with its own cache and store under `tmp`: its exit code, stdout, stderr.
+fn slug_test(app: &Path, tmp: &Path) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+        .arg("test")
+        .arg(app)
+        .arg("--store")
+        .arg(tmp.join("store"))
+        .args(["--timeout", "60", "--stop-timeout", "2", "--color", "never"])
+        .env("XDG_CACHE_HOME", tmp.join("cache"))
+        .env("XDG_DATA_HOME", tmp.join("data"))
+        .env_remove("PYTHONHOME")
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("slug runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -1027,6 +1049,94 @@ fn runtime_txt_beside_python_version_is_refused() {
         built.log.contains(
             ".python-version already asks for \"3.12\", and it is what counts: delete runtime.txt."
         ),
+#[test]
+fn gunicorn_20_without_pkg_resources_is_named_and_the_named_fix_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fixture("python-gunicorn-20");
+    let (code, out, err) = slug_test(&app, tmp.path());
+    // It builds, with the warning at column 0 naming both fixes; web then fails to import.
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: gunicorn 20.1.0 imports pkg_resources"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(
+        warning.contains("add `setuptools<81` to requirements.txt, or upgrade gunicorn"),
+        "{warning}"
+    );
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.contains("No module named 'pkg_resources'"), "{out}");
+    // Repeated just above the failure, after the build log.
+    let lines: Vec<&str> = err.lines().collect();
+    let error_at = lines
+        .iter()
+        .position(|l| l.starts_with("error: ") && l.contains("web exited"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(lines[error_at - 1], warning, "{err}");
+    assert_eq!(lines.iter().filter(|l| **l == warning).count(), 2, "{err}");
+
+    // The first fix it names: setuptools<81 pinned. No warning, and web answers.
+    let fixed = tmp.path().join("fixed");
+    copy_dir(&app, &fixed);
+    let mut requirements = std::fs::read_to_string(fixed.join("requirements.txt")).unwrap();
+    requirements.push_str("setuptools<81\n");
+    std::fs::write(fixed.join("requirements.txt"), requirements).unwrap();
+    let (code, out, err) = slug_test(&fixed, &tmp.path().join("second"));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(!err.contains("imports pkg_resources"), "{err}");
+    assert!(
+        out.contains("slug test: PASS: web answered HTTP 200 on / after "),
+        "{out}"
+    );
+}
+
+#[test]
+fn pinned_wheels_choose_the_newest_line_that_has_them_and_a_pinned_python_is_kept() {
+    // The machines this runs on have Python 3.11, 3.12 and a newer default (pyenv); orjson
+    // 3.10.6 has wheels up to cp312.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fixture("python-pinned-wheels");
+    let (code, out, err) = slug_test(&app, tmp.path());
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: Python 3.12 instead of the default "))
+        .unwrap_or_else(|| panic!("no line saying why:\n{err}"));
+    assert!(
+        warning.contains("orjson==3.10.6 has no wheel for Python 3.1")
+            && warning.ends_with("pin it with a .python-version file holding `3.12`"),
+        "{warning}"
+    );
+    assert!(
+        err.contains("Python 3.12.") && err.contains("(requested by the app's pinned wheels"),
+        "{err}"
+    );
+    assert!(
+        out.contains("slug test: PASS: web answered HTTP 200 on / after "),
+        "{out}"
+    );
+
+    // The slug serves on 3.12 elsewhere, and orjson imports there.
+    let built = slug_build(&app, &tmp.path().join("out"), None, &[]);
+    assert_built(&built);
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    let port = free_port();
+    let _running = run_in_slug(&root, "python server.py", port);
+    let response = support::http_response(port);
+    assert!(
+        response.contains(r#"{"python":"3.12","orjson":"3.10.6"}"#),
+        "{response}"
+    );
+
+    // A pinned Python is never overridden, and then nothing is said.
+    let pinned = tmp.path().join("pinned");
+    copy_dir(&app, &pinned);
+    std::fs::write(pinned.join(".python-version"), "3.11\n").unwrap();
+    let built = slug_build(&pinned, &tmp.path().join("out2"), None, &[]);
+    assert_built(&built);
+    assert!(built.log.contains("Python 3.11."), "{}", built.log);
+    assert!(
+        !built.log.contains("instead of the default"),
         "{}",
         built.log
     );

@@ -938,6 +938,72 @@ fn slug_test_fails_clearly_when_web_never_listens() {
     );
     assert!(out.contains("but it never binds"), "{out}");
     assert!(!out.contains("PASS"), "{out}");
+    assert!(!err.contains("warning: web process listens"), "{err}");
+    assert_eq!(
+        world.processes(),
+        Vec::<i32>::new(),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn slug_test_names_the_port_web_listens_on_instead_of_port() {
+    let world = World::new();
+    let app = fixture("run-hardcoded-port");
+    // A port nobody holds now, for the app to "hard-code".
+    let hard = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, out, err) = slug_test(
+        &world,
+        &app,
+        &[
+            "--timeout",
+            "5",
+            "--stop-timeout",
+            "2",
+            "--env",
+            &format!("LISTEN_PORT={hard}"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    // The app printed that it listens: the probe's look at its sockets came after.
+    assert!(
+        out.contains(&format!("web.1  | listening on {hard}")),
+        "{out}"
+    );
+    let warning = err
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "warning: web process listens on port {hard}, not $PORT ("
+            ))
+        })
+        .unwrap_or_else(|| panic!("no R10 warning:\n{err}"));
+    assert!(
+        warning.contains("R10") && warning.contains("PORT environment variable"),
+        "{warning}"
+    );
+    let error = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "error: {}: web did not answer HTTP on port ",
+            app.display()
+        )),
+        "{err}"
+    );
+    // $PORT in the warning is the port the error names.
+    let port = error
+        .split("on port ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    assert!(
+        warning.contains(&format!("not $PORT ({port})")),
+        "{warning}"
+    );
     assert_eq!(
         world.processes(),
         Vec::<i32>::new(),

@@ -277,3 +277,40 @@ fn doctor_warns_about_a_malformed_render_yaml_and_still_explains() {
         "{warning}"
     );
 }
+
+/// `slug doctor` and `slug detect --json` show, without building, the warnings the detected
+/// built-ins can give from the source: a Procfile binary only a pruned devDependency
+/// provides, a pinned gunicorn that needs `pkg_resources`.
+#[test]
+fn doctor_shows_the_built_ins_warnings_without_building() {
+    for (name, rule, words) in [
+        (
+            "node-dev-binary-start",
+            "pruned-dev-binary",
+            "NPM_CONFIG_PRODUCTION=false",
+        ),
+        ("python-gunicorn-20", "python-known-issue", "setuptools<81"),
+    ] {
+        let detected = detect_json(&fixture(name));
+        let warnings = detected["warnings"].as_array().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w["rule"] == rule && w["message"].as_str().unwrap().contains(words)),
+            "{name}: {detected}"
+        );
+        let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+            .arg("doctor")
+            .arg(fixture(name))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(
+            stdout(&output)
+                .lines()
+                .any(|l| l.starts_with("warning: ") && l.contains(words)),
+            "{name}: {}",
+            stdout(&output)
+        );
+    }
+}

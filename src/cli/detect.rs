@@ -100,7 +100,7 @@ fn print_explanation(explained: &Explained) {
     } else {
         println!("-----> Warnings");
         for w in &explained.warnings {
-            println!("warning: {w}");
+            println!("{w}");
         }
     }
 }

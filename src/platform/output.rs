@@ -1,8 +1,9 @@
 //! Running a buildpack executable with its output shown Heroku style: header lines
-//! (`-----> ...`) as they are, every other line indented by 7 spaces, all on stderr (stdout is
-//! kept for `--json`). The last lines are kept for error messages. Every line is scrubbed
-//! first: URL credentials and the config vars' values never reach the log. Each executable
-//! runs under a guard that ends its whole process tree with it (`process`).
+//! (`-----> ...`) and warnings (`warning: ...`) as they are, every other line indented by 7
+//! spaces, all on stderr (stdout is kept for `--json`). The last lines are kept for error
+//! messages. Every line is scrubbed first: URL credentials and the config vars' values never
+//! reach the log. Each executable runs under a guard that ends its whole process tree with it
+//! (`process`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -59,10 +60,26 @@ pub struct Finished {
     pub stdout: String,
 }
 
-/// Print one log line the way the build log shows buildpack output.
+/// The warning lines the buildpacks printed in this process, in order (`slug test` shows them
+/// again beside a failure they may explain).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The warning lines printed so far by buildpacks in this process.
+pub fn warnings() -> Vec<String> {
+    WARNINGS.lock().map(|w| w.clone()).unwrap_or_default()
+}
+
+/// Print one log line the way the build log shows buildpack output: headers and warnings
+/// (`warning: …`, see `slugc_diagnostics`) at column 0, so that a warning stands out.
 pub fn log_line(line: &str) {
+    let warning = line.starts_with(slugc_diagnostics::PREFIX);
+    if warning {
+        if let Ok(mut w) = WARNINGS.lock() {
+            w.push(line.to_string());
+        }
+    }
     let mut err = std::io::stderr().lock();
-    if line.starts_with("----->") || line.is_empty() {
+    if line.starts_with("----->") || warning || line.is_empty() {
         let _ = writeln!(err, "{line}");
     } else {
         let _ = writeln!(err, "{INDENT}{line}");

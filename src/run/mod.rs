@@ -4,12 +4,14 @@
 //! The slug is found, verified and unpacked by `slug_format::reader`, the `--env-file`s read
 //! by `config_vars`; then one module per step: `dyno` (the environment and launch script),
 //! `formation` (types, counts, ports), `supervise` (processes, signals, shutdown),
-//! `output` (prefixed lines), `smoke` (`slug test`).
+//! `output` (prefixed lines), `smoke` (`slug test`), `sockets` (the ports a process tree
+//! listens on).
 
 pub mod dyno;
 pub mod formation;
 pub mod output;
 pub mod smoke;
+pub mod sockets;
 pub mod supervise;
 
 use crate::config_vars;

@@ -71,26 +71,38 @@ pub fn test(t: &Test) -> Result<Passed, RunError> {
     } else {
         format!("/{}", t.path)
     };
-    let probe = spawn_probe(port, path.clone(), t.timeout, sup.sender());
+    let probe = spawn_probe(port, path.clone(), t.timeout, sup.pid(0), sup.sender());
     let code = sup.wait();
     let result = probe.lock().map(|p| p.clone()).unwrap_or(Probe::Pending);
+    if !matches!(result, Probe::Answered { .. }) {
+        // The build's warnings again, beside the failure they may explain (the build log
+        // is far above, before web's output).
+        for warning in crate::platform::output::warnings() {
+            crate::say!("{warning}");
+        }
+    }
     match result {
         Probe::Answered { status, millis } => Ok(Passed {
             status,
             millis,
             path,
         }),
-        Probe::TimedOut { last } => Err(SmokeError::NoAnswer {
-            app: app_dir.clone(),
-            port,
-            timeout: t.timeout.as_secs_f64(),
-            last: if last.is_empty() {
-                String::new()
-            } else {
-                format!(" (last: {last})")
-            },
+        Probe::TimedOut { last, listening } => {
+            if let Some(warning) = wrong_port(port, &listening) {
+                crate::say!("{warning}");
+            }
+            Err(SmokeError::NoAnswer {
+                app: app_dir.clone(),
+                port,
+                timeout: t.timeout.as_secs_f64(),
+                last: if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last: {last})")
+                },
+            }
+            .into())
         }
-        .into()),
         Probe::Pending => Err(SmokeError::WebExited {
             app: app_dir.clone(),
             port,
@@ -170,16 +182,48 @@ fn web_instance(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Probe {
     Pending,
-    Answered { status: u16, millis: u128 },
-    TimedOut { last: String },
+    Answered {
+        status: u16,
+        millis: u128,
+    },
+    /// `listening`: the ports web's process tree listened on when time ran out.
+    TimedOut {
+        last: String,
+        listening: Vec<u16>,
+    },
+}
+
+/// Heroku's R10 with the port named: web never answered on `$PORT` but listens elsewhere.
+/// Heroku stops such a dyno after its boot timeout; the fix is in the app's start command or
+/// code, which only the user may change.
+fn wrong_port(port: u16, listening: &[u16]) -> Option<slugc_diagnostics::Warning> {
+    if listening.is_empty() || listening.contains(&port) {
+        return None;
+    }
+    let ports: Vec<String> = listening.iter().map(u16::to_string).collect();
+    let (noun, ports) = match ports.as_slice() {
+        [one] => ("port", one.clone()),
+        many => ("ports", many.join(", ")),
+    };
+    Some(slugc_diagnostics::Warning::new(
+        slugc_diagnostics::Rule::WrongPort,
+        format!(
+            "web process listens on {noun} {ports}, not $PORT ({port}): Heroku stops it with \
+             R10 (boot timeout); make it bind 0.0.0.0 on the port in the PORT environment \
+             variable (a `--port $PORT` flag in the Procfile, or `process.env.PORT` / \
+             `os.environ[\"PORT\"]` in the code)"
+        ),
+    ))
 }
 
 /// Poll `http://127.0.0.1:PORT{path}` until a 2xx/3xx answer or the timeout; record the
-/// result and ask the supervisor to stop (code 0 on success, 1 otherwise).
+/// result and ask the supervisor to stop (code 0 on success, 1 otherwise). On a timeout, also
+/// the ports `web_pid`'s tree listens on.
 fn spawn_probe(
     port: u16,
     path: String,
     timeout: Duration,
+    web_pid: Option<i32>,
     stop: Sender<Event>,
 ) -> Arc<Mutex<Probe>> {
     let result = Arc::new(Mutex::new(Probe::Pending));
@@ -217,9 +261,13 @@ fn spawn_probe(
                 last = format!("HTTP {status}");
             }
             if Instant::now() + RETRY >= deadline {
+                // Looked at before the stop, while web's processes still hold their sockets.
+                let listening = web_pid
+                    .map(super::sockets::listening_ports)
+                    .unwrap_or_default();
                 if let Ok(mut r) = shared.lock() {
                     if *r == Probe::Pending {
-                        *r = Probe::TimedOut { last };
+                        *r = Probe::TimedOut { last, listening };
                     }
                 }
                 let _ = stop.send(Event::Stop { code: 1 });
@@ -229,4 +277,25 @@ fn spawn_probe(
         }
     });
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrong_port_is_named_and_the_right_one_is_not_a_warning() {
+        let w = wrong_port(5006, &[3000]).unwrap();
+        assert!(
+            w.to_string()
+                .starts_with("warning: web process listens on port 3000, not $PORT (5006): "),
+            "{w}"
+        );
+        assert!(wrong_port(5006, &[3000, 5006]).is_none());
+        assert!(wrong_port(5006, &[]).is_none());
+        let w = wrong_port(5006, &[3000, 8080]).unwrap();
+        assert!(w
+            .message
+            .starts_with("web process listens on ports 3000, 8080,"));
+    }
 }

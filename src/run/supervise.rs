@@ -125,49 +125,9 @@ fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
-/// The pids of every live process below this one, from each `/proc/<pid>/stat`'s parent
-/// field (zombies left out: they are gone but for a wait).
+/// The pids of every live process below this one.
 fn descendants() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut parent_of: Vec<(i32, i32)> = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid) {
-            if state != "Z" && state != "X" {
-                parent_of.push((pid, ppid));
-            }
-        }
-    }
-    let mut found = Vec::new();
-    let mut frontier = vec![me];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &parent_of {
-            if ppid == parent && pid != me && !found.contains(&pid) {
-                found.push(pid);
-                frontier.push(pid);
-            }
-        }
-    }
-    found
+    super::sockets::descendants_of(std::process::id() as i32)
 }
 
 fn signal_descendants(sig: i32) {
@@ -228,6 +188,11 @@ impl Supervisor {
             }
         }
         Ok(sup)
+    }
+
+    /// The pid of the `index`th instance started (the `slug test` probe looks at its tree).
+    pub fn pid(&self, index: usize) -> Option<i32> {
+        self.procs.get(index).map(|p| p.pid)
     }
 
     /// A sender for events from elsewhere (the `slug test` probe).

@@ -6,6 +6,7 @@
 
 mod app_files;
 mod builder_config;
+mod dev_binaries;
 mod errors;
 mod fsutil;
 mod gyp;
@@ -153,12 +154,27 @@ impl Buildpack for NodejsBuildpack {
             toolchain.run_script(script)?;
         }
         caches.save()?;
+        let node_modules = app_dir.join("node_modules");
+        let unpruned = dev_binaries::Binaries::read(&node_modules);
         dependencies::finish(prepared, &toolchain, &plan)?;
         restore_manifests(&committed, app_dir)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
 
         web_env::write(&context)?;
         let launch = processes::launch(app_dir, package_manager.tool);
+        // Only a prune removes binaries: with devDependencies kept there is nothing to say.
+        if plan.prune {
+            let default_web = processes::default_web_command(app_dir, package_manager.tool);
+            for warning in dev_binaries::after_prune(
+                app_dir,
+                &package_json,
+                default_web.as_deref(),
+                &unpruned,
+                &dev_binaries::Binaries::read(&node_modules),
+            ) {
+                println!("{warning}");
+            }
+        }
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();
         tool.compressing.wait();
@@ -210,6 +226,12 @@ fn builder_env() -> Result<libcnb::Env, NodejsBuildpackError> {
         );
     }
     Ok(env)
+}
+
+/// What this buildpack can say about the app without building it (`slug doctor`): start
+/// commands that need a devDependency the build will prune.
+pub fn warnings(app_dir: &std::path::Path) -> Vec<slugc_diagnostics::Warning> {
+    dev_binaries::warnings(app_dir)
 }
 
 /// What the build reads from the app before installing, read and parsed the way the build

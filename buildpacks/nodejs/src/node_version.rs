@@ -13,11 +13,20 @@ pub enum NodeVersionError {
     #[error("engines.node {} in package.json matches no Node.js release on the registry; nearest available: {}", slugc_fs::input::quote(range), nearest.join(", "))]
     Unsatisfiable { range: String, nearest: Vec<String> },
     #[error(
-        "engines.node {} in package.json accepts only end-of-life Node.js versions, which are not supported; accepted: a range that includes one of the supported lines {}",
+        "engines.node {} in package.json accepts only end-of-life Node.js versions, which are not supported; accepted: a range that includes one of the supported lines {}; {}",
         slugc_fs::input::quote(range),
-        supported.iter().map(|m| format!("{m}.x")).collect::<Vec<_>>().join(", ")
+        supported.iter().map(|m| format!("{m}.x")).collect::<Vec<_>>().join(", "),
+        slugc_diagnostics::nearest_supported(
+            &format!("{nearest}.x"),
+            &format!("\"engines\": {{\"node\": \"{nearest}.x\"}}")
+        )
     )]
-    EndOfLife { range: String, supported: Vec<u64> },
+    EndOfLife {
+        range: String,
+        supported: Vec<u64>,
+        /// The supported line closest to what the range asks for.
+        nearest: u64,
+    },
     #[error("the registry lists no Node.js release of an LTS line")]
     NoLts,
 }
@@ -87,13 +96,36 @@ fn allows_a_supported_line(range: &Range, today: (i64, u32)) -> bool {
     })
 }
 
+/// The supported line to move to: the first one after the newest line `range` accepts (an
+/// upgrade by as little as possible), else the newest supported.
+fn nearest_line(range: &Range, supported: &[u64]) -> u64 {
+    let newest_asked = (0..=200)
+        .rev()
+        .find(|&m| Range::parse(format!("{m}.x")).is_ok_and(|line| range.allows_any(&line)));
+    let newest = supported.last().copied().unwrap_or(LTS_FALLBACK);
+    match newest_asked {
+        Some(asked) => supported
+            .iter()
+            .copied()
+            .find(|&m| m > asked)
+            .unwrap_or(newest),
+        None => newest,
+    }
+}
+
+/// Named when no line is supported by the schedule's arithmetic (never, while Node.js
+/// releases): the line current when this was written.
+const LTS_FALLBACK: u64 = 24;
+
 fn end_of_life(text: &str, range: &Range, today: (i64, u32)) -> Result<(), NodeVersionError> {
     if allows_a_supported_line(range, today) {
         Ok(())
     } else {
+        let supported = supported_majors(today);
         Err(NodeVersionError::EndOfLife {
             range: text.to_string(),
-            supported: supported_majors(today),
+            nearest: nearest_line(range, &supported),
+            supported,
         })
     }
 }
@@ -317,8 +349,16 @@ mod tests {
             err.to_string(),
             "engines.node \"0.12.x\" in package.json accepts only end-of-life Node.js versions, \
              which are not supported; accepted: a range that includes one of the supported lines \
-             22.x, 24.x, 26.x, 27.x"
+             22.x, 24.x, 26.x, 27.x; the nearest supported line is 22.x: change it to \
+             \"engines\": {\"node\": \"22.x\"}"
         );
+        let nearest = |r: &str| match check_requested(Some(r), (2026, 12)) {
+            Err(NodeVersionError::EndOfLife { nearest, .. }) => nearest,
+            other => panic!("{r}: {other:?}"),
+        };
+        assert_eq!(nearest("20.x"), 22);
+        assert_eq!(nearest("25.x"), 26);
+        assert_eq!(nearest("<22"), 22);
         // A line that is maintained but not released yet is accepted (no such release yet is
         // another error); so is any range that reaches a maintained line.
         for range in ["30.x", ">=0.10", "20 || 22", "*"] {

@@ -29,10 +29,9 @@ pub struct PackageJson {
     pub scripts: BTreeMap<String, String>,
     /// Dirs the build writes and the next build reuses (Heroku's `cacheDirectories`).
     pub cache_directories: Option<Vec<String>>,
-    /// Not read, but parsed: one that is not an object fails here, with its position.
+    /// Parsed here so that one that is not an object fails with its position.
     #[serde(default)]
-    #[expect(dead_code, reason = "parsed to check its type")]
-    dependencies: BTreeMap<String, serde_json::Value>,
+    pub dependencies: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub dev_dependencies: BTreeMap<String, serde_json::Value>,
     /// As `dependencies`.

@@ -36,3 +36,13 @@ pub fn launch(app_dir: &Path, tool: Tool) -> Launch {
     }
     launch.build()
 }
+
+/// The default `web` command alone (for the checks that follow its binaries), read as
+/// [`launch`] reads it.
+pub fn default_web_command(app_dir: &Path, tool: Tool) -> Option<String> {
+    let package_json = slugc_start::node::PackageJson::read(app_dir)
+        .ok()?
+        .unwrap_or_else(slugc_start::node::PackageJson::empty);
+    slugc_start::node::default_web(app_dir, &package_json, &tool.start_command())
+        .map(|web| web.command)
+}

@@ -9,10 +9,12 @@ mod errors;
 mod freshness;
 mod fsutil;
 mod index_config;
+mod known_issues;
 mod layers;
 mod lockfiles;
 mod log;
 mod package_manager;
+mod pins;
 mod processes;
 mod python_constraints;
 mod python_version;
@@ -20,6 +22,7 @@ mod relocate;
 mod sources;
 mod tool_env;
 mod trim;
+mod wheel_fit;
 
 pub use errors::PythonBuildpackError;
 
@@ -87,7 +90,12 @@ impl Buildpack for PythonBuildpack {
             lockfiles::check(&app_dir, pm)?;
         }
 
-        let candidate = resolve_python(&context, &requested, &constraints, &tool_env)?;
+        let (candidate, fitted) = resolve_python(&context, &requested, &constraints, &tool_env)?;
+        let origin = if fitted {
+            "the app's pinned wheels, see the warning above".to_string()
+        } else {
+            requested.origin.to_string()
+        };
         let within: Vec<String> = constraints
             .iter()
             .filter(|c| c.text != requested.text)
@@ -96,7 +104,7 @@ impl Buildpack for PythonBuildpack {
         log::info(format!(
             "Python {} (requested by {}{})",
             candidate.version,
-            requested.origin,
+            origin,
             if within.is_empty() {
                 String::new()
             } else {
@@ -136,6 +144,9 @@ impl Buildpack for PythonBuildpack {
                     "lib/python{}/site-packages",
                     candidate.version.minor_string()
                 ));
+                for warning in known_issues::installed(&site) {
+                    log::warning(&warning.message);
+                }
                 let env = tool_env
                     .clone()
                     .with_runtime(&runtime)
@@ -197,6 +208,12 @@ impl Buildpack for PythonBuildpack {
     }
 }
 
+/// What this buildpack can say about the app without building it (`slug doctor`): the known
+/// issues its `requirements.txt` pins.
+pub fn warnings(app_dir: &std::path::Path) -> Vec<slugc_diagnostics::Warning> {
+    known_issues::pinned(&pins::read(app_dir), &pins::listed(app_dir))
+}
+
 /// What the build reads from the app, read and parsed the way the build will: the version
 /// request, `pyproject.toml`, and the file that selects the installer.
 fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
@@ -218,13 +235,14 @@ fn check_input(app_dir: &std::path::Path) -> Result<(), PythonBuildpackError> {
 
 /// Pick the newest available Python satisfying the request and every constraint the app
 /// states: the mirror's archives first, then the host's interpreters. The log says which one
-/// serves.
+/// serves. `true` with it: the default was replaced by the line that fits the app's pinned
+/// wheels (`wheel_fit`).
 fn resolve_python(
     context: &BuildContext<PythonBuildpack>,
     requested: &RequestedVersion,
     constraints: &[python_constraints::Constraint],
     tool_env: &ToolEnv,
-) -> Result<Candidate, PythonBuildpackError> {
+) -> Result<(Candidate, bool), PythonBuildpackError> {
     let mirror = tool_env
         .get("SLUGC_PYTHON_MIRROR")
         .filter(|m| !m.is_empty())
@@ -247,8 +265,16 @@ fn resolve_python(
         .filter(|c| constraints.iter().all(|k| k.allows(&c.version)))
         .cloned()
         .collect();
-    if let Some(found) = python_version::select(&requested.request, &allowed, |c| c.version) {
-        return Ok(found.clone());
+    let versions: Vec<_> = allowed.iter().map(|c| c.version).collect();
+    let request = wheel_fit::request(
+        &context.app_dir,
+        &requested.request,
+        &versions,
+        &context.target.arch,
+        &index_config::IndexConfig::read(tool_env),
+    );
+    if let Some(found) = python_version::select(&request, &allowed, |c| c.version) {
+        return Ok((found.clone(), request != requested.request));
     }
     let mut available: Vec<_> = candidates
         .iter()
