@@ -1049,6 +1049,11 @@ fn runtime_txt_beside_python_version_is_refused() {
         built.log.contains(
             ".python-version already asks for \"3.12\", and it is what counts: delete runtime.txt."
         ),
+        "{}",
+        built.log
+    );
+}
+
 #[test]
 fn gunicorn_20_without_pkg_resources_is_named_and_the_named_fix_serves() {
     let tmp = tempfile::tempdir().unwrap();
