@@ -122,6 +122,16 @@ fn flask_app_hard_coding_its_port_is_served_by_gunicorn_on_port() {
 }
 
 #[test]
+fn dash_app_without_gunicorn_runs_its_own_server_told_host() {
+    let t = slug_test(&fixture("start-dash"));
+    assert_serves(
+        &t,
+        "HOST=0.0.0.0 python app.py",
+        "slugc/python: Dash default: dash in requirements.txt, app = Dash() in app.py, run by its own server",
+    );
+}
+
+#[test]
 fn django_app_gets_its_wsgi_module() {
     let t = slug_test(&fixture("python-django"));
     assert_serves(
