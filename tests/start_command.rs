@@ -122,6 +122,16 @@ fn flask_app_hard_coding_its_port_is_served_by_gunicorn_on_port() {
 }
 
 #[test]
+fn dash_app_without_gunicorn_runs_its_own_server_told_host() {
+    let t = slug_test(&fixture("start-dash"));
+    assert_serves(
+        &t,
+        "HOST=0.0.0.0 python app.py",
+        "slugc/python: Dash default: dash in requirements.txt, app = Dash() in app.py, run by its own server",
+    );
+}
+
+#[test]
 fn django_app_gets_its_wsgi_module() {
     let t = slug_test(&fixture("python-django"));
     assert_serves(
@@ -313,4 +323,65 @@ fn doctor_shows_the_built_ins_warnings_without_building() {
             stdout(&output)
         );
     }
+}
+
+#[test]
+fn a_start_script_needing_a_pruned_framework_cli_is_explained_as_the_framework_default() {
+    let dir = support::tmpfs_dir();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"nest-cli","version":"1.0.0","scripts":{"build":"nest build","start":"nest start"},
+            "dependencies":{"@nestjs/core":"10.4.15"},"devDependencies":{"@nestjs/cli":"10.4.9"}}"#,
+    )
+    .unwrap();
+    let detected = detect_json(&app);
+    let web = process(&detected, "web");
+    assert_eq!(web["command"], "node dist/main", "{detected}");
+    assert_eq!(
+        web["source"],
+        "slugc/nodejs: NestJS default: the start script `nest start` needs @nestjs/cli, a devDependency the build prunes",
+        "{detected}"
+    );
+}
+
+#[test]
+fn a_malformed_platform_file_is_a_warning_and_the_build_goes_on() {
+    let dir = support::tmpfs_dir();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::copy(
+        fixture("start-procfile-over-render").join("index.html"),
+        app.join("index.html"),
+    )
+    .unwrap();
+    std::fs::write(app.join("Procfile"), "worker: sleep 1000\n").unwrap();
+    std::fs::write(
+        app.join("fly.toml"),
+        "[processes]\napp = [\"not\", \"a string\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("railway.json"),
+        r#"{"deploy": {"startCommand": "python3 -m http.server \"$PORT\" --bind 0.0.0.0"}}"#,
+    )
+    .unwrap();
+    let t = slug_test(&app);
+    assert_serves(
+        &t,
+        "python3 -m http.server \"$PORT\" --bind 0.0.0.0",
+        "railway.json deploy.startCommand",
+    );
+    assert_eq!(t.manifest["process_sources"]["worker"], "Procfile");
+    let warning = t
+        .log
+        .lines()
+        .find(|l| l.starts_with("warning: fly.toml"))
+        .unwrap_or_else(|| panic!("{}", t.log));
+    assert!(
+        warning.starts_with("warning: fly.toml: not valid TOML")
+            && warning.ends_with("no start command taken from it"),
+        "{warning}"
+    );
 }

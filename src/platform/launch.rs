@@ -571,6 +571,70 @@ command = ["bash", "-c", "cd /w/app/.layers/x && exec \"/w/app/.layers/x/run\" /
     }
 
     #[test]
+    fn platform_files_sit_between_buildpacks_and_the_procfile_and_each_type_has_its_source() {
+        let mut p = Processes::default();
+        p.add_classic_default("clock".into(), "classic-clock".into());
+        p.add_buildpack(
+            "slugc/python",
+            LaunchFile {
+                processes: vec![
+                    ("web".into(), "gunicorn app:app".into()),
+                    ("worker".into(), "w".into()),
+                ],
+                default: Some("web".into()),
+                labels: vec![
+                    (
+                        format!("{}web", slugc_start::SOURCE_LABEL_PREFIX),
+                        "Flask default".into(),
+                    ),
+                    ("org.example.team".into(), "x".into()),
+                ],
+            },
+        );
+        // The source label is a source, not an image label.
+        assert_eq!(p.labels().keys().collect::<Vec<_>>(), ["org.example.team"]);
+        p.set_inferred(&[slugc_start::Inferred {
+            process_type: "web".into(),
+            command: "uvicorn main:app".into(),
+            source: "render.yaml startCommand".into(),
+        }]);
+        p.set_procfile(vec![("worker".into(), "procfile-worker".into())]);
+        let r = p.resolve();
+        assert_eq!(r["web"], "uvicorn main:app");
+        assert_eq!(r["worker"], "procfile-worker");
+        assert_eq!(p.default_process().as_deref(), Some("web"));
+        let sources = p.sources();
+        assert_eq!(sources["web"], "render.yaml startCommand");
+        assert_eq!(sources["worker"], "Procfile");
+        assert_eq!(
+            sources["clock"],
+            "a classic buildpack's default_process_types"
+        );
+        let mut q = Processes::default();
+        q.add_buildpack(
+            "slugc/python",
+            LaunchFile {
+                processes: vec![("web".into(), "gunicorn app:app".into())],
+                default: None,
+                labels: vec![(
+                    format!("{}web", slugc_start::SOURCE_LABEL_PREFIX),
+                    "Flask default".into(),
+                )],
+            },
+        );
+        q.add_buildpack(
+            "other/bp",
+            LaunchFile {
+                processes: vec![("api".into(), "x".into())],
+                default: None,
+                labels: Vec::new(),
+            },
+        );
+        assert_eq!(q.sources()["web"], "slugc/python: Flask default");
+        assert_eq!(q.sources()["api"], "buildpack other/bp");
+    }
+
+    #[test]
     fn a_procfile_type_a_buildpack_renamed_is_not_doubled() {
         let mut p = Processes::default();
         p.add_buildpack(

@@ -178,7 +178,12 @@ impl Buildpack for PythonBuildpack {
         layers::web_concurrency::write_web_concurrency(&context)?;
 
         let launch = processes::launch(&app_dir, venv_bin.as_deref());
-        if launch.processes.is_empty() && !app_dir.join("Procfile").is_file() {
+        // A platform file's start command (render.yaml, …) is taken by the engine after
+        // the build: no hint then.
+        if launch.processes.is_empty()
+            && !app_dir.join("Procfile").is_file()
+            && slugc_start::platform::infer(&app_dir).web().is_none()
+        {
             log::info(
                 "No web process: add a Procfile (e.g. `web: gunicorn myapp.wsgi`) to say how \
                  to start the app.",
