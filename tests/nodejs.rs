@@ -510,8 +510,11 @@ fn npm_and_npx_ship_with_node_in_a_yarn_app_for_its_build_and_its_web_process() 
         .log
         .lines()
         .find_map(|l| l.trim().strip_prefix("-----> Installing npm "))
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("npm not installed:\n{}", built.log))
         .to_string();
+    // No engines.npm: the npm that Node.js 24 ships with.
+    assert!(npm_version.starts_with("11."), "{}", built.log);
     assert_eq!(built.manifest["process_types"]["web"], "npm start");
     let files = listing(&built.slug);
     for bin in ["npm", "npx"] {
@@ -1403,4 +1406,50 @@ fn build_config_vars_take_npms_hyphenated_setting_names() {
         "{err}"
     );
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+/// `engines.npm` picks the npm of the build and of the dyno, as in Heroku's
+/// `npm_engine_install` (an exact version; the slug's `npm --version` says it).
+#[test]
+fn engines_npm_is_the_npm_of_the_build_and_the_dyno() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    slugc_fs::copy_tree(
+        &fixture("node-express"),
+        &app,
+        &slugc_fs::Options::default(),
+    )
+    .unwrap();
+    let manifest = app.join("package.json");
+    let mut package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    package["engines"]["npm"] = "10.2.0".into();
+    std::fs::write(&manifest, serde_json::to_string_pretty(&package).unwrap()).unwrap();
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Installing npm 10.2.0\n"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built
+            .log
+            .contains("Installing dependencies with npm 10.2.0"),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("run");
+    unpack(&built.slug, &root);
+    let out = support::dyno_command(&root, "npm --version", free_port())
+        .env("PATH", hostless_bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(support::stdout(&out).trim(), "10.2.0");
 }
