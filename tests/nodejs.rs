@@ -311,6 +311,8 @@ fn yarn_classic_app_runs_from_its_slug() {
         &[],
     );
     assert_built(&built);
+    // The log is not a terminal: no colour codes from Yarn.
+    assert!(!built.log.contains('\u{1b}'), "{:?}", built.log);
     assert!(
         built.log.contains("Installing Node.js 24."),
         "{}",
@@ -343,6 +345,7 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
         &[],
     );
     assert_built(&built);
+    assert!(!built.log.contains('\u{1b}'), "{:?}", built.log);
     for needle in [
         "Installing Yarn 4.5.3",
         "Running yarn install --immutable",
