@@ -1456,3 +1456,63 @@ fn engines_npm_is_the_npm_of_the_build_and_the_dyno() {
     assert!(out.status.success(), "{}", support::stderr(&out));
     assert_eq!(support::stdout(&out).trim(), "10.2.0");
 }
+
+/// `cacheDirectories` in package.json replaces the default build caches; an entry naming
+/// `node_modules` is skipped (it is installed and cached as its own layer, and must stay in
+/// the slug).
+#[test]
+fn cache_directories_of_package_json_are_kept_between_builds_and_out_of_the_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{
+  "name": "cache-dirs",
+  "version": "1.0.0",
+  "private": true,
+  "engines": { "node": "22.x" },
+  "cacheDirectories": ["tmp/build-cache", "node_modules"],
+  "scripts": {
+    "build": "node -e \"const fs = require('fs'); const m = 'tmp/build-cache/marker'; console.log(fs.existsSync(m) ? 'marker: found' : 'marker: absent'); fs.mkdirSync('tmp/build-cache', { recursive: true }); fs.writeFileSync(m, 'x')\""
+  }
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("index.js"),
+        "require('http').createServer((q, s) => s.end('cache-dirs up')).listen(process.env.PORT);\n",
+    )
+    .unwrap();
+    let build = || {
+        let built = slug_build(
+            &app,
+            &tmp.path().join("out"),
+            &tmp.path().join("cache"),
+            &[],
+        );
+        assert_built(&built);
+        built
+    };
+    let cold = build();
+    assert!(cold.log.contains("marker: absent"), "{}", cold.log);
+    assert!(
+        cold.log
+            .contains("Ignoring \"node_modules\" in cacheDirectories"),
+        "{}",
+        cold.log
+    );
+    assert!(!listing(&cold.slug)
+        .iter()
+        .any(|f| f.contains("build-cache")));
+    let warm = build();
+    assert!(
+        warm.log.contains("Restoring build caches: tmp/build-cache"),
+        "{}",
+        warm.log
+    );
+    assert!(warm.log.contains("marker: found"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+    assert_ok(&serve(&warm, &tmp.path().join("run")), "cache-dirs up");
+}
