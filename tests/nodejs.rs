@@ -1250,13 +1250,24 @@ fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
         &tmp.path().join("hostile-home"),
         "omit-lockfile-registry-resolved=true\nlockfile-version=2\nsave-exact=true\nnodedir=/usr\nfund=true\n",
     );
+    // The same settings in the builder's environment (not config vars) are the builder's too.
+    let builder_env = |home: &Path| -> Vec<(&'static str, std::path::PathBuf)> {
+        let mut env = vec![("HOME", home.to_path_buf())];
+        if home == hostile_home {
+            env.push(("npm_config_omit_lockfile_registry_resolved", "true".into()));
+            env.push(("NPM_CONFIG_SAVE_PREFIX", "~".into()));
+        }
+        env
+    };
     let build = |home: &Path, cache: &str| {
+        let env = builder_env(home);
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         let built = slug_build_with(
             &fixture("node-typescript"),
             &tmp.path().join("out"),
             &tmp.path().join(cache),
             &[],
-            &[("HOME", home)],
+            &env,
         );
         assert_built(&built);
         built
@@ -1267,7 +1278,10 @@ fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
         hostile.log.contains("Ignoring the builder's npm settings")
             && hostile
                 .log
-                .contains("omit-lockfile-registry-resolved (user npmrc)"),
+                .contains("omit-lockfile-registry-resolved (user npmrc)")
+            && hostile
+                .log
+                .contains("npm_config_omit_lockfile_registry_resolved"),
         "{}",
         hostile.log
     );
