@@ -311,6 +311,8 @@ fn yarn_classic_app_runs_from_its_slug() {
         &[],
     );
     assert_built(&built);
+    // The log is not a terminal: no colour codes from Yarn.
+    assert!(!built.log.contains('\u{1b}'), "{:?}", built.log);
     assert!(
         built.log.contains("Installing Node.js 24."),
         "{}",
@@ -343,6 +345,7 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
         &[],
     );
     assert_built(&built);
+    assert!(!built.log.contains('\u{1b}'), "{:?}", built.log);
     for needle in [
         "Installing Yarn 4.5.3",
         "Running yarn install --immutable",
@@ -510,8 +513,11 @@ fn npm_and_npx_ship_with_node_in_a_yarn_app_for_its_build_and_its_web_process() 
         .log
         .lines()
         .find_map(|l| l.trim().strip_prefix("-----> Installing npm "))
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("npm not installed:\n{}", built.log))
         .to_string();
+    // No engines.npm: the npm that Node.js 24 ships with.
+    assert!(npm_version.starts_with("11."), "{}", built.log);
     assert_eq!(built.manifest["process_types"]["web"], "npm start");
     let files = listing(&built.slug);
     for bin in ["npm", "npx"] {
@@ -1300,13 +1306,24 @@ fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
         &tmp.path().join("hostile-home"),
         "omit-lockfile-registry-resolved=true\nlockfile-version=2\nsave-exact=true\nnodedir=/usr\nfund=true\n",
     );
+    // The same settings in the builder's environment (not config vars) are the builder's too.
+    let builder_env = |home: &Path| -> Vec<(&'static str, std::path::PathBuf)> {
+        let mut env = vec![("HOME", home.to_path_buf())];
+        if home == hostile_home {
+            env.push(("npm_config_omit_lockfile_registry_resolved", "true".into()));
+            env.push(("NPM_CONFIG_SAVE_PREFIX", "~".into()));
+        }
+        env
+    };
     let build = |home: &Path, cache: &str| {
+        let env = builder_env(home);
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         let built = slug_build_with(
             &fixture("node-typescript"),
             &tmp.path().join("out"),
             &tmp.path().join(cache),
             &[],
-            &[("HOME", home)],
+            &env,
         );
         assert_built(&built);
         built
@@ -1317,7 +1334,10 @@ fn the_builders_npm_config_does_not_change_the_slug_cold_or_warm() {
         hostile.log.contains("Ignoring the builder's npm settings")
             && hostile
                 .log
-                .contains("omit-lockfile-registry-resolved (user npmrc)"),
+                .contains("omit-lockfile-registry-resolved (user npmrc)")
+            && hostile
+                .log
+                .contains("npm_config_omit_lockfile_registry_resolved"),
         "{}",
         hostile.log
     );
@@ -1459,4 +1479,110 @@ fn build_config_vars_take_npms_hyphenated_setting_names() {
         "{err}"
     );
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+/// `engines.npm` picks the npm of the build and of the dyno, as in Heroku's
+/// `npm_engine_install` (an exact version; the slug's `npm --version` says it).
+#[test]
+fn engines_npm_is_the_npm_of_the_build_and_the_dyno() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    slugc_fs::copy_tree(
+        &fixture("node-express"),
+        &app,
+        &slugc_fs::Options::default(),
+    )
+    .unwrap();
+    let manifest = app.join("package.json");
+    let mut package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    package["engines"]["npm"] = "10.2.0".into();
+    std::fs::write(&manifest, serde_json::to_string_pretty(&package).unwrap()).unwrap();
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    assert!(
+        built.log.contains("Installing npm 10.2.0\n"),
+        "{}",
+        built.log
+    );
+    assert!(
+        built
+            .log
+            .contains("Installing dependencies with npm 10.2.0"),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("run");
+    unpack(&built.slug, &root);
+    let out = support::dyno_command(&root, "npm --version", free_port())
+        .env("PATH", hostless_bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(support::stdout(&out).trim(), "10.2.0");
+}
+
+/// `cacheDirectories` in package.json replaces the default build caches; an entry naming
+/// `node_modules` is skipped (it is installed and cached as its own layer, and must stay in
+/// the slug).
+#[test]
+fn cache_directories_of_package_json_are_kept_between_builds_and_out_of_the_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{
+  "name": "cache-dirs",
+  "version": "1.0.0",
+  "private": true,
+  "engines": { "node": "22.x" },
+  "cacheDirectories": ["tmp/build-cache", "node_modules"],
+  "scripts": {
+    "build": "node -e \"const fs = require('fs'); const m = 'tmp/build-cache/marker'; console.log(fs.existsSync(m) ? 'marker: found' : 'marker: absent'); fs.mkdirSync('tmp/build-cache', { recursive: true }); fs.writeFileSync(m, 'x')\""
+  }
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("index.js"),
+        "require('http').createServer((q, s) => s.end('cache-dirs up')).listen(process.env.PORT);\n",
+    )
+    .unwrap();
+    let build = || {
+        let built = slug_build(
+            &app,
+            &tmp.path().join("out"),
+            &tmp.path().join("cache"),
+            &[],
+        );
+        assert_built(&built);
+        built
+    };
+    let cold = build();
+    assert!(cold.log.contains("marker: absent"), "{}", cold.log);
+    assert!(
+        cold.log
+            .contains("Ignoring \"node_modules\" in cacheDirectories"),
+        "{}",
+        cold.log
+    );
+    assert!(!listing(&cold.slug)
+        .iter()
+        .any(|f| f.contains("build-cache")));
+    let warm = build();
+    assert!(
+        warm.log.contains("Restoring build caches: tmp/build-cache"),
+        "{}",
+        warm.log
+    );
+    assert!(warm.log.contains("marker: found"), "{}", warm.log);
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+    assert_ok(&serve(&warm, &tmp.path().join("run")), "cache-dirs up");
 }

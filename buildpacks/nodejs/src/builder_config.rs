@@ -78,7 +78,7 @@ pub struct Filtered {
 }
 
 /// Drop the builder's non-network npm settings from `env` (the caller's environment, not the
-/// config vars) and write the kept lines of the user npmrc to `dir/.npmrc`, pointing
+/// config vars) and write the kept lines of the user npmrc to `dir/.slugc-nodejs/npmrc`, pointing
 /// `npm_config_userconfig` at it. Lines are copied verbatim, so npm expands `${VAR}` itself.
 pub fn filter(env: &mut libcnb::Env, dir: &Path) -> std::io::Result<Filtered> {
     let mut dropped = Vec::new();
@@ -126,8 +126,18 @@ pub fn filter(env: &mut libcnb::Env, dir: &Path) -> std::io::Result<Filtered> {
                 dropped.push(format!("{key} (user npmrc)"));
             }
         }
-        std::fs::create_dir_all(dir)?;
-        let copy = dir.join(".npmrc");
+        // Its own file, never `~/.npmrc`: run outside `slug build` (e.g. by `pack`), `HOME`
+        // may be a real home whose npmrc is the one being filtered.
+        let own = dir.join(".slugc-nodejs");
+        std::fs::create_dir_all(&own)?;
+        let copy = own.join("npmrc");
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if same(&copy, &file) {
+            return Err(std::io::Error::other(format!(
+                "npm_config_userconfig names the filtered copy itself ({})",
+                file.display()
+            )));
+        }
         write_private(&copy, kept.as_bytes())?;
         env.insert("npm_config_userconfig", &copy);
     }
@@ -198,7 +208,7 @@ mod tests {
         env.insert("npm_config_registry", "https://r.example/");
         env.insert("PATH", "/usr/bin");
         let out = filter(&mut env, &tmp.path().join("home")).unwrap();
-        let copy = tmp.path().join("home/.npmrc");
+        let copy = tmp.path().join("home/.slugc-nodejs/npmrc");
         assert_eq!(
             std::fs::read_to_string(&copy).unwrap(),
             "registry=https://r.example/\n//r.example/:_authToken=${TOKEN}\n"
