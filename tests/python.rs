@@ -1020,3 +1020,71 @@ fn runtime_txt_beside_python_version_is_refused() {
         built.log
     );
 }
+
+/// With uv not to be had (not in the find-links dir, the index refusing connections), pip
+/// installs: two cold builds in different build and cache dirs give the same slug bytes (no
+/// build path in `activate*`, `RECORD` listing the rewritten scripts' hashes), which serves.
+#[test]
+fn the_pip_fallback_is_reproducible_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wheels = tmp.path().join("wheels");
+    let download = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:", "--python-version", "3.11", "--dest"])
+        .arg(&wheels)
+        .args(["flask==3.1.0", "gunicorn==23.0.0", "pip==26.3"])
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .unwrap();
+    assert!(
+        download.status.success(),
+        "{}",
+        String::from_utf8_lossy(&download.stderr)
+    );
+    let find_links = format!("PIP_FIND_LINKS={}", wheels.display());
+    let mut slugs = Vec::new();
+    for dir in ["one", "two/deeper"] {
+        let app = tmp.path().join(dir).join("app");
+        copy_dir(&fixture("python-pip-fallback"), &app);
+        let out = tmp.path().join(dir).join("out");
+        let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+            .arg("build")
+            .arg(&app)
+            .args(["--json", "--env", &find_links, "--output"])
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(tmp.path().join(dir).join("cache"))
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        let built = Built::new(output, &out, log);
+        assert_built(&built);
+        assert!(
+            built.log.contains("installing with pip instead"),
+            "{}",
+            built.log
+        );
+        slugs.push(built);
+    }
+    assert_eq!(slugs[0].manifest["checksum"], slugs[1].manifest["checksum"]);
+    let root = tmp.path().join("elsewhere");
+    unpack(&slugs[0].slug, &root);
+    assert_imports(&root, &["flask", "gunicorn"]);
+    let web = slugs[0].manifest["process_types"]["web"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let _running = run_in_slug(&root, &web, port);
+    let response = support::http_response(port);
+    assert!(
+        response.contains(" 200 ") && response.contains("installed by pip"),
+        "{response}"
+    );
+}

@@ -88,8 +88,8 @@ pub struct Installed {
     /// it overlaps `collectstatic`); `None` for a reused venv. Wait for it before the build
     /// ends.
     pub bytecode: Option<bytecode::Pending>,
-    /// The uv this build installed with (`None` for a reused venv or the pip fallback).
-    pub uv: Option<PathBuf>,
+    /// The uv this build installed with, if it tried.
+    pub uv: uv::Availability,
 }
 
 /// Install (or reuse) the app's dependencies into the `venv` layer.
@@ -160,7 +160,7 @@ pub fn install_dependencies(
             return Ok(Installed {
                 venv,
                 bytecode: None,
-                uv: None,
+                uv: uv::Availability::NotAsked,
             });
         }
         LayerState::Empty { cause } => {
@@ -228,7 +228,10 @@ pub fn install_dependencies(
     Ok(Installed {
         venv,
         bytecode: Some(pending),
-        uv,
+        uv: match uv {
+            Some(path) => uv::Availability::Installed(path),
+            None => uv::Availability::Unavailable,
+        },
     })
 }
 
