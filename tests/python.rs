@@ -1088,3 +1088,97 @@ fn the_pip_fallback_is_reproducible_and_serves() {
         "{response}"
     );
 }
+
+/// `dir` as a git repo with one commit of fixed author and date; its revision.
+fn git_repo_of(dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "greeting-lib"]);
+    git(&["rev-parse", "HEAD"])
+}
+
+/// `-e git+file://…@rev#egg=…` in requirements.txt (a repo on this machine, git on the build's
+/// PATH): installed non-editable at that revision, so the slug holds the package and no path
+/// to the build or the checkout; the app imports it elsewhere and serves. A second build with
+/// the cache reuses uv's checkout (its git database is in the cached `uv-cache` layer).
+#[test]
+fn vcs_requirements_are_installed_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeting-lib");
+    copy_dir(&fixture("vcs-greeting-lib"), &repo);
+    let rev = git_repo_of(&repo);
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("vcs-requirements-app"), &app);
+    let template = std::fs::read_to_string(app.join("requirements.txt.in")).unwrap();
+    std::fs::write(
+        app.join("requirements.txt"),
+        template
+            .replace("@REPO@", &format!("file://{}", repo.display()))
+            .replace("@REV@", &rev),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let built = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&built);
+    assert!(
+        built.log.contains(&format!(
+            "+ greeting-lib==0.1.0 (from git+file://{}@{rev})",
+            repo.display()
+        )),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_imports(&root, &["flask", "gunicorn", "greeting_lib"]);
+    let site = root.join("app/.layers/slugc_python/venv/lib/python3.11/site-packages");
+    assert!(site.join("greeting_lib/__init__.py").is_file());
+    assert!(!root.join("app/.layers/slugc_python/venv/src").exists());
+    let web = built.manifest["process_types"]["web"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let _running = run_in_slug(&root, &web, port);
+    let response = support::http_response(port);
+    assert!(
+        response.contains(" 200 ") && response.contains("installed from git"),
+        "{response}"
+    );
+    // A changed requirements.txt reinstalls; the checkout comes from uv's cache.
+    let mut text = std::fs::read_to_string(app.join("requirements.txt")).unwrap();
+    text.push_str("# changed\n");
+    std::fs::write(app.join("requirements.txt"), text).unwrap();
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(
+        warm.log.contains("requirements.txt changed"),
+        "{}",
+        warm.log
+    );
+    assert!(
+        !warm.log.contains("Updating file://"),
+        "the checkout was fetched again:\n{}",
+        warm.log
+    );
+}
