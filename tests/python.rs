@@ -1182,3 +1182,131 @@ fn vcs_requirements_are_installed_and_serve() {
         warm.log
     );
 }
+
+/// The top-level requirements a fixture states: requirements.txt names, `[project]
+/// dependencies`, `[packages]` of the Pipfile (normalised as PEP 503 does).
+fn top_level_requirements(app: &Path) -> Vec<String> {
+    let name_of = |spec: &str| -> Option<String> {
+        let name: String = spec
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .collect();
+        (!name.is_empty()).then(|| name.to_lowercase().replace(['_', '.'], "-"))
+    };
+    let mut names = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(app.join("requirements.txt")) {
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') && !line.starts_with('-') {
+                names.extend(name_of(line));
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(app.join("pyproject.toml")) {
+        let pyproject: toml::Table = toml::from_str(&text).unwrap();
+        if let Some(deps) = pyproject
+            .get("project")
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.as_array())
+        {
+            names.extend(deps.iter().filter_map(|d| d.as_str()).filter_map(name_of));
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(app.join("Pipfile")) {
+        let pipfile: toml::Table = toml::from_str(&text).unwrap();
+        if let Some(packages) = pipfile.get("packages").and_then(|p| p.as_table()) {
+            names.extend(packages.keys().filter_map(|k| name_of(k)));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The modules a distribution installed in `site` provides: its `top_level.txt`, else the
+/// top-level packages and modules its `RECORD` lists.
+fn modules_of(site: &Path, distribution: &str) -> Vec<String> {
+    let dist_info = std::fs::read_dir(site)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_lowercase();
+            name.ends_with(".dist-info")
+                && name.split('-').next().unwrap().replace(['_', '.'], "-") == distribution
+        })
+        .unwrap_or_else(|| panic!("{distribution} is not installed in {}", site.display()));
+    if let Ok(text) = std::fs::read_to_string(dist_info.join("top_level.txt")) {
+        let modules: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('_'))
+            .map(String::from)
+            .collect();
+        if !modules.is_empty() {
+            return modules;
+        }
+    }
+    let record = std::fs::read_to_string(dist_info.join("RECORD")).unwrap();
+    let mut modules: Vec<String> = record
+        .lines()
+        .filter_map(|l| l.split(',').next())
+        .filter(|p| !p.starts_with("..") && !p.contains(".dist-info/") && !p.starts_with('_'))
+        .filter_map(|p| match p.split_once('/') {
+            Some((dir, rest)) if rest == "__init__.py" => Some(dir.to_string()),
+            None if p.ends_with(".py") => Some(p.trim_end_matches(".py").to_string()),
+            _ => None,
+        })
+        .collect();
+    modules.sort();
+    modules.dedup();
+    modules
+}
+
+/// Every Python fixture that is meant to build (`python-bad-*` aside): when the build exits 0,
+/// every top-level requirement it states imports from the slug, unpacked elsewhere.
+#[test]
+fn every_python_fixture_that_builds_imports_every_top_level_requirement() {
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("python-") && !name.starts_with("python-bad-")
+        })
+        .collect();
+    fixtures.sort();
+    let mut checked = Vec::new();
+    for app in fixtures {
+        let tmp = tempfile::tempdir().unwrap();
+        let built = slug_build(&app, &tmp.path().join("out"), None, &[]);
+        if built.output.status.code() != Some(0) {
+            continue;
+        }
+        let root = tmp.path().join("elsewhere");
+        unpack(&built.slug, &root);
+        let lib = root.join("app/.layers/slugc_python/venv/lib");
+        let site = std::fs::read_dir(&lib)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        let mut modules = Vec::new();
+        for requirement in top_level_requirements(&app) {
+            modules.extend(modules_of(&site, &requirement));
+        }
+        assert!(
+            !modules.is_empty(),
+            "{}: no requirements found",
+            app.display()
+        );
+        let refs: Vec<&str> = modules.iter().map(String::as_str).collect();
+        assert_imports(&root, &refs);
+        checked.push(app.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    // All but the fixture that needs the test's own wheel dir (python-pip-fallback).
+    assert!(checked.len() >= 10, "only {checked:?} built");
+}
