@@ -1310,3 +1310,48 @@ fn every_python_fixture_that_builds_imports_every_top_level_requirement() {
     // All but the fixture that needs the test's own wheel dir (python-pip-fallback).
     assert!(checked.len() >= 10, "only {checked:?} built");
 }
+
+/// A git source in uv.lock (`[tool.uv.sources]` on a repo served over `file://`): `uv sync
+/// --locked` installs it at the locked commit, and the app imports it elsewhere and serves.
+#[test]
+fn uv_lock_git_sources_are_installed_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeting-lib");
+    copy_dir(&fixture("vcs-greeting-lib"), &repo);
+    // The lockfile names this commit: the fixture's files, committed with a fixed author and
+    // date, always give it.
+    assert_eq!(
+        git_repo_of(&repo),
+        "86cd64cfe85a4ef0153d0dfac1de5b2a7095de45"
+    );
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("vcs-uv-app"), &app);
+    let url = format!("file://{}", repo.display());
+    for name in ["pyproject.toml", "uv.lock"] {
+        let template = std::fs::read_to_string(app.join(format!("{name}.in"))).unwrap();
+        std::fs::write(app.join(name), template.replace("@REPO@", &url)).unwrap();
+    }
+    let built = slug_build(&app, &tmp.path().join("out"), None, &[]);
+    assert_built(&built);
+    assert!(
+        built
+            .log
+            .contains("+ greeting-lib==0.1.0 (from git+file://"),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_imports(&root, &["fastapi", "uvicorn", "greeting_lib"]);
+    let web = built.manifest["process_types"]["web"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let _running = run_in_slug(&root, &web, port);
+    let response = support::http_response(port);
+    assert!(
+        response.contains(" 200 ") && response.contains("by uv.lock"),
+        "{response}"
+    );
+}
