@@ -53,21 +53,27 @@ fn builds_and_serves(name: &str, body: &str) -> (tempfile::TempDir, Built) {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
     assert_built(&built);
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_web_serves(&root, &built, body);
+    (tmp, built)
+}
+
+/// The slug unpacked at `root` starts its `web` process as a dyno does and answers 200 with
+/// `body` in it.
+fn assert_web_serves(root: &Path, built: &Built, body: &str) {
     let web = built.manifest["process_types"]["web"]
         .as_str()
         .unwrap_or_else(|| panic!("no web process in {}", built.manifest))
         .to_string();
-    let root = tmp.path().join("elsewhere");
-    unpack(&built.slug, &root);
     let port = free_port();
-    let _running = run_in_slug(&root, &web, port);
+    let _running = run_in_slug(root, &web, port);
     let response = support::http_response(port);
     assert!(
         response.starts_with("HTTP/1.") && response.contains(" 200 "),
         "{response}"
     );
     assert!(response.contains(body), "{response}");
-    (tmp, built)
 }
 
 #[test]
@@ -1076,17 +1082,7 @@ fn the_pip_fallback_is_reproducible_and_serves() {
     let root = tmp.path().join("elsewhere");
     unpack(&slugs[0].slug, &root);
     assert_imports(&root, &["flask", "gunicorn"]);
-    let web = slugs[0].manifest["process_types"]["web"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let port = free_port();
-    let _running = run_in_slug(&root, &web, port);
-    let response = support::http_response(port);
-    assert!(
-        response.contains(" 200 ") && response.contains("installed by pip"),
-        "{response}"
-    );
+    assert_web_serves(&root, &slugs[0], "installed by pip");
 }
 
 /// `dir` as a git repo with one commit of fixed author and date; its revision.
@@ -1154,17 +1150,7 @@ fn vcs_requirements_are_installed_and_serve() {
     let site = root.join("app/.layers/slugc_python/venv/lib/python3.11/site-packages");
     assert!(site.join("greeting_lib/__init__.py").is_file());
     assert!(!root.join("app/.layers/slugc_python/venv/src").exists());
-    let web = built.manifest["process_types"]["web"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let port = free_port();
-    let _running = run_in_slug(&root, &web, port);
-    let response = support::http_response(port);
-    assert!(
-        response.contains(" 200 ") && response.contains("installed from git"),
-        "{response}"
-    );
+    assert_web_serves(&root, &built, "installed from git");
     // A changed requirements.txt reinstalls; the checkout comes from uv's cache.
     let mut text = std::fs::read_to_string(app.join("requirements.txt")).unwrap();
     text.push_str("# changed\n");
@@ -1253,7 +1239,7 @@ fn modules_of(site: &Path, distribution: &str) -> Vec<String> {
         .filter_map(|l| l.split(',').next())
         .filter(|p| !p.starts_with("..") && !p.contains(".dist-info/") && !p.starts_with('_'))
         .filter_map(|p| match p.split_once('/') {
-            Some((dir, rest)) if rest == "__init__.py" => Some(dir.to_string()),
+            Some((dir, "__init__.py")) => Some(dir.to_string()),
             None if p.ends_with(".py") => Some(p.trim_end_matches(".py").to_string()),
             _ => None,
         })
@@ -1343,15 +1329,5 @@ fn uv_lock_git_sources_are_installed_and_serve() {
     let root = tmp.path().join("elsewhere");
     unpack(&built.slug, &root);
     assert_imports(&root, &["fastapi", "uvicorn", "greeting_lib"]);
-    let web = built.manifest["process_types"]["web"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let port = free_port();
-    let _running = run_in_slug(&root, &web, port);
-    let response = support::http_response(port);
-    assert!(
-        response.contains(" 200 ") && response.contains("by uv.lock"),
-        "{response}"
-    );
+    assert_web_serves(&root, &built, "by uv.lock");
 }

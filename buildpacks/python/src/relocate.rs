@@ -34,10 +34,10 @@ pub fn relocate_venv(venv: &Path) -> io::Result<()> {
                 std::fs::remove_file(&path)?;
                 std::os::unix::fs::symlink(relative, &path)?;
             }
-        } else if meta.is_file() {
-            if rewrite_shebang(&path, venv)? || rewrite_activate(&path, venv)? {
-                rewritten.push(path);
-            }
+        } else if meta.is_file()
+            && (rewrite_shebang(&path, venv)? || rewrite_activate(&path, venv)?)
+        {
+            rewritten.push(path);
         }
     }
     if !rewritten.is_empty() {
