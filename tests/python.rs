@@ -75,21 +75,27 @@ fn builds_and_serves(name: &str, body: &str) -> (tempfile::TempDir, Built) {
     let tmp = tempfile::tempdir().unwrap();
     let built = slug_build(&fixture(name), &tmp.path().join("out"), None, &[]);
     assert_built(&built);
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_web_serves(&root, &built, body);
+    (tmp, built)
+}
+
+/// The slug unpacked at `root` starts its `web` process as a dyno does and answers 200 with
+/// `body` in it.
+fn assert_web_serves(root: &Path, built: &Built, body: &str) {
     let web = built.manifest["process_types"]["web"]
         .as_str()
         .unwrap_or_else(|| panic!("no web process in {}", built.manifest))
         .to_string();
-    let root = tmp.path().join("elsewhere");
-    unpack(&built.slug, &root);
     let port = free_port();
-    let _running = run_in_slug(&root, &web, port);
+    let _running = run_in_slug(root, &web, port);
     let response = support::http_response(port);
     assert!(
         response.starts_with("HTTP/1.") && response.contains(" 200 "),
         "{response}"
     );
     assert!(response.contains(body), "{response}");
-    (tmp, built)
 }
 
 #[test]
@@ -1145,4 +1151,309 @@ fn pinned_wheels_choose_the_newest_line_that_has_them_and_a_pinned_python_is_kep
         "{}",
         built.log
     );
+}
+
+/// With uv not to be had (not in the find-links dir, the index refusing connections), pip
+/// installs: two cold builds in different build and cache dirs give the same slug bytes (no
+/// build path in `activate*`, `RECORD` listing the rewritten scripts' hashes), which serves.
+#[test]
+fn the_pip_fallback_is_reproducible_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wheels = tmp.path().join("wheels");
+    let download = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:", "--python-version", "3.11", "--dest"])
+        .arg(&wheels)
+        .args(["flask==3.1.0", "gunicorn==23.0.0", "pip==26.3"])
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .unwrap();
+    assert!(
+        download.status.success(),
+        "{}",
+        String::from_utf8_lossy(&download.stderr)
+    );
+    let find_links = format!("PIP_FIND_LINKS={}", wheels.display());
+    let mut slugs = Vec::new();
+    for dir in ["one", "two/deeper"] {
+        let app = tmp.path().join(dir).join("app");
+        copy_dir(&fixture("python-pip-fallback"), &app);
+        let out = tmp.path().join(dir).join("out");
+        let output = Command::new(env!("CARGO_BIN_EXE_slug"))
+            .arg("build")
+            .arg(&app)
+            .args(["--json", "--env", &find_links, "--output"])
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(tmp.path().join(dir).join("cache"))
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        let built = Built::new(output, &out, log);
+        assert_built(&built);
+        assert!(
+            built.log.contains("installing with pip instead"),
+            "{}",
+            built.log
+        );
+        slugs.push(built);
+    }
+    assert_eq!(slugs[0].manifest["checksum"], slugs[1].manifest["checksum"]);
+    let root = tmp.path().join("elsewhere");
+    unpack(&slugs[0].slug, &root);
+    assert_imports(&root, &["flask", "gunicorn"]);
+    assert_web_serves(&root, &slugs[0], "installed by pip");
+}
+
+/// `dir` as a git repo with one commit of fixed author and date; its revision.
+fn git_repo_of(dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "greeting-lib"]);
+    git(&["rev-parse", "HEAD"])
+}
+
+/// `-e git+file://…@rev#egg=…` in requirements.txt (a repo on this machine, git on the build's
+/// PATH): installed non-editable at that revision, so the slug holds the package and no path
+/// to the build or the checkout; the app imports it elsewhere and serves. A second build with
+/// the cache reuses uv's checkout (its git database is in the cached `uv-cache` layer).
+#[test]
+fn vcs_requirements_are_installed_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeting-lib");
+    copy_dir(&fixture("vcs-greeting-lib"), &repo);
+    let rev = git_repo_of(&repo);
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("vcs-requirements-app"), &app);
+    let template = std::fs::read_to_string(app.join("requirements.txt.in")).unwrap();
+    std::fs::write(
+        app.join("requirements.txt"),
+        template
+            .replace("@REPO@", &format!("file://{}", repo.display()))
+            .replace("@REV@", &rev),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let built = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&built);
+    assert!(
+        built.log.contains(&format!(
+            "+ greeting-lib==0.1.0 (from git+file://{}@{rev})",
+            repo.display()
+        )),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_imports(&root, &["flask", "gunicorn", "greeting_lib"]);
+    let site = root.join("app/.layers/slugc_python/venv/lib/python3.11/site-packages");
+    assert!(site.join("greeting_lib/__init__.py").is_file());
+    assert!(!root.join("app/.layers/slugc_python/venv/src").exists());
+    assert_web_serves(&root, &built, "installed from git");
+    // A changed requirements.txt reinstalls; the checkout comes from uv's cache.
+    let mut text = std::fs::read_to_string(app.join("requirements.txt")).unwrap();
+    text.push_str("# changed\n");
+    std::fs::write(app.join("requirements.txt"), text).unwrap();
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(
+        warm.log.contains("requirements.txt changed"),
+        "{}",
+        warm.log
+    );
+    assert!(
+        !warm.log.contains("Updating file://"),
+        "the checkout was fetched again:\n{}",
+        warm.log
+    );
+}
+
+/// The top-level requirements a fixture states: requirements.txt names, `[project]
+/// dependencies`, `[packages]` of the Pipfile (normalised as PEP 503 does).
+fn top_level_requirements(app: &Path) -> Vec<String> {
+    let name_of = |spec: &str| -> Option<String> {
+        let name: String = spec
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .collect();
+        (!name.is_empty()).then(|| name.to_lowercase().replace(['_', '.'], "-"))
+    };
+    let mut names = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(app.join("requirements.txt")) {
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') && !line.starts_with('-') {
+                names.extend(name_of(line));
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(app.join("pyproject.toml")) {
+        let pyproject: toml::Table = toml::from_str(&text).unwrap();
+        if let Some(deps) = pyproject
+            .get("project")
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.as_array())
+        {
+            names.extend(deps.iter().filter_map(|d| d.as_str()).filter_map(name_of));
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(app.join("Pipfile")) {
+        let pipfile: toml::Table = toml::from_str(&text).unwrap();
+        if let Some(packages) = pipfile.get("packages").and_then(|p| p.as_table()) {
+            names.extend(packages.keys().filter_map(|k| name_of(k)));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The modules a distribution installed in `site` provides: its `top_level.txt`, else the
+/// top-level packages and modules its `RECORD` lists.
+fn modules_of(site: &Path, distribution: &str) -> Vec<String> {
+    let dist_info = std::fs::read_dir(site)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_lowercase();
+            name.ends_with(".dist-info")
+                && name.split('-').next().unwrap().replace(['_', '.'], "-") == distribution
+        })
+        .unwrap_or_else(|| panic!("{distribution} is not installed in {}", site.display()));
+    if let Ok(text) = std::fs::read_to_string(dist_info.join("top_level.txt")) {
+        let modules: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('_'))
+            .map(String::from)
+            .collect();
+        if !modules.is_empty() {
+            return modules;
+        }
+    }
+    let record = std::fs::read_to_string(dist_info.join("RECORD")).unwrap();
+    let mut modules: Vec<String> = record
+        .lines()
+        .filter_map(|l| l.split(',').next())
+        .filter(|p| !p.starts_with("..") && !p.contains(".dist-info/") && !p.starts_with('_'))
+        .filter_map(|p| match p.split_once('/') {
+            Some((dir, "__init__.py")) => Some(dir.to_string()),
+            None if p.ends_with(".py") => Some(p.trim_end_matches(".py").to_string()),
+            _ => None,
+        })
+        .collect();
+    modules.sort();
+    modules.dedup();
+    modules
+}
+
+/// Every Python fixture that is meant to build (`python-bad-*` aside): when the build exits 0,
+/// every top-level requirement it states imports from the slug, unpacked elsewhere.
+#[test]
+fn every_python_fixture_that_builds_imports_every_top_level_requirement() {
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("python-") && !name.starts_with("python-bad-")
+        })
+        .collect();
+    fixtures.sort();
+    let mut checked = Vec::new();
+    for app in fixtures {
+        let tmp = tempfile::tempdir().unwrap();
+        let built = slug_build(&app, &tmp.path().join("out"), None, &[]);
+        if built.output.status.code() != Some(0) {
+            continue;
+        }
+        let root = tmp.path().join("elsewhere");
+        unpack(&built.slug, &root);
+        let lib = root.join("app/.layers/slugc_python/venv/lib");
+        let site = std::fs::read_dir(&lib)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        let mut modules = Vec::new();
+        for requirement in top_level_requirements(&app) {
+            modules.extend(modules_of(&site, &requirement));
+        }
+        assert!(
+            !modules.is_empty(),
+            "{}: no requirements found",
+            app.display()
+        );
+        let refs: Vec<&str> = modules.iter().map(String::as_str).collect();
+        assert_imports(&root, &refs);
+        checked.push(app.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    // All but the fixture that needs the test's own wheel dir (python-pip-fallback).
+    assert!(checked.len() >= 10, "only {checked:?} built");
+}
+
+/// A git source in uv.lock (`[tool.uv.sources]` on a repo served over `file://`): `uv sync
+/// --locked` installs it at the locked commit, and the app imports it elsewhere and serves.
+#[test]
+fn uv_lock_git_sources_are_installed_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeting-lib");
+    copy_dir(&fixture("vcs-greeting-lib"), &repo);
+    // The lockfile names this commit: the fixture's files, committed with a fixed author and
+    // date, always give it.
+    assert_eq!(
+        git_repo_of(&repo),
+        "86cd64cfe85a4ef0153d0dfac1de5b2a7095de45"
+    );
+    let app = tmp.path().join("app");
+    copy_dir(&fixture("vcs-uv-app"), &app);
+    let url = format!("file://{}", repo.display());
+    for name in ["pyproject.toml", "uv.lock"] {
+        let template = std::fs::read_to_string(app.join(format!("{name}.in"))).unwrap();
+        std::fs::write(app.join(name), template.replace("@REPO@", &url)).unwrap();
+    }
+    let built = slug_build(&app, &tmp.path().join("out"), None, &[]);
+    assert_built(&built);
+    assert!(
+        built
+            .log
+            .contains("+ greeting-lib==0.1.0 (from git+file://"),
+        "{}",
+        built.log
+    );
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_imports(&root, &["fastapi", "uvicorn", "greeting_lib"]);
+    assert_web_serves(&root, &built, "by uv.lock");
 }

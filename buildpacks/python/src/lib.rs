@@ -19,6 +19,7 @@ mod processes;
 mod python_constraints;
 mod python_version;
 mod relocate;
+mod requirements_txt;
 mod sources;
 mod tool_env;
 mod trim;

@@ -177,10 +177,11 @@ impl VersionError {
     }
 }
 
-/// Read the app's request, by precedence. `warnings` receives deprecation notices.
+/// Read the app's request, by precedence. `_warnings` is for deprecation notices; no
+/// version source gives one today.
 pub fn read_requested_version(
     app_dir: &Path,
-    warnings: &mut Vec<String>,
+    _warnings: &mut Vec<String>,
 ) -> Result<RequestedVersion, VersionError> {
     let python_version_file = read_optional(app_dir, ".python-version")?;
     if let Some(text) = read_optional(app_dir, "runtime.txt")? {

@@ -5,7 +5,9 @@
 //!   side by side under the buildpack's layers dir, at build and at run time);
 //! - `pyvenv.cfg` loses `home`/`executable`/`command`: CPython then resolves the `bin/python`
 //!   symlink and finds the standard library from the real interpreter (checked on 3.10–3.13);
-//! - scripts with a `#!/abs/venv/bin/python` shebang (pip's) get uv's relocatable launcher;
+//! - scripts with a `#!/abs/venv/bin/python` shebang (pip's) get uv's relocatable launcher,
+//!   and `python -m venv`'s `activate*` scripts the venv's run-time path; `RECORD` lists the
+//!   rewritten files' new hashes;
 //! - the app's own package, when installed from the app dir, records `file:///app` (where the
 //!   slug puts the app) as its origin in `direct_url.json` (PEP 610) instead of the build dir,
 //!   and loses uv's `uv_cache.json` (build-time timestamps uv reads to decide reinstalls).
@@ -22,6 +24,7 @@ pub fn relocate_venv(venv: &Path) -> io::Result<()> {
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     entries.sort();
+    let mut rewritten = Vec::new();
     for path in entries {
         let meta = path.symlink_metadata()?;
         if meta.is_symlink() {
@@ -31,9 +34,14 @@ pub fn relocate_venv(venv: &Path) -> io::Result<()> {
                 std::fs::remove_file(&path)?;
                 std::os::unix::fs::symlink(relative, &path)?;
             }
-        } else if meta.is_file() {
-            rewrite_shebang(&path, venv)?;
+        } else if meta.is_file()
+            && (rewrite_shebang(&path, venv)? || rewrite_activate(&path, venv)?)
+        {
+            rewritten.push(path);
         }
+    }
+    if !rewritten.is_empty() {
+        update_records(venv, &rewritten)?;
     }
     let cfg = venv.join("pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg)?;
@@ -124,9 +132,12 @@ fn rewrite_record(dist_info: &Path, direct_url: &[u8]) -> io::Result<()> {
     replace_file(&record_path, out.as_bytes())
 }
 
+/// A new file in place of `path`, with its mode (a script stays executable).
 fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let permissions = std::fs::metadata(path)?.permissions();
     std::fs::remove_file(path)?;
-    std::fs::write(path, bytes)
+    std::fs::write(path, bytes)?;
+    std::fs::set_permissions(path, permissions)
 }
 
 /// RFC 4648 §5 base64 without padding, as wheel `RECORD` hashes are written.
@@ -147,11 +158,12 @@ fn urlsafe_base64_nopad(bytes: &[u8]) -> String {
     out
 }
 
-fn rewrite_shebang(path: &Path, venv: &Path) -> io::Result<()> {
+/// Give a `#!/abs/venv/bin/python` script uv's relocatable launcher; whether it had one.
+fn rewrite_shebang(path: &Path, venv: &Path) -> io::Result<bool> {
     let bytes = std::fs::read(path)?;
     let prefix = format!("#!{}/bin/python", venv.display());
     if !bytes.starts_with(prefix.as_bytes()) {
-        return Ok(());
+        return Ok(false);
     }
     let rest = match bytes.iter().position(|b| *b == b'\n') {
         Some(i) => &bytes[i + 1..],
@@ -159,7 +171,107 @@ fn rewrite_shebang(path: &Path, venv: &Path) -> io::Result<()> {
     };
     let mut out = LAUNCHER.as_bytes().to_vec();
     out.extend_from_slice(rest);
-    std::fs::write(path, out)
+    replace_file(path, &out)?;
+    Ok(true)
+}
+
+/// `python -m venv`'s `activate`, `activate.csh`, `activate.fish` and `Activate.ps1` name the
+/// venv by its absolute build path (uv's relocatable ones compute it): they get the path where
+/// the slug puts the venv at run time, `/app/.layers/slugc_python/<venv dir>`, so that the
+/// slug holds no build path. Whether the file changed.
+fn rewrite_activate(path: &Path, venv: &Path) -> io::Result<bool> {
+    let is_activate = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.to_ascii_lowercase().starts_with("activate"));
+    let Some(dir_name) = venv.file_name().and_then(|n| n.to_str()) else {
+        return Ok(false);
+    };
+    if !is_activate {
+        return Ok(false);
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(false);
+    };
+    let build_path = venv.display().to_string();
+    if !text.contains(&build_path) {
+        return Ok(false);
+    }
+    let run_time = format!("/app/.layers/slugc_python/{dir_name}");
+    replace_file(path, text.replace(&build_path, &run_time).as_bytes())?;
+    Ok(true)
+}
+
+/// Every `RECORD` of the venv's site-packages lists `changed` files (scripts rewritten after
+/// installation) with their new SHA-256 and size, as the installer would have written them:
+/// otherwise each build's `RECORD` holds the hashes of that build's own paths.
+fn update_records(venv: &Path, changed: &[PathBuf]) -> io::Result<()> {
+    let lib = venv.join("lib");
+    let mut sites: Vec<PathBuf> = match std::fs::read_dir(&lib) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| e.path().join("site-packages")))
+            .collect::<Result<_, _>>()?,
+        Err(_) => return Ok(()),
+    };
+    sites.retain(|p| p.is_dir());
+    sites.sort();
+    for site in sites {
+        let mut records: Vec<PathBuf> = std::fs::read_dir(&site)?
+            .map(|e| e.map(|e| e.path().join("RECORD")))
+            .collect::<Result<_, _>>()?;
+        records.retain(|p| p.is_file());
+        records.sort();
+        for record_path in records {
+            let record = std::fs::read_to_string(&record_path)?;
+            let mut out = String::new();
+            let mut touched = false;
+            for line in record.lines() {
+                let entry = line.rsplitn(3, ',').collect::<Vec<_>>();
+                let target = match entry.as_slice() {
+                    [_, _, path] if !path.starts_with('"') => normalize(&site.join(path)),
+                    _ => None,
+                };
+                match target.filter(|t| changed.contains(t)) {
+                    Some(target) => {
+                        use sha2::{Digest, Sha256};
+                        let bytes = std::fs::read(&target)?;
+                        out.push_str(&format!(
+                            "{},sha256={},{}\n",
+                            entry[2],
+                            urlsafe_base64_nopad(&Sha256::digest(&bytes)),
+                            bytes.len()
+                        ));
+                        touched = true;
+                    }
+                    None => {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
+            if touched {
+                replace_file(&record_path, out.as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with `.` and `..` resolved lexically (RECORD paths are relative to site-packages).
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// `to` relative to the dir `from` (both absolute, no `..`).
@@ -242,9 +354,27 @@ mod tests {
             format!("#!{}/bin/python\nimport sys\n", venv.display()),
         )
         .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            venv.join("bin/gunicorn"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::write(
             venv.join("pyvenv.cfg"),
             format!("home = {}\nversion_info = 3.11.2\n", root.path().display()),
+        )
+        .unwrap();
+        std::fs::write(
+            venv.join("bin/activate"),
+            format!("VIRTUAL_ENV=\"{}\"\n", venv.display()),
+        )
+        .unwrap();
+        let dist = venv.join("lib/python3.11/site-packages/g-1.dist-info");
+        std::fs::create_dir_all(&dist).unwrap();
+        std::fs::write(
+            dist.join("RECORD"),
+            "../../../bin/gunicorn,sha256=old,20\ng/__init__.py,sha256=z,1\n",
         )
         .unwrap();
         relocate_venv(&venv).unwrap();
@@ -253,7 +383,24 @@ mod tests {
             Path::new("../../runtime/bin/python3.11")
         );
         let script = std::fs::read_to_string(venv.join("bin/gunicorn")).unwrap();
+        let mode = std::fs::metadata(venv.join("bin/gunicorn"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
         assert!(script.starts_with("#!/bin/sh\n") && script.ends_with("import sys\n"));
+        let activate = std::fs::read_to_string(venv.join("bin/activate")).unwrap();
+        assert_eq!(activate, "VIRTUAL_ENV=\"/app/.layers/slugc_python/venv\"\n");
+        use sha2::{Digest, Sha256};
+        assert_eq!(
+            std::fs::read_to_string(venv.join("lib/python3.11/site-packages/g-1.dist-info/RECORD"))
+                .unwrap(),
+            format!(
+                "../../../bin/gunicorn,sha256={},{}\ng/__init__.py,sha256=z,1\n",
+                urlsafe_base64_nopad(&Sha256::digest(script.as_bytes())),
+                script.len()
+            )
+        );
         assert_eq!(
             std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap(),
             "version_info = 3.11.2\n"

@@ -88,8 +88,8 @@ pub struct Installed {
     /// it overlaps `collectstatic`); `None` for a reused venv. Wait for it before the build
     /// ends.
     pub bytecode: Option<bytecode::Pending>,
-    /// The uv this build installed with (`None` for a reused venv or the pip fallback).
-    pub uv: Option<PathBuf>,
+    /// The uv this build installed with, if it tried.
+    pub uv: uv::Availability,
 }
 
 /// Install (or reuse) the app's dependencies into the `venv` layer.
@@ -160,7 +160,7 @@ pub fn install_dependencies(
             return Ok(Installed {
                 venv,
                 bytecode: None,
-                uv: None,
+                uv: uv::Availability::NotAsked,
             });
         }
         LayerState::Empty { cause } => {
@@ -228,7 +228,10 @@ pub fn install_dependencies(
     Ok(Installed {
         venv,
         bytecode: Some(pending),
-        uv,
+        uv: match uv {
+            Some(path) => uv::Availability::Installed(path),
+            None => uv::Availability::Unavailable,
+        },
     })
 }
 
@@ -283,6 +286,17 @@ fn install_with_uv(
                 .env("UV_PROJECT_ENVIRONMENT", venv);
         }
         PackageManager::Requirements => {
+            if let Some(text) = vcs_rewritten_requirements(app_dir)? {
+                return run_with_stdin(
+                    command
+                        .args(["pip", "install", "-r", "-"])
+                        .args(index.uv_args())
+                        .arg("--python")
+                        .arg(venv.join("bin/python")),
+                    text,
+                    file,
+                );
+            }
             command.args(["pip", "install", "-r", "requirements.txt"]);
         }
         PackageManager::Poetry | PackageManager::Pipenv => {
@@ -352,11 +366,14 @@ fn install_with_pip(
         ])
         .current_dir(app_dir);
     match package_manager {
-        PackageManager::Requirements => run(
-            command.args(["-r", "requirements.txt"]),
-            &format!("installing {file}"),
-            file,
-        ),
+        PackageManager::Requirements => match vcs_rewritten_requirements(app_dir)? {
+            Some(text) => run_with_stdin(command.args(["-r", "/dev/stdin"]), text, file),
+            None => run(
+                command.args(["-r", "requirements.txt"]),
+                &format!("installing {file}"),
+                file,
+            ),
+        },
         _ => {
             let requirements = locked_requirements(package_manager, app_dir)?;
             command.arg("--no-deps");
@@ -366,6 +383,15 @@ fn install_with_pip(
             run_with_stdin(command.args(["-r", "/dev/stdin"]), requirements, file)
         }
     }
+}
+
+/// requirements.txt with its editable VCS requirements made plain (`requirements_txt`), when
+/// it has any; its `-r`/`-c` lines then resolve from the app dir, the installer's working dir.
+fn vcs_rewritten_requirements(app_dir: &Path) -> Result<Option<String>, PythonBuildpackError> {
+    let text =
+        slugc_fs::input::read_app_text(app_dir, "requirements.txt", slugc_fs::input::MANIFEST_CAP)?
+            .unwrap_or_default();
+    Ok(crate::requirements_txt::with_vcs_editables_installed(&text))
 }
 
 fn locked_requirements(

@@ -25,7 +25,7 @@ use libcnb::layer::{
 };
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The versions installed (known-good releases; bump deliberately).
 pub const PIP_VERSION: &str = "26.3";
@@ -109,7 +109,7 @@ pub fn install_tools(
     runtime: &Path,
     venv: &Path,
     tool_env: &ToolEnv,
-    mut uv: Option<PathBuf>,
+    mut uv: uv::Availability,
 ) -> Result<(), libcnb::Error<PythonBuildpackError>> {
     for tool in tools_for(package_manager) {
         install_tool(context, &tool, version, runtime, venv, tool_env, &mut uv)?;
@@ -124,7 +124,7 @@ fn install_tool(
     runtime: &Path,
     venv: &Path,
     tool_env: &ToolEnv,
-    uv: &mut Option<PathBuf>,
+    uv: &mut uv::Availability,
 ) -> Result<(), libcnb::Error<PythonBuildpackError>> {
     let Tool {
         shown,
@@ -194,12 +194,15 @@ fn install_tool(
     let env = tool_env.clone().with_runtime(runtime);
     let python = runtime.join("bin/python3");
     let what = format!("installing {requirement}");
-    if uv.is_none() {
-        *uv = uv::install_uv(context, &index, None)?;
+    if matches!(uv, uv::Availability::NotAsked) {
+        *uv = match uv::install_uv(context, &index, None)? {
+            Some(path) => uv::Availability::Installed(path),
+            None => uv::Availability::Unavailable,
+        };
     }
     let file = "the output above";
     match uv {
-        Some(uv) => {
+        uv::Availability::Installed(uv) => {
             let uv_env = uv_env(context, &env, &index)?;
             run(
                 uv_env
@@ -222,7 +225,7 @@ fn install_tool(
                 file,
             )?;
         }
-        None => {
+        uv::Availability::NotAsked | uv::Availability::Unavailable => {
             run(
                 env.command(&python).args(["-m", "venv"]).arg(&dir),
                 &what,

@@ -40,6 +40,15 @@ impl UvLayerMetadata {
     }
 }
 
+/// What a build knows of uv so far: not asked for yet (a reused venv), installed, or not to
+/// be had (the pip fallback, said once in the log).
+#[derive(Clone, Debug)]
+pub enum Availability {
+    NotAsked,
+    Installed(PathBuf),
+    Unavailable,
+}
+
 /// Why uv could not be had (the caller falls back to pip).
 #[derive(Debug, thiserror::Error)]
 pub enum UvError {
