@@ -5,7 +5,9 @@
 //! config var, <https://devcenter.heroku.com/articles/nodejs-support#skip-pruning>).
 //!
 //! The commands checked are the Procfile's (read here, as Heroku's Node.js buildpack reads
-//! it) and, for a process without one, the default `web`; `npm start`/`npm run X` (and the
+//! it), the app's platform files' when the Procfile has no `web` (the engine uses them then:
+//! `slugc_start::platform`) and, for a process without either, the default `web`;
+//! `npm start`/`npm run X` (and the
 //! Yarn and pnpm forms) are followed into their script. After a build, what the prune removed
 //! is known from `node_modules/.bin` before and after it; without a build (`slug doctor`), the
 //! devDependencies named in package.json and a table of packages whose binary has another
@@ -157,7 +159,8 @@ fn warning(process: &str, source: &str, binary: &str, package: &str) -> Warning 
     )
 }
 
-/// The Procfile's processes, and the default `web` when the Procfile has none.
+/// The Procfile's processes, the platform files' when the Procfile has no `web`, and the
+/// default `web` when neither has one.
 fn processes(app_dir: &Path, default_web: Option<&str>) -> Vec<Process> {
     let text = slugc_fs::input::read_app_text(app_dir, "Procfile", slugc_fs::input::MANIFEST_CAP)
         .ok()
@@ -174,6 +177,19 @@ fn processes(app_dir: &Path, default_web: Option<&str>) -> Vec<Process> {
         })
         .filter(|p| !p.name.is_empty() && !p.command.is_empty())
         .collect();
+    // Without a Procfile `web`, the engine takes the app's platform files (`render.yaml`,
+    // `fly.toml`, …) over the buildpacks' defaults: their commands run in the slug too.
+    if !found.iter().any(|p| p.name == "web") {
+        for inferred in slugc_start::platform::infer(app_dir).processes {
+            if !found.iter().any(|p| p.name == inferred.process_type) {
+                found.push(Process {
+                    name: inferred.process_type,
+                    command: inferred.command,
+                    source: inferred.source,
+                });
+            }
+        }
+    }
     if let Some(command) = default_web.filter(|_| !found.iter().any(|p| p.name == "web")) {
         found.push(Process {
             name: "web".to_string(),
@@ -288,6 +304,31 @@ mod tests {
             std::fs::write(dir.path().join("Procfile"), p).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn a_platform_files_start_command_is_checked_when_the_procfile_has_no_web() {
+        let dir = app(None);
+        std::fs::write(
+            dir.path().join("render.yaml"),
+            "services:\n  - type: web\n    name: api\n    startCommand: ts-node src/server.ts\n",
+        )
+        .unwrap();
+        let p = pj(r#"{"devDependencies":{"ts-node":"^10"}}"#);
+        let w = after_prune(
+            dir.path(),
+            &p,
+            Some("npm start"),
+            &Binaries::default(),
+            &Binaries::default(),
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].to_string()
+                .starts_with("warning: the web process (render.yaml startCommand) runs `ts-node`"),
+            "{}",
+            w[0]
+        );
     }
 
     #[test]
