@@ -52,22 +52,51 @@ fn last_maintained_month(major: u64) -> (i64, u32) {
     }
 }
 
-/// The warning for a build on a line whose maintenance ends within six months of `today`:
-/// the month it ends, the nearest even (LTS) line maintained longer, and the one-line
-/// change to `engines.node` that moves to it.
+/// How long a line still builds after its end of life, with a warning: a deploy should not
+/// break the day a line ends (Heroku keeps building such lines and warns), but the registry's
+/// builds of long-dead lines are not even all usable, so they are refused.
+const GRACE_MONTHS: i64 = 12;
+
+fn months((year, month): (i64, u32)) -> i64 {
+    year * 12 + i64::from(month)
+}
+
+/// Whether line `major` still builds on `today`: maintained, or past its end of life by at
+/// most [`GRACE_MONTHS`] (then [`end_of_life_warning`] says so).
+pub fn is_buildable(major: u64, today: (i64, u32)) -> bool {
+    major >= 4 && months(today) <= months(last_maintained_month(major)) + GRACE_MONTHS
+}
+
+/// The warning for a build on a line whose maintenance ends within six months of `today`, or
+/// has ended: the month it ends, the nearest even (LTS) line maintained longer, and the
+/// one-line change to `engines.node` that moves to it.
 pub fn end_of_life_warning(major: u64, today: (i64, u32)) -> Option<String> {
     let (year, month) = last_maintained_month(major);
-    let left = (year * 12 + i64::from(month)) - (today.0 * 12 + i64::from(today.1));
-    if !(0..6).contains(&left) {
+    let left = months((year, month)) - months(today);
+    if left >= 6 {
         return None;
     }
     let next = supported_majors(today)
         .into_iter()
         .filter(|&m| m % 2 == 0 && last_maintained_month(m) > (year, month))
         .min_by_key(|&m| (m.abs_diff(major), std::cmp::Reverse(m)))?;
-    Some(format!(
-        "Warning: Node.js {major} reaches its end of life at the end of {year}-{month:02}; after that it is not built. Move to Node.js {next}: set \"engines\": {{ \"node\": \"{next}.x\" }} in package.json and test the app on it."
-    ))
+    let change = slugc_diagnostics::nearest_supported(
+        &format!("{next}.x"),
+        &format!("\"engines\": {{\"node\": \"{next}.x\"}} in package.json"),
+    );
+    let message = if left >= 0 {
+        format!(
+            "Node.js {major} reaches its end of life at the end of {year}-{month:02}, and is built for {GRACE_MONTHS} months after that; {change}"
+        )
+    } else {
+        let stop = months((year, month)) + GRACE_MONTHS - 1;
+        format!(
+            "Node.js {major} reached its end of life at the end of {year}-{month:02} and gets no security fixes; it is built until the end of {}-{:02}, then refused; {change}",
+            stop / 12,
+            stop % 12 + 1
+        )
+    };
+    Some(slugc_diagnostics::Warning::new(slugc_diagnostics::Rule::EndOfLife, message).to_string())
 }
 
 /// The maintained lines on `today` that the schedule says have been released: the ones an
@@ -86,10 +115,10 @@ pub fn supported_majors(today: (i64, u32)) -> Vec<u64> {
         .collect()
 }
 
-/// Whether `range` accepts a version of some line that is not end-of-life on `today`
-/// (future lines included: they are maintained when they appear).
-fn allows_a_supported_line(range: &Range, today: (i64, u32)) -> bool {
-    (0..=200).filter(|&m| !is_end_of_life(m, today)).any(|m| {
+/// Whether `range` accepts a version of some line that still builds on `today` (future lines
+/// included: they are maintained when they appear).
+fn allows_a_buildable_line(range: &Range, today: (i64, u32)) -> bool {
+    (0..=200).filter(|&m| is_buildable(m, today)).any(|m| {
         Range::parse(format!("{m}.x"))
             .map(|line| range.allows_any(&line))
             .unwrap_or(false)
@@ -118,7 +147,7 @@ fn nearest_line(range: &Range, supported: &[u64]) -> u64 {
 const LTS_FALLBACK: u64 = 24;
 
 fn end_of_life(text: &str, range: &Range, today: (i64, u32)) -> Result<(), NodeVersionError> {
-    if allows_a_supported_line(range, today) {
+    if allows_a_buildable_line(range, today) {
         Ok(())
     } else {
         let supported = supported_majors(today);
@@ -192,13 +221,21 @@ pub fn resolve(
         Some(text) => {
             let range = parse_range(text)?;
             end_of_life(text, &range, today)?;
-            // `16.x || 22.x` gets 22, never an end-of-life release.
-            let supported: Vec<Version> = available
-                .iter()
-                .filter(|v| !is_end_of_life(v.major(), today))
-                .cloned()
-                .collect();
-            match range.max_satisfying(&supported) {
+            // `16.x || 22.x` gets 22, never an end-of-life release; `20.x` after 20's end of
+            // life gets 20 while it still builds.
+            let of = |keep: &dyn Fn(u64) -> bool| -> Vec<Version> {
+                available
+                    .iter()
+                    .filter(|v| keep(v.major()))
+                    .cloned()
+                    .collect()
+            };
+            let supported = of(&|major| !is_end_of_life(major, today));
+            let buildable = of(&|major| is_buildable(major, today));
+            match range
+                .max_satisfying(&supported)
+                .or_else(|| range.max_satisfying(&buildable))
+            {
                 Some(version) => Ok(Resolved {
                     version: version.clone(),
                     requested: Some(text.to_string()),
@@ -320,6 +357,26 @@ mod tests {
     }
 
     #[test]
+    fn a_line_past_its_end_of_life_builds_for_a_year_with_a_warning() {
+        let v = available();
+        let r = resolve(Some("20.x"), &v, (2026, 12)).unwrap();
+        assert_eq!(r.version.to_string(), "20.20.2");
+        // A range that also reaches a maintained line gets the maintained one.
+        let r = resolve(Some("20 || 22"), &v, (2026, 12)).unwrap();
+        assert_eq!(r.version.to_string(), "22.23.5");
+        let warning = end_of_life_warning(20, (2026, 12)).unwrap();
+        assert_eq!(
+            warning,
+            "warning: Node.js 20 reached its end of life at the end of 2026-04 and gets no \
+             security fixes; it is built until the end of 2027-04, then refused; the nearest \
+             supported line is 22.x: change it to \"engines\": {\"node\": \"22.x\"} in \
+             package.json"
+        );
+        assert!(is_buildable(20, (2027, 4)) && !is_buildable(20, (2027, 5)));
+        assert!(!is_buildable(0, (2012, 1)));
+    }
+
+    #[test]
     fn lines_near_their_end_of_life_warn_naming_the_next_lts() {
         let warning = end_of_life_warning(22, (2026, 12)).unwrap();
         assert!(warning.contains("end of 2027-04"), "{warning}");
@@ -336,7 +393,7 @@ mod tests {
     #[test]
     fn end_of_life_lines_are_refused_and_the_supported_ones_named() {
         let v = available();
-        for range in ["20.x", "0.12.x", "4.0.0", "<22", "18 || 20", "25.x"] {
+        for range in ["18.x", "0.12.x", "4.0.0", "<20", "16 || 18", "23.x"] {
             let err = resolve(Some(range), &v, (2026, 12)).unwrap_err();
             assert!(
                 matches!(err, NodeVersionError::EndOfLife { .. }),
@@ -356,9 +413,14 @@ mod tests {
             Err(NodeVersionError::EndOfLife { nearest, .. }) => nearest,
             other => panic!("{r}: {other:?}"),
         };
-        assert_eq!(nearest("20.x"), 22);
-        assert_eq!(nearest("25.x"), 26);
-        assert_eq!(nearest("<22"), 22);
+        assert_eq!(nearest("18.x"), 22);
+        assert_eq!(nearest("23.x"), 24);
+        assert_eq!(nearest("<20"), 22);
+        // Past its end of life by more than a year: 20 ended 2026-04.
+        assert!(matches!(
+            resolve(Some("20.x"), &v, (2027, 5)),
+            Err(NodeVersionError::EndOfLife { .. })
+        ));
         // A line that is maintained but not released yet is accepted (no such release yet is
         // another error); so is any range that reaches a maintained line.
         for range in ["30.x", ">=0.10", "20 || 22", "*"] {
