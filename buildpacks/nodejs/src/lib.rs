@@ -15,6 +15,7 @@ mod package_manager;
 mod processes;
 mod registry;
 mod toolchain;
+mod yarn_berry;
 
 pub use errors::NodejsBuildpackError;
 
@@ -112,8 +113,12 @@ impl Buildpack for NodejsBuildpack {
             node_headers.as_deref(),
             &tool,
             npm.as_ref().map(|npm| npm.bin.as_path()),
-            cache_dir,
+            cache_dir.clone(),
         );
+        // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
+        // cache layer only seeds it (a committed one is the app's and left alone).
+        let app_yarn_cache = (toolchain.berry.pnp && !toolchain.berry.zero_install)
+            .then(|| yarn_berry::app_cache(app_dir));
 
         // Heroku's order: heroku-prebuild, install, build (or heroku-postbuild), prune,
         // heroku-cleanup.
@@ -125,14 +130,20 @@ impl Buildpack for NodejsBuildpack {
             &node.release.version.version,
             &toolchain,
         )?;
+        if let Some(app_cache) = &app_yarn_cache {
+            tool_cache::seed_app_cache(&cache_dir, app_cache)?;
+        }
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
+        if let Some(app_cache) = &app_yarn_cache {
+            tool_cache::keep_app_cache(app_cache, &cache_dir)?;
+        }
         if let Some(script) = plan.build_script {
             toolchain.run_script(script)?;
         }
         dependencies::finish(prepared, &toolchain, &plan)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
 
-        web_env::write(&context)?;
+        web_env::write(&context, &toolchain.launch_defaults())?;
         let launch = processes::launch(app_dir, &package_json, package_manager.tool);
         // The engine exports once this process ends: the compression must be done by then.
         node.compressing.wait();

@@ -5,6 +5,7 @@ use crate::errors::NodejsBuildpackError;
 use crate::layers::tool;
 use crate::package_json::PackageJson;
 use crate::package_manager::Tool;
+use crate::yarn_berry::{self, BerryMode};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::{Env, Platform};
@@ -22,6 +23,8 @@ pub struct Toolchain {
     pub tool_bin: PathBuf,
     pub app_dir: PathBuf,
     pub env: Env,
+    /// How a Yarn 2+ app installs (the default for other tools).
+    pub berry: BerryMode,
 }
 
 /// Inputs for [`child_env`].
@@ -38,6 +41,7 @@ struct EnvInputs<'a> {
     tool_version: &'a str,
     cache_dir: &'a Path,
     app_dir: &'a Path,
+    berry: BerryMode,
 }
 
 /// Whether this package manager warns about `npm_config_*` variables it does not know
@@ -82,14 +86,20 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         Tool::Npm => defaults.push(("npm_config_cache", inputs.cache_dir.into())),
         Tool::YarnClassic => defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into())),
         Tool::YarnBerry => {
-            defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into()));
+            // `.pnp.cjs` finds each zip by its path from the app: a PnP app's cache is the
+            // app's own (seeded from the cache layer), and so is a committed one.
+            let cache = if inputs.berry.uses_app_cache() {
+                yarn_berry::app_cache(inputs.app_dir)
+            } else {
+                inputs.cache_dir.to_path_buf()
+            };
+            defaults.push(("YARN_CACHE_FOLDER", cache.into()));
             defaults.push(("YARN_ENABLE_GLOBAL_CACHE", "false".into()));
             defaults.push(("YARN_ENABLE_TELEMETRY", "0".into()));
             defaults.push(("YARN_ENABLE_PROGRESS_BARS", "false".into()));
-            // PnP keeps dependencies as zips under .yarn/cache inside the app, which cannot
-            // be cached as a layer; a node_modules tree can. An app that set nodeLinker in
-            // .yarnrc.yml keeps its choice.
-            if !yarnrc_sets_node_linker(inputs.app_dir) {
+            // A node_modules tree can be cached as a layer and needs no loader at run time.
+            // An app that set nodeLinker in .yarnrc.yml keeps its choice.
+            if !inputs.berry.sets_node_linker {
                 defaults.push(("YARN_NODE_LINKER", "node-modules".into()));
             }
         }
@@ -107,6 +117,12 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     for (key, value) in inputs.platform.iter() {
         env.insert(key, value);
     }
+    if inputs.tool == Tool::YarnBerry {
+        // `YARN_PRODUCTION=false` is Heroku's switch for keeping devDependencies (read by the
+        // buildpack), but Yarn 2+ reads every `YARN_*` variable as a setting and refuses the
+        // install on one it does not know ("Unrecognized or legacy configuration settings").
+        env = without(env, |key| key.eq_ignore_ascii_case("YARN_PRODUCTION"));
+    }
     if inputs.tool == Tool::Pnpm {
         // pnpm reads its settings from `npm_config_*` variables too
         // (<https://pnpm.io/npmrc>), and every command that touches `node_modules` must see
@@ -116,24 +132,30 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         // must hold plain files, so copy.
         // The same settings in another case or prefix (pnpm reads `NPM_CONFIG_*` and
         // `pnpm_config_*` too) would compete with these: drop them.
-        let ours = |key: &std::ffi::OsStr| {
-            let key = key.to_string_lossy().to_ascii_lowercase();
+        env = without(env, |key| {
+            let key = key.to_ascii_lowercase();
             ["npm_config_", "pnpm_config_"].iter().any(|prefix| {
                 key.strip_prefix(prefix)
                     .is_some_and(|k| k == "store_dir" || k == "package_import_method")
             })
-        };
-        let mut kept = Env::new();
-        for (key, value) in env.iter().filter(|(key, _)| !ours(key)) {
-            kept.insert(key, value);
-        }
-        env = kept;
+        });
         env.insert("npm_config_store_dir", inputs.cache_dir);
         env.insert("npm_config_package_import_method", "copy");
     }
+    // Yarn runs `node-gyp` for packages with a binding.gyp and expects the one that comes with
+    // Node's npm (Yarn 1 looks beside `process.execPath`, else tries a global install):
+    // npm's `bin/node-gyp-bin`, from the npm layer.
+    let node_gyp_bin = match inputs.tool {
+        Tool::YarnClassic | Tool::YarnBerry => inputs
+            .npm_bin
+            .and_then(Path::parent)
+            .map(|npm| npm.join("package/bin/node-gyp-bin")),
+        Tool::Npm | Tool::Pnpm => None,
+    };
     let mut path: Vec<PathBuf> = std::iter::once(inputs.tool_bin)
         .chain(inputs.npm_bin)
         .map(Path::to_path_buf)
+        .chain(node_gyp_bin)
         .chain([
             inputs.node_home.join("bin"),
             inputs.app_dir.join("node_modules/.bin"),
@@ -148,11 +170,31 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     env
 }
 
-fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
-    slugc_fs::input::read_app_text(app_dir, ".yarnrc.yml", slugc_fs::input::MANIFEST_CAP)
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("nodeLinker:")))
+/// The Yarn prune plugin in a file of its own, outside the app and the layers; removed when
+/// dropped.
+fn write_prune_plugin() -> Result<tempfile::NamedTempFile, NodejsBuildpackError> {
+    use std::io::Write;
+    let dir = std::env::temp_dir();
+    let mut file = tempfile::Builder::new()
+        .prefix("slugc-yarn-prune-")
+        .suffix(".cjs")
+        .tempfile_in(&dir)
+        .map_err(NodejsBuildpackError::io("writing the Yarn prune plugin", &dir))?;
+    file.write_all(yarn_berry::PRUNE_PLUGIN.as_bytes())
+        .map_err(NodejsBuildpackError::io(
+            "writing the Yarn prune plugin",
+            file.path().to_path_buf(),
+        ))?;
+    Ok(file)
+}
+
+/// `env` without the variables whose name `drop` matches.
+fn without(env: Env, drop: impl Fn(&str) -> bool) -> Env {
+    let mut kept = Env::new();
+    for (key, value) in env.iter().filter(|(key, _)| !drop(&key.to_string_lossy())) {
+        kept.insert(key, value);
+    }
+    kept
 }
 
 impl Toolchain {
@@ -166,6 +208,10 @@ impl Toolchain {
         npm_bin: Option<&Path>,
         cache_dir: PathBuf,
     ) -> Self {
+        let berry = match tool.tool {
+            Tool::YarnBerry => BerryMode::detect(&context.app_dir),
+            _ => BerryMode::default(),
+        };
         let env = child_env(EnvInputs {
             base: Env::from_current(),
             platform: context.platform.env(),
@@ -177,6 +223,7 @@ impl Toolchain {
             tool_version: &tool.version,
             cache_dir: &cache_dir,
             app_dir: &context.app_dir,
+            berry,
         });
         Toolchain {
             tool: tool.tool,
@@ -184,6 +231,7 @@ impl Toolchain {
             tool_bin: tool.bin.clone(),
             app_dir: context.app_dir.clone(),
             env,
+            berry,
         }
     }
 
@@ -218,6 +266,10 @@ impl Toolchain {
                 "--prefer-offline",
                 "--non-interactive",
             ],
+            // A committed cache is the app's: the install may not add to it or drop from it.
+            (Tool::YarnBerry, true) if self.berry.zero_install => {
+                &["install", "--immutable", "--immutable-cache"]
+            }
             (Tool::YarnBerry, true) => &["install", "--immutable"],
             (Tool::YarnBerry, false) => &["install"],
             (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
@@ -247,12 +299,11 @@ impl Toolchain {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            Tool::YarnBerry => vec![
-                "workspaces".into(),
-                "focus".into(),
-                "--all".into(),
-                "--production".into(),
-            ],
+            // Yarn 2 and 3 have no `workspaces focus` without the workspace-tools plugin
+            // (fetched from GitHub): our own plugin does its `--all --production` on every
+            // Berry major (see assets/yarn-prune-plugin.cjs), as Heroku's CNB does with its
+            // `yarn heroku prune`.
+            Tool::YarnBerry => vec![yarn_berry::PRUNE_COMMAND.into()],
             // `pnpm prune` runs the app's lifecycle scripts unless told not to, and only
             // pnpm after 8.15.6 can be told (Heroku's rule, heroku/buildpacks-nodejs
             // `pnpm_install` prune); see [`Toolchain::prune_is_unsafe`] for the others.
@@ -288,6 +339,28 @@ impl Toolchain {
         })
     }
 
+    /// What the dyno's environment needs for the tool to find the installed tree: Yarn 2+
+    /// defaults to Plug'n'Play, so `yarn start` on a tree we linked as `node_modules` (the
+    /// app set no nodeLinker) fails with "doesn't seem to have been installed" unless it is
+    /// told the linker there too.
+    pub fn launch_defaults(&self) -> Vec<(&'static str, &'static str)> {
+        match self.tool {
+            Tool::YarnBerry if !self.berry.sets_node_linker => {
+                vec![("YARN_NODE_LINKER", "node-modules")]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why this app is installed on every build although nothing changed, if it is: Yarn's
+    /// Plug'n'Play writes `.pnp.cjs`, `.pnp.loader.mjs` and `.yarn/unplugged` into the app,
+    /// which a fresh copy of the source lacks, and no layer holds them.
+    pub fn installs_into_the_app(&self) -> Option<String> {
+        self.berry.pnp.then(|| {
+            "Plug'n'Play (nodeLinker: pnp in .yarnrc.yml) installs into the app (.pnp.cjs, .yarn/unplugged), not into a layer".to_string()
+        })
+    }
+
     /// Files in the top of `node_modules` that only the next install reads and that would make
     /// the slug differ between builds: pnpm's `.modules.yaml` holds the absolute store path and
     /// a `prunedAt` date, its workspace state a timestamp. Nothing reads them at run time.
@@ -317,13 +390,38 @@ impl Toolchain {
 
     /// Run the tool in the app dir; its output goes straight to the build log.
     pub fn run(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
-        self.run_with(step, args, false)
+        self.run_with(step, args, false, &[])
     }
 
     /// Install steps run without `NODE_ENV`: under `NODE_ENV=production` pnpm (and older
     /// npm) skip devDependencies, which the build needs; they are pruned afterwards.
     pub fn install(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
-        self.run_with(step, args, true)
+        self.run_with(step, args, true, &[])
+    }
+
+    /// Remove devDependencies ([`Toolchain::prune_args`]); on Yarn 2+ with our plugin loaded.
+    pub fn prune(&self) -> Result<(), NodejsBuildpackError> {
+        let args = self.prune_args();
+        if self.tool != Tool::YarnBerry {
+            return self.install(PRUNE_STEP, &args);
+        }
+        let plugin = write_prune_plugin()?;
+        let mut plugins = OsString::from(plugin.path());
+        // Plugins the user loads this way stay loaded (Yarn splits the list on `;`).
+        if let Some(theirs) = self.env.get("YARN_PLUGINS").filter(|v| !v.is_empty()) {
+            plugins.push(";");
+            plugins.push(theirs);
+        }
+        let cleanup = if self.berry.uses_app_cache() { "1" } else { "0" };
+        self.run_with(
+            PRUNE_STEP,
+            &args,
+            true,
+            &[
+                ("YARN_PLUGINS", plugins),
+                (yarn_berry::CACHE_CLEANUP_ENV, cleanup.into()),
+            ],
+        )
     }
 
     fn run_with(
@@ -331,6 +429,7 @@ impl Toolchain {
         step: &str,
         args: &[String],
         install: bool,
+        extra_env: &[(&str, OsString)],
     ) -> Result<(), NodejsBuildpackError> {
         let shown = self.display_command(args);
         println!("Running {shown}");
@@ -339,7 +438,8 @@ impl Toolchain {
             .args(args)
             .current_dir(&self.app_dir)
             .env_clear()
-            .envs(&self.env);
+            .envs(&self.env)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)));
         if install {
             command.env_remove("NODE_ENV");
         }
@@ -404,6 +504,7 @@ mod tests {
             tool_bin: "/l/bin".into(),
             app_dir: "/w/app".into(),
             env: Env::new(),
+            berry: BerryMode::default(),
         }
     }
 
@@ -463,6 +564,7 @@ mod tests {
             tool_version: "10.0.0",
             cache_dir: Path::new("/l/pnpm_store"),
             app_dir: Path::new("/w/app"),
+            berry: BerryMode::default(),
         });
         assert_eq!(
             env.get_string_lossy("npm_config_store_dir").unwrap(),
@@ -504,6 +606,7 @@ mod tests {
             tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),
             app_dir: Path::new("/w/app"),
+            berry: BerryMode::default(),
         });
         assert_eq!(
             env.get_string_lossy("PATH").unwrap(),

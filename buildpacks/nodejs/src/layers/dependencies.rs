@@ -99,7 +99,8 @@ pub fn plan<'a>(
         has_dev_dependencies,
         keep_dev_tree: prune && build_script.is_some(),
         lockfile,
-        root_scripts: root_install_scripts(app_dir, &scripts),
+        root_scripts: root_install_scripts(app_dir, &scripts)
+            .or_else(|| toolchain.installs_into_the_app()),
         prune_unsafe,
     })
 }
@@ -334,7 +335,7 @@ pub fn finish(
     }
     if plan.prune {
         println!("-----> Pruning devDependencies");
-        toolchain.install(crate::toolchain::PRUNE_STEP, &toolchain.prune_args())?;
+        toolchain.prune()?;
     } else if let Some(warning) = &plan.prune_unsafe {
         println!("{warning}");
     } else if plan.has_dev_dependencies {
