@@ -4,8 +4,12 @@
 # (empty app cache and empty machine-wide content cache: it also downloads and verifies
 # Node.js and npm, compresses everything, and writes the slug), our cold build of the app as a
 # new app on a machine that built it once (empty app cache, the content cache of the first
-# build), and our warm rebuild with nothing changed. Not a test: it prints figures
-# (docs/performance.md keeps them).
+# build), and our warm rebuild with nothing changed. Then the same cold and warm builds of a
+# pnpm app (fixtures/node-pnpm-dev) and a Yarn 4 app (fixtures/node-yarn-berry), each against
+# its own tool's frozen install (`pnpm install --frozen-lockfile`, `yarn install --immutable`,
+# empty tool cache) + `tar -czf`, with the tool version the buildpack picks for that app,
+# fetched from the registry with `npm pack` and run on the host's node. Not a test: it prints
+# figures (docs/performance.md keeps them).
 #
 #   bench/nodejs.sh [ROUNDS]     (default 3; the median of the rounds is reported)
 #
@@ -13,6 +17,7 @@
 #   SLUG        the slug binary (default: `cargo build --release` of this checkout)
 #   BENCH_DIR   scratch dir (default: a fresh dir under /var/tmp; disk, like a real build)
 #   BENCH_APP   the app (default fixtures/node-express)
+#   BENCH_TOOLS `pnpm yarn` (default) or a subset, or empty: which other package managers
 # The baseline uses the `npm` on PATH; the slug's own Node/npm come from the registry.
 set -euo pipefail
 
@@ -94,3 +99,71 @@ ratio=$(awk -v c="$cold" -v b="$base" 'BEGIN { printf "%.2f", c / b }')
 newratio=$(awk -v c="$newapp" -v b="$base" 'BEGIN { printf "%.2f", c / b }')
 echo
 echo "cold / baseline = $ratio (bar: <= 1.2)   new app / baseline = $newratio (bar: <= 1.05)   warm = $warm s (bar: <= 1.0)"
+
+# ---- pnpm and Yarn 4: each app against its own tool's frozen install + tar, same rounds ----
+tools=${BENCH_TOOLS-pnpm yarn}
+# The tool as the buildpack picks it for the app (pnpm: the newest 10.x for lockfile 9;
+# Yarn: the packageManager pin), unpacked once, run with the host's node.
+fetch_tool() { # package spec -> path of its JS entry
+  local dir=$scratch/tools/${1//\//_}
+  mkdir -p "$dir"
+  (cd "$dir" && npm pack "$1" --silent >/dev/null 2>&1 && tar -xzf ./*.tgz)
+  echo "$dir/package"
+}
+for tool in $tools; do
+  case $tool in
+    pnpm)
+      tool_app=$repo/fixtures/node-pnpm-dev
+      entry=$(fetch_tool pnpm@10)/bin/pnpm.cjs
+      tool_install() { node "$entry" install --frozen-lockfile --store-dir "$1/store" >/dev/null 2>&1; }
+      ;;
+    yarn)
+      tool_app=$repo/fixtures/node-yarn-berry
+      pin=$(node -p "require('$tool_app/package.json').packageManager.split('@')[1]")
+      entry=$(fetch_tool "@yarnpkg/cli-dist@$pin")/bin/yarn.js
+      tool_install() {
+        YARN_ENABLE_GLOBAL_CACHE=false YARN_CACHE_FOLDER="$1/yarn-cache" YARN_NODE_LINKER=node-modules \
+          YARN_ENABLE_TELEMETRY=0 node "$entry" install --immutable >/dev/null 2>&1
+      }
+      ;;
+    *) echo "unknown tool $tool" >&2; exit 2 ;;
+  esac
+  t_base=() t_cold=() t_warm=()
+  for round in $(seq 1 "$rounds"); do
+    r=$scratch/$tool-round-$round
+    mkdir -p "$r"
+    cp -r "$tool_app" "$r/base"
+    t0=$(now)
+    (cd "$r/base" && tool_install "$r")
+    tar -czf "$r/base.tgz" -C "$r/base" .
+    t1=$(now)
+    t_base+=("$(elapsed "$t0" "$t1")")
+    t0=$(now)
+    "$SLUG" build "$tool_app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/cold.log" 2>&1
+    t1=$(now)
+    t_cold+=("$(elapsed "$t0" "$t1")")
+    t0=$(now)
+    "$SLUG" build "$tool_app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/warm.log" 2>&1
+    t1=$(now)
+    t_warm+=("$(elapsed "$t0" "$t1")")
+    if grep -q "Running $tool install\|Downloading" "$r/warm.log"; then
+      echo "$tool: warm rebuild installed or downloaded something:" >&2
+      cat "$r/warm.log" >&2
+      exit 1
+    fi
+    if [ "$(find "$r/out" -name 'sha256-*.tgz' | wc -l)" != 1 ]; then
+      echo "$tool: cold and warm builds of round $round made different slugs" >&2
+      exit 1
+    fi
+    echo "$tool round $round: frozen install + tar ${t_base[-1]} s, cold ${t_cold[-1]} s, warm ${t_warm[-1]} s" >&2
+  done
+  base=$(printf '%s\n' "${t_base[@]}" | median)
+  cold=$(printf '%s\n' "${t_cold[@]}" | median)
+  warm=$(printf '%s\n' "${t_warm[@]}" | median)
+  echo
+  echo "$(basename "$tool_app") ($tool), median of $rounds rounds"
+  printf '%-34s %8s\n' "$tool frozen install + tar -czf" "$base"
+  printf '%-34s %8s\n' "slug build, cold (incl. Node.js)" "$cold"
+  printf '%-34s %8s\n' "slug build, warm, no change" "$warm"
+  echo "cold / baseline = $(awk -v c="$cold" -v b="$base" 'BEGIN { printf "%.2f", c / b }')   warm = $warm s"
+done

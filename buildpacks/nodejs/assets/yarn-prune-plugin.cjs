@@ -6,6 +6,9 @@
 // project (node_modules, or .pnp.cjs and .yarn/unplugged) without writing package.json or
 // yarn.lock back. With SLUGC_YARN_CACHE_CLEANUP=1 the zips that no production package needs
 // are removed from the cache folder (when it is inside the project), as a normal install does.
+// Build scripts do not run again (`skip-build`, Yarn 3+; like Yarn 1's and pnpm's prune with
+// --ignore-scripts): what they built is kept, and they may need the devDependencies just
+// removed (node-gyp itself, say).
 module.exports = {
   name: "@slugc/plugin-prune",
   factory: (require) => {
@@ -24,7 +27,7 @@ module.exports = {
         const report = await StreamReport.start(
           { configuration, stdout: this.context.stdout, includeLogs: true },
           async (report) => {
-            await project.install({ cache, report, persistProject: false });
+            await project.install({ cache, report, persistProject: false, mode: "skip-build" });
             if (process.env.SLUGC_YARN_CACHE_CLEANUP === "1") {
               await project.cacheCleanup({ cache, report });
             }

@@ -25,6 +25,10 @@ pub struct Toolchain {
     pub env: Env,
     /// How a Yarn 2+ app installs (the default for other tools).
     pub berry: BerryMode,
+    /// A pnpm app with `pnpm-workspace.yaml` packages.
+    pub pnpm_workspace: bool,
+    /// A pnpm app with `node-linker=pnp`.
+    pub pnpm_pnp: bool,
 }
 
 /// Inputs for [`child_env`].
@@ -170,6 +174,24 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     env
 }
 
+/// Every `node_modules` dir of the app (the root's and each workspace package's), not looking
+/// inside them, the layers or hidden dirs.
+fn remove_node_modules_dirs(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if name == "node_modules" {
+            crate::fsutil::remove_any(&entry.path())?;
+        } else {
+            remove_node_modules_dirs(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// The Yarn prune plugin in a file of its own, outside the app and the layers; removed when
 /// dropped.
 fn write_prune_plugin() -> Result<tempfile::NamedTempFile, NodejsBuildpackError> {
@@ -179,7 +201,10 @@ fn write_prune_plugin() -> Result<tempfile::NamedTempFile, NodejsBuildpackError>
         .prefix("slugc-yarn-prune-")
         .suffix(".cjs")
         .tempfile_in(&dir)
-        .map_err(NodejsBuildpackError::io("writing the Yarn prune plugin", &dir))?;
+        .map_err(NodejsBuildpackError::io(
+            "writing the Yarn prune plugin",
+            &dir,
+        ))?;
     file.write_all(yarn_berry::PRUNE_PLUGIN.as_bytes())
         .map_err(NodejsBuildpackError::io(
             "writing the Yarn prune plugin",
@@ -232,6 +257,10 @@ impl Toolchain {
             app_dir: context.app_dir.clone(),
             env,
             berry,
+            pnpm_workspace: tool.tool == Tool::Pnpm
+                && crate::package_manager::is_pnpm_workspace(&context.app_dir),
+            pnpm_pnp: tool.tool == Tool::Pnpm
+                && crate::package_manager::is_pnpm_pnp(&context.app_dir),
         }
     }
 
@@ -304,6 +333,15 @@ impl Toolchain {
             // Berry major (see assets/yarn-prune-plugin.cjs), as Heroku's CNB does with its
             // `yarn heroku prune`.
             Tool::YarnBerry => vec![yarn_berry::PRUNE_COMMAND.into()],
+            // In a workspace `pnpm prune --prod` asks to purge node_modules, and when allowed
+            // to drops the links between workspace packages too; a production install into
+            // fresh node_modules dirs is what Heroku's CNB runs there (from the store).
+            Tool::Pnpm if self.pnpm_workspace => {
+                ["install", "--prod", "--frozen-lockfile", "--prefer-offline"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }
             // `pnpm prune` runs the app's lifecycle scripts unless told not to, and only
             // pnpm after 8.15.6 can be told (Heroku's rule, heroku/buildpacks-nodejs
             // `pnpm_install` prune); see [`Toolchain::prune_is_unsafe`] for the others.
@@ -339,6 +377,12 @@ impl Toolchain {
         })
     }
 
+    /// Packages other than the root may declare devDependencies (a pnpm workspace's), so the
+    /// prune is worth running even when the root's package.json lists none.
+    pub fn workspace_packages(&self) -> bool {
+        self.pnpm_workspace
+    }
+
     /// What the dyno's environment needs for the tool to find the installed tree: Yarn 2+
     /// defaults to Plug'n'Play, so `yarn start` on a tree we linked as `node_modules` (the
     /// app set no nodeLinker) fails with "doesn't seem to have been installed" unless it is
@@ -353,11 +397,21 @@ impl Toolchain {
     }
 
     /// Why this app is installed on every build although nothing changed, if it is: Yarn's
-    /// Plug'n'Play writes `.pnp.cjs`, `.pnp.loader.mjs` and `.yarn/unplugged` into the app,
-    /// which a fresh copy of the source lacks, and no layer holds them.
+    /// Plug'n'Play writes `.pnp.cjs`, `.pnp.loader.mjs` and `.yarn/unplugged` into the app
+    /// (pnpm's `.pnp.cjs`), and each package of a pnpm workspace gets its own `node_modules`
+    /// there; a fresh copy of the source lacks them, and no layer holds them.
     pub fn installs_into_the_app(&self) -> Option<String> {
-        self.berry.pnp.then(|| {
-            "Plug'n'Play (nodeLinker: pnp in .yarnrc.yml) installs into the app (.pnp.cjs, .yarn/unplugged), not into a layer".to_string()
+        if self.berry.pnp {
+            return Some("Plug'n'Play (nodeLinker: pnp in .yarnrc.yml) installs into the app (.pnp.cjs, .yarn/unplugged), not into a layer".to_string());
+        }
+        if self.pnpm_pnp {
+            return Some(
+                "Plug'n'Play (node-linker=pnp in .npmrc) writes .pnp.cjs into the app, not into a layer"
+                    .to_string(),
+            );
+        }
+        self.pnpm_workspace.then(|| {
+            "pnpm-workspace.yaml: each workspace package's node_modules is in the app, not in a layer".to_string()
         })
     }
 
@@ -402,6 +456,12 @@ impl Toolchain {
     /// Remove devDependencies ([`Toolchain::prune_args`]); on Yarn 2+ with our plugin loaded.
     pub fn prune(&self) -> Result<(), NodejsBuildpackError> {
         let args = self.prune_args();
+        if self.pnpm_workspace {
+            remove_node_modules_dirs(&self.app_dir).map_err(NodejsBuildpackError::io(
+                "removing the workspace's node_modules before the production install",
+                &self.app_dir,
+            ))?;
+        }
         if self.tool != Tool::YarnBerry {
             return self.install(PRUNE_STEP, &args);
         }
@@ -412,7 +472,11 @@ impl Toolchain {
             plugins.push(";");
             plugins.push(theirs);
         }
-        let cleanup = if self.berry.uses_app_cache() { "1" } else { "0" };
+        let cleanup = if self.berry.uses_app_cache() {
+            "1"
+        } else {
+            "0"
+        };
         self.run_with(
             PRUNE_STEP,
             &args,
@@ -505,6 +569,8 @@ mod tests {
             app_dir: "/w/app".into(),
             env: Env::new(),
             berry: BerryMode::default(),
+            pnpm_workspace: false,
+            pnpm_pnp: false,
         }
     }
 
@@ -544,6 +610,82 @@ mod tests {
         assert!(yarn
             .display_command(&yarn.install_args(true))
             .starts_with("yarn install --frozen-lockfile"));
+        pnpm.pnpm_workspace = true;
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm install --prod --frozen-lockfile --prefer-offline"
+        );
+        let mut berry = toolchain(Tool::YarnBerry);
+        assert_eq!(
+            berry.display_command(&berry.prune_args()),
+            "yarn slugc-prune"
+        );
+        assert_eq!(
+            berry.display_command(&berry.install_args(true)),
+            "yarn install --immutable"
+        );
+        berry.berry.zero_install = true;
+        assert_eq!(
+            berry.display_command(&berry.install_args(true)),
+            "yarn install --immutable --immutable-cache"
+        );
+    }
+
+    fn env_for(tool: Tool, platform: &Env, berry: BerryMode) -> Env {
+        child_env(EnvInputs {
+            base: Env::new(),
+            platform,
+            node_home: Path::new("/l/node"),
+            node_headers: None,
+            tool_bin: Path::new("/l/yarn/bin"),
+            npm_bin: Some(Path::new("/l/npm/bin")),
+            tool,
+            tool_version: "4.5.3",
+            cache_dir: Path::new("/l/yarn_cache"),
+            app_dir: Path::new("/w/app"),
+            berry,
+        })
+    }
+
+    #[test]
+    fn yarn_berry_env_drops_yarn_production_and_puts_pnp_packages_in_the_app() {
+        let mut platform = Env::new();
+        platform.insert("YARN_PRODUCTION", "false");
+        platform.insert("yarn_production", "false");
+        let env = env_for(Tool::YarnBerry, &platform, BerryMode::default());
+        assert!(!env.contains_key("YARN_PRODUCTION"));
+        assert!(!env.contains_key("yarn_production"));
+        assert_eq!(
+            env.get_string_lossy("YARN_CACHE_FOLDER").unwrap(),
+            "/l/yarn_cache"
+        );
+        assert_eq!(
+            env.get_string_lossy("YARN_NODE_LINKER").unwrap(),
+            "node-modules"
+        );
+        let pnp = BerryMode {
+            pnp: true,
+            sets_node_linker: true,
+            zero_install: false,
+        };
+        let env = env_for(Tool::YarnBerry, &platform, pnp);
+        assert_eq!(
+            env.get_string_lossy("YARN_CACHE_FOLDER").unwrap(),
+            "/w/app/.yarn/cache"
+        );
+        assert!(!env.contains_key("YARN_NODE_LINKER"));
+        // Yarn 1 keeps the setting it knows.
+        let env = env_for(Tool::YarnClassic, &platform, BerryMode::default());
+        assert_eq!(env.get_string_lossy("YARN_PRODUCTION").unwrap(), "false");
+    }
+
+    #[test]
+    fn yarn_finds_the_node_gyp_of_the_npm_layer() {
+        let env = env_for(Tool::YarnClassic, &Env::new(), BerryMode::default());
+        assert_eq!(
+            env.get_string_lossy("PATH").unwrap(),
+            "/l/yarn/bin:/l/npm/bin:/l/npm/package/bin/node-gyp-bin:/l/node/bin:/w/app/node_modules/.bin"
+        );
     }
 
     #[test]

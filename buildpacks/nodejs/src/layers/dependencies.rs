@@ -79,7 +79,8 @@ pub fn plan<'a>(
     let build_script = ["heroku-postbuild", "build"]
         .into_iter()
         .find(|s| package_json.script(s).is_some());
-    let has_dev_dependencies = !package_json.dev_dependencies.is_empty();
+    let has_dev_dependencies =
+        !package_json.dev_dependencies.is_empty() || toolchain.workspace_packages();
     let scripts: Vec<&str> = package_json.scripts.keys().map(String::as_str).collect();
     let wanted = prune_enabled(context.platform.env()) && has_dev_dependencies;
     let prune_unsafe = wanted

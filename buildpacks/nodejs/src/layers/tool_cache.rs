@@ -81,7 +81,10 @@ pub fn seed_app_cache(layer_dir: &Path, app_cache: &Path) -> Result<(), NodejsBu
     };
     slugc_fs::copy_tree(layer_dir, app_cache, &how)
         .map_err(std::io::Error::from)
-        .map_err(NodejsBuildpackError::io("seeding Yarn's cache in the app", app_cache))
+        .map_err(NodejsBuildpackError::io(
+            "seeding Yarn's cache in the app",
+            app_cache,
+        ))
 }
 
 /// After the install (before the prune drops the devDependencies' zips): the layer keeps

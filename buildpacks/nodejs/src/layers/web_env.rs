@@ -68,18 +68,18 @@ pub fn write(
     }
     layer.write_env(
         env.chainable_insert(
-                Scope::Launch,
-                ModificationBehavior::Default,
-                "NODE_ENV",
-                "production",
-            )
-            .chainable_insert(Scope::Launch, ModificationBehavior::Delimiter, "PATH", ":")
-            .chainable_insert(
-                Scope::Launch,
-                ModificationBehavior::Prepend,
-                "PATH",
-                context.app_dir.join("node_modules/.bin"),
-            ),
+            Scope::Launch,
+            ModificationBehavior::Default,
+            "NODE_ENV",
+            "production",
+        )
+        .chainable_insert(Scope::Launch, ModificationBehavior::Delimiter, "PATH", ":")
+        .chainable_insert(
+            Scope::Launch,
+            ModificationBehavior::Prepend,
+            "PATH",
+            context.app_dir.join("node_modules/.bin"),
+        ),
     )?;
     let exec_d = path.join("exec.d");
     let script = exec_d.join("web_concurrency");
