@@ -36,6 +36,29 @@ trap 'rm -rf "$scratch"' EXIT
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# slug_build APP ROUND CACHE LOG: one `slug build` of APP into ROUND/out with app cache CACHE
+# and the content cache ROUND/content; prints its seconds.
+slug_build() {
+  local t0 t1
+  t0=$(now)
+  "$SLUG" build "$1" --output "$2/out" --cache-dir "$3" --content-cache "$2/content" >"$4" 2>&1
+  t1=$(now)
+  elapsed "$t0" "$t1"
+}
+# check_round ROUND WARM_LOG INSTALL_PATTERN: the warm build installed and downloaded
+# nothing, and every build of the round made the same slug.
+check_round() {
+  if grep -q "$3\|Downloading" "$2"; then
+    echo "warm rebuild installed or downloaded something:" >&2
+    cat "$2" >&2
+    exit 1
+  fi
+  if [ "$(find "$1/out" -name 'sha256-*.tgz' | wc -l)" != 1 ]; then
+    echo "the builds of $1 made different slugs:" >&2
+    ls "$1/out" >&2
+    exit 1
+  fi
+}
 
 base_times=() cold_times=() newapp_times=() warm_times=()
 for round in $(seq 1 "$rounds"); do
@@ -51,33 +74,13 @@ for round in $(seq 1 "$rounds"); do
   base_times+=("$(elapsed "$t0" "$t1")")
 
   # Ours, cold: empty app cache, empty content cache.
-  t0=$(now)
-  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/cold.log" 2>&1
-  t1=$(now)
-  cold_times+=("$(elapsed "$t0" "$t1")")
-
+  cold_times+=("$(slug_build "$app" "$r" "$r/cache" "$r/cold.log")")
   # Ours, a new app on this machine: empty app cache, the content cache the cold build left.
-  t0=$(now)
-  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache-new" --content-cache "$r/content" >"$r/newapp.log" 2>&1
-  t1=$(now)
-  newapp_times+=("$(elapsed "$t0" "$t1")")
-
+  newapp_times+=("$(slug_build "$app" "$r" "$r/cache-new" "$r/newapp.log")")
   # Ours, warm: same caches, nothing changed.
-  t0=$(now)
-  "$SLUG" build "$app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/warm.log" 2>&1
-  t1=$(now)
-  warm_times+=("$(elapsed "$t0" "$t1")")
-  if grep -q "Running npm ci\|Downloading" "$r/warm.log"; then
-    echo "warm rebuild installed or downloaded something:" >&2
-    cat "$r/warm.log" >&2
-    exit 1
-  fi
+  warm_times+=("$(slug_build "$app" "$r" "$r/cache" "$r/warm.log")")
   # Cold, new app and warm must have made the same slug.
-  if [ "$(find "$r/out" -name 'sha256-*.tgz' | wc -l)" != 1 ]; then
-    echo "the builds of round $round made different slugs:" >&2
-    ls "$r/out" >&2
-    exit 1
-  fi
+  check_round "$r" "$r/warm.log" "Running npm ci"
   echo "round $round: npm ci + tar ${base_times[-1]} s, cold ${cold_times[-1]} s, new app ${newapp_times[-1]} s, warm ${warm_times[-1]} s" >&2
 done
 
@@ -138,23 +141,9 @@ for tool in $tools; do
     tar -czf "$r/base.tgz" -C "$r/base" .
     t1=$(now)
     t_base+=("$(elapsed "$t0" "$t1")")
-    t0=$(now)
-    "$SLUG" build "$tool_app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/cold.log" 2>&1
-    t1=$(now)
-    t_cold+=("$(elapsed "$t0" "$t1")")
-    t0=$(now)
-    "$SLUG" build "$tool_app" --output "$r/out" --cache-dir "$r/cache" --content-cache "$r/content" >"$r/warm.log" 2>&1
-    t1=$(now)
-    t_warm+=("$(elapsed "$t0" "$t1")")
-    if grep -q "Running $tool install\|Downloading" "$r/warm.log"; then
-      echo "$tool: warm rebuild installed or downloaded something:" >&2
-      cat "$r/warm.log" >&2
-      exit 1
-    fi
-    if [ "$(find "$r/out" -name 'sha256-*.tgz' | wc -l)" != 1 ]; then
-      echo "$tool: cold and warm builds of round $round made different slugs" >&2
-      exit 1
-    fi
+    t_cold+=("$(slug_build "$tool_app" "$r" "$r/cache" "$r/cold.log")")
+    t_warm+=("$(slug_build "$tool_app" "$r" "$r/cache" "$r/warm.log")")
+    check_round "$r" "$r/warm.log" "Running $tool install"
     echo "$tool round $round: frozen install + tar ${t_base[-1]} s, cold ${t_cold[-1]} s, warm ${t_warm[-1]} s" >&2
   done
   base=$(printf '%s\n' "${t_base[@]}" | median)

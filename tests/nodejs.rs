@@ -727,31 +727,31 @@ fn pnpm_fixture_prunes_starts_and_rebuilds_the_same(
 }
 
 #[test]
-fn pnpm_workspace_links_its_packages_prunes_them_and_starts() {
-    let tmp = support::tmpfs_dir();
-    let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(
-        "node-pnpm-workspace",
-        tmp.path(),
-        "hello from web in a pnpm workspace, 1h, built with is-number: true, devDependencies pruned: yes",
-        "pnpm-workspace.yaml",
-    );
-    // The workspace package's link to its sibling survives the prune.
-    let link = std::fs::read_link(run.join("app/packages/web/node_modules/greeting")).unwrap();
-    assert_eq!(link, Path::new("../../greeting"));
-}
-
-#[test]
-fn pnpm_plug_n_play_app_ships_its_pnp_cjs_and_starts() {
-    let tmp = support::tmpfs_dir();
-    let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(
-        "node-pnpm-pnp",
-        tmp.path(),
-        "hello from node-pnpm-pnp, 2h, built with is-number: true, devDependencies pruned: yes",
-        "Plug'n'Play (node-linker=pnp in .npmrc)",
-    );
-    let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
-    assert!(pnp.contains("ms@2.1.3"), "{pnp:.400}");
-    assert!(!pnp.contains("is-number"), "the devDependency is mapped");
+fn pnpm_workspace_and_plug_n_play_apps_prune_start_and_rebuild_the_same() {
+    for (name, body, reason) in [
+        (
+            "node-pnpm-workspace",
+            "hello from web in a pnpm workspace, 1h, built with is-number: true, devDependencies pruned: yes",
+            "pnpm-workspace.yaml",
+        ),
+        (
+            "node-pnpm-pnp",
+            "hello from node-pnpm-pnp, 2h, built with is-number: true, devDependencies pruned: yes",
+            "Plug'n'Play (node-linker=pnp in .npmrc)",
+        ),
+    ] {
+        let tmp = support::tmpfs_dir();
+        let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(name, tmp.path(), body, reason);
+        if name == "node-pnpm-workspace" {
+            // The workspace package's link to its sibling survives the prune.
+            let link = std::fs::read_link(run.join("app/packages/web/node_modules/greeting"));
+            assert_eq!(link.unwrap(), Path::new("../../greeting"));
+        } else {
+            let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
+            assert!(pnp.contains("ms@2.1.3"), "{pnp:.400}");
+            assert!(!pnp.contains("is-number"), "the devDependency is mapped");
+        }
+    }
 }
 
 #[test]

@@ -142,6 +142,7 @@ impl Buildpack for NodejsBuildpack {
         }
         dependencies::finish(prepared, &toolchain, &plan)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
+        toolchain.remove_install_state()?;
 
         web_env::write(&context, &toolchain.launch_defaults())?;
         let launch = processes::launch(app_dir, &package_json, package_manager.tool);

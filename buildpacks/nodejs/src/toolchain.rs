@@ -396,6 +396,21 @@ impl Toolchain {
         }
     }
 
+    /// Yarn 2+'s install state (`.yarn/install-state.gz`, in the app) hashes the absolute
+    /// path of every package it built (its build state), so it differs from one build dir to
+    /// the next; `yarn run` writes it again from the lockfile when it is missing (no network),
+    /// on the dyno as in a warm build's scripts. So the slug does not carry it.
+    pub fn remove_install_state(&self) -> Result<(), NodejsBuildpackError> {
+        if self.tool != Tool::YarnBerry {
+            return Ok(());
+        }
+        let state = self.app_dir.join(yarn_berry::INSTALL_STATE);
+        crate::fsutil::remove_any(&state).map_err(NodejsBuildpackError::io(
+            "removing Yarn's install state",
+            &state,
+        ))
+    }
+
     /// Why this app is installed on every build although nothing changed, if it is: Yarn's
     /// Plug'n'Play writes `.pnp.cjs`, `.pnp.loader.mjs` and `.yarn/unplugged` into the app
     /// (pnpm's `.pnp.cjs`), and each package of a pnpm workspace gets its own `node_modules`
@@ -637,11 +652,11 @@ mod tests {
             platform,
             node_home: Path::new("/l/node"),
             node_headers: None,
-            tool_bin: Path::new("/l/yarn/bin"),
+            tool_bin: &Path::new("/l").join(tool.command()).join("bin"),
             npm_bin: Some(Path::new("/l/npm/bin")),
             tool,
-            tool_version: "4.5.3",
-            cache_dir: Path::new("/l/yarn_cache"),
+            tool_version: "10.0.0",
+            cache_dir: Path::new("/l/cache"),
             app_dir: Path::new("/w/app"),
             berry,
         })
@@ -657,7 +672,7 @@ mod tests {
         assert!(!env.contains_key("yarn_production"));
         assert_eq!(
             env.get_string_lossy("YARN_CACHE_FOLDER").unwrap(),
-            "/l/yarn_cache"
+            "/l/cache"
         );
         assert_eq!(
             env.get_string_lossy("YARN_NODE_LINKER").unwrap(),
@@ -695,22 +710,10 @@ mod tests {
         platform.insert("NPM_CONFIG_STORE_DIR", "/elsewhere");
         platform.insert("pnpm_config_package_import_method", "hardlink");
         platform.insert("NPM_CONFIG_REGISTRY", "https://r.example");
-        let env = child_env(EnvInputs {
-            base: Env::new(),
-            platform: &platform,
-            node_home: Path::new("/l/node"),
-            node_headers: None,
-            tool_bin: Path::new("/l/pnpm/bin"),
-            npm_bin: Some(Path::new("/l/npm/bin")),
-            tool: Tool::Pnpm,
-            tool_version: "10.0.0",
-            cache_dir: Path::new("/l/pnpm_store"),
-            app_dir: Path::new("/w/app"),
-            berry: BerryMode::default(),
-        });
+        let env = env_for(Tool::Pnpm, &platform, BerryMode::default());
         assert_eq!(
             env.get_string_lossy("npm_config_store_dir").unwrap(),
-            "/l/pnpm_store"
+            "/l/cache"
         );
         assert_eq!(
             env.get_string_lossy("npm_config_package_import_method")

@@ -21,6 +21,9 @@ pub const PRUNE_COMMAND: &str = "slugc-prune";
 /// not need from the project's cache folder.
 pub const CACHE_CLEANUP_ENV: &str = "SLUGC_YARN_CACHE_CLEANUP";
 
+/// Yarn's install state, in the app.
+pub const INSTALL_STATE: &str = ".yarn/install-state.gz";
+
 /// The project cache folder, Yarn's default when the global cache is off.
 pub const APP_CACHE: &str = ".yarn/cache";
 

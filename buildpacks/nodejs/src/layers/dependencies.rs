@@ -146,8 +146,6 @@ fn root_install_scripts(app_dir: &Path, scripts: &[&str]) -> Option<String> {
 }
 
 const NODE_MODULES: &str = "node_modules";
-const YARN_STATE: &str = ".yarn/install-state.gz";
-const SAVED_YARN_STATE: &str = "yarn-install-state.gz";
 
 /// Restore `node_modules` or install it; afterwards `app/node_modules` holds the full tree
 /// (devDependencies included) for the build script.
@@ -309,8 +307,6 @@ pub fn finish(
 ) -> libcnb::Result<(), NodejsBuildpackError> {
     let app_modules = toolchain.app_dir.join(NODE_MODULES);
     let prod_tree = prepared.modules.path().join(NODE_MODULES);
-    let saved_state = prepared.modules.path().join(SAVED_YARN_STATE);
-    let app_state = toolchain.app_dir.join(YARN_STATE);
     if !prepared.installed {
         if prod_tree.is_dir() {
             fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
@@ -318,7 +314,6 @@ pub fn finish(
                 &app_modules,
             ))?;
         }
-        restore_yarn_state(&saved_state, &app_state)?;
         return Ok(());
     }
     let has_tree = app_modules.is_dir();
@@ -365,34 +360,7 @@ pub fn finish(
         "removing node-gyp's intermediate files",
         toolchain.app_dir.join("build"),
     ))?;
-    if app_state.is_file() {
-        std::fs::copy(&app_state, &saved_state).map_err(NodejsBuildpackError::io(
-            "keeping Yarn's install state",
-            &saved_state,
-        ))?;
-    }
     prepared.modules.write_metadata(prepared.metadata.clone())?;
-    Ok(())
-}
-
-/// Yarn Berry keeps its install state in the app (`.yarn/install-state.gz`), not in
-/// `node_modules`, and `yarn run` rewrites it when missing. The state of the pruned tree is
-/// kept in the `modules` layer and put back after every build, so a warm rebuild's slug holds
-/// the same bytes as the cold one.
-fn restore_yarn_state(saved: &Path, app_state: &Path) -> Result<(), NodejsBuildpackError> {
-    if !saved.is_file() {
-        return Ok(());
-    }
-    if let Some(dir) = app_state.parent() {
-        std::fs::create_dir_all(dir).map_err(NodejsBuildpackError::io(
-            "restoring Yarn's install state",
-            dir,
-        ))?;
-    }
-    std::fs::copy(saved, app_state).map_err(NodejsBuildpackError::io(
-        "restoring Yarn's install state",
-        app_state,
-    ))?;
     Ok(())
 }
 
