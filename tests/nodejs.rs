@@ -381,6 +381,17 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
 }
 
+/// Every needle is in the build log.
+fn assert_logged(built: &Built, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            built.log.contains(needle),
+            "{needle:?} missing:\n{}",
+            built.log
+        );
+    }
+}
+
 /// A config var that points Yarn 2+ at a registry nobody answers: an install that needs to
 /// download fails.
 const YARN_OFFLINE: &str = "YARN_NPM_REGISTRY_SERVER=http://127.0.0.1:9";
@@ -409,17 +420,14 @@ fn yarn_berry_fixture_builds_prunes_starts_and_rebuilds_the_same(
     let cache = tmp.join("cache");
     let cold = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
     assert_built(&cold);
-    for needle in [
-        &format!("Installing Yarn {yarn}"),
-        "Running yarn run build",
-        "Running yarn slugc-prune",
-    ] {
-        assert!(
-            cold.log.contains(needle),
-            "{name}: {needle:?} missing:\n{}",
-            cold.log
-        );
-    }
+    assert_logged(
+        &cold,
+        &[
+            &format!("Installing Yarn {yarn}"),
+            "Running yarn run build",
+            "Running yarn slugc-prune",
+        ],
+    );
     assert!(!cold.log.contains("Command not found"), "{}", cold.log);
     assert_eq!(cold.manifest["process_types"]["web"], "yarn start");
     let run = tmp.join("run");
@@ -475,11 +483,7 @@ fn yarn_production_false_keeps_dev_dependencies_on_yarn_berry() {
         "{}",
         built.log
     );
-    assert!(
-        built.log.contains("Keeping devDependencies"),
-        "{}",
-        built.log
-    );
+    assert_logged(&built, &["Keeping devDependencies"]);
     let run = tmp.path().join("run");
     assert_ok(
         &serve(&built, &run),
@@ -536,16 +540,12 @@ fn yarn_zero_install_uses_the_committed_cache_without_the_network() {
         &["--env", offline],
     );
     assert_built(&cold);
-    assert!(
-        cold.log
-            .contains("Running yarn install --immutable --immutable-cache"),
-        "{}",
-        cold.log
-    );
-    assert!(
-        cold.log.contains("Running yarn slugc-prune"),
-        "{}",
-        cold.log
+    assert_logged(
+        &cold,
+        &[
+            "Running yarn install --immutable --immutable-cache",
+            "Running yarn slugc-prune",
+        ],
     );
     let run = tmp.path().join("run");
     assert_ok(
@@ -576,17 +576,14 @@ fn yarn_classic_compiles_a_native_addon_with_the_node_gyp_of_the_slugs_npm() {
     let name = "node-yarn1-native-addon";
     let cold = slug_build(&fixture(name), &tmp.path().join("out"), &cache, &[]);
     assert_built(&cold);
-    for needle in [
-        "Installing Yarn classic 1.22.",
-        "Installing the Node.js C headers",
-        "COPY Release/sum.node",
-    ] {
-        assert!(
-            cold.log.contains(needle),
-            "{needle:?} missing:\n{}",
-            cold.log
-        );
-    }
+    assert_logged(
+        &cold,
+        &[
+            "Installing Yarn classic 1.22.",
+            "Installing the Node.js C headers",
+            "COPY Release/sum.node",
+        ],
+    );
     assert!(
         !cold
             .log

@@ -120,6 +120,9 @@ impl Buildpack for NodejsBuildpack {
         let app_yarn_cache = (toolchain.berry.pnp && !toolchain.berry.zero_install)
             .then(|| yarn_berry::app_cache(app_dir));
 
+        if let Some(warning) = toolchain.unbuilt_addon_warning(&package_json) {
+            println!("{warning}");
+        }
         // Heroku's order: heroku-prebuild, install, build (or heroku-postbuild), prune,
         // heroku-cleanup.
         toolchain.run_script_if_defined(&package_json, "heroku-prebuild")?;

@@ -396,6 +396,19 @@ impl Toolchain {
         }
     }
 
+    /// Yarn 2+ compiles a `binding.gyp` of the app's own root only when package.json has an
+    /// install script (for registry packages it adds `node-gyp rebuild` itself): without one
+    /// the build succeeds and the addon is missing at boot. Said before the install.
+    pub fn unbuilt_addon_warning(&self, package_json: &PackageJson) -> Option<&'static str> {
+        let scripts = ["preinstall", "install", "postinstall"];
+        (self.tool == Tool::YarnBerry
+            && self.app_dir.join("binding.gyp").is_file()
+            && !scripts.iter().any(|s| package_json.script(s).is_some()))
+        .then_some(
+            "Warning: Yarn 2+ does not compile the app's binding.gyp without an install script; add \"install\": \"node-gyp rebuild\" to the scripts and node-gyp to the devDependencies of package.json",
+        )
+    }
+
     /// Yarn 2+'s install state (`.yarn/install-state.gz`, in the app) hashes the absolute
     /// path of every package it built (its build state), so it differs from one build dir to
     /// the next; `yarn run` writes it again from the lockfile when it is missing (no network),
@@ -692,6 +705,23 @@ mod tests {
         // Yarn 1 keeps the setting it knows.
         let env = env_for(Tool::YarnClassic, &platform, BerryMode::default());
         assert_eq!(env.get_string_lossy("YARN_PRODUCTION").unwrap(), "false");
+    }
+
+    #[test]
+    fn yarn_berry_warns_about_a_root_addon_it_will_not_compile() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("binding.gyp"), "{}").unwrap();
+        let mut berry = toolchain(Tool::YarnBerry);
+        berry.app_dir = dir.path().to_path_buf();
+        let pj = |text| PackageJson::parse(text, Path::new("package.json")).unwrap();
+        assert!(berry
+            .unbuilt_addon_warning(&pj(r#"{"scripts":{"start":"node a"}}"#))
+            .is_some_and(|w| w.contains("node-gyp rebuild")));
+        let with_script = pj(r#"{"scripts":{"install":"node-gyp rebuild"}}"#);
+        assert_eq!(berry.unbuilt_addon_warning(&with_script), None);
+        let mut classic = toolchain(Tool::YarnClassic);
+        classic.app_dir = dir.path().to_path_buf();
+        assert_eq!(classic.unbuilt_addon_warning(&pj("{}")), None);
     }
 
     #[test]
