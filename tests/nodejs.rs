@@ -569,53 +569,9 @@ fn yarn_zero_install_uses_the_committed_cache_without_the_network() {
     assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
 }
 
-#[test]
-fn yarn_classic_compiles_a_native_addon_with_the_node_gyp_of_the_slugs_npm() {
-    let tmp = support::tmpfs_dir();
-    let cache = tmp.path().join("cache");
-    let name = "node-yarn1-native-addon";
-    let cold = slug_build(&fixture(name), &tmp.path().join("out"), &cache, &[]);
-    assert_built(&cold);
-    assert_logged(
-        &cold,
-        &[
-            "Installing Yarn classic 1.22.",
-            "Installing the Node.js C headers",
-            "COPY Release/sum.node",
-        ],
-    );
-    assert!(
-        !cold
-            .log
-            .contains("node-gyp, which is not currently installed"),
-        "{}",
-        cold.log
-    );
-    let files = listing(&cold.slug);
-    let build_dir: Vec<&String> = files.iter().filter(|f| f.contains("app/build/")).collect();
-    assert_eq!(
-        build_dir,
-        [
-            "./app/build/",
-            "./app/build/Release/",
-            "./app/build/Release/sum.node"
-        ],
-        "only the addon is kept"
-    );
-    let run = tmp.path().join("run");
-    assert_ok(
-        &serve(&cold, &run),
-        "hello from node-yarn1-native-addon: 2 + 3 = 5 in C, up 1s",
-    );
-    assert_no_build_path(&run, &cache);
-    let warm = slug_build(&fixture(name), &tmp.path().join("out"), &cache, &[]);
-    assert_built(&warm);
-    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
-}
-
-/// `fixtures/node-yarn1-native-addon` as another package manager has it: a copy whose
-/// package.json and lockfile are those of `variants/<variant>`.
-fn native_addon_variant(dir: &Path, variant: &str) -> std::path::PathBuf {
+/// A copy of `fixtures/node-yarn1-native-addon`, as Yarn 1 has it or, with a `variant`, as
+/// another package manager has it (the package.json and lockfile of `variants/<variant>`).
+fn native_addon_variant(dir: &Path, variant: Option<&str>) -> std::path::PathBuf {
     let app = dir.join("app");
     let status = Command::new("cp")
         .arg("-r")
@@ -624,27 +580,44 @@ fn native_addon_variant(dir: &Path, variant: &str) -> std::path::PathBuf {
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::remove_file(app.join("yarn.lock")).unwrap();
-    let from = app.join("variants").join(variant);
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), app.join(entry.file_name())).unwrap();
+    if let Some(variant) = variant {
+        std::fs::remove_file(app.join("yarn.lock")).unwrap();
+        let from = app.join("variants").join(variant);
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), app.join(entry.file_name())).unwrap();
+        }
     }
     std::fs::remove_dir_all(app.join("variants")).unwrap();
     app
 }
 
 #[test]
-fn native_addon_compiles_under_pnpm_and_yarn_4_and_starts() {
-    for (variant, web) in [("pnpm", "pnpm start"), ("yarn4", "yarn start")] {
+fn native_addon_compiles_under_yarn_1_yarn_4_and_pnpm_and_starts() {
+    for (variant, web, tool) in [
+        // Yarn 1 with the node-gyp of the slug's npm (it would try to install one globally).
+        (None, "yarn start", "Installing Yarn classic 1.22."),
+        (Some("pnpm"), "pnpm start", "Installing pnpm 10."),
+        (Some("yarn4"), "yarn start", "Installing Yarn 4."),
+    ] {
         let tmp = support::tmpfs_dir();
         let app = native_addon_variant(tmp.path(), variant);
         let cache = tmp.path().join("cache");
         let cold = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
         assert_built(&cold);
+        assert_logged(
+            &cold,
+            &[
+                tool,
+                "Installing the Node.js C headers",
+                "COPY Release/sum.node",
+            ],
+        );
         assert!(
-            cold.log.contains("Installing the Node.js C headers"),
-            "{variant}:\n{}",
+            !cold
+                .log
+                .contains("node-gyp, which is not currently installed"),
+            "{variant:?}: {}",
             cold.log
         );
         assert_eq!(cold.manifest["process_types"]["web"], web);
@@ -657,14 +630,14 @@ fn native_addon_compiles_under_pnpm_and_yarn_4_and_starts() {
                 "./app/build/Release/",
                 "./app/build/Release/sum.node"
             ],
-            "{variant}: the addon is compiled and only it is kept"
+            "{variant:?}: the addon is compiled and only it is kept"
         );
         // Yarn 4 builds with the node-gyp of the lockfile, a devDependency: pruned after.
         assert!(
             !files
                 .iter()
                 .any(|f| f.contains("modules/node_modules/node-gyp/")),
-            "{variant}: node-gyp is in the slug"
+            "{variant:?}: node-gyp is in the slug"
         );
         let run = tmp.path().join("run");
         assert_ok(
@@ -676,7 +649,7 @@ fn native_addon_compiles_under_pnpm_and_yarn_4_and_starts() {
         assert_built(&warm);
         assert_eq!(
             warm.manifest["checksum"], cold.manifest["checksum"],
-            "{variant}: warm and cold slugs differ"
+            "{variant:?}: warm and cold slugs differ"
         );
     }
 }

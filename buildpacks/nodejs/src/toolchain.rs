@@ -296,11 +296,16 @@ impl Toolchain {
                 "--non-interactive",
             ],
             // A committed cache is the app's: the install may not add to it or drop from it.
-            (Tool::YarnBerry, true) if self.berry.zero_install => {
-                &["install", "--immutable", "--immutable-cache"]
-            }
-            (Tool::YarnBerry, true) => &["install", "--immutable"],
-            (Tool::YarnBerry, false) => &["install"],
+            // `--inline-builds`: build scripts' output (node-gyp's errors) in the build log,
+            // not in a temporary file (Heroku's CNB passes it too).
+            (Tool::YarnBerry, true) if self.berry.zero_install => &[
+                "install",
+                "--immutable",
+                "--immutable-cache",
+                "--inline-builds",
+            ],
+            (Tool::YarnBerry, true) => &["install", "--immutable", "--inline-builds"],
+            (Tool::YarnBerry, false) => &["install", "--inline-builds"],
             (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
             (Tool::Pnpm, false) => &["install", "--prefer-offline"],
         };
@@ -650,12 +655,12 @@ mod tests {
         );
         assert_eq!(
             berry.display_command(&berry.install_args(true)),
-            "yarn install --immutable"
+            "yarn install --immutable --inline-builds"
         );
         berry.berry.zero_install = true;
         assert_eq!(
             berry.display_command(&berry.install_args(true)),
-            "yarn install --immutable --immutable-cache"
+            "yarn install --immutable --immutable-cache --inline-builds"
         );
     }
 
