@@ -713,9 +713,14 @@ fn pnpm_workspace_and_plug_n_play_apps_prune_start_and_rebuild_the_same() {
         let tmp = support::tmpfs_dir();
         let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(name, tmp.path(), body, reason);
         if name == "node-pnpm-workspace" {
-            // The workspace package's link to its sibling survives the prune.
+            // The workspace package's link to its sibling survives the prune, and the root's
+            // (in node_modules, now in a layer) still leads to the package.
             let link = std::fs::read_link(run.join("app/packages/web/node_modules/greeting"));
             assert_eq!(link.unwrap(), Path::new("../../greeting"));
+            assert_eq!(
+                std::fs::canonicalize(run.join("app/node_modules/greeting")).unwrap(),
+                std::fs::canonicalize(run.join("app/packages/greeting")).unwrap()
+            );
         } else {
             let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
             assert!(pnp.contains("ms@2.1.3"), "{pnp:.400}");

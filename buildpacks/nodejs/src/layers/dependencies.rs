@@ -322,6 +322,7 @@ pub fn finish(
             let dev_tree = dev.path().join(NODE_MODULES);
             slugc_fs::copy_tree(&app_modules, &dev_tree, &slugc_fs::Options::default())
                 .map_err(std::io::Error::from)
+                .and_then(|()| fsutil::rebase_links(&app_modules, &dev_tree))
                 .map_err(NodejsBuildpackError::io(
                     "keeping the devDependencies tree",
                     &dev_tree,
@@ -347,10 +348,12 @@ pub fn finish(
             fsutil::remove_any(&file)
                 .map_err(NodejsBuildpackError::io("removing install state", &file))?;
         }
-        std::fs::rename(&app_modules, &prod_tree).map_err(NodejsBuildpackError::io(
-            "moving node_modules into its layer",
-            &prod_tree,
-        ))?;
+        std::fs::rename(&app_modules, &prod_tree)
+            .and_then(|()| fsutil::rebase_links(&app_modules, &prod_tree))
+            .map_err(NodejsBuildpackError::io(
+                "moving node_modules into its layer",
+                &prod_tree,
+            ))?;
         fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
             "linking node_modules",
             &app_modules,
