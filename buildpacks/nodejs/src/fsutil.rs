@@ -118,7 +118,7 @@ fn rebase_links_in(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
         if pointed.starts_with(root) {
             continue;
         }
-        let new = relative_to(&pointed, to);
+        let new = slugc_fs::relative_path(to, &pointed);
         std::fs::remove_file(entry.path())?;
         std::os::unix::fs::symlink(new, entry.path())?;
     }
@@ -136,21 +136,6 @@ fn normalize(path: &Path) -> PathBuf {
             Component::CurDir => {}
             other => out.push(other),
         }
-    }
-    out
-}
-
-/// The relative path from dir `base` to `path`, both absolute and normalized.
-fn relative_to(path: &Path, base: &Path) -> PathBuf {
-    let path: Vec<Component> = path.components().collect();
-    let base: Vec<Component> = base.components().collect();
-    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..base.len() {
-        out.push("..");
-    }
-    for component in &path[common..] {
-        out.push(component);
     }
     out
 }

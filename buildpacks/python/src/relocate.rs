@@ -11,7 +11,7 @@
 //!   and loses uv's `uv_cache.json` (build-time timestamps uv reads to decide reinstalls).
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// The relocatable launcher uv writes for `uv venv --relocatable` console scripts.
 const LAUNCHER: &str = "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'python' \"$0\" \"$@\"\n' '''\n";
@@ -162,20 +162,7 @@ fn rewrite_shebang(path: &Path, venv: &Path) -> io::Result<()> {
     std::fs::write(path, out)
 }
 
-/// `to` relative to the dir `from` (both absolute, no `..`).
-pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component> = from.components().collect();
-    let to_c: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to_c[common..] {
-        out.push(c);
-    }
-    out
-}
+pub use slugc_fs::relative_path;
 
 #[cfg(test)]
 mod tests {
