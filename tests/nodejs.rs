@@ -350,7 +350,7 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
         "Installing Yarn 4.5.3",
         "Running yarn install --immutable",
         "   built",
-        "Running yarn workspaces focus --all --production",
+        "Running yarn slugc-prune",
     ] {
         assert!(
             built.log.contains(needle),
@@ -382,6 +382,354 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
         warm.log
     );
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
+}
+
+/// Every needle is in the build log.
+fn assert_logged(built: &Built, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            built.log.contains(needle),
+            "{needle:?} missing:\n{}",
+            built.log
+        );
+    }
+}
+
+/// A config var that points Yarn 2+ at a registry nobody answers: an install that needs to
+/// download fails.
+const YARN_OFFLINE: &str = "YARN_NPM_REGISTRY_SERVER=http://127.0.0.1:9";
+
+/// Whether the unpacked slug's app holds a file or dir whose name starts with `prefix`
+/// anywhere below `dir` (relative to the app).
+fn app_has(unpacked: &Path, dir: &str, prefix: &str) -> bool {
+    std::fs::read_dir(unpacked.join("app").join(dir))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+        .unwrap_or(false)
+}
+
+/// What one of the Yarn 2+ fixtures (`ms` as a dependency, `left-pad` as a devDependency
+/// that `build.js` needs) must give: a cold build that prunes, a slug that starts from
+/// another dir with no host node and no devDependency in it, and a warm rebuild with the
+/// same bytes. Returns the cold and warm builds and the dir the cold slug was unpacked in.
+fn yarn_berry_fixture_builds_prunes_starts_and_rebuilds_the_same(
+    name: &str,
+    tmp: &Path,
+    yarn: &str,
+) -> (Built, Built, std::path::PathBuf) {
+    let cache = tmp.join("cache");
+    let cold = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
+    assert_built(&cold);
+    assert_logged(
+        &cold,
+        &[
+            &format!("Installing Yarn {yarn}"),
+            "Running yarn run build",
+            "Running yarn slugc-prune",
+        ],
+    );
+    assert!(!cold.log.contains("Command not found"), "{}", cold.log);
+    assert_eq!(cold.manifest["process_types"]["web"], "yarn start");
+    let run = tmp.join("run");
+    assert_ok(
+        &serve(&cold, &run),
+        &format!("hello from {name}, 1m,   built, devDependencies pruned: yes"),
+    );
+    assert_no_build_path(&run, &cache);
+
+    // Warm, with Yarn's registry unreachable: whatever installs again reads the cache.
+    let warm = slug_build(
+        &fixture(name),
+        &tmp.join("out"),
+        &cache,
+        &["--env", YARN_OFFLINE],
+    );
+    assert_built(&warm);
+    assert_eq!(
+        warm.manifest["checksum"], cold.manifest["checksum"],
+        "{name}: warm and cold slugs differ"
+    );
+    (cold, warm, run)
+}
+
+#[test]
+fn yarn_2_and_3_prune_with_the_buildpacks_plugin_and_start_from_node_modules() {
+    for (name, yarn) in [("node-yarn2", "2.4.2"), ("node-yarn3", "3.8.7")] {
+        let tmp = support::tmpfs_dir();
+        let (_, _, run) =
+            yarn_berry_fixture_builds_prunes_starts_and_rebuilds_the_same(name, tmp.path(), yarn);
+        let modules = ".layers/slugc_nodejs/modules/node_modules";
+        assert!(app_has(&run, modules, "ms"), "{name}: no ms in the slug");
+        assert!(
+            !app_has(&run, modules, "left-pad"),
+            "{name}: the devDependency is in the slug"
+        );
+        assert!(!app_has(&run, "", ".pnp"), "{name}: not a PnP app");
+    }
+}
+
+#[test]
+fn yarn_production_false_keeps_dev_dependencies_on_yarn_berry() {
+    let tmp = support::tmpfs_dir();
+    let built = slug_build(
+        &fixture("node-yarn3"),
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &["--env", "YARN_PRODUCTION=false"],
+    );
+    assert_built(&built);
+    assert!(
+        !built.log.contains("Running yarn slugc-prune"),
+        "{}",
+        built.log
+    );
+    assert_logged(&built, &["Keeping devDependencies"]);
+    let run = tmp.path().join("run");
+    assert_ok(
+        &serve(&built, &run),
+        "hello from node-yarn3, 1m,   built, devDependencies pruned: no",
+    );
+    assert!(app_has(
+        &run,
+        ".layers/slugc_nodejs/modules/node_modules",
+        "left-pad"
+    ));
+}
+
+#[test]
+fn yarn_plug_n_play_apps_ship_pnp_cjs_and_their_production_zips() {
+    for (name, yarn) in [("node-yarn3-pnp", "3.8.7"), ("node-yarn4-pnp", "4.18.1")] {
+        let tmp = support::tmpfs_dir();
+        let (_, warm, run) =
+            yarn_berry_fixture_builds_prunes_starts_and_rebuilds_the_same(name, tmp.path(), yarn);
+        assert!(
+            warm.log
+                .contains("Installing again although nothing changed: Plug'n'Play"),
+            "{name}: .pnp.cjs is not in the source, so the warm build installs:\n{}",
+            warm.log
+        );
+        assert!(app_has(&run, "", ".pnp.cjs"), "{name}: no .pnp.cjs");
+        assert!(!app_has(&run, "", "node_modules"), "{name}: node_modules");
+        assert!(
+            app_has(&run, ".yarn/cache", "ms-npm-2.1.3"),
+            "{name}: no ms zip"
+        );
+        assert!(
+            !app_has(&run, ".yarn/cache", "left-pad"),
+            "{name}: the devDependency's zip is in the slug"
+        );
+        let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
+        assert!(
+            !pnp.contains("left-pad"),
+            "{name}: .pnp.cjs maps the devDependency"
+        );
+    }
+}
+
+#[test]
+fn yarn_zero_install_uses_the_committed_cache_without_the_network() {
+    let tmp = support::tmpfs_dir();
+    // Yarn's registry unreachable: the packages can only come from the committed cache.
+    let offline = YARN_OFFLINE;
+    let cache = tmp.path().join("cache");
+    let name = "node-yarn4-pnp-zero-install";
+    let cold = slug_build(
+        &fixture(name),
+        &tmp.path().join("out"),
+        &cache,
+        &["--env", offline],
+    );
+    assert_built(&cold);
+    assert_logged(
+        &cold,
+        &[
+            "Running yarn install --immutable --immutable-cache",
+            "Running yarn slugc-prune",
+        ],
+    );
+    let run = tmp.path().join("run");
+    assert_ok(
+        &serve(&cold, &run),
+        &format!("hello from {name}, 1m,   built, devDependencies pruned: yes"),
+    );
+    assert!(app_has(&run, ".yarn/cache", "ms-npm-2.1.3"));
+    assert!(
+        !app_has(&run, ".yarn/cache", "left-pad"),
+        "devDependency zip shipped"
+    );
+    assert!(app_has(&run, "", ".pnp.cjs"));
+    assert_no_build_path(&run, &cache);
+    let warm = slug_build(
+        &fixture(name),
+        &tmp.path().join("out"),
+        &cache,
+        &["--env", offline],
+    );
+    assert_built(&warm);
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+}
+
+/// A copy of `fixtures/node-yarn1-native-addon`, as Yarn 1 has it or, with a `variant`, as
+/// another package manager has it (the package.json and lockfile of `variants/<variant>`).
+fn native_addon_variant(dir: &Path, variant: Option<&str>) -> std::path::PathBuf {
+    let app = dir.join("app");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(fixture("node-yarn1-native-addon"))
+        .arg(&app)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if let Some(variant) = variant {
+        std::fs::remove_file(app.join("yarn.lock")).unwrap();
+        let from = app.join("variants").join(variant);
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), app.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(app.join("variants")).unwrap();
+    app
+}
+
+#[test]
+fn native_addon_compiles_under_yarn_1_yarn_4_and_pnpm_and_starts() {
+    for (variant, web, tool) in [
+        // Yarn 1 with the node-gyp of the slug's npm (it would try to install one globally).
+        (None, "yarn start", "Installing Yarn classic 1.22."),
+        (Some("pnpm"), "pnpm start", "Installing pnpm 10."),
+        (Some("yarn4"), "yarn start", "Installing Yarn 4."),
+    ] {
+        let tmp = support::tmpfs_dir();
+        let app = native_addon_variant(tmp.path(), variant);
+        let cache = tmp.path().join("cache");
+        let cold = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+        assert_built(&cold);
+        assert_logged(
+            &cold,
+            &[
+                tool,
+                "Installing the Node.js C headers",
+                "COPY Release/sum.node",
+            ],
+        );
+        assert!(
+            !cold
+                .log
+                .contains("node-gyp, which is not currently installed"),
+            "{variant:?}: {}",
+            cold.log
+        );
+        assert_eq!(cold.manifest["process_types"]["web"], web);
+        let files = listing(&cold.slug);
+        let build_dir: Vec<&String> = files.iter().filter(|f| f.contains("app/build/")).collect();
+        assert_eq!(
+            build_dir,
+            [
+                "./app/build/",
+                "./app/build/Release/",
+                "./app/build/Release/sum.node"
+            ],
+            "{variant:?}: the addon is compiled and only it is kept"
+        );
+        // Yarn 4 builds with the node-gyp of the lockfile, a devDependency: pruned after.
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.contains("modules/node_modules/node-gyp/")),
+            "{variant:?}: node-gyp is in the slug"
+        );
+        let run = tmp.path().join("run");
+        assert_ok(
+            &serve(&cold, &run),
+            "hello from node-yarn1-native-addon: 2 + 3 = 5 in C, up 1s",
+        );
+        assert_no_build_path(&run, &cache);
+        let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+        assert_built(&warm);
+        assert_eq!(
+            warm.manifest["checksum"], cold.manifest["checksum"],
+            "{variant:?}: warm and cold slugs differ"
+        );
+    }
+}
+
+/// A pnpm fixture whose build needs the devDependency `is-number`: cold build, the slug
+/// started elsewhere with no host node, `is-number` nowhere in the unpacked slug, and a warm
+/// rebuild that installs again (`reason`) to the same bytes.
+fn pnpm_fixture_prunes_starts_and_rebuilds_the_same(
+    name: &str,
+    tmp: &Path,
+    body: &str,
+    reason: &str,
+) -> std::path::PathBuf {
+    let cache = tmp.join("cache");
+    let cold = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
+    assert_built(&cold);
+    assert_eq!(cold.manifest["process_types"]["web"], "pnpm start");
+    let run = tmp.join("run");
+    assert_ok(&serve(&cold, &run), body);
+    let found = Command::new("find")
+        .arg(&run)
+        .args(["-name", "is-number*"])
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "{name}: the devDependency is in the slug:\n{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+    assert_no_build_path(&run, &cache);
+    let warm = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
+    assert_built(&warm);
+    assert!(
+        warm.log.contains(&format!(
+            "Installing again although nothing changed: {reason}"
+        )),
+        "{name}:\n{}",
+        warm.log
+    );
+    assert_eq!(
+        warm.manifest["checksum"], cold.manifest["checksum"],
+        "{name}: warm and cold slugs differ"
+    );
+    run
+}
+
+#[test]
+fn pnpm_workspace_and_plug_n_play_apps_prune_start_and_rebuild_the_same() {
+    for (name, body, reason) in [
+        (
+            "node-pnpm-workspace",
+            "hello from web in a pnpm workspace, 1h, built with is-number: true, devDependencies pruned: yes",
+            "pnpm-workspace.yaml",
+        ),
+        (
+            "node-pnpm-pnp",
+            "hello from node-pnpm-pnp, 2h, built with is-number: true, devDependencies pruned: yes",
+            "Plug'n'Play (node-linker=pnp in .npmrc)",
+        ),
+    ] {
+        let tmp = support::tmpfs_dir();
+        let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(name, tmp.path(), body, reason);
+        if name == "node-pnpm-workspace" {
+            // The workspace package's link to its sibling survives the prune, and the root's
+            // (in node_modules, now in a layer) still leads to the package.
+            let link = std::fs::read_link(run.join("app/packages/web/node_modules/greeting"));
+            assert_eq!(link.unwrap(), Path::new("../../greeting"));
+            assert_eq!(
+                std::fs::canonicalize(run.join("app/node_modules/greeting")).unwrap(),
+                std::fs::canonicalize(run.join("app/packages/greeting")).unwrap()
+            );
+        } else {
+            let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
+            assert!(pnp.contains("ms@2.1.3"), "{pnp:.400}");
+            assert!(!pnp.contains("is-number"), "the devDependency is mapped");
+        }
+    }
 }
 
 #[test]

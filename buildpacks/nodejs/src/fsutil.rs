@@ -88,6 +88,58 @@ pub fn link_dir(target: &Path, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(relative.as_deref().unwrap_or(target), link)
 }
 
+/// After `node_modules` moved from `from` to `to`: the links at its top (and under `@scope/`)
+/// whose relative targets lead out of it, to workspace packages (`greeting ->
+/// ../packages/greeting`, as npm, Yarn and pnpm link them), point where they pointed again,
+/// by a relative path from their new place.
+pub fn rebase_links(from: &Path, to: &Path) -> io::Result<()> {
+    rebase_links_in(from, from, to)
+}
+
+/// [`rebase_links`] for the links in `to` (which was `from`), of the tree that was `root`.
+fn rebase_links_in(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
+    let top = root == from;
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let file_type = entry.file_type()?;
+        if top && file_type.is_dir() && name.to_string_lossy().starts_with('@') {
+            rebase_links_in(root, &from.join(&name), &to.join(&name))?;
+            continue;
+        }
+        if !file_type.is_symlink() {
+            continue;
+        }
+        let target = std::fs::read_link(entry.path())?;
+        if target.is_absolute() || !target.starts_with("..") {
+            continue;
+        }
+        let pointed = normalize(&from.join(&target));
+        if pointed.starts_with(root) {
+            continue;
+        }
+        let new = slugc_fs::relative_path(to, &pointed);
+        std::fs::remove_file(entry.path())?;
+        std::os::unix::fs::symlink(new, entry.path())?;
+    }
+    Ok(())
+}
+
+/// `path` with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +157,34 @@ mod tests {
             builder.append_data(&mut header, path, *data).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn links_to_workspace_packages_survive_the_move_into_a_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        std::fs::create_dir_all(app.join("packages/greeting")).unwrap();
+        std::fs::create_dir_all(app.join("node_modules/@scope")).unwrap();
+        std::fs::create_dir_all(app.join("node_modules/.pnpm/ms")).unwrap();
+        let link = |target: &str, at: &str| {
+            std::os::unix::fs::symlink(target, app.join("node_modules").join(at)).unwrap()
+        };
+        link("../packages/greeting", "greeting");
+        link("../../packages/greeting", "@scope/greeting");
+        link(".pnpm/ms", "ms");
+        let layer = app.join(".layers/slugc_nodejs/modules");
+        std::fs::create_dir_all(&layer).unwrap();
+        let to = layer.join("node_modules");
+        std::fs::rename(app.join("node_modules"), &to).unwrap();
+        rebase_links(&app.join("node_modules"), &to).unwrap();
+        let read = |at: &str| std::fs::read_link(to.join(at)).unwrap();
+        assert_eq!(read("greeting"), Path::new("../../../../packages/greeting"));
+        assert_eq!(
+            read("@scope/greeting"),
+            Path::new("../../../../../packages/greeting")
+        );
+        assert_eq!(read("ms"), Path::new(".pnpm/ms"), "inside the tree: kept");
+        assert!(to.join("greeting").is_dir() && to.join("@scope/greeting").is_dir());
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod processes;
 mod project_settings;
 mod registry;
 mod toolchain;
+mod yarn_berry;
 
 pub use errors::NodejsBuildpackError;
 
@@ -120,9 +121,16 @@ impl Buildpack for NodejsBuildpack {
             node_headers.as_deref(),
             &tool,
             npm.as_ref().map(|npm| npm.bin.as_path()),
-            cache_dir,
+            cache_dir.clone(),
         );
+        // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
+        // cache layer only seeds it (a committed one is the app's and left alone).
+        let app_yarn_cache = (toolchain.berry.pnp && !toolchain.berry.zero_install)
+            .then(|| yarn_berry::app_cache(app_dir));
 
+        if let Some(warning) = toolchain.unbuilt_addon_warning(&package_json) {
+            println!("{warning}");
+        }
         // The order of Heroku's Node.js CNB (heroku/buildpacks-nodejs,
         // `test_npm_build_scripts`): install, heroku-prebuild, heroku-build (or build),
         // heroku-postbuild, prune; then heroku-cleanup, which Heroku's classic buildpack runs
@@ -138,7 +146,13 @@ impl Buildpack for NodejsBuildpack {
         let committed = app_files::Committed::read(app_dir)
             .map_err(package_json::PackageJsonError::Read)
             .map_err(NodejsBuildpackError::from)?;
+        if let Some(app_cache) = &app_yarn_cache {
+            tool_cache::seed_app_cache(&cache_dir, app_cache)?;
+        }
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
+        if let Some(app_cache) = &app_yarn_cache {
+            tool_cache::keep_app_cache(app_cache, &cache_dir)?;
+        }
         // npm's prune reads the installed tree, not the lockfile: the build script sees the
         // committed manifests on cold and warm builds alike. Yarn's and pnpm's prunes read
         // the lockfile they wrote, so theirs are put back after the prune.
@@ -159,8 +173,9 @@ impl Buildpack for NodejsBuildpack {
         dependencies::finish(prepared, &toolchain, &plan)?;
         restore_manifests(&committed, app_dir)?;
         toolchain.run_script_if_defined(&package_json, "heroku-cleanup")?;
+        toolchain.remove_install_state()?;
 
-        web_env::write(&context)?;
+        web_env::write(&context, &toolchain.launch_defaults())?;
         let launch = processes::launch(app_dir, package_manager.tool);
         // Only a prune removes binaries: with devDependencies kept there is nothing to say.
         if plan.prune {

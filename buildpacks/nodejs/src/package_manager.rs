@@ -213,6 +213,34 @@ fn yarn_flavour(app_dir: &Path, requested: Option<&str>) -> Tool {
     }
 }
 
+/// A pnpm workspace: `pnpm-workspace.yaml` (or `.yml`) that lists `packages` (pnpm 10 also
+/// keeps settings there, which alone make no workspace).
+pub fn is_pnpm_workspace(app_dir: &Path) -> bool {
+    ["pnpm-workspace.yaml", "pnpm-workspace.yml"]
+        .iter()
+        .any(|name| {
+            slugc_fs::input::read_app_text(app_dir, name, slugc_fs::input::MANIFEST_CAP)
+                .ok()
+                .flatten()
+                .is_some_and(|text| text.lines().any(|l| l.starts_with("packages:")))
+        })
+}
+
+/// pnpm's Plug'n'Play mode: `node-linker=pnp` in the app's `.npmrc`
+/// (<https://pnpm.io/npmrc#node-linker>).
+pub fn is_pnpm_pnp(app_dir: &Path) -> bool {
+    slugc_fs::input::read_app_text(app_dir, ".npmrc", slugc_fs::input::MANIFEST_CAP)
+        .ok()
+        .flatten()
+        .is_some_and(|text| {
+            text.lines().any(|line| {
+                line.split_once('=').is_some_and(|(key, value)| {
+                    key.trim() == "node-linker" && value.trim() == "pnp"
+                })
+            })
+        })
+}
+
 /// A lockfile of the app, read boundedly (`slugc_fs::input`).
 pub fn read_lockfile(
     app_dir: &Path,
@@ -353,6 +381,31 @@ mod tests {
             (engines.tool, engines.requested.as_deref()),
             (Tool::YarnClassic, Some("^1.22"))
         );
+    }
+
+    #[test]
+    fn pnpm_workspaces_list_packages() {
+        let dir = app(&[]);
+        assert!(!is_pnpm_workspace(dir.path()));
+        std::fs::write(
+            dir.path().join("pnpm-workspace.yaml"),
+            "onlyBuiltDependencies:\n  - esbuild\n",
+        )
+        .unwrap();
+        assert!(!is_pnpm_workspace(dir.path()), "settings only");
+        std::fs::write(
+            dir.path().join("pnpm-workspace.yaml"),
+            "packages:\n  - 'packages/*'\n",
+        )
+        .unwrap();
+        assert!(is_pnpm_workspace(dir.path()));
+        assert!(!is_pnpm_pnp(dir.path()));
+        std::fs::write(
+            dir.path().join(".npmrc"),
+            "symlink=false\nnode-linker = pnp\n",
+        )
+        .unwrap();
+        assert!(is_pnpm_pnp(dir.path()));
     }
 
     #[test]

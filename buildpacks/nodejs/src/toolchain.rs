@@ -5,6 +5,7 @@ use crate::errors::NodejsBuildpackError;
 use crate::layers::tool;
 use crate::package_json::PackageJson;
 use crate::package_manager::Tool;
+use crate::yarn_berry::{self, BerryMode};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::{Env, Platform};
@@ -22,6 +23,12 @@ pub struct Toolchain {
     pub tool_bin: PathBuf,
     pub app_dir: PathBuf,
     pub env: Env,
+    /// How a Yarn 2+ app installs (the default for other tools).
+    pub berry: BerryMode,
+    /// A pnpm app with `pnpm-workspace.yaml` packages.
+    pub pnpm_workspace: bool,
+    /// A pnpm app with `node-linker=pnp`.
+    pub pnpm_pnp: bool,
 }
 
 /// Inputs for [`child_env`].
@@ -38,6 +45,7 @@ struct EnvInputs<'a> {
     tool_version: &'a str,
     cache_dir: &'a Path,
     app_dir: &'a Path,
+    berry: BerryMode,
 }
 
 /// Whether this package manager warns about `npm_config_*` variables it does not know
@@ -98,14 +106,20 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
             defaults.push(("YARN_ENABLE_COLORS", "false".into()));
             defaults.push(("YARN_ENABLE_HYPERLINKS", "false".into()));
             defaults.push(("FORCE_COLOR", "0".into()));
-            defaults.push(("YARN_CACHE_FOLDER", inputs.cache_dir.into()));
+            // `.pnp.cjs` finds each zip by its path from the app: a PnP app's cache is the
+            // app's own (seeded from the cache layer), and so is a committed one.
+            let cache = if inputs.berry.uses_app_cache() {
+                yarn_berry::app_cache(inputs.app_dir)
+            } else {
+                inputs.cache_dir.to_path_buf()
+            };
+            defaults.push(("YARN_CACHE_FOLDER", cache.into()));
             defaults.push(("YARN_ENABLE_GLOBAL_CACHE", "false".into()));
             defaults.push(("YARN_ENABLE_TELEMETRY", "0".into()));
             defaults.push(("YARN_ENABLE_PROGRESS_BARS", "false".into()));
-            // PnP keeps dependencies as zips under .yarn/cache inside the app, which cannot
-            // be cached as a layer; a node_modules tree can. An app that set nodeLinker in
-            // .yarnrc.yml keeps its choice.
-            if !yarnrc_sets_node_linker(inputs.app_dir) {
+            // A node_modules tree can be cached as a layer and needs no loader at run time.
+            // An app that set nodeLinker in .yarnrc.yml keeps its choice.
+            if !inputs.berry.sets_node_linker {
                 defaults.push(("YARN_NODE_LINKER", "node-modules".into()));
             }
         }
@@ -130,6 +144,12 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     {
         env.insert(key, value);
     }
+    if inputs.tool == Tool::YarnBerry {
+        // `YARN_PRODUCTION=false` is Heroku's switch for keeping devDependencies (read by the
+        // buildpack), but Yarn 2+ reads every `YARN_*` variable as a setting and refuses the
+        // install on one it does not know ("Unrecognized or legacy configuration settings").
+        env = without(env, |key| key.eq_ignore_ascii_case("YARN_PRODUCTION"));
+    }
     if inputs.tool == Tool::Pnpm {
         // pnpm reads its settings from `npm_config_*` variables too
         // (<https://pnpm.io/npmrc>), and every command that touches `node_modules` must see
@@ -139,24 +159,30 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
         // must hold plain files, so copy.
         // The same settings in another case or prefix (pnpm reads `NPM_CONFIG_*` and
         // `pnpm_config_*` too) would compete with these: drop them.
-        let ours = |key: &std::ffi::OsStr| {
-            let key = key.to_string_lossy().to_ascii_lowercase();
+        env = without(env, |key| {
+            let key = key.to_ascii_lowercase();
             ["npm_config_", "pnpm_config_"].iter().any(|prefix| {
                 key.strip_prefix(prefix)
                     .is_some_and(|k| k == "store_dir" || k == "package_import_method")
             })
-        };
-        let mut kept = Env::new();
-        for (key, value) in env.iter().filter(|(key, _)| !ours(key)) {
-            kept.insert(key, value);
-        }
-        env = kept;
+        });
         env.insert("npm_config_store_dir", inputs.cache_dir);
         env.insert("npm_config_package_import_method", "copy");
     }
+    // Yarn runs `node-gyp` for packages with a binding.gyp and expects the one that comes with
+    // Node's npm (Yarn 1 looks beside `process.execPath`, else tries a global install):
+    // npm's `bin/node-gyp-bin`, from the npm layer.
+    let node_gyp_bin = match inputs.tool {
+        Tool::YarnClassic | Tool::YarnBerry => inputs
+            .npm_bin
+            .and_then(Path::parent)
+            .map(|npm| npm.join("package/bin/node-gyp-bin")),
+        Tool::Npm | Tool::Pnpm => None,
+    };
     let mut path: Vec<PathBuf> = std::iter::once(inputs.tool_bin)
         .chain(inputs.npm_bin)
         .map(Path::to_path_buf)
+        .chain(node_gyp_bin)
         .chain([
             inputs.node_home.join("bin"),
             inputs.app_dir.join("node_modules/.bin"),
@@ -171,11 +197,52 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
     env
 }
 
-fn yarnrc_sets_node_linker(app_dir: &Path) -> bool {
-    slugc_fs::input::read_app_text(app_dir, ".yarnrc.yml", slugc_fs::input::MANIFEST_CAP)
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("nodeLinker:")))
+/// Every `node_modules` dir of the app (the root's and each workspace package's), not looking
+/// inside them, the layers or hidden dirs.
+fn remove_node_modules_dirs(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if name == "node_modules" {
+            crate::fsutil::remove_any(&entry.path())?;
+        } else {
+            remove_node_modules_dirs(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The Yarn prune plugin in a file of its own, outside the app and the layers; removed when
+/// dropped.
+fn write_prune_plugin() -> Result<tempfile::NamedTempFile, NodejsBuildpackError> {
+    use std::io::Write;
+    let dir = std::env::temp_dir();
+    let mut file = tempfile::Builder::new()
+        .prefix("slugc-yarn-prune-")
+        .suffix(".cjs")
+        .tempfile_in(&dir)
+        .map_err(NodejsBuildpackError::io(
+            "writing the Yarn prune plugin",
+            &dir,
+        ))?;
+    file.write_all(yarn_berry::PRUNE_PLUGIN.as_bytes())
+        .map_err(NodejsBuildpackError::io(
+            "writing the Yarn prune plugin",
+            file.path().to_path_buf(),
+        ))?;
+    Ok(file)
+}
+
+/// `env` without the variables whose name `drop` matches.
+fn without(env: Env, drop: impl Fn(&str) -> bool) -> Env {
+    let mut kept = Env::new();
+    for (key, value) in env.iter().filter(|(key, _)| !drop(&key.to_string_lossy())) {
+        kept.insert(key, value);
+    }
+    kept
 }
 
 impl Toolchain {
@@ -190,6 +257,10 @@ impl Toolchain {
         npm_bin: Option<&Path>,
         cache_dir: PathBuf,
     ) -> Self {
+        let berry = match tool.tool {
+            Tool::YarnBerry => BerryMode::detect(&context.app_dir),
+            _ => BerryMode::default(),
+        };
         let env = child_env(EnvInputs {
             base,
             platform: context.platform.env(),
@@ -201,6 +272,7 @@ impl Toolchain {
             tool_version: &tool.version,
             cache_dir: &cache_dir,
             app_dir: &context.app_dir,
+            berry,
         });
         Toolchain {
             tool: tool.tool,
@@ -208,6 +280,11 @@ impl Toolchain {
             tool_bin: tool.bin.clone(),
             app_dir: context.app_dir.clone(),
             env,
+            berry,
+            pnpm_workspace: tool.tool == Tool::Pnpm
+                && crate::package_manager::is_pnpm_workspace(&context.app_dir),
+            pnpm_pnp: tool.tool == Tool::Pnpm
+                && crate::package_manager::is_pnpm_pnp(&context.app_dir),
         }
     }
 
@@ -242,8 +319,17 @@ impl Toolchain {
                 "--prefer-offline",
                 "--non-interactive",
             ],
-            (Tool::YarnBerry, true) => &["install", "--immutable"],
-            (Tool::YarnBerry, false) => &["install"],
+            // A committed cache is the app's: the install may not add to it or drop from it.
+            // `--inline-builds`: build scripts' output (node-gyp's errors) in the build log,
+            // not in a temporary file (Heroku's CNB passes it too).
+            (Tool::YarnBerry, true) if self.berry.zero_install => &[
+                "install",
+                "--immutable",
+                "--immutable-cache",
+                "--inline-builds",
+            ],
+            (Tool::YarnBerry, true) => &["install", "--immutable", "--inline-builds"],
+            (Tool::YarnBerry, false) => &["install", "--inline-builds"],
             (Tool::Pnpm, true) => &["install", "--frozen-lockfile", "--prefer-offline"],
             (Tool::Pnpm, false) => &["install", "--prefer-offline"],
         };
@@ -271,12 +357,20 @@ impl Toolchain {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            Tool::YarnBerry => vec![
-                "workspaces".into(),
-                "focus".into(),
-                "--all".into(),
-                "--production".into(),
-            ],
+            // Yarn 2 and 3 have no `workspaces focus` without the workspace-tools plugin
+            // (fetched from GitHub): our own plugin does its `--all --production` on every
+            // Berry major (see assets/yarn-prune-plugin.cjs), as Heroku's CNB does with its
+            // `yarn heroku prune`.
+            Tool::YarnBerry => vec![yarn_berry::PRUNE_COMMAND.into()],
+            // In a workspace `pnpm prune --prod` asks to purge node_modules, and when allowed
+            // to drops the links between workspace packages too; a production install into
+            // fresh node_modules dirs is what Heroku's CNB runs there (from the store).
+            Tool::Pnpm if self.pnpm_workspace => {
+                ["install", "--prod", "--frozen-lockfile", "--prefer-offline"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }
             // `pnpm prune` runs the app's lifecycle scripts unless told not to, and only
             // pnpm after 8.15.6 can be told (Heroku's rule, heroku/buildpacks-nodejs
             // `pnpm_install` prune); see [`Toolchain::prune_is_unsafe`] for the others.
@@ -312,6 +406,72 @@ impl Toolchain {
         })
     }
 
+    /// Packages other than the root may declare devDependencies (a pnpm workspace's), so the
+    /// prune is worth running even when the root's package.json lists none.
+    pub fn workspace_packages(&self) -> bool {
+        self.pnpm_workspace
+    }
+
+    /// What the dyno's environment needs for the tool to find the installed tree: Yarn 2+
+    /// defaults to Plug'n'Play, so `yarn start` on a tree we linked as `node_modules` (the
+    /// app set no nodeLinker) fails with "doesn't seem to have been installed" unless it is
+    /// told the linker there too.
+    pub fn launch_defaults(&self) -> Vec<(&'static str, &'static str)> {
+        match self.tool {
+            Tool::YarnBerry if !self.berry.sets_node_linker => {
+                vec![("YARN_NODE_LINKER", "node-modules")]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Yarn 2+ compiles a `binding.gyp` of the app's own root only when package.json has an
+    /// install script (for registry packages it adds `node-gyp rebuild` itself): without one
+    /// the build succeeds and the addon is missing at boot. Said before the install.
+    pub fn unbuilt_addon_warning(&self, package_json: &PackageJson) -> Option<&'static str> {
+        let scripts = ["preinstall", "install", "postinstall"];
+        (self.tool == Tool::YarnBerry
+            && self.app_dir.join("binding.gyp").is_file()
+            && !scripts.iter().any(|s| package_json.script(s).is_some()))
+        .then_some(
+            "Warning: Yarn 2+ does not compile the app's binding.gyp without an install script; add \"install\": \"node-gyp rebuild\" to the scripts and node-gyp to the devDependencies of package.json",
+        )
+    }
+
+    /// Yarn 2+'s install state (`.yarn/install-state.gz`, in the app) hashes the absolute
+    /// path of every package it built (its build state), so it differs from one build dir to
+    /// the next; `yarn run` writes it again from the lockfile when it is missing (no network),
+    /// on the dyno as in a warm build's scripts. So the slug does not carry it.
+    pub fn remove_install_state(&self) -> Result<(), NodejsBuildpackError> {
+        if self.tool != Tool::YarnBerry {
+            return Ok(());
+        }
+        let state = self.app_dir.join(yarn_berry::INSTALL_STATE);
+        crate::fsutil::remove_any(&state).map_err(NodejsBuildpackError::io(
+            "removing Yarn's install state",
+            &state,
+        ))
+    }
+
+    /// Why this app is installed on every build although nothing changed, if it is: Yarn's
+    /// Plug'n'Play writes `.pnp.cjs`, `.pnp.loader.mjs` and `.yarn/unplugged` into the app
+    /// (pnpm's `.pnp.cjs`), and each package of a pnpm workspace gets its own `node_modules`
+    /// there; a fresh copy of the source lacks them, and no layer holds them.
+    pub fn installs_into_the_app(&self) -> Option<String> {
+        if self.berry.pnp {
+            return Some("Plug'n'Play (nodeLinker: pnp in .yarnrc.yml) installs into the app (.pnp.cjs, .yarn/unplugged), not into a layer".to_string());
+        }
+        if self.pnpm_pnp {
+            return Some(
+                "Plug'n'Play (node-linker=pnp in .npmrc) writes .pnp.cjs into the app, not into a layer"
+                    .to_string(),
+            );
+        }
+        self.pnpm_workspace.then(|| {
+            "pnpm-workspace.yaml: each workspace package's node_modules is in the app, not in a layer".to_string()
+        })
+    }
+
     /// Files in the top of `node_modules` that only the next install reads and that would make
     /// the slug differ between builds: pnpm's `.modules.yaml` holds the absolute store path and
     /// a `prunedAt` date, its workspace state a timestamp. Nothing reads them at run time.
@@ -341,13 +501,48 @@ impl Toolchain {
 
     /// Run the tool in the app dir; its output goes straight to the build log.
     pub fn run(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
-        self.run_with(step, args, false)
+        self.run_with(step, args, false, &[])
     }
 
     /// Install steps run without `NODE_ENV`: under `NODE_ENV=production` pnpm (and older
     /// npm) skip devDependencies, which the build needs; they are pruned afterwards.
     pub fn install(&self, step: &str, args: &[String]) -> Result<(), NodejsBuildpackError> {
-        self.run_with(step, args, true)
+        self.run_with(step, args, true, &[])
+    }
+
+    /// Remove devDependencies ([`Toolchain::prune_args`]); on Yarn 2+ with our plugin loaded.
+    pub fn prune(&self) -> Result<(), NodejsBuildpackError> {
+        let args = self.prune_args();
+        if self.pnpm_workspace {
+            remove_node_modules_dirs(&self.app_dir).map_err(NodejsBuildpackError::io(
+                "removing the workspace's node_modules before the production install",
+                &self.app_dir,
+            ))?;
+        }
+        if self.tool != Tool::YarnBerry {
+            return self.install(PRUNE_STEP, &args);
+        }
+        let plugin = write_prune_plugin()?;
+        let mut plugins = OsString::from(plugin.path());
+        // Plugins the user loads this way stay loaded (Yarn splits the list on `;`).
+        if let Some(theirs) = self.env.get("YARN_PLUGINS").filter(|v| !v.is_empty()) {
+            plugins.push(";");
+            plugins.push(theirs);
+        }
+        let cleanup = if self.berry.uses_app_cache() {
+            "1"
+        } else {
+            "0"
+        };
+        self.run_with(
+            PRUNE_STEP,
+            &args,
+            true,
+            &[
+                ("YARN_PLUGINS", plugins),
+                (yarn_berry::CACHE_CLEANUP_ENV, cleanup.into()),
+            ],
+        )
     }
 
     fn run_with(
@@ -355,6 +550,7 @@ impl Toolchain {
         step: &str,
         args: &[String],
         install: bool,
+        extra_env: &[(&str, OsString)],
     ) -> Result<(), NodejsBuildpackError> {
         let shown = self.display_command(args);
         println!("Running {shown}");
@@ -363,7 +559,8 @@ impl Toolchain {
             .args(args)
             .current_dir(&self.app_dir)
             .env_clear()
-            .envs(&self.env);
+            .envs(&self.env)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)));
         if install {
             command.env_remove("NODE_ENV");
         }
@@ -428,6 +625,9 @@ mod tests {
             tool_bin: "/l/bin".into(),
             app_dir: "/w/app".into(),
             env: Env::new(),
+            berry: BerryMode::default(),
+            pnpm_workspace: false,
+            pnpm_pnp: false,
         }
     }
 
@@ -467,6 +667,99 @@ mod tests {
         assert!(yarn
             .display_command(&yarn.install_args(true))
             .starts_with("yarn install --frozen-lockfile"));
+        pnpm.pnpm_workspace = true;
+        assert_eq!(
+            pnpm.display_command(&pnpm.prune_args()),
+            "pnpm install --prod --frozen-lockfile --prefer-offline"
+        );
+        let mut berry = toolchain(Tool::YarnBerry);
+        assert_eq!(
+            berry.display_command(&berry.prune_args()),
+            "yarn slugc-prune"
+        );
+        assert_eq!(
+            berry.display_command(&berry.install_args(true)),
+            "yarn install --immutable --inline-builds"
+        );
+        berry.berry.zero_install = true;
+        assert_eq!(
+            berry.display_command(&berry.install_args(true)),
+            "yarn install --immutable --immutable-cache --inline-builds"
+        );
+    }
+
+    fn env_for(tool: Tool, platform: &Env, berry: BerryMode) -> Env {
+        child_env(EnvInputs {
+            base: Env::new(),
+            platform,
+            node_home: Path::new("/l/node"),
+            node_headers: None,
+            tool_bin: &Path::new("/l").join(tool.command()).join("bin"),
+            npm_bin: Some(Path::new("/l/npm/bin")),
+            tool,
+            tool_version: "10.0.0",
+            cache_dir: Path::new("/l/cache"),
+            app_dir: Path::new("/w/app"),
+            berry,
+        })
+    }
+
+    #[test]
+    fn yarn_berry_env_drops_yarn_production_and_puts_pnp_packages_in_the_app() {
+        let mut platform = Env::new();
+        platform.insert("YARN_PRODUCTION", "false");
+        platform.insert("yarn_production", "false");
+        let env = env_for(Tool::YarnBerry, &platform, BerryMode::default());
+        assert!(!env.contains_key("YARN_PRODUCTION"));
+        assert!(!env.contains_key("yarn_production"));
+        assert_eq!(
+            env.get_string_lossy("YARN_CACHE_FOLDER").unwrap(),
+            "/l/cache"
+        );
+        assert_eq!(
+            env.get_string_lossy("YARN_NODE_LINKER").unwrap(),
+            "node-modules"
+        );
+        let pnp = BerryMode {
+            pnp: true,
+            sets_node_linker: true,
+            zero_install: false,
+        };
+        let env = env_for(Tool::YarnBerry, &platform, pnp);
+        assert_eq!(
+            env.get_string_lossy("YARN_CACHE_FOLDER").unwrap(),
+            "/w/app/.yarn/cache"
+        );
+        assert!(!env.contains_key("YARN_NODE_LINKER"));
+        // Yarn 1 keeps the setting it knows.
+        let env = env_for(Tool::YarnClassic, &platform, BerryMode::default());
+        assert_eq!(env.get_string_lossy("YARN_PRODUCTION").unwrap(), "false");
+    }
+
+    #[test]
+    fn yarn_berry_warns_about_a_root_addon_it_will_not_compile() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("binding.gyp"), "{}").unwrap();
+        let mut berry = toolchain(Tool::YarnBerry);
+        berry.app_dir = dir.path().to_path_buf();
+        let pj = |text| PackageJson::parse(text, Path::new("package.json")).unwrap();
+        assert!(berry
+            .unbuilt_addon_warning(&pj(r#"{"scripts":{"start":"node a"}}"#))
+            .is_some_and(|w| w.contains("node-gyp rebuild")));
+        let with_script = pj(r#"{"scripts":{"install":"node-gyp rebuild"}}"#);
+        assert_eq!(berry.unbuilt_addon_warning(&with_script), None);
+        let mut classic = toolchain(Tool::YarnClassic);
+        classic.app_dir = dir.path().to_path_buf();
+        assert_eq!(classic.unbuilt_addon_warning(&pj("{}")), None);
+    }
+
+    #[test]
+    fn yarn_finds_the_node_gyp_of_the_npm_layer() {
+        let env = env_for(Tool::YarnClassic, &Env::new(), BerryMode::default());
+        assert_eq!(
+            env.get_string_lossy("PATH").unwrap(),
+            "/l/yarn/bin:/l/npm/bin:/l/npm/package/bin/node-gyp-bin:/l/node/bin:/w/app/node_modules/.bin"
+        );
     }
 
     #[test]
@@ -476,21 +769,10 @@ mod tests {
         platform.insert("NPM_CONFIG_STORE_DIR", "/elsewhere");
         platform.insert("pnpm_config_package_import_method", "hardlink");
         platform.insert("NPM_CONFIG_REGISTRY", "https://r.example");
-        let env = child_env(EnvInputs {
-            base: Env::new(),
-            platform: &platform,
-            node_home: Path::new("/l/node"),
-            node_headers: None,
-            tool_bin: Path::new("/l/pnpm/bin"),
-            npm_bin: Some(Path::new("/l/npm/bin")),
-            tool: Tool::Pnpm,
-            tool_version: "10.0.0",
-            cache_dir: Path::new("/l/pnpm_store"),
-            app_dir: Path::new("/w/app"),
-        });
+        let env = env_for(Tool::Pnpm, &platform, BerryMode::default());
         assert_eq!(
             env.get_string_lossy("npm_config_store_dir").unwrap(),
-            "/l/pnpm_store"
+            "/l/cache"
         );
         assert_eq!(
             env.get_string_lossy("npm_config_package_import_method")
@@ -528,6 +810,7 @@ mod tests {
             tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),
             app_dir: Path::new("/w/app"),
+            berry: BerryMode::default(),
         });
         assert_eq!(
             env.get_string_lossy("PATH").unwrap(),

@@ -274,20 +274,7 @@ fn normalize(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// `to` relative to the dir `from` (both absolute, no `..`).
-pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component> = from.components().collect();
-    let to_c: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to_c[common..] {
-        out.push(c);
-    }
-    out
-}
+pub use slugc_fs::relative_path;
 
 #[cfg(test)]
 mod tests {

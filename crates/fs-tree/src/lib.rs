@@ -237,6 +237,22 @@ pub fn remove_spread(path: &Path) -> std::io::Result<()> {
     remove(path)
 }
 
+/// `to` relative to the dir `from` (both absolute, no `..`): the target of a relative
+/// symlink in `from` that leads to `to`.
+pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<std::path::Component> = from.components().collect();
+    let to_c: Vec<std::path::Component> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to_c[common..] {
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,8 @@ pub fn plan<'a>(
 ) -> Result<Plan<'a>, NodejsBuildpackError> {
     let app_dir = &context.app_dir;
     let build_scripts = build_scripts(package_json);
-    let has_dev_dependencies = !package_json.dev_dependencies.is_empty();
+    let has_dev_dependencies =
+        !package_json.dev_dependencies.is_empty() || toolchain.workspace_packages();
     let scripts: Vec<&str> = package_json.scripts.keys().map(String::as_str).collect();
     let wanted = prune_enabled(context.platform.env(), settings) && has_dev_dependencies;
     let prune_unsafe = wanted
@@ -102,7 +103,8 @@ pub fn plan<'a>(
         prune,
         has_dev_dependencies,
         lockfile,
-        root_scripts: root_install_scripts(app_dir, &scripts),
+        root_scripts: root_install_scripts(app_dir, &scripts)
+            .or_else(|| toolchain.installs_into_the_app()),
         prune_unsafe,
     })
 }
@@ -163,8 +165,6 @@ fn root_install_scripts(app_dir: &Path, scripts: &[&str]) -> Option<String> {
 }
 
 const NODE_MODULES: &str = "node_modules";
-const YARN_STATE: &str = ".yarn/install-state.gz";
-const SAVED_YARN_STATE: &str = "yarn-install-state.gz";
 
 /// Restore `node_modules` or install it; afterwards `app/node_modules` holds the full tree
 /// (devDependencies included) for the build script.
@@ -326,8 +326,6 @@ pub fn finish(
 ) -> libcnb::Result<(), NodejsBuildpackError> {
     let app_modules = toolchain.app_dir.join(NODE_MODULES);
     let prod_tree = prepared.modules.path().join(NODE_MODULES);
-    let saved_state = prepared.modules.path().join(SAVED_YARN_STATE);
-    let app_state = toolchain.app_dir.join(YARN_STATE);
     if !prepared.installed {
         // Back into the layer it came from (see [`prepare`]).
         let from = prepared
@@ -348,7 +346,6 @@ pub fn finish(
                 &app_modules,
             ))?;
         }
-        restore_yarn_state(&saved_state, &app_state)?;
         return Ok(());
     }
     let has_tree = app_modules.is_dir();
@@ -357,6 +354,7 @@ pub fn finish(
             let dev_tree = dev.path().join(NODE_MODULES);
             slugc_fs::copy_tree(&app_modules, &dev_tree, &slugc_fs::Options::default())
                 .map_err(std::io::Error::from)
+                .and_then(|()| fsutil::rebase_links(&app_modules, &dev_tree))
                 .map_err(NodejsBuildpackError::io(
                     "keeping the devDependencies tree",
                     &dev_tree,
@@ -366,7 +364,7 @@ pub fn finish(
     }
     if plan.prune {
         println!("-----> Pruning devDependencies");
-        toolchain.install(crate::toolchain::PRUNE_STEP, &toolchain.prune_args())?;
+        toolchain.prune()?;
     } else if let Some(warning) = &plan.prune_unsafe {
         println!("{warning}");
     } else if plan.has_dev_dependencies {
@@ -382,10 +380,12 @@ pub fn finish(
             fsutil::remove_any(&file)
                 .map_err(NodejsBuildpackError::io("removing install state", &file))?;
         }
-        std::fs::rename(&app_modules, &prod_tree).map_err(NodejsBuildpackError::io(
-            "moving node_modules into its layer",
-            &prod_tree,
-        ))?;
+        std::fs::rename(&app_modules, &prod_tree)
+            .and_then(|()| fsutil::rebase_links(&app_modules, &prod_tree))
+            .map_err(NodejsBuildpackError::io(
+                "moving node_modules into its layer",
+                &prod_tree,
+            ))?;
         fsutil::link_dir(&prod_tree, &app_modules).map_err(NodejsBuildpackError::io(
             "linking node_modules",
             &app_modules,
@@ -395,34 +395,7 @@ pub fn finish(
         "removing node-gyp's intermediate files",
         toolchain.app_dir.join("build"),
     ))?;
-    if app_state.is_file() {
-        std::fs::copy(&app_state, &saved_state).map_err(NodejsBuildpackError::io(
-            "keeping Yarn's install state",
-            &saved_state,
-        ))?;
-    }
     prepared.modules.write_metadata(prepared.metadata.clone())?;
-    Ok(())
-}
-
-/// Yarn Berry keeps its install state in the app (`.yarn/install-state.gz`), not in
-/// `node_modules`, and `yarn run` rewrites it when missing. The state of the pruned tree is
-/// kept in the `modules` layer and put back after every build, so a warm rebuild's slug holds
-/// the same bytes as the cold one.
-fn restore_yarn_state(saved: &Path, app_state: &Path) -> Result<(), NodejsBuildpackError> {
-    if !saved.is_file() {
-        return Ok(());
-    }
-    if let Some(dir) = app_state.parent() {
-        std::fs::create_dir_all(dir).map_err(NodejsBuildpackError::io(
-            "restoring Yarn's install state",
-            dir,
-        ))?;
-    }
-    std::fs::copy(saved, app_state).map_err(NodejsBuildpackError::io(
-        "restoring Yarn's install state",
-        app_state,
-    ))?;
     Ok(())
 }
 

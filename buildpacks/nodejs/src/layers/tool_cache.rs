@@ -68,3 +68,43 @@ pub fn prepare(
     }
     Ok(layer.path())
 }
+
+/// Yarn Plug'n'Play uses the app's own cache folder (see `yarn_berry`): before the install it
+/// gets the zips the layer kept, hardlinked, so that only new packages are downloaded.
+pub fn seed_app_cache(layer_dir: &Path, app_cache: &Path) -> Result<(), NodejsBuildpackError> {
+    if !layer_dir.is_dir() {
+        return Ok(());
+    }
+    let how = slugc_fs::Options {
+        files: slugc_fs::Files::Link,
+        ..Default::default()
+    };
+    slugc_fs::copy_tree(layer_dir, app_cache, &how)
+        .map_err(std::io::Error::from)
+        .map_err(NodejsBuildpackError::io(
+            "seeding Yarn's cache in the app",
+            app_cache,
+        ))
+}
+
+/// After the install (before the prune drops the devDependencies' zips): the layer keeps
+/// exactly what the app's cache holds, the zips of the whole lockfile.
+pub fn keep_app_cache(app_cache: &Path, layer_dir: &Path) -> Result<(), NodejsBuildpackError> {
+    let failed = NodejsBuildpackError::io("keeping Yarn's cache", layer_dir);
+    let result = (|| {
+        if let Ok(entries) = std::fs::read_dir(layer_dir) {
+            for entry in entries {
+                crate::fsutil::remove_any(&entry?.path())?;
+            }
+        }
+        if !app_cache.is_dir() {
+            return Ok(());
+        }
+        let how = slugc_fs::Options {
+            files: slugc_fs::Files::Link,
+            ..Default::default()
+        };
+        slugc_fs::copy_tree(app_cache, layer_dir, &how).map_err(std::io::Error::from)
+    })();
+    result.map_err(failed)
+}

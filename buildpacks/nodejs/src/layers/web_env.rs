@@ -48,7 +48,12 @@ printf 'WEB_CONCURRENCY = "%s"\nWEB_MEMORY = "%s"\nMEMORY_AVAILABLE = "%s"\n' \
   "$concurrency" "$web_memory" "$available_mb" >&3
 "#;
 
-pub fn write(context: &BuildContext<NodejsBuildpack>) -> libcnb::Result<(), NodejsBuildpackError> {
+/// `defaults`: more launch variables the package manager needs on the dyno, as defaults (a
+/// config var wins).
+pub fn write(
+    context: &BuildContext<NodejsBuildpack>,
+    defaults: &[(&str, &str)],
+) -> libcnb::Result<(), NodejsBuildpackError> {
     let layer = context.uncached_layer(
         layer_name!("web_env"),
         UncachedLayerDefinition {
@@ -57,21 +62,24 @@ pub fn write(context: &BuildContext<NodejsBuildpack>) -> libcnb::Result<(), Node
         },
     )?;
     let path = layer.path();
+    let mut env = LayerEnv::new();
+    for (key, value) in defaults {
+        env.insert(Scope::Launch, ModificationBehavior::Default, key, value);
+    }
     layer.write_env(
-        LayerEnv::new()
-            .chainable_insert(
-                Scope::Launch,
-                ModificationBehavior::Default,
-                "NODE_ENV",
-                "production",
-            )
-            .chainable_insert(Scope::Launch, ModificationBehavior::Delimiter, "PATH", ":")
-            .chainable_insert(
-                Scope::Launch,
-                ModificationBehavior::Prepend,
-                "PATH",
-                context.app_dir.join("node_modules/.bin"),
-            ),
+        env.chainable_insert(
+            Scope::Launch,
+            ModificationBehavior::Default,
+            "NODE_ENV",
+            "production",
+        )
+        .chainable_insert(Scope::Launch, ModificationBehavior::Delimiter, "PATH", ":")
+        .chainable_insert(
+            Scope::Launch,
+            ModificationBehavior::Prepend,
+            "PATH",
+            context.app_dir.join("node_modules/.bin"),
+        ),
     )?;
     let exec_d = path.join("exec.d");
     let script = exec_d.join("web_concurrency");
