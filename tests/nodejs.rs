@@ -1934,3 +1934,71 @@ fn cache_directories_of_package_json_are_kept_between_builds_and_out_of_the_slug
     assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
     assert_ok(&serve(&warm, &tmp.path().join("run")), "cache-dirs up");
 }
+
+/// The even (LTS) line that ended within the last year on today's date: one always has (an
+/// even line ends each April; see the buildpack's `node_version`).
+fn line_in_its_year_of_grace() -> u64 {
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y %m")
+        .output()
+        .unwrap();
+    let date = String::from_utf8(date.stdout).unwrap();
+    let (year, month) = date.trim().split_once(' ').unwrap();
+    let (year, month): (i64, i64) = (year.parse().unwrap(), month.parse().unwrap());
+    let now = year * 12 + month;
+    (4..=200)
+        .step_by(2)
+        .find(|major| {
+            let end = (2016 + (*major as i64) / 2) * 12 + 4;
+            now > end && now <= end + 12
+        })
+        .unwrap()
+}
+
+/// A line past its end of life builds for a year, with a column-0 warning naming the nearest
+/// supported line and the change, and its app serves without a host node.
+#[test]
+fn a_line_just_past_its_end_of_life_builds_with_a_warning_and_serves() {
+    let major = line_in_its_year_of_grace();
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    slugc_fs::copy_tree(
+        &fixture("node-express"),
+        &app,
+        &slugc_fs::Options::default(),
+    )
+    .unwrap();
+    let package_json = std::fs::read_to_string(app.join("package.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&package_json).unwrap();
+    value["engines"]["node"] = format!("{major}.x").into();
+    std::fs::write(app.join("package.json"), value.to_string()).unwrap();
+    let built = slug_build(
+        &app,
+        &tmp.path().join("out"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_built(&built);
+    let warning = built
+        .log
+        .lines()
+        .find(|l| l.starts_with(&format!("warning: Node.js {major} reached its end of life")))
+        .unwrap_or_else(|| panic!("no warning:\n{}", built.log));
+    assert!(
+        warning.contains(&format!(
+            "change it to \"engines\": {{\"node\": \"{}.x\"}}",
+            major + 2
+        )),
+        "{warning}"
+    );
+    assert!(
+        built.log.contains(&format!("Installing Node.js {major}.")),
+        "{}",
+        built.log
+    );
+    assert_ok(
+        &serve(&built, &tmp.path().join("elsewhere")),
+        &format!("hello from node-express on Node v{major}."),
+    );
+}
