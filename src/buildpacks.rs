@@ -208,7 +208,7 @@ mod tests {
     fn warnings_without_a_build_come_from_each_buildpack() {
         let rules =
             |name: &str| -> Vec<Rule> { warnings(&fixture(name)).iter().map(|w| w.rule).collect() };
-        assert_eq!(rules("node-dev-binary-start"), [Rule::PrunedDevBinary]);
+        assert_eq!(rules("node-warn-dev-binary-start"), [Rule::PrunedDevBinary]);
         assert_eq!(rules("python-gunicorn-20"), [Rule::PythonKnownIssue]);
         // tsc runs in the build script, not at start; gunicorn 23 needs no pkg_resources.
         assert!(rules("node-typescript").is_empty());

@@ -295,7 +295,7 @@ fn doctor_warns_about_a_malformed_render_yaml_and_still_explains() {
 fn doctor_shows_the_built_ins_warnings_without_building() {
     for (name, rule, words) in [
         (
-            "node-dev-binary-start",
+            "node-warn-dev-binary-start",
             "pruned-dev-binary",
             "NPM_CONFIG_PRODUCTION=false",
         ),
