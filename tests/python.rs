@@ -1028,6 +1028,14 @@ fn a_deprecated_line_builds_with_a_warning_and_serves() {
         "{}",
         built.log
     );
+    // The nearest supported line and the one-line change.
+    assert!(
+        built.log.contains(
+            "the nearest supported line is 3.11: change it to `3.11` in .python-version."
+        ),
+        "{}",
+        built.log
+    );
     assert_imports(&tmp.path().join("elsewhere"), &["flask", "gunicorn"]);
 }
 

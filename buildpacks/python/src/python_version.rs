@@ -33,11 +33,18 @@ pub fn deprecation(v: &PythonVersion) -> Option<String> {
     let (minor, eol, removal) = DEPRECATED
         .iter()
         .find(|(minor, _, _)| v.major == 3 && *minor == v.minor)?;
+    // The nearest line is the oldest one above it that is not deprecated: the smallest move.
+    let nearest = (minor + 1..=NEWEST_KNOWN_MINOR)
+        .find(|m| !DEPRECATED.iter().any(|(d, _, _)| d == m))
+        .unwrap_or(NEWEST_KNOWN_MINOR);
     Some(format!(
         "Python 3.{minor} reached its upstream end of life in {eol} and no longer receives \
          security updates (https://devguide.python.org/versions/). Heroku removes it from its \
-         Python buildpack on {removal}; slugc follows. Upgrade by writing \
-         `3.{NEWEST_KNOWN_MINOR}` (or another supported 3.X) in .python-version."
+         Python buildpack on {removal}; slugc follows; {}.",
+        slugc_diagnostics::nearest_supported(
+            &format!("3.{nearest}"),
+            &format!("`3.{nearest}` in .python-version")
+        )
     ))
 }
 
