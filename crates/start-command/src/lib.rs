@@ -22,6 +22,8 @@ pub mod platform;
 pub mod port;
 pub mod python;
 mod scan;
+#[cfg(test)]
+mod test_app;
 
 use serde::Serialize;
 

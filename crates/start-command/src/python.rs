@@ -388,16 +388,7 @@ fn module_of(rel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        dir
-    }
+    use crate::test_app::app;
 
     fn web_with(files: &[(&str, &str)], programs: &[&str]) -> Outcome {
         let dir = app(files);
