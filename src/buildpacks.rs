@@ -18,7 +18,7 @@ pub struct Builtin {
     /// The `buildpack.toml` written when the buildpack is materialised.
     pub descriptor: &'static str,
     run: fn(),
-    /// What the buildpack can warn about without a build (see [`warnings`]).
+    /// What the buildpack can warn about without a build (see [`warnings_of`]).
     warnings: fn(&Path) -> Vec<slugc_diagnostics::Warning>,
 }
 
@@ -51,17 +51,9 @@ pub const DEFAULT_ORDER: &[&[(&str, bool)]] = &[
     &[("slugc/procfile", false)],
 ];
 
-/// The warnings that need no build, from every built-in buildpack, for `slug doctor`: each
-/// buildpack reads only its own files (package.json, requirements.txt, the Procfile) and
-/// says nothing of an app it does not build.
-pub fn warnings(app_dir: &Path) -> Vec<slugc_diagnostics::Warning> {
-    BUILTINS
-        .iter()
-        .flat_map(|b| (b.warnings)(app_dir))
-        .collect()
-}
-
-/// [`warnings`] of the built-ins among `ids` (a detected group's buildpacks) only.
+/// The warnings that need no build, for `slug doctor`, from the built-ins among `ids` (a
+/// detected group's buildpacks): each buildpack reads only its own files (package.json,
+/// requirements.txt, the Procfile) and says nothing of an app it does not build.
 pub fn warnings_of(app_dir: &Path, ids: &[&str]) -> Vec<slugc_diagnostics::Warning> {
     BUILTINS
         .iter()
@@ -206,8 +198,13 @@ mod tests {
     /// `slug doctor`'s source: the same warnings as the build, without building.
     #[test]
     fn warnings_without_a_build_come_from_each_buildpack() {
-        let rules =
-            |name: &str| -> Vec<Rule> { warnings(&fixture(name)).iter().map(|w| w.rule).collect() };
+        let every: Vec<&str> = BUILTINS.iter().map(|b| b.id).collect();
+        let rules = |name: &str| -> Vec<Rule> {
+            warnings_of(&fixture(name), &every)
+                .iter()
+                .map(|w| w.rule)
+                .collect()
+        };
         assert_eq!(rules("node-warn-dev-binary-start"), [Rule::PrunedDevBinary]);
         assert_eq!(rules("python-gunicorn-20"), [Rule::PythonKnownIssue]);
         // tsc runs in the build script, not at start; gunicorn 23 needs no pkg_resources.
