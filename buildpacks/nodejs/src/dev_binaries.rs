@@ -125,7 +125,10 @@ pub fn warnings(app_dir: &Path) -> Vec<Warning> {
     let Ok(pm) = crate::package_manager::PackageManager::detect(app_dir, &package_json) else {
         return Vec::new();
     };
-    let default_web = crate::processes::default_web_command(app_dir, pm.tool);
+    let default_web = crate::processes::default_web(app_dir, pm.tool)
+        .ok()
+        .flatten()
+        .map(|w| w.command);
     after_prune(
         app_dir,
         &package_json,

@@ -176,14 +176,17 @@ impl Buildpack for NodejsBuildpack {
         toolchain.remove_install_state()?;
 
         web_env::write(&context, &toolchain.launch_defaults())?;
-        let launch = processes::launch(app_dir, package_manager.tool);
+        let web = processes::default_web(app_dir, package_manager.tool).unwrap_or_else(|w| {
+            println!("warning: {w}");
+            None
+        });
+        let launch = processes::launch(web.as_ref());
         // Only a prune removes binaries: with devDependencies kept there is nothing to say.
         if plan.prune {
-            let default_web = processes::default_web_command(app_dir, package_manager.tool);
             for warning in dev_binaries::after_prune(
                 app_dir,
                 &package_json,
-                default_web.as_deref(),
+                web.as_ref().map(|w| w.command.as_str()),
                 &unpruned,
                 &dev_binaries::Binaries::read(&node_modules),
             ) {

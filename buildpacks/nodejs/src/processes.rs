@@ -7,21 +7,28 @@ use libcnb::data::launch::{Label, Launch, LaunchBuilder, ProcessBuilder};
 use libcnb::data::process_type;
 use std::path::Path;
 
-/// The launch config with the default `web` process, when there is one (the log says which
-/// and from where; the source is also a launch label, which the engine records in the
+/// The default `web` process by the rules, read from the app as it is after the build
+/// script (a `package.json` the rules cannot read is a warning, and no default).
+pub fn default_web(
+    app_dir: &Path,
+    tool: Tool,
+) -> Result<Option<slugc_start::Inferred>, slugc_start::Warning> {
+    // Detection needs a package.json; without one the file rules still apply.
+    let package_json = slugc_start::node::PackageJson::read(app_dir)?
+        .unwrap_or_else(slugc_start::node::PackageJson::empty);
+    Ok(slugc_start::node::default_web(
+        app_dir,
+        &package_json,
+        &tool.start_command(),
+    ))
+}
+
+/// The launch config with `web` as the default process, when there is one (the log says
+/// which and from where; the source is also a launch label, which the engine records in the
 /// release: `slugc_start::SOURCE_LABEL_PREFIX`).
-pub fn launch(app_dir: &Path, tool: Tool) -> Launch {
+pub fn launch(web: Option<&slugc_start::Inferred>) -> Launch {
     let mut launch = LaunchBuilder::new();
-    let package_json = match slugc_start::node::PackageJson::read(app_dir) {
-        // Detection needs a package.json; without one the file rules still apply.
-        Ok(p) => p.unwrap_or_else(slugc_start::node::PackageJson::empty),
-        Err(warning) => {
-            println!(" !     Warning: {warning}");
-            return launch.build();
-        }
-    };
-    if let Some(web) = slugc_start::node::default_web(app_dir, &package_json, &tool.start_command())
-    {
+    if let Some(web) = web {
         println!("-----> Default process: {web}");
         launch
             .process(
@@ -31,18 +38,8 @@ pub fn launch(app_dir: &Path, tool: Tool) -> Launch {
             )
             .label(Label {
                 key: format!("{}web", slugc_start::SOURCE_LABEL_PREFIX),
-                value: web.source,
+                value: web.source.clone(),
             });
     }
     launch.build()
-}
-
-/// The default `web` command alone (for the checks that follow its binaries), read as
-/// [`launch`] reads it.
-pub fn default_web_command(app_dir: &Path, tool: Tool) -> Option<String> {
-    let package_json = slugc_start::node::PackageJson::read(app_dir)
-        .ok()?
-        .unwrap_or_else(slugc_start::node::PackageJson::empty);
-    slugc_start::node::default_web(app_dir, &package_json, &tool.start_command())
-        .map(|web| web.command)
 }
