@@ -56,8 +56,20 @@ pub struct Finished {
     pub status: ExitStatus,
     /// The last lines of stdout and stderr, interleaved as they arrived.
     pub output: Vec<String>,
+    /// What the output says went wrong, if it says (`failure_cause`).
+    pub cause: Option<String>,
     /// All of stdout, when asked for (classic `bin/release`, `bin/detect` names).
     pub stdout: String,
+}
+
+/// Which pipe a kept line came from. The two pipes are read apart, so lines of one stream can
+/// arrive between lines the program wrote together on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+    /// Both on one pipe, in the order written.
+    Merged,
 }
 
 /// The warning lines the buildpacks printed in this process, in order (`slug test` shows them
@@ -88,8 +100,9 @@ pub fn log_line(line: &str) {
 
 fn pump<R: Read + Send + 'static>(
     reader: R,
+    stream: Stream,
     show: Show,
-    keep: Arc<Mutex<VecDeque<String>>>,
+    keep: Arc<Mutex<VecDeque<(Stream, String)>>>,
     collect: bool,
 ) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
@@ -115,7 +128,7 @@ fn pump<R: Read + Send + 'static>(
                 if k.len() == KEEP_LINES {
                     k.pop_front();
                 }
-                k.push_back(line.to_string());
+                k.push_back((stream, line.to_string()));
             }
         }
         all
@@ -123,32 +136,48 @@ fn pump<R: Read + Send + 'static>(
 }
 
 /// Run `cmd` to completion with stdin closed; `collect_stdout` also returns stdout whole.
+///
+/// Unless stdout is wanted apart, the program's stdout and stderr are one pipe, as a
+/// terminal or Heroku's build log is: its lines then arrive in the order it wrote them, which
+/// two pipes read side by side cannot promise, and `failure_cause` reads its blocks whole.
 pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Result<Finished> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = super::process::spawn(cmd)?;
+    cmd.stdin(Stdio::null());
     let keep = Arc::new(Mutex::new(VecDeque::new()));
-    let out = child
-        .stdout
-        .take()
-        .map(|s| pump(s, show, keep.clone(), collect_stdout));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| pump(s, show, keep.clone(), false));
+    let (mut child, out, err) = if collect_stdout {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = super::process::spawn(cmd)?;
+        let out = child
+            .stdout
+            .take()
+            .map(|s| pump(s, Stream::Out, show, keep.clone(), true));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| pump(s, Stream::Err, show, keep.clone(), false));
+        (child, out, err)
+    } else {
+        let (reader, writer) = std::io::pipe()?;
+        cmd.stdout(writer.try_clone()?).stderr(writer);
+        let spawned = super::process::spawn(cmd);
+        // The command holds the pipe's write end: let it go, or the reader never ends.
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let child = spawned?;
+        let out = Some(pump(reader, Stream::Merged, show, keep.clone(), false));
+        (child, out, None)
+    };
     let status = super::process::wait(&mut child)?;
     let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
     if let Some(h) = err {
         let _ = h.join();
     }
-    let output = keep
+    let kept: Vec<(Stream, String)> = keep
         .lock()
         .map(|k| k.iter().cloned().collect())
         .unwrap_or_default();
     Ok(Finished {
         status,
-        output,
+        cause: failure_cause(&kept),
+        output: kept.into_iter().map(|(_, line)| line).collect(),
         stdout,
     })
 }
@@ -157,20 +186,26 @@ pub fn run(cmd: &mut Command, show: Show, collect_stdout: bool) -> std::io::Resu
 /// its output that starts with `error: ` (the built-ins print their cause last, after any
 /// tool's own `error:` lines), else the first line of the last ` !     ` block (the
 /// convention of Heroku's classic buildpacks). Clipped: the text is the buildpack's.
-pub fn failure_cause(output: &[String]) -> Option<String> {
-    if let Some(line) = output.iter().rev().find(|l| l.starts_with("error: ")) {
+pub fn failure_cause(output: &[(Stream, String)]) -> Option<String> {
+    if let Some((_, line)) = output.iter().rev().find(|(_, l)| l.starts_with("error: ")) {
         let cause = line["error: ".len()..].trim();
         if !cause.is_empty() {
             return Some(slugc_fs::input::clip(cause).into_owned());
         }
     }
-    let bang = |l: &String| l.starts_with(" !") && !l.trim_start_matches([' ', '!']).is_empty();
-    let last = output.iter().rposition(bang)?;
+    let bang = |l: &str| l.starts_with(" !") && !l.trim_start_matches([' ', '!']).is_empty();
+    let last = output.iter().rposition(|(_, l)| bang(l))?;
+    // The block is read on the last bang line's own stream: the other pipe's lines may have
+    // been read in between although the program wrote them before or after.
+    let stream = output[last].0;
     let first = output[..=last]
         .iter()
-        .rposition(|l| !bang(l))
-        .map_or(0, |i| i + 1);
-    let cause = output[first].trim_start_matches([' ', '!']).trim();
+        .rev()
+        .filter(|(s, _)| *s == stream)
+        .map(|(_, l)| l.as_str())
+        .take_while(|l| bang(l))
+        .last()?;
+    let cause = first.trim_start_matches([' ', '!']).trim();
     Some(slugc_fs::input::clip(cause).into_owned())
 }
 
@@ -191,8 +226,8 @@ mod tests {
         );
     }
 
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(str::to_string).collect()
+    fn lines(text: &str) -> Vec<(Stream, String)> {
+        text.lines().map(|l| (Stream::Out, l.to_string())).collect()
     }
 
     #[test]
@@ -217,5 +252,20 @@ mod tests {
             Some("Push rejected: no Gemfile.lock")
         );
         assert_eq!(failure_cause(&lines("just output\nerror:  \n")), None);
+    }
+
+    #[test]
+    fn a_bang_block_on_stderr_is_whole_though_stdout_lines_arrived_inside_it() {
+        let output = vec![
+            (Stream::Err, " !     Gemfile.lock is missing".to_string()),
+            (Stream::Out, "-----> Installing".to_string()),
+            (Stream::Out, " !     An early warning".to_string()),
+            (Stream::Out, "more output".to_string()),
+            (Stream::Err, " !     (run bundle install)".to_string()),
+        ];
+        assert_eq!(
+            failure_cause(&output).as_deref(),
+            Some("Gemfile.lock is missing")
+        );
     }
 }

@@ -221,7 +221,7 @@ fn run_streamed(bp: &Buildpack, exe: &Path, cmd: &mut Command) -> Result<(), Bui
             source,
         })?;
     let id = bp.id.clone();
-    let cause = || output::failure_cause(&finished.output);
+    let cause = || finished.cause.clone();
     match finished.status.code() {
         Some(0) => Ok(()),
         Some(75) => Err(BuildpackError::Temporary { id, cause: cause() }),
@@ -392,7 +392,7 @@ fn run_classic(
             return Err(BuildpackError::Failed {
                 id: format!("{} (bin/release)", bp.id),
                 code: finished.status.code().unwrap_or(-1),
-                cause: output::failure_cause(&finished.output),
+                cause: finished.cause.clone(),
             });
         }
         let Release {
