@@ -158,7 +158,7 @@ fn tar_gz(entries: &[Entry]) -> (Vec<u8>, u64) {
             out.write_all(h.as_bytes()).unwrap();
             let copied = std::io::copy(&mut data, out).unwrap();
             let len = pad_to.unwrap_or(copied);
-            if len % 512 != 0 {
+            if !len.is_multiple_of(512) {
                 out.write_all(&vec![0; 512 - (len % 512) as usize]).unwrap();
             }
         }

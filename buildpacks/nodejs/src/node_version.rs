@@ -45,7 +45,7 @@ pub fn is_end_of_life(major: u64, today: (i64, u32)) -> bool {
 /// [`is_end_of_life`].
 fn last_maintained_month(major: u64) -> (i64, u32) {
     let half = (major / 2) as i64;
-    if major % 2 == 0 {
+    if major.is_multiple_of(2) {
         (2016 + half, 4)
     } else {
         (2014 + half, 5)

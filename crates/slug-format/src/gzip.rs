@@ -329,12 +329,12 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = (x >> 33) as usize;
-            if r % 50 == 0 {
+            if r.is_multiple_of(50) {
                 for _ in 0..(r % 300) {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
                     buf.push((x >> 56) as u8);
                 }
-            } else if r % 7 == 0 {
+            } else if r.is_multiple_of(7) {
                 buf.extend_from_slice(format!("{} ", r % 100000).as_bytes());
             } else {
                 buf.extend_from_slice(words[r % words.len()].as_bytes());

@@ -171,7 +171,7 @@ fn same_tree_from_two_dirs_at_two_times_gives_the_same_bytes() {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = (x >> 33) as usize;
-            if r % 5 == 0 {
+            if r.is_multiple_of(5) {
                 format!("{} ", r % 99991)
             } else {
                 format!("{} ", words[r % words.len()])
