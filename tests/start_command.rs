@@ -188,6 +188,22 @@ fn fly_toml_processes_give_web_and_the_other_groups() {
 }
 
 #[test]
+fn railway_toml_start_command_runs_a_node_app_the_rules_would_not_start() {
+    let t = slug_test(&fixture("start-railway-node"));
+    assert_serves(&t, "node src/listen.js", "railway.toml deploy.startCommand");
+}
+
+#[test]
+fn app_json_formation_command_runs_a_python_app() {
+    let t = slug_test(&fixture("start-app-json-python"));
+    assert_serves(
+        &t,
+        "waitress-serve --listen=0.0.0.0:$PORT greeter:respond",
+        "app.json formation.web.command",
+    );
+}
+
+#[test]
 fn dockerfile_cmd_with_a_hard_coded_port_is_told_port() {
     let t = slug_test(&fixture("start-dockerfile-uvicorn"));
     assert_serves(

@@ -3,8 +3,7 @@
 //! `index.js`), read after the build script ran, so that the files it builds are seen.
 
 use crate::package_manager::Tool;
-use libcnb::data::launch::{Label, Launch, LaunchBuilder, ProcessBuilder};
-use libcnb::data::process_type;
+use libcnb::data::launch::Launch;
 use std::path::Path;
 
 /// The default `web` process by the rules, read from the app as it is after the build
@@ -24,22 +23,13 @@ pub fn default_web(
 }
 
 /// The launch config with `web` as the default process, when there is one (the log says
-/// which and from where; the source is also a launch label, which the engine records in the
-/// release: `slugc_start::SOURCE_LABEL_PREFIX`).
+/// which and from where).
 pub fn launch(web: Option<&slugc_start::Inferred>) -> Launch {
-    let mut launch = LaunchBuilder::new();
-    if let Some(web) = web {
-        println!("-----> Default process: {web}");
-        launch
-            .process(
-                ProcessBuilder::new(process_type!("web"), ["bash", "-c", web.command.as_str()])
-                    .default(true)
-                    .build(),
-            )
-            .label(Label {
-                key: format!("{}web", slugc_start::SOURCE_LABEL_PREFIX),
-                value: web.source.clone(),
-            });
+    match web {
+        Some(web) => {
+            println!("-----> Default process: {web}");
+            web.launch()
+        }
+        None => Launch::default(),
     }
-    launch.build()
 }

@@ -2,17 +2,14 @@
 //! framework rules of `slugc_start::python`, with the servers the virtualenv installed.
 
 use crate::log;
-use libcnb::data::launch::{Label, Launch, LaunchBuilder, ProcessBuilder};
-use libcnb::data::process_type;
+use libcnb::data::launch::Launch;
 use std::path::Path;
 
 /// The launch config with the default `web` process, when a rule gives one; the log says
-/// which rule and why the others did not apply. The source is also a launch label, which
-/// the engine records in the release (`slugc_start::SOURCE_LABEL_PREFIX`).
+/// which rule and why the others did not apply.
 pub fn launch(app_dir: &Path, venv_bin: Option<&Path>) -> Launch {
-    let mut launch = LaunchBuilder::new();
     let Some(bin) = venv_bin else {
-        return launch.build();
+        return Launch::default();
     };
     let has = |program: &str| bin.join(program).is_file();
     let outcome = slugc_start::python::web(app_dir, &has);
@@ -22,22 +19,13 @@ pub fn launch(app_dir: &Path, venv_bin: Option<&Path>) -> Launch {
     match &outcome.web {
         Some(web) => {
             log::header(format!("Default process: {web}"));
-            launch
-                .process(
-                    ProcessBuilder::new(process_type!("web"), ["bash", "-c", web.command.as_str()])
-                        .default(true)
-                        .build(),
-                )
-                .label(Label {
-                    key: format!("{}web", slugc_start::SOURCE_LABEL_PREFIX),
-                    value: web.source.clone(),
-                });
+            web.launch()
         }
         None => {
             for note in &outcome.notes {
                 log::info(format!("No default web process: {note}"));
             }
+            Launch::default()
         }
     }
-    launch.build()
 }

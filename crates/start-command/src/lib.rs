@@ -40,6 +40,28 @@ pub struct Inferred {
     pub source: String,
 }
 
+impl Inferred {
+    /// The CNB launch config that makes this the default process, run by `bash -c` so that
+    /// `$PORT` expands, with its source as the launch label the engine reads
+    /// ([`SOURCE_LABEL_PREFIX`]).
+    pub fn launch(&self) -> libcnb_data::launch::Launch {
+        use libcnb_data::launch::{Label, LaunchBuilder, ProcessBuilder, ProcessType};
+        let mut launch = LaunchBuilder::new();
+        if let Ok(process_type) = self.process_type.parse::<ProcessType>() {
+            launch.process(
+                ProcessBuilder::new(process_type, ["bash", "-c", self.command.as_str()])
+                    .default(true)
+                    .build(),
+            );
+            launch.label(Label {
+                key: format!("{SOURCE_LABEL_PREFIX}{}", self.process_type),
+                value: self.source.clone(),
+            });
+        }
+        launch.build()
+    }
+}
+
 impl std::fmt::Display for Inferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -96,4 +118,30 @@ pub fn valid_type_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inferred_web_launches_by_bash_as_the_default_with_its_source_label() {
+        let web = Inferred {
+            process_type: "web".into(),
+            command: "gunicorn app:app --bind 0.0.0.0:$PORT".into(),
+            source: "Flask: app.py defines app".into(),
+        };
+        let launch = web.launch();
+        let [process] = launch.processes.as_slice() else {
+            panic!("{launch:?}");
+        };
+        assert!(process.default);
+        assert_eq!(process.r#type.to_string(), "web");
+        assert_eq!(
+            process.command,
+            ["bash", "-c", "gunicorn app:app --bind 0.0.0.0:$PORT"]
+        );
+        assert_eq!(launch.labels[0].key, "org.slugc.process-source.web");
+        assert_eq!(launch.labels[0].value, "Flask: app.py defines app");
+    }
 }
