@@ -936,6 +936,29 @@ fn python_version_outside_the_projects_constraint_is_refused() {
     assert!(!built.log.contains("Installing"), "{}", built.log);
 }
 
+/// `requires-python = "3.12.*"` (no operator: Poetry's syntax, not PEP 440) is read as Poetry
+/// reads it, so a `.python-version` of 3.13 is refused as outside it, before any install.
+#[test]
+fn a_bare_requires_python_is_read_as_poetry_reads_it() {
+    let built = assert_refused(
+        "python-bad-bare-requires-python",
+        30,
+        &[".python-version", "pyproject.toml"],
+    );
+    assert_eq!(
+        first_error_line(&built.log),
+        "error: no Python version satisfies every constraint in .python-version, pyproject.toml"
+    );
+    assert!(
+        built
+            .log
+            .contains("pyproject.toml [project] requires-python is \"3.12.*\""),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Installing"), "{}", built.log);
+}
+
 /// 3.12.999 is beyond the newest 3.12 release: it does not exist, whether or not the mirror can
 /// be reached, so the build fails (20, not 75), listing what is available and suggesting a line.
 #[test]
