@@ -401,6 +401,20 @@ fn stale_pipfile_lock_is_refused_naming_both_files() {
     assert!(built.log.contains("Run `pipenv lock`"), "{}", built.log);
 }
 
+/// uv alone knows whether its lock matches the project: `uv sync --locked` says so, and the
+/// build reports it as the stale lockfile it is (exit 30, both files named first).
+#[test]
+fn stale_uv_lock_is_refused_naming_both_files() {
+    assert_fails(
+        "python-bad-stale-uv-lock",
+        30,
+        &[
+            "error: uv.lock is out of date with pyproject.toml",
+            "Run `uv lock`",
+        ],
+    );
+}
+
 #[test]
 fn project_dependencies_without_a_lockfile_are_refused() {
     let built = assert_refused(

@@ -487,6 +487,17 @@ fn run_installer(
     let stderr = tee.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         Ok(())
+    } else if file == "uv.lock" && stderr.contains(UV_STALE_LOCK) {
+        // `uv sync --locked` is the freshness check of a uv.lock (uv alone knows how it
+        // would resolve): a stale lock is the app's to fix, like a stale poetry.lock.
+        Err(PythonBuildpackError::StaleLockfile {
+            lockfile: "uv.lock",
+            manifest: "pyproject.toml",
+            detail: "pyproject.toml changed since uv.lock was last generated (`uv sync \
+                     --locked` says so above)"
+                .to_string(),
+            fix: "Run `uv lock` to update uv.lock, and commit it.",
+        })
     } else if is_network_failure(&stderr) {
         Err(PythonBuildpackError::InstallerNetwork {
             what: what.to_string(),
@@ -498,6 +509,10 @@ fn run_installer(
         )))
     }
 }
+
+/// uv's words for a `uv.lock` that does not match its project
+/// (<https://docs.astral.sh/uv/concepts/projects/sync/#checking-if-the-lockfile-is-up-to-date>).
+const UV_STALE_LOCK: &str = "needs to be updated, but `--locked` was provided";
 
 /// How much of an installer's stderr is kept for [`is_network_failure`].
 const STDERR_KEPT: usize = 64 * 1024;
