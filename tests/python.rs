@@ -1604,7 +1604,7 @@ fn lockfile_git_source_installs_and_is_cached(
     assert!(
         built
             .log
-            .contains(&format!("+ greeting-lib==0.1.0 (from git+file://")),
+            .contains("+ greeting-lib==0.1.0 (from git+file://"),
         "{}",
         built.log
     );
