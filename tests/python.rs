@@ -401,6 +401,20 @@ fn stale_pipfile_lock_is_refused_naming_both_files() {
     assert!(built.log.contains("Run `pipenv lock`"), "{}", built.log);
 }
 
+/// uv alone knows whether its lock matches the project: `uv sync --locked` says so, and the
+/// build reports it as the stale lockfile it is (exit 30, both files named first).
+#[test]
+fn stale_uv_lock_is_refused_naming_both_files() {
+    assert_fails(
+        "python-bad-stale-uv-lock",
+        30,
+        &[
+            "error: uv.lock is out of date with pyproject.toml",
+            "Run `uv lock`",
+        ],
+    );
+}
+
 #[test]
 fn project_dependencies_without_a_lockfile_are_refused() {
     let built = assert_refused(
@@ -936,6 +950,29 @@ fn python_version_outside_the_projects_constraint_is_refused() {
     assert!(!built.log.contains("Installing"), "{}", built.log);
 }
 
+/// `requires-python = "3.12.*"` (no operator: Poetry's syntax, not PEP 440) is read as Poetry
+/// reads it, so a `.python-version` of 3.13 is refused as outside it, before any install.
+#[test]
+fn a_bare_requires_python_is_read_as_poetry_reads_it() {
+    let built = assert_refused(
+        "python-bad-bare-requires-python",
+        30,
+        &[".python-version", "pyproject.toml"],
+    );
+    assert_eq!(
+        first_error_line(&built.log),
+        "error: no Python version satisfies every constraint in .python-version, pyproject.toml"
+    );
+    assert!(
+        built
+            .log
+            .contains("pyproject.toml [project] requires-python is \"3.12.*\""),
+        "{}",
+        built.log
+    );
+    assert!(!built.log.contains("Installing"), "{}", built.log);
+}
+
 /// 3.12.999 is beyond the newest 3.12 release: it does not exist, whether or not the mirror can
 /// be reached, so the build fails (20, not 75), listing what is available and suggesting a line.
 #[test]
@@ -1240,7 +1277,8 @@ fn git_repo_of(dir: &Path) -> String {
         );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     };
-    git(&["init", "-q"]);
+    // The branch is named: a lockfile may name it, whatever `init.defaultBranch` says.
+    git(&["init", "-q", "--initial-branch=master"]);
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "greeting-lib"]);
     git(&["rev-parse", "HEAD"])
@@ -1464,4 +1502,176 @@ fn uv_lock_git_sources_are_installed_and_serve() {
     unpack(&built.slug, &root);
     assert_imports(&root, &["fastapi", "uvicorn", "greeting_lib"]);
     assert_web_serves(&root, &built, "by uv.lock");
+}
+
+/// Poetry or Pipenv from PyPI, the version the buildpack offers later buildpacks
+/// (`layers/tool.rs`), in a venv of Debian's Python 3.11 kept under the test target dir (a
+/// cache: made once, by rename, so a half-made one is never used): the tests lock with it.
+fn lock_tool(name: &str, version: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lock-tools/{name}-{version}"));
+    let tool = dir.join("bin").join(name);
+    if tool.is_file() {
+        return tool;
+    }
+    let building = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let run = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(Command::new("/usr/bin/python3.11")
+        .args(["-m", "venv"])
+        .arg(&building));
+    run(Command::new(building.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("{name}=={version}")));
+    // The venv's scripts name the dir they were made in: rename, then fix their shebangs.
+    if std::fs::rename(&building, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&building);
+        return tool;
+    }
+    for entry in std::fs::read_dir(dir.join("bin")).unwrap().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let from = building.to_string_lossy().into_owned();
+        if text.contains(&from) {
+            std::fs::write(entry.path(), text.replace(&from, &dir.to_string_lossy())).unwrap();
+        }
+    }
+    tool
+}
+
+/// Run a lock tool in `app` (its caches and venvs under `tmp`), expecting success.
+fn lock_with(tool: &Path, args: &[&str], app: &Path, tmp: &Path) {
+    let output = Command::new(tool)
+        .args(args)
+        .current_dir(app)
+        .env("POETRY_CACHE_DIR", tmp.join("poetry-cache"))
+        .env("POETRY_VIRTUALENVS_CREATE", "false")
+        .env("WORKON_HOME", tmp.join("pipenv-venvs"))
+        .env("PIPENV_CACHE_DIR", tmp.join("pipenv-cache"))
+        .env("PIPENV_PYTHON", "/usr/bin/python3.11")
+        .env("PIPENV_YES", "1")
+        .env("PIPENV_NOSPIN", "1")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{} {args:?}: {}{}",
+        tool.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A git source in a lockfile the real tool wrote (the repo's URL is only known at test time,
+/// and both lockfiles hash their manifest): the build installs the locked commit, the slug
+/// unpacked elsewhere imports it and serves. A rebuild after a lockfile change, with the
+/// repository gone, still installs it: the checkout comes from the cached `uv-cache` layer.
+fn lockfile_git_source_installs_and_is_cached(
+    fixture_name: &str,
+    manifest: &str,
+    lockfile: &str,
+    lock: impl Fn(&Path, &Path),
+    body: &str,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("greeting-lib");
+    copy_dir(&fixture("vcs-greeting-lib"), &repo);
+    let rev = git_repo_of(&repo);
+    let app = tmp.path().join("app");
+    copy_dir(&fixture(fixture_name), &app);
+    // `file://localhost/…`: Poetry writes `file:///…` back as `file://None/…`.
+    let url = format!("file://localhost{}", repo.display());
+    let template = std::fs::read_to_string(app.join(format!("{manifest}.in"))).unwrap();
+    std::fs::write(app.join(manifest), template.replace("@REPO@", &url)).unwrap();
+    lock(&app, tmp.path());
+    let locked = std::fs::read_to_string(app.join(lockfile)).unwrap();
+    assert!(
+        locked.contains(&rev),
+        "{lockfile} names no commit:\n{locked}"
+    );
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let built = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&built);
+    assert!(
+        built
+            .log
+            .contains("+ greeting-lib==0.1.0 (from git+file://"),
+        "{}",
+        built.log
+    );
+    assert!(built.log.contains(&rev), "{}", built.log);
+    let root = tmp.path().join("elsewhere");
+    unpack(&built.slug, &root);
+    assert_imports(&root, &["flask", "gunicorn", "greeting_lib"]);
+    assert!(!root.join("app/.layers/slugc_python/venv/src").exists());
+    assert_web_serves(&root, &built, body);
+
+    std::fs::rename(&repo, tmp.path().join("gone")).unwrap();
+    let mut text = locked;
+    text.push('\n');
+    std::fs::write(app.join(lockfile), text).unwrap();
+    let warm = slug_build(&app, &out, Some(&cache), &[]);
+    assert_built(&warm);
+    assert!(
+        warm.log.contains(&format!("{lockfile} changed")),
+        "{}",
+        warm.log
+    );
+    let root = tmp.path().join("elsewhere-warm");
+    unpack(&warm.slug, &root);
+    assert_imports(&root, &["greeting_lib"]);
+}
+
+#[test]
+fn poetry_lock_git_sources_are_installed_cached_and_serve() {
+    let poetry = lock_tool("poetry", "2.5.1");
+    lockfile_git_source_installs_and_is_cached(
+        "vcs-poetry-app",
+        "pyproject.toml",
+        "poetry.lock",
+        |app, tmp| lock_with(&poetry, &["lock", "--no-interaction"], app, tmp),
+        "installed from git by poetry.lock",
+    );
+}
+
+#[test]
+fn pipfile_lock_git_sources_are_installed_cached_and_serve() {
+    let pipenv = lock_tool("pipenv", "2026.10.3");
+    lockfile_git_source_installs_and_is_cached(
+        "vcs-pipenv-app",
+        "Pipfile",
+        "Pipfile.lock",
+        |app, tmp| lock_with(&pipenv, &["lock"], app, tmp),
+        "installed from git by Pipfile.lock",
+    );
+}
+
+/// A git source over a protocol uv does not fetch is refused in detect, before any network
+/// use, naming the lockfile, the package and the URL.
+#[test]
+fn a_git_source_uv_cannot_fetch_is_refused_naming_it() {
+    let built = assert_refused(
+        "python-bad-git-protocol",
+        30,
+        &[
+            "poetry.lock",
+            "greeting-lib",
+            "git://127.0.0.1:9/greeting-lib",
+        ],
+    );
+    assert_eq!(
+        first_error_line(&built.log),
+        "error: poetry.lock: cannot install greeting-lib from git://127.0.0.1:9/greeting-lib: \
+         uv does not fetch git over git:// (only over https://, http://, ssh:// and file://)"
+    );
+    assert!(built.log.contains("run `poetry lock`"), "{}", built.log);
 }

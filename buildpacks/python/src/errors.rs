@@ -42,6 +42,17 @@ pub enum PythonBuildpackError {
         detail: String,
         fix: &'static str,
     },
+    /// A lockfile package from a source the buildpack cannot install: refused before any
+    /// network use.
+    #[error("{file}: cannot install {package} from {source_desc}: {why}")]
+    UnsupportedSource {
+        file: &'static str,
+        package: String,
+        /// The source as the lockfile names it (a URL, or its kind and path).
+        source_desc: String,
+        why: String,
+        fix: String,
+    },
     #[error(transparent)]
     Input(#[from] slugc_fs::input::InputError),
 }
@@ -108,6 +119,7 @@ impl PythonBuildpackError {
                 | Self::PackageManager(_)
                 | Self::Lockfile { .. }
                 | Self::StaleLockfile { .. }
+                | Self::UnsupportedSource { .. }
                 | Self::Input(_)
         )
     }
@@ -229,6 +241,7 @@ impl PythonBuildpackError {
                 detail,
                 fix,
             } => format!("error: {lockfile} is out of date with {manifest}\n{detail}.\n{fix}"),
+            Self::UnsupportedSource { fix, .. } => format!("error: {self}\n{fix}"),
             Self::Input(e) => format!(
                 "error: {e}\nThe buildpack reads it from the app: make it a regular file in the \
                  app (a symlink may point only inside the app)."

@@ -23,6 +23,7 @@ mod requirements_txt;
 mod sources;
 mod tool_env;
 mod trim;
+mod vcs;
 mod wheel_fit;
 
 pub use errors::PythonBuildpackError;

@@ -159,11 +159,14 @@ pub fn read(app_dir: &Path) -> Result<Vec<Constraint>, ConstraintError> {
         let pyproject: Pyproject = toml::from_str(&text)
             .map_err(|e| malformed(slugc_fs::input::clip_message(&e.to_string())))?;
         if let Some(spec) = pyproject.project.and_then(|p| p.requires_python) {
-            out.push(pep440(
-                "pyproject.toml [project] requires-python",
-                "pyproject.toml",
-                spec,
-            )?);
+            // PEP 440 wants an operator, but Poetry reads this field in its own syntax
+            // (poetry-core `Factory`: `parse_constraint`), where `3.12.*` is a release line:
+            // read it so when PEP 440 cannot, rather than refuse what Poetry accepts.
+            let origin = "pyproject.toml [project] requires-python";
+            out.push(
+                pep440(origin, "pyproject.toml", spec.clone())
+                    .or_else(|e| poetry(origin, spec).map_err(|_| e))?,
+            );
         }
         let poetry_python = pyproject
             .tool
@@ -171,7 +174,10 @@ pub fn read(app_dir: &Path) -> Result<Vec<Constraint>, ConstraintError> {
             .and_then(|p| p.dependencies)
             .and_then(|d| d.get("python").cloned());
         match poetry_python {
-            Some(toml::Value::String(spec)) => out.push(poetry(spec)?),
+            Some(toml::Value::String(spec)) => out.push(poetry(
+                "pyproject.toml [tool.poetry.dependencies] python",
+                spec,
+            )?),
             Some(_) => {
                 return Err(malformed(
                     "[tool.poetry.dependencies] python must be a version constraint string \
@@ -207,6 +213,11 @@ pub fn read(app_dir: &Path) -> Result<Vec<Constraint>, ConstraintError> {
     Ok(out)
 }
 
+/// `origin` without its file's name, which the error's display puts first.
+fn key_of<'a>(origin: &'a str, file: &str) -> &'a str {
+    origin.strip_prefix(file).unwrap_or(origin).trim_start()
+}
+
 fn pep440(
     origin: &'static str,
     file: &'static str,
@@ -218,7 +229,8 @@ fn pep440(
         .ok_or_else(|| ConstraintError::Malformed {
             file,
             reason: format!(
-                "{origin}: {} is not a version specifier (e.g. \">=3.11\")",
+                "{}: {} is not a version specifier (e.g. \">=3.11\")",
+                key_of(origin, file),
                 slugc_fs::input::quote(&text)
             ),
         })?;
@@ -231,8 +243,7 @@ fn pep440(
 
 /// `[tool.poetry.dependencies] python`, in Poetry's constraint syntax
 /// (<https://python-poetry.org/docs/dependency-specification/#version-constraints>).
-fn poetry(text: String) -> Result<Constraint, ConstraintError> {
-    let origin = "pyproject.toml [tool.poetry.dependencies] python";
+fn poetry(origin: &'static str, text: String) -> Result<Constraint, ConstraintError> {
     let alternatives = text
         .split("||")
         .flat_map(|a| a.split('|'))
@@ -241,7 +252,8 @@ fn poetry(text: String) -> Result<Constraint, ConstraintError> {
         .ok_or_else(|| ConstraintError::Malformed {
             file: "pyproject.toml",
             reason: format!(
-                "{origin}: {} is not a Poetry version constraint (e.g. \"^3.12\")",
+                "{}: {} is not a Poetry version constraint (e.g. \"^3.12\")",
+                key_of(origin, "pyproject.toml"),
                 slugc_fs::input::quote(&text)
             ),
         })?;
@@ -377,26 +389,28 @@ mod tests {
     use super::*;
     use crate::python_version::RequestOrigin;
 
+    const P: &str = "pyproject.toml [tool.poetry.dependencies] python";
+
     fn v(text: &str) -> PythonVersion {
         PythonVersion::parse(text).unwrap()
     }
 
     #[test]
     fn poetry_syntax() {
-        let c = poetry("^3.12".to_string()).unwrap();
+        let c = poetry(P, "^3.12".to_string()).unwrap();
         assert!(c.allows(&v("3.13.1")) && c.allows(&v("3.12.0")) && !c.allows(&v("3.11.9")));
-        let c = poetry("~3.12".to_string()).unwrap();
+        let c = poetry(P, "~3.12".to_string()).unwrap();
         assert!(c.allows(&v("3.12.7")) && !c.allows(&v("3.13.0")));
-        let c = poetry("3.12.*".to_string()).unwrap();
+        let c = poetry(P, "3.12.*".to_string()).unwrap();
         assert!(c.allows(&v("3.12.7")) && !c.allows(&v("3.13.0")));
-        let c = poetry("3.12".to_string()).unwrap();
+        let c = poetry(P, "3.12".to_string()).unwrap();
         assert!(c.allows(&v("3.12.7")) && !c.allows(&v("3.11.0")));
-        let c = poetry(">= 3.11, <3.13".to_string()).unwrap();
+        let c = poetry(P, ">= 3.11, <3.13".to_string()).unwrap();
         assert!(c.allows(&v("3.12.7")) && !c.allows(&v("3.13.0")));
-        let c = poetry(">=3.11 <3.12 || ^3.13".to_string()).unwrap();
+        let c = poetry(P, ">=3.11 <3.12 || ^3.13".to_string()).unwrap();
         assert!(c.allows(&v("3.11.2")) && !c.allows(&v("3.12.0")) && c.allows(&v("3.14.0")));
         for bad in ["", "^three", ">=", "3.x"] {
-            assert!(poetry(bad.to_string()).is_err(), "{bad}");
+            assert!(poetry(P, bad.to_string()).is_err(), "{bad}");
         }
     }
 
@@ -444,5 +458,26 @@ mod tests {
         .unwrap();
         let c = read(dir.path()).unwrap();
         assert!(c[0].allows(&v("3.11.9")) && !c[0].allows(&v("3.12.0")));
+    }
+
+    #[test]
+    fn requires_python_without_an_operator_is_read_as_poetry_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |spec: &str| {
+            std::fs::write(
+                dir.path().join("pyproject.toml"),
+                format!("[project]\nrequires-python = \"{spec}\"\n"),
+            )
+            .unwrap()
+        };
+        write("3.12.*");
+        let c = read(dir.path()).unwrap();
+        assert!(c[0].allows(&v("3.12.9")) && !c[0].allows(&v("3.13.0")));
+        write("3.x");
+        assert_eq!(
+            read(dir.path()).err().unwrap().to_string(),
+            "pyproject.toml: [project] requires-python: \"3.x\" is not a version specifier \
+             (e.g. \">=3.11\")"
+        );
     }
 }

@@ -300,20 +300,18 @@ fn install_with_uv(
             command.args(["pip", "install", "-r", "requirements.txt"]);
         }
         PackageManager::Poetry | PackageManager::Pipenv => {
-            let requirements = locked_requirements(package_manager, app_dir)?;
-            command.args(["pip", "install", "--no-deps"]);
-            if lockfiles::all_hashed(&requirements) {
-                command.arg("--require-hashes");
-            }
-            command.args(["-r", "-"]);
-            return run_with_stdin(
+            return install_locked(package_manager, app_dir, |hashes| {
+                let mut command = env.command(uv);
                 command
+                    .current_dir(app_dir)
+                    .args(["pip", "install", "--no-deps"])
+                    .args(hashes.then_some("--require-hashes"))
+                    .args(["-r", "-"])
                     .args(index.uv_args())
                     .arg("--python")
-                    .arg(venv.join("bin/python")),
-                requirements,
-                file,
-            );
+                    .arg(venv.join("bin/python"));
+                command
+            });
         }
     }
     if package_manager != PackageManager::Uv {
@@ -374,15 +372,34 @@ fn install_with_pip(
                 file,
             ),
         },
-        _ => {
-            let requirements = locked_requirements(package_manager, app_dir)?;
-            command.arg("--no-deps");
-            if lockfiles::all_hashed(&requirements) {
-                command.arg("--require-hashes");
-            }
-            run_with_stdin(command.args(["-r", "/dev/stdin"]), requirements, file)
+        _ => install_locked(package_manager, app_dir, |hashes| {
+            let mut command = env.command(venv.join("bin/python"));
+            command
+                .args(["-m", "pip", "install", "--no-compile"])
+                .args(["--disable-pip-version-check", "--no-deps"])
+                .args(hashes.then_some("--require-hashes"))
+                .args(["-r", "/dev/stdin"])
+                .current_dir(app_dir);
+            command
+        }),
+    }
+}
+
+/// A lockfile's packages, `--no-deps` (the lock lists every one): the hashed lines with
+/// `--require-hashes`, then the others (git checkouts) in a second run of the installer.
+fn install_locked(
+    package_manager: PackageManager,
+    app_dir: &Path,
+    installer: impl Fn(bool) -> Command,
+) -> Result<(), PythonBuildpackError> {
+    let (hashed, unhashed) =
+        lockfiles::split_by_hashes(&locked_requirements(package_manager, app_dir)?);
+    for (lines, hashes) in [(hashed, true), (unhashed, false)] {
+        if !lines.is_empty() {
+            run_with_stdin(&mut installer(hashes), lines, package_manager.file())?;
         }
     }
+    Ok(())
 }
 
 /// requirements.txt with its editable VCS requirements made plain (`requirements_txt`), when
@@ -470,6 +487,17 @@ fn run_installer(
     let stderr = tee.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         Ok(())
+    } else if file == "uv.lock" && stderr.contains(UV_STALE_LOCK) {
+        // `uv sync --locked` is the freshness check of a uv.lock (uv alone knows how it
+        // would resolve): a stale lock is the app's to fix, like a stale poetry.lock.
+        Err(PythonBuildpackError::StaleLockfile {
+            lockfile: "uv.lock",
+            manifest: "pyproject.toml",
+            detail: "pyproject.toml changed since uv.lock was last generated (`uv sync \
+                     --locked` says so above)"
+                .to_string(),
+            fix: "Run `uv lock` to update uv.lock, and commit it.",
+        })
     } else if is_network_failure(&stderr) {
         Err(PythonBuildpackError::InstallerNetwork {
             what: what.to_string(),
@@ -481,6 +509,10 @@ fn run_installer(
         )))
     }
 }
+
+/// uv's words for a `uv.lock` that does not match its project
+/// (<https://docs.astral.sh/uv/concepts/projects/sync/#checking-if-the-lockfile-is-up-to-date>).
+const UV_STALE_LOCK: &str = "needs to be updated, but `--locked` was provided";
 
 /// How much of an installer's stderr is kept for [`is_network_failure`].
 const STDERR_KEPT: usize = 64 * 1024;
