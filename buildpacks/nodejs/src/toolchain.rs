@@ -265,7 +265,6 @@ impl Toolchain {
         tool: &tool::Installed,
         npm_bin: Option<&Path>,
         cache_dir: PathBuf,
-        workspaces: bool,
     ) -> Self {
         let berry = match tool.tool {
             Tool::YarnBerry => BerryMode::detect(&context.app_dir),
@@ -295,8 +294,14 @@ impl Toolchain {
                 && crate::package_manager::is_pnpm_workspace(&context.app_dir),
             pnpm_pnp: tool.tool == Tool::Pnpm
                 && crate::package_manager::is_pnpm_pnp(&context.app_dir),
-            npm_workspaces: tool.tool == Tool::Npm && workspaces,
+            npm_workspaces: false,
         }
+    }
+
+    /// The toolchain of an npm app whose package.json lists `workspaces`, if it does.
+    pub fn with_npm_workspaces(mut self, package_json: &PackageJson) -> Self {
+        self.npm_workspaces = self.tool == Tool::Npm && package_json.has_workspaces();
+        self
     }
 
     /// The install command: devDependencies included (they are pruned later), lockfile
