@@ -116,6 +116,21 @@ fn serve(built: &Built, elsewhere: &Path) -> String {
     support::http_response(port)
 }
 
+/// [`serve`] with the registry unreachable from the dyno: a web process that installs before
+/// it starts (pnpm 11's `verifyDepsBeforeRun`) never answers.
+fn serve_offline(built: &Built, elsewhere: &Path) -> String {
+    unpack(&built.slug, elsewhere);
+    let web = built.manifest["process_types"]["web"].as_str().unwrap();
+    let port = free_port();
+    let mut cmd = support::dyno_command(elsewhere, web, port);
+    cmd.env("PATH", hostless_bin())
+        .env_remove("NODE_ENV")
+        .env("npm_config_registry", "http://127.0.0.1:9/")
+        .env("pnpm_config_registry", "http://127.0.0.1:9/");
+    let _running = Running::spawn(cmd);
+    support::http_response(port)
+}
+
 fn assert_ok(response: &str, body: &str) {
     assert!(
         response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
@@ -384,6 +399,36 @@ fn yarn_berry_app_prunes_after_its_build_and_rebuilds_warm_to_the_same_bytes() {
     assert_eq!(warm.manifest["checksum"], built.manifest["checksum"]);
 }
 
+/// npm workspaces: the web package needs its sibling, whose `ms` npm nests in the workspace
+/// package's own `node_modules` (in the app, not in the cached tree), and only a workspace
+/// package lists devDependencies. Cold and warm, the slug started elsewhere answers with the
+/// nested `ms`, the build's devDependency pruned; the warm build installs again, to the same
+/// bytes.
+#[test]
+fn npm_workspaces_prune_each_packages_dev_dependencies_and_rebuild_their_nested_installs() {
+    let tmp = support::tmpfs_dir();
+    let cache = tmp.path().join("cache");
+    let app = fixture("node-npm-workspaces");
+    let body = "hello web from greeting (ms 2.1.3), built with is-number: true, devDependencies pruned: yes";
+    let cold = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+    assert_built(&cold);
+    assert_logged(&cold, &["Running npm prune --omit=dev"]);
+    assert_eq!(cold.manifest["process_types"]["web"], "npm start");
+    assert_ok(&serve(&cold, &tmp.path().join("cold")), body);
+    assert!(
+        !listing(&cold.slug).iter().any(|f| f.contains("is-number")),
+        "the devDependency is in the slug"
+    );
+    let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+    assert_built(&warm);
+    assert_logged(
+        &warm,
+        &["Installing again although nothing changed: package-lock.json installs packages/greeting/node_modules/ms into a workspace package"],
+    );
+    assert_ok(&serve(&warm, &tmp.path().join("warm")), body);
+    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+}
+
 /// Every needle is in the build log.
 fn assert_logged(built: &Built, needles: &[&str]) {
     for needle in needles {
@@ -531,45 +576,50 @@ fn yarn_plug_n_play_apps_ship_pnp_cjs_and_their_production_zips() {
 
 #[test]
 fn yarn_zero_install_uses_the_committed_cache_without_the_network() {
-    let tmp = support::tmpfs_dir();
-    // Yarn's registry unreachable: the packages can only come from the committed cache.
-    let offline = YARN_OFFLINE;
-    let cache = tmp.path().join("cache");
-    let name = "node-yarn4-pnp-zero-install";
-    let cold = slug_build(
-        &fixture(name),
-        &tmp.path().join("out"),
-        &cache,
-        &["--env", offline],
-    );
-    assert_built(&cold);
-    assert_logged(
-        &cold,
-        &[
-            "Running yarn install --immutable --immutable-cache",
-            "Running yarn slugc-prune",
-        ],
-    );
-    let run = tmp.path().join("run");
-    assert_ok(
-        &serve(&cold, &run),
-        &format!("hello from {name}, 1m,   built, devDependencies pruned: yes"),
-    );
-    assert!(app_has(&run, ".yarn/cache", "ms-npm-2.1.3"));
-    assert!(
-        !app_has(&run, ".yarn/cache", "left-pad"),
-        "devDependency zip shipped"
-    );
-    assert!(app_has(&run, "", ".pnp.cjs"));
-    assert_no_build_path(&run, &cache);
-    let warm = slug_build(
-        &fixture(name),
-        &tmp.path().join("out"),
-        &cache,
-        &["--env", offline],
-    );
-    assert_built(&warm);
-    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+    // Plug'n'Play as committed, then the same app with the node-modules linker: the prune
+    // edits the app's own cache either way, so a warm build must install again to ship what
+    // the cold one did (not the devDependency's zip of the fresh source).
+    for linker in ["pnp", "node-modules"] {
+        let tmp = support::tmpfs_dir();
+        // Yarn's registry unreachable: the packages can only come from the committed cache.
+        let offline = YARN_OFFLINE;
+        let cache = tmp.path().join("cache");
+        let name = "node-yarn4-pnp-zero-install";
+        let app = copy_pinning_package_manager(name, &tmp.path().join("src"), None);
+        std::fs::write(
+            app.join(".yarnrc.yml"),
+            format!("nodeLinker: {linker}\nenableGlobalCache: false\n"),
+        )
+        .unwrap();
+        let cold = slug_build(&app, &tmp.path().join("out"), &cache, &["--env", offline]);
+        assert_built(&cold);
+        assert_logged(
+            &cold,
+            &[
+                "Running yarn install --immutable --immutable-cache",
+                "Running yarn slugc-prune",
+            ],
+        );
+        let run = tmp.path().join("run");
+        assert_ok(
+            &serve(&cold, &run),
+            &format!("hello from {name}, 1m,   built, devDependencies pruned: yes"),
+        );
+        assert!(app_has(&run, ".yarn/cache", "ms-npm-2.1.3"));
+        assert!(
+            !app_has(&run, ".yarn/cache", "left-pad"),
+            "{linker}: devDependency zip shipped"
+        );
+        assert_eq!(app_has(&run, "", ".pnp.cjs"), linker == "pnp");
+        assert_no_build_path(&run, &cache);
+        let warm = slug_build(&app, &tmp.path().join("out"), &cache, &["--env", offline]);
+        assert_built(&warm);
+        assert_logged(&warm, &["Installing again although nothing changed: "]);
+        assert_eq!(
+            warm.manifest["checksum"], cold.manifest["checksum"],
+            "{linker}: warm and cold slugs differ"
+        );
+    }
 }
 
 /// A copy of `fixtures/node-yarn1-native-addon`, as Yarn 1 has it or, with a `variant`, as
@@ -662,16 +712,18 @@ fn native_addon_compiles_under_yarn_1_yarn_4_and_pnpm_and_starts() {
 /// rebuild that installs again (`reason`) to the same bytes.
 fn pnpm_fixture_prunes_starts_and_rebuilds_the_same(
     name: &str,
+    pin: Option<&str>,
     tmp: &Path,
     body: &str,
     reason: &str,
 ) -> std::path::PathBuf {
     let cache = tmp.join("cache");
-    let cold = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
+    let app = copy_pinning_package_manager(name, &tmp.join("src"), pin);
+    let cold = slug_build(&app, &tmp.join("out"), &cache, &[]);
     assert_built(&cold);
     assert_eq!(cold.manifest["process_types"]["web"], "pnpm start");
     let run = tmp.join("run");
-    assert_ok(&serve(&cold, &run), body);
+    assert_ok(&serve_offline(&cold, &run), body);
     let found = Command::new("find")
         .arg(&run)
         .args(["-name", "is-number*"])
@@ -683,7 +735,7 @@ fn pnpm_fixture_prunes_starts_and_rebuilds_the_same(
         String::from_utf8_lossy(&found.stdout)
     );
     assert_no_build_path(&run, &cache);
-    let warm = slug_build(&fixture(name), &tmp.join("out"), &cache, &[]);
+    let warm = slug_build(&app, &tmp.join("out"), &cache, &[]);
     assert_built(&warm);
     assert!(
         warm.log.contains(&format!(
@@ -701,20 +753,26 @@ fn pnpm_fixture_prunes_starts_and_rebuilds_the_same(
 
 #[test]
 fn pnpm_workspace_and_plug_n_play_apps_prune_start_and_rebuild_the_same() {
-    for (name, body, reason) in [
+    let workspace = "hello from web in a pnpm workspace, 1h, built with is-number: true, devDependencies pruned: yes";
+    for (name, pin, body, reason) in [
+        ("node-pnpm-workspace", None, workspace, "pnpm-workspace.yaml"),
+        // pnpm 11 installs before `pnpm start` unless told not to.
         (
             "node-pnpm-workspace",
-            "hello from web in a pnpm workspace, 1h, built with is-number: true, devDependencies pruned: yes",
+            Some("pnpm@11.0.0"),
+            workspace,
             "pnpm-workspace.yaml",
         ),
         (
             "node-pnpm-pnp",
-            "hello from node-pnpm-pnp, 2h, built with is-number: true, devDependencies pruned: yes",
+            None,
+            "hello from node-pnpm-pnp, 2h (ms through debug), built with is-number: true, devDependencies pruned: yes",
             "Plug'n'Play (node-linker=pnp in .npmrc)",
         ),
     ] {
         let tmp = support::tmpfs_dir();
-        let run = pnpm_fixture_prunes_starts_and_rebuilds_the_same(name, tmp.path(), body, reason);
+        let run =
+            pnpm_fixture_prunes_starts_and_rebuilds_the_same(name, pin, tmp.path(), body, reason);
         if name == "node-pnpm-workspace" {
             // The workspace package's link to its sibling survives the prune, and the root's
             // (in node_modules, now in a layer) still leads to the package.
@@ -728,6 +786,11 @@ fn pnpm_workspace_and_plug_n_play_apps_prune_start_and_rebuild_the_same() {
             let pnp = std::fs::read_to_string(run.join("app/.pnp.cjs")).unwrap();
             assert!(pnp.contains("ms@2.1.3"), "{pnp:.400}");
             assert!(!pnp.contains("is-number"), "the devDependency is mapped");
+            // `.pnp.cjs` knows each package by its path under the app's `node_modules`, which
+            // Node resolves to the real path: through a link into a layer, a package's own
+            // dependencies (debug's ms) would be refused at boot.
+            let modules = run.join("app/node_modules");
+            assert!(modules.symlink_metadata().unwrap().is_dir(), "node_modules is a link");
         }
     }
 }
@@ -772,14 +835,14 @@ fn pnpm_app_without_start_script_runs_node_index_js() {
     assert_eq!(again.manifest["checksum"], built.manifest["checksum"]);
 }
 
-/// A copy of `fixtures/node-pnpm-dev` that pins `packageManager` (with the lockfile that
-/// version writes), or leaves the choice to the buildpack.
-fn pnpm_dev_app(dir: &Path, pin: Option<&str>, lockfile_v6: bool) -> std::path::PathBuf {
+/// A copy of `fixtures/NAME` in `dir/app` whose package.json pins `packageManager`, or is
+/// left as it is.
+fn copy_pinning_package_manager(name: &str, dir: &Path, pin: Option<&str>) -> std::path::PathBuf {
     let app = dir.join("app");
     std::fs::create_dir_all(dir).unwrap();
     let status = Command::new("cp")
         .arg("-r")
-        .arg(fixture("node-pnpm-dev"))
+        .arg(fixture(name))
         .arg(&app)
         .status()
         .unwrap();
@@ -791,6 +854,13 @@ fn pnpm_dev_app(dir: &Path, pin: Option<&str>, lockfile_v6: bool) -> std::path::
         value["packageManager"] = pin.into();
         std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
     }
+    app
+}
+
+/// A copy of `fixtures/node-pnpm-dev` that pins `packageManager` (with the lockfile that
+/// version writes), or leaves the choice to the buildpack.
+fn pnpm_dev_app(dir: &Path, pin: Option<&str>, lockfile_v6: bool) -> std::path::PathBuf {
+    let app = copy_pinning_package_manager("node-pnpm-dev", dir, pin);
     if lockfile_v6 {
         std::fs::copy(
             app.join("lockfile-v6/pnpm-lock.yaml"),

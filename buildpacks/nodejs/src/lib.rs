@@ -12,6 +12,7 @@ mod fsutil;
 mod gyp;
 mod layers;
 mod node_version;
+mod npm_workspaces;
 mod npmrc;
 mod package_json;
 mod package_manager;
@@ -122,7 +123,8 @@ impl Buildpack for NodejsBuildpack {
             &tool,
             npm.as_ref().map(|npm| npm.bin.as_path()),
             cache_dir.clone(),
-        );
+        )
+        .with_npm_workspaces(&package_json);
         // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
         // cache layer only seeds it (a committed one is the app's and left alone).
         let app_yarn_cache = (toolchain.berry.pnp && !toolchain.berry.zero_install)

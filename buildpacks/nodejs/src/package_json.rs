@@ -38,6 +38,9 @@ pub struct PackageJson {
     #[serde(default)]
     #[expect(dead_code, reason = "parsed to check its type")]
     optional_dependencies: BTreeMap<String, serde_json::Value>,
+    /// npm's and Yarn's workspaces: a list of globs, or Yarn 1's `{"packages": [...]}`.
+    #[serde(default)]
+    workspaces: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -73,6 +76,18 @@ impl PackageJson {
     pub fn script(&self, name: &str) -> Option<&str> {
         self.scripts.get(name).map(String::as_str)
     }
+
+    /// The app is an npm or Yarn workspace root: `workspaces` lists at least one package
+    /// glob (<https://docs.npmjs.com/cli/using-npm/workspaces>).
+    pub fn has_workspaces(&self) -> bool {
+        let globs = match &self.workspaces {
+            Some(serde_json::Value::Object(o)) => o.get("packages"),
+            other => other.as_ref(),
+        };
+        globs
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|globs| !globs.is_empty())
+    }
 }
 
 /// serde_json appends " at line L column C" to its message; we print the position ourselves.
@@ -101,6 +116,21 @@ mod tests {
         assert_eq!(p.package_manager.as_deref(), Some("pnpm@9.1.0"));
         assert_eq!(p.script("start"), Some("node server.js"));
         assert_eq!(p.dev_dependencies.len(), 1);
+    }
+
+    #[test]
+    fn workspaces_are_a_list_or_yarns_object() {
+        let has = |text: &str| {
+            PackageJson::parse(text, Path::new("package.json"))
+                .unwrap()
+                .has_workspaces()
+        };
+        assert!(has(r#"{"workspaces":["packages/*"]}"#));
+        assert!(has(
+            r#"{"workspaces":{"packages":["apps/*"],"nohoist":[]}}"#
+        ));
+        assert!(!has(r#"{"workspaces":[]}"#));
+        assert!(!has(r#"{"name":"x"}"#));
     }
 
     #[test]

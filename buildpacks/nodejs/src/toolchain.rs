@@ -13,6 +13,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// pnpm's setting that stops `pnpm run` and `pnpm start` from installing first.
+const PNPM_VERIFY_DEPS: (&str, &str) = ("pnpm_config_verify_deps_before_run", "false");
+
 /// The step name of the prune, for its error message.
 pub const PRUNE_STEP: &str = "devDependencies prune";
 
@@ -29,6 +32,8 @@ pub struct Toolchain {
     pub pnpm_workspace: bool,
     /// A pnpm app with `node-linker=pnp`.
     pub pnpm_pnp: bool,
+    /// An npm app whose package.json lists `workspaces`.
+    pub npm_workspaces: bool,
 }
 
 /// Inputs for [`child_env`].
@@ -123,7 +128,11 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
                 defaults.push(("YARN_NODE_LINKER", "node-modules".into()));
             }
         }
-        Tool::Pnpm => {}
+        // pnpm 11 checks before `pnpm run` that node_modules matches the lockfile and installs
+        // when it cannot tell (`verifyDepsBeforeRun`, <https://pnpm.io/settings>); its state
+        // files are not in the slug (they hold dates and build paths), so without this a
+        // build script or the dyno's `pnpm start` would install again, from the network.
+        Tool::Pnpm => defaults.push((PNPM_VERIFY_DEPS.0, PNPM_VERIFY_DEPS.1.into())),
     }
     for (key, value) in defaults {
         if !env.contains_key(key) {
@@ -285,7 +294,14 @@ impl Toolchain {
                 && crate::package_manager::is_pnpm_workspace(&context.app_dir),
             pnpm_pnp: tool.tool == Tool::Pnpm
                 && crate::package_manager::is_pnpm_pnp(&context.app_dir),
+            npm_workspaces: false,
         }
+    }
+
+    /// The toolchain of an npm app whose package.json lists `workspaces`, if it does.
+    pub fn with_npm_workspaces(mut self, package_json: &PackageJson) -> Self {
+        self.npm_workspaces = self.tool == Tool::Npm && package_json.has_workspaces();
+        self
     }
 
     /// The install command: devDependencies included (they are pruned later), lockfile
@@ -406,10 +422,10 @@ impl Toolchain {
         })
     }
 
-    /// Packages other than the root may declare devDependencies (a pnpm workspace's), so the
-    /// prune is worth running even when the root's package.json lists none.
+    /// Packages other than the root may declare devDependencies (a pnpm or npm workspace's),
+    /// so the prune is worth running even when the root's package.json lists none.
     pub fn workspace_packages(&self) -> bool {
-        self.pnpm_workspace
+        self.pnpm_workspace || self.npm_workspaces
     }
 
     /// What the dyno's environment needs for the tool to find the installed tree: Yarn 2+
@@ -421,6 +437,8 @@ impl Toolchain {
             Tool::YarnBerry if !self.berry.sets_node_linker => {
                 vec![("YARN_NODE_LINKER", "node-modules")]
             }
+            // A dyno runs the tree the build installed (see [`child_env`]).
+            Tool::Pnpm => vec![PNPM_VERIFY_DEPS],
             _ => Vec::new(),
         }
     }
@@ -450,7 +468,13 @@ impl Toolchain {
         crate::fsutil::remove_any(&state).map_err(NodejsBuildpackError::io(
             "removing Yarn's install state",
             &state,
-        ))
+        ))?;
+        // Yarn made `.yarn` for it alone when the app has no `.yarn` of its own: a warm build,
+        // which installs nothing, has no such dir, so the cold slug must not have it either.
+        if let Some(dir) = state.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
     }
 
     /// Why this app is installed on every build although nothing changed, if it is: Yarn's
@@ -461,11 +485,17 @@ impl Toolchain {
         if self.berry.pnp {
             return Some("Plug'n'Play (nodeLinker: pnp in .yarnrc.yml) installs into the app (.pnp.cjs, .yarn/unplugged), not into a layer".to_string());
         }
+        if self.berry.zero_install {
+            return Some("zero-install (.yarn/cache committed): the prune removes the devDependencies' zips from the app's .yarn/cache, which a fresh copy of the source has again".to_string());
+        }
         if self.pnpm_pnp {
             return Some(
                 "Plug'n'Play (node-linker=pnp in .npmrc) writes .pnp.cjs into the app, not into a layer"
                     .to_string(),
             );
+        }
+        if self.npm_workspaces {
+            return crate::npm_workspaces::installs_into_the_app(&self.app_dir);
         }
         self.pnpm_workspace.then(|| {
             "pnpm-workspace.yaml: each workspace package's node_modules is in the app, not in a layer".to_string()
@@ -628,6 +658,7 @@ mod tests {
             berry: BerryMode::default(),
             pnpm_workspace: false,
             pnpm_pnp: false,
+            npm_workspaces: false,
         }
     }
 

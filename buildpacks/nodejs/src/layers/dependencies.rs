@@ -380,6 +380,13 @@ pub fn finish(
             fsutil::remove_any(&file)
                 .map_err(NodejsBuildpackError::io("removing install state", &file))?;
         }
+    }
+    // pnpm's Plug'n'Play maps each package by its path under the app's `node_modules`, and
+    // Node resolves a module to its real path: through a link into a layer, `.pnp.cjs` would
+    // not know the package a `require` comes from and refuse its dependencies. Such an app
+    // installs on every build anyway (see [`Toolchain::installs_into_the_app`]), so its tree
+    // stays in the app.
+    if app_modules.is_dir() && !toolchain.pnpm_pnp {
         std::fs::rename(&app_modules, &prod_tree)
             .and_then(|()| fsutil::rebase_links(&app_modules, &prod_tree))
             .map_err(NodejsBuildpackError::io(
