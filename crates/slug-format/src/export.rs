@@ -165,7 +165,7 @@ pub fn export(
     let mut warnings = Vec::new();
 
     for (index, part) in parts.iter().enumerate() {
-        if let Some(cache) = opts.part_cache.filter(|c| may_hold(c, &archiver, index)) {
+        if let Some(cache) = opts.part_cache {
             // A first pass only hashes the tar (files read at disk speed); compressing is
             // the cost worth skipping.
             let mut hashing = Hashing::new(io::sink());
@@ -261,13 +261,11 @@ pub fn precompress(
     let archiver = Archiver::new(parts, mtime)?;
     // Another build on the machine may have made it already (the same runtime for another
     // app): hashing is a fraction of compressing.
-    if may_hold(cache, &archiver, index) {
-        let mut hashing = Hashing::new(io::sink());
-        archiver.write_part(index, &mut hashing)?;
-        let (digest, len) = hashing.finish();
-        if cache.contains(&digest, len) {
-            return Ok(());
-        }
+    let mut hashing = Hashing::new(io::sink());
+    archiver.write_part(index, &mut hashing)?;
+    let (digest, len) = hashing.finish();
+    if cache.contains(&digest, len) {
+        return Ok(());
     }
     let mut staged = cache.stage()?;
     let dir = cache.dir().to_path_buf();
@@ -290,16 +288,6 @@ pub fn precompress(
     })?;
     cache.commit(staged, &digest, len, &member_sha)?;
     Ok(())
-}
-
-/// Whether `cache` may hold part `index`: some entry has its tar's length (a walk that only
-/// stats). When none has, the part is compressed in one pass instead of being read twice, a
-/// first time only to learn that its digest is a miss. Never a question of bytes: a part
-/// that changes between the two walks is compressed, as any miss is.
-fn may_hold(cache: &PartCache, archiver: &Archiver, index: usize) -> bool {
-    archiver
-        .part_len(index)
-        .map_or(true, |len| cache.has_len(len))
 }
 
 /// Compresses part `index` into `out` on `threads`, hashing its tar on the way: its

@@ -98,24 +98,6 @@ impl PartCache {
         })
     }
 
-    /// Whether some entry holds a tar of `len` bytes: when none does, a part of that length
-    /// is a miss without hashing it. One listing and a read of each `.sum`.
-    pub fn has_len(&self, len: u64) -> bool {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return false;
-        };
-        let ours = format!("part-{}-", self.engine);
-        let len = len.to_string();
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with(&ours)
-                && name.ends_with(".sum")
-                && std::fs::read_to_string(e.path())
-                    .is_ok_and(|sum| sum.split_whitespace().nth(1) == Some(len.as_str()))
-        })
-    }
-
     pub fn stage(&self) -> Result<Staged, StoreError> {
         Staged::new(&self.dir)
     }
@@ -225,7 +207,6 @@ mod tests {
         put(&cache, "aa", b"members");
         assert!(cache.lookup("aa", 7).is_some());
         assert!(cache.lookup("aa", 8).is_none(), "another length is a miss");
-        assert!(cache.has_len(7) && !cache.has_len(8));
         put(&cache, "bb", b"members");
         std::fs::write(cache.path("bb"), b"changed").unwrap();
         assert!(cache.lookup("bb", 7).is_none());

@@ -175,26 +175,6 @@ impl<'a> Archiver<'a> {
         index: usize,
         out: &mut dyn Write,
     ) -> Result<Vec<String>, ArchiveError> {
-        self.walk_part(index, out, true)
-            .map(|(warnings, _)| warnings)
-    }
-
-    /// The length of part `index`'s tar, from a walk that stats files instead of reading
-    /// them: what [`Archiver::write_part`] writes, if nothing changes in between.
-    pub fn part_len(&self, index: usize) -> Result<u64, ArchiveError> {
-        let mut counted = Counted(0);
-        let (_, skipped) = self.walk_part(index, &mut counted, false)?;
-        Ok(counted.0 + skipped)
-    }
-
-    /// The walk of [`Archiver::write_part`]; with `contents` false, files' bytes and padding
-    /// are counted (the second value) instead of read and written.
-    fn walk_part(
-        &self,
-        index: usize,
-        out: &mut dyn Write,
-        contents: bool,
-    ) -> Result<(Vec<String>, u64), ArchiveError> {
         let part = &self.parts[index];
         let prefix = &self.prefixes[index];
         let root_meta = fs::metadata(&part.source).map_err(|source| ArchiveError::Unreadable {
@@ -211,13 +191,7 @@ impl<'a> Archiver<'a> {
         let mut w = EntryWriter {
             out,
             mtime: self.mtime,
-            buf: if contents {
-                vec![0; 128 * 1024]
-            } else {
-                Vec::new()
-            },
-            contents,
-            skipped: 0,
+            buf: vec![0; 128 * 1024],
         };
         w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
 
@@ -256,7 +230,7 @@ impl<'a> Archiver<'a> {
                 self.entry(&mut w, &disk, &slug, &mut warnings)?;
             }
         }
-        Ok((warnings, w.skipped))
+        Ok(warnings)
     }
 
     /// The entries of `dir` (at `rel` in the part), sorted last-first for popping.
@@ -306,11 +280,6 @@ impl<'a> Archiver<'a> {
         let shown = String::from_utf8_lossy(slug);
         if ft.is_dir() {
             w.dir(slug).map_err(ArchiveError::Write)
-        } else if ft.is_file() && !w.contents {
-            w.header(slug, file_mode(&meta), meta.len(), b'0', b"")
-                .map_err(ArchiveError::Write)?;
-            w.skipped += meta.len().div_ceil(BLOCK) * BLOCK;
-            Ok(())
         } else if ft.is_file() {
             // Never through a link: the entry was a file when it was listed.
             let file = fs::OpenOptions::new()
@@ -319,7 +288,12 @@ impl<'a> Archiver<'a> {
                 .open(disk)
                 .map_err(unreadable)?;
             let meta = file.metadata().map_err(unreadable)?;
-            w.file(slug, file_mode(&meta), meta.len(), file, disk)
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            w.file(slug, mode, meta.len(), file, disk)
         } else if ft.is_symlink() {
             let target = fs::read_link(disk).map_err(unreadable)?;
             let kept = self
@@ -419,29 +393,6 @@ impl<'a> Archiver<'a> {
         let target = fs::read_link(&disk).ok()?;
         let stored = self.stored_target(&comps, target.as_os_str().as_bytes());
         Some(PathBuf::from(std::ffi::OsString::from_vec(stored)))
-    }
-}
-
-/// A file's mode in the slug: 0755 with any executable bit, else 0644.
-fn file_mode(meta: &fs::Metadata) -> u32 {
-    if meta.permissions().mode() & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    }
-}
-
-/// Counts what is written to it.
-struct Counted(u64);
-
-impl Write for Counted {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -572,9 +523,6 @@ struct EntryWriter<'w> {
     out: &'w mut dyn Write,
     mtime: u64,
     buf: Vec<u8>,
-    /// Whether files' bytes are written; when not, `skipped` counts them with their padding.
-    contents: bool,
-    skipped: u64,
 }
 
 impl EntryWriter<'_> {
@@ -829,8 +777,6 @@ mod tests {
             out: &mut out,
             mtime: OCTAL11_MAX + 1,
             buf: Vec::new(),
-            contents: true,
-            skipped: 0,
         };
         w.header(b"./app/big", 0o644, 9_000_000_000, b'0', b"")
             .unwrap();
@@ -858,29 +804,6 @@ mod tests {
         blank[148..156].copy_from_slice(b"        ");
         let sum: u32 = blank.iter().map(|&b| b as u32).sum();
         assert_eq!(u32::from_str_radix(stored, 8).unwrap(), sum);
-    }
-
-    #[test]
-    fn part_len_is_the_length_write_part_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("app");
-        std::fs::create_dir_all(src.join("deep").join("d".repeat(120))).unwrap();
-        for (name, len) in [
-            ("empty", 0),
-            ("block", 512),
-            ("odd", 1000),
-            ("big", 300_000),
-        ] {
-            std::fs::write(src.join(name), vec![b'x'; len]).unwrap();
-        }
-        let long = src.join("deep").join("d".repeat(120)).join("f".repeat(120));
-        std::fs::write(long, "long path: a PAX header").unwrap();
-        std::os::unix::fs::symlink("odd", src.join("link")).unwrap();
-        let parts = [Part::new(&src, "./app")];
-        let archiver = Archiver::new(&parts, 1).unwrap();
-        let mut tar = Vec::new();
-        archiver.write_part(0, &mut tar).unwrap();
-        assert_eq!(archiver.part_len(0).unwrap(), tar.len() as u64);
     }
 
     #[test]
