@@ -461,6 +461,9 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
             WorkDir::create_in(&tmp, crate::workdir::BUILD_PREFIX).map_err(io(&tmp))?
         }
     };
+    // Declared after `work`, so dropped before it: a build that fails gives back the cached
+    // layers it was lent while its work dir still holds them.
+    let _loans = cache.as_ref().map(cache::SettleLoans);
     let mut exclude = vec![store_dir.clone()];
     if let Some(c) = &cache {
         exclude.push(c.root().to_path_buf());

@@ -124,6 +124,8 @@ pub fn sweep_all(extra_cache: Option<&Path>) {
         .unwrap_or_default();
     caches.extend(extra_cache.map(Path::to_path_buf));
     for cache in caches {
+        // A dead build's work dir may hold layers its cache lent it.
+        crate::cache::settle_if_free(&cache);
         sweep(&cache.join("work"), CACHE_PREFIX);
     }
 }

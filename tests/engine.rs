@@ -817,16 +817,35 @@ fn two_builds_sharing_a_cache_take_turns() {
     assert_eq!(started_count(&mark), 2);
 }
 
+/// The line `keeper` prints about its cached layer `kept` ("restored: made by build <pid>").
+fn kept_line(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find(|l| l.contains("kept restored") || l.contains("kept: not restored"))
+        .unwrap_or_else(|| panic!("no keeper line:\n{}", run.stderr))
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn a_killed_build_leaves_the_previous_cache_usable() {
     let tmp = tmpfs_dir();
     let mark = tmp.path().join("mark");
     std::fs::create_dir_all(&mark).unwrap();
     let app = fixture("cnb-app");
-    let args = ["--buildpack", &bp("cnb-test"), "--buildpack", &bp("slow")];
+    let args = [
+        "--buildpack",
+        &bp("keeper"),
+        "--buildpack",
+        &bp("cnb-test"),
+        "--buildpack",
+        &bp("slow"),
+    ];
     let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
     // SLOW_MARK unset: the slow buildpack returns at once.
-    manifest(&build(tmp.path(), &app, &args));
+    let first = build(tmp.path(), &app, &args);
+    manifest(&first);
+    assert_eq!(kept_line(&first), "kept: not restored");
 
     let mut victim = slug_cmd(tmp.path())
         .arg("build")
@@ -850,12 +869,50 @@ fn a_killed_build_leaves_the_previous_cache_usable() {
 
     let after = build(tmp.path(), &app, &args);
     manifest(&after);
-    let restored = after
+    // The killed build was lent both cached layers. `kept` it left as it was: given back,
+    // still the first build's. `tools` it rewrote in place (cnb-test writes its files on
+    // every build): forgotten with its metadata, so no build sees the killed build's half
+    // under the first build's metadata; only that layer is built again.
+    let second = build(tmp.path(), &app, &args);
+    assert!(
+        kept_line(&after).starts_with("kept restored"),
+        "{}",
+        after.stderr
+    );
+    assert_eq!(kept_line(&after), kept_line(&second));
+    assert!(
+        after.stderr.contains("tools: not restored"),
+        "{}",
+        after.stderr
+    );
+    let restored = second
         .stderr
         .lines()
         .find(|l| l.contains("tools.toml restored"))
-        .unwrap_or_else(|| panic!("cache lost:\n{}", after.stderr));
+        .unwrap_or_else(|| panic!("cache lost:\n{}", second.stderr));
     assert!(restored.contains("builds = 1"), "{restored}");
+}
+
+#[test]
+fn a_failed_build_gives_back_the_cached_layers_it_left_as_they_were() {
+    let tmp = tmpfs_dir();
+    let app = fixture("cnb-app");
+    let keeper = bp("keeper");
+    let failing = bp("failing");
+    let first = build(tmp.path(), &app, &["--buildpack", &keeper]);
+    manifest(&first);
+    assert_eq!(kept_line(&first), "kept: not restored");
+    let failed = build(
+        tmp.path(),
+        &app,
+        &["--buildpack", &keeper, "--buildpack", &failing],
+    );
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    let lent = kept_line(&failed);
+    assert!(lent.starts_with("kept restored"), "{}", failed.stderr);
+    let after = build(tmp.path(), &app, &["--buildpack", &keeper]);
+    manifest(&after);
+    assert_eq!(kept_line(&after), lent, "{}", after.stderr);
 }
 
 #[test]

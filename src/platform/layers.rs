@@ -8,7 +8,7 @@
 
 use libcnb_data::layer_content_metadata::LayerTypes;
 use serde::{Deserialize, Serialize};
-use slugc_fs::{CopyError, Files, Options};
+use slugc_fs::CopyError;
 use std::path::{Path, PathBuf};
 
 /// Files in a buildpack's layers dir that are not layer metadata.
@@ -153,10 +153,10 @@ pub fn shebangs_naming(dir: &Path, root: &Path, limit: usize) -> Vec<PathBuf> {
     found
 }
 
-/// Restore a buildpack's cached layers from `cached` into `layers_dir`, metadata without
-/// `[types]`. Returns the names restored.
-pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerError> {
-    let mut restored = Vec::new();
+/// Restore a buildpack's cached layers' metadata from `cached` into `layers_dir`, without
+/// `[types]`, and `store.toml`. Returns the layer dirs to bring over, `(cached, restored)`:
+/// the caller lends them ([`crate::cache::Cache::lend`]), which moves rather than copies.
+pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LayerError> {
     let mut dirs = Vec::new();
     for name in layer_names(cached)? {
         let src_toml = cached.join(format!("{name}.toml"));
@@ -175,21 +175,13 @@ pub fn restore(cached: &Path, layers_dir: &Path) -> Result<Vec<String>, LayerErr
             message: e.to_string(),
         })?;
         std::fs::write(&dst_toml, body).map_err(io(&dst_toml))?;
-        restored.push(name);
     }
-    // Layers are independent trees: linked side by side.
-    let how = Options {
-        files: Files::Link,
-        dir_modes: true,
-        ..Options::default()
-    };
-    slugc_fs::spread(&dirs, |(src, dst)| slugc_fs::copy_tree(src, dst, &how))?;
     let store = cached.join("store.toml");
     if store.is_file() {
         let dst = layers_dir.join("store.toml");
         std::fs::copy(&store, &dst).map_err(io(&dst))?;
     }
-    Ok(restored)
+    Ok(dirs)
 }
 
 /// Save the `cache = true` layers (with their full metadata) and `store.toml` into `dest`.
@@ -256,7 +248,9 @@ mod tests {
         save(&layers, &read, &cache).unwrap();
         let fresh = tmp.path().join("fresh");
         std::fs::create_dir_all(&fresh).unwrap();
-        assert_eq!(restore(&cache, &fresh).unwrap(), vec!["keep"]);
+        let dirs = restore(&cache, &fresh).unwrap();
+        assert_eq!(dirs, vec![(cache.join("keep"), fresh.join("keep"))]);
+        std::fs::rename(&dirs[0].0, &dirs[0].1).unwrap();
         assert_eq!(std::fs::read_to_string(fresh.join("keep/f")).unwrap(), "x");
         let toml = std::fs::read_to_string(fresh.join("keep.toml")).unwrap();
         assert!(!toml.contains("types"), "{toml}");

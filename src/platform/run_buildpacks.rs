@@ -248,7 +248,8 @@ fn run_cnb(
     if let Some(cache) = ctx.cache {
         let cached = cache.layers_dir().join(&escaped);
         if cached.is_dir() {
-            layers::restore(&cached, &layers_dir)?;
+            let dirs = layers::restore(&cached, &layers_dir)?;
+            cache.lend(&dirs)?;
         }
     }
     let plan_path = ctx.work_dir.join("plans").join(format!("{escaped}.toml"));
