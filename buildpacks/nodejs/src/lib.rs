@@ -24,12 +24,14 @@ mod yarn_berry;
 
 pub use errors::NodejsBuildpackError;
 
-use crate::layers::{build_cache, dependencies, headers, runtime, tool, tool_cache, web_env};
+use crate::layers::{
+    build_cache, compile_cache, dependencies, headers, runtime, tool, tool_cache, web_env,
+};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
 use crate::registry::Registry;
-use crate::toolchain::Toolchain;
+use crate::toolchain::{Caches, Toolchain};
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
 use libcnb::data::build_plan::BuildPlanBuilder;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
@@ -87,6 +89,13 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
+        // The version lists the next steps read (Node.js, the package manager, npm).
+        let lists: Vec<&str> = runtime::package(&context)
+            .into_iter()
+            .chain([package_manager.tool.package()])
+            .chain((package_manager.tool != Tool::Npm).then_some(Tool::Npm.package()))
+            .collect();
+        registry.prefetch(&lists);
         let release = runtime::resolve(&context, &registry, &package_json)?;
         let mut node = runtime::install(&context, &registry, release)?;
         let tool = tool::install(&context, &registry, &package_manager, &node.release.semver)?;
@@ -113,7 +122,10 @@ impl Buildpack for NodejsBuildpack {
             &node.release,
             node.tarball.take(),
         )?;
-        let cache_dir = tool_cache::prepare(&context, &tool)?;
+        let tool_caches = Caches {
+            tool: tool_cache::prepare(&context, &tool)?,
+            compile: compile_cache::prepare(&context, &node.release)?,
+        };
         let builder_env = builder_env()?;
         let toolchain = Toolchain::new(
             &context,
@@ -122,7 +134,7 @@ impl Buildpack for NodejsBuildpack {
             node_headers.as_deref(),
             &tool,
             npm.as_ref().map(|npm| npm.bin.as_path()),
-            cache_dir.clone(),
+            &tool_caches,
         )
         .with_npm_workspaces(&package_json);
         // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
@@ -149,11 +161,11 @@ impl Buildpack for NodejsBuildpack {
             .map_err(package_json::PackageJsonError::Read)
             .map_err(NodejsBuildpackError::from)?;
         if let Some(app_cache) = &app_yarn_cache {
-            tool_cache::seed_app_cache(&cache_dir, app_cache)?;
+            tool_cache::seed_app_cache(&tool_caches.tool, app_cache)?;
         }
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
         if let Some(app_cache) = &app_yarn_cache {
-            tool_cache::keep_app_cache(app_cache, &cache_dir)?;
+            tool_cache::keep_app_cache(app_cache, &tool_caches.tool)?;
         }
         // npm's prune reads the installed tree, not the lockfile: the build script sees the
         // committed manifests on cold and warm builds alike. Yarn's and pnpm's prunes read

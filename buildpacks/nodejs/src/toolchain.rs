@@ -49,8 +49,18 @@ struct EnvInputs<'a> {
     tool: Tool,
     tool_version: &'a str,
     cache_dir: &'a Path,
+    /// Node's compile cache (see [`crate::layers::compile_cache`]).
+    compile_cache: Option<&'a Path>,
     app_dir: &'a Path,
     berry: BerryMode,
+}
+
+/// Where the tools keep what lasts from one build to the next.
+pub struct Caches {
+    /// The package manager's own cache (see [`crate::layers::tool_cache`]).
+    pub tool: PathBuf,
+    /// Node's compile cache, for a Node.js that has one.
+    pub compile: Option<PathBuf>,
 }
 
 /// Whether this package manager warns about `npm_config_*` variables it does not know
@@ -87,6 +97,9 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
             slug_format::export::DEFAULT_MTIME.to_string().into(),
         ),
     ];
+    if let Some(dir) = inputs.compile_cache {
+        defaults.push(("NODE_COMPILE_CACHE", dir.into()));
+    }
     if let Some(headers) = inputs.node_headers {
         // node-gyp 11.4+ reads its options from `npm_package_config_node_gyp_*`, which npm
         // leaves alone; npm 11.2+ warns on every `npm_config_nodedir` it sees, and npm 13 will
@@ -256,7 +269,7 @@ fn without(env: Env, drop: impl Fn(&str) -> bool) -> Env {
 
 impl Toolchain {
     /// The installed tool, started from the environment `base`, run with Node.js from `node_home` (and its C headers, when the app
-    /// may compile addons) and its cache in `cache_dir`.
+    /// may compile addons) and its caches in `caches`.
     pub fn new(
         context: &BuildContext<NodejsBuildpack>,
         base: Env,
@@ -264,7 +277,7 @@ impl Toolchain {
         node_headers: Option<&Path>,
         tool: &tool::Installed,
         npm_bin: Option<&Path>,
-        cache_dir: PathBuf,
+        caches: &Caches,
     ) -> Self {
         let berry = match tool.tool {
             Tool::YarnBerry => BerryMode::detect(&context.app_dir),
@@ -279,7 +292,8 @@ impl Toolchain {
             npm_bin,
             tool: tool.tool,
             tool_version: &tool.version,
-            cache_dir: &cache_dir,
+            cache_dir: &caches.tool,
+            compile_cache: caches.compile.as_deref(),
             app_dir: &context.app_dir,
             berry,
         });
@@ -730,6 +744,7 @@ mod tests {
             tool,
             tool_version: "10.0.0",
             cache_dir: Path::new("/l/cache"),
+            compile_cache: Some(Path::new("/l/compile_cache")),
             app_dir: Path::new("/w/app"),
             berry,
         })
@@ -840,6 +855,7 @@ mod tests {
             tool: Tool::Npm,
             tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),
+            compile_cache: Some(Path::new("/l/compile_cache")),
             app_dir: Path::new("/w/app"),
             berry: BerryMode::default(),
         });
@@ -863,6 +879,23 @@ mod tests {
             "/l/node_headers"
         );
         assert!(env.get("npm_config_nodedir").is_none());
+        assert_eq!(
+            env.get_string_lossy("NODE_COMPILE_CACHE").unwrap(),
+            "/l/compile_cache"
+        );
+    }
+
+    #[test]
+    fn node_compile_cache_is_the_layer_unless_a_config_var_sets_it() {
+        let cache = |platform: &Env| {
+            env_for(Tool::YarnBerry, platform, BerryMode::default())
+                .get_string_lossy("NODE_COMPILE_CACHE")
+                .unwrap()
+        };
+        assert_eq!(cache(&Env::new()), "/l/compile_cache");
+        let mut platform = Env::new();
+        platform.insert("NODE_COMPILE_CACHE", "/elsewhere");
+        assert_eq!(cache(&platform), "/elsewhere");
     }
 
     #[test]

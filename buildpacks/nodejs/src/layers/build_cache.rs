@@ -6,15 +6,14 @@
 //! renames, the layers being inside the app dir — so they are never in the slug: only the
 //! build reads them.
 
-use super::runtime::RuntimeMetadata;
-use super::{discard_unreadable, explain};
+use super::explain;
+use super::runtime::node_keyed_cache;
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil;
 use crate::registry::PackageVersion;
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
-use libcnb::layer::CachedLayerDefinition;
 use std::path::{Component, Path, PathBuf};
 
 /// Heroku's defaults when package.json has no `cacheDirectories`.
@@ -67,16 +66,7 @@ pub fn restore(
 ) -> libcnb::Result<Restored, NodejsBuildpackError> {
     // Caches may hold code compiled for one Node.js (native transforms, V8 code caches): the
     // runtime's key.
-    let new = RuntimeMetadata::new(context, node);
-    let layer = context.cached_layer(
-        layer_name!("build_cache"),
-        CachedLayerDefinition {
-            build: false,
-            launch: false,
-            invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
-        },
-    )?;
+    let (layer, new) = node_keyed_cache(context, layer_name!("build_cache"), node)?;
     let restored = Restored {
         layer: layer.path(),
         app_dir: context.app_dir.clone(),

@@ -3,15 +3,14 @@
 //! carry them; node-gyp finds them through `npm_config_nodedir` instead of downloading them
 //! from nodejs.org, which a build machine may not reach.
 
-use super::runtime::{Release, RuntimeMetadata};
-use super::{discard_unreadable, explain};
+use super::explain;
+use super::runtime::{node_keyed_cache, Release};
 use crate::errors::NodejsBuildpackError;
 use crate::fsutil::{self, Take};
 use crate::registry::Registry;
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
-use libcnb::layer::CachedLayerDefinition;
 use std::path::{Path, PathBuf};
 
 /// Whether the install may compile something: a `binding.gyp` in the app, or a lockfile that
@@ -47,16 +46,7 @@ pub fn install(
         return Ok(None);
     }
     // Same inputs as the runtime layer: the same tarball.
-    let new = RuntimeMetadata::new(context, &release.version);
-    let layer = context.cached_layer(
-        layer_name!("node_headers"),
-        CachedLayerDefinition {
-            build: false,
-            launch: false,
-            invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
-        },
-    )?;
+    let (layer, new) = node_keyed_cache(context, layer_name!("node_headers"), &release.version)?;
     let path = layer.path();
     if !explain(&layer.state, "Node.js headers") {
         let bytes = match tarball {

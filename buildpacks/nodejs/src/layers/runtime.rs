@@ -10,8 +10,9 @@ use crate::package_json::PackageJson;
 use crate::registry::{PackageVersion, Registry, StreamError};
 use crate::NodejsBuildpack;
 use libcnb::build::BuildContext;
+use libcnb::data::layer::LayerName;
 use libcnb::data::layer_name;
-use libcnb::layer::{CachedLayerDefinition, RestoredLayerAction};
+use libcnb::layer::{CachedLayerDefinition, LayerRef, RestoredLayerAction};
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use nodejs_semver::Version;
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use slug_format::precompress::Precompression;
 use std::path::{Path, PathBuf};
 
 /// What a layer made from the Node.js tarball depends on: this runtime layer, and the C
-/// headers layer.
+/// headers layer; also the caches of what one Node.js made (see [`node_keyed_cache`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeMetadata {
@@ -65,6 +66,34 @@ pub struct Release {
     pub version: PackageVersion,
     /// The version, parsed (the package manager is picked to suit it).
     pub semver: Version,
+}
+
+/// The cache-only layer `name`, kept while Node.js `node` and the arch are those it was made
+/// with; with the metadata to write into it once filled.
+pub fn node_keyed_cache(
+    context: &BuildContext<NodejsBuildpack>,
+    name: LayerName,
+    node: &PackageVersion,
+) -> libcnb::Result<
+    (LayerRef<NodejsBuildpack, Reasons, Reasons>, RuntimeMetadata),
+    NodejsBuildpackError,
+> {
+    let new = RuntimeMetadata::new(context, node);
+    let layer = context.cached_layer(
+        name,
+        CachedLayerDefinition {
+            build: false,
+            launch: false,
+            invalid_metadata_action: &discard_unreadable,
+            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
+        },
+    )?;
+    Ok((layer, new))
+}
+
+/// The registry package of Node.js for the build's arch, if there is one.
+pub fn package(context: &BuildContext<NodejsBuildpack>) -> Option<&'static str> {
+    node_package(&context.target.arch).ok()
 }
 
 /// The newest release that `engines.node` accepts (without it, the newest LTS); the log
