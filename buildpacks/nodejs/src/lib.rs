@@ -89,13 +89,6 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
-        // The version lists the next steps read (Node.js, the package manager, npm).
-        let lists: Vec<&str> = runtime::package(&context)
-            .into_iter()
-            .chain([package_manager.tool.package()])
-            .chain((package_manager.tool != Tool::Npm).then_some(Tool::Npm.package()))
-            .collect();
-        registry.prefetch(&lists);
         let release = runtime::resolve(&context, &registry, &package_json)?;
         let mut node = runtime::install(&context, &registry, release)?;
         let tool = tool::install(&context, &registry, &package_manager, &node.release.semver)?;

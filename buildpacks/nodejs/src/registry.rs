@@ -10,10 +10,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha512};
 use slug_format::downloads::{Downloads, Integrity};
 use slug_format::offer::Offer;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first).
@@ -80,9 +79,6 @@ pub struct Registry {
     config: RegistryConfig,
     agent: ureq::Agent,
     downloads: Option<Downloads>,
-    /// Answers of [`Registry::prefetch`], each taken by the first [`Registry::packument`] of
-    /// its name.
-    prefetched: Mutex<HashMap<String, Result<Packument, RegistryError>>>,
 }
 
 impl Registry {
@@ -96,29 +92,6 @@ impl Registry {
             config,
             agent,
             downloads: Offer::downloads_from_env(),
-            prefetched: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Fetch the packuments of `names` side by side, for the [`Registry::packument`] calls
-    /// that follow: each is a round trip to the registry, and a build reads up to three
-    /// (Node.js, the package manager, npm) before it can do anything else. Failures are kept
-    /// too, and reported by the call that wants that packument.
-    pub fn prefetch(&self, names: &[&str]) {
-        let answers: Vec<_> = std::thread::scope(|scope| {
-            let fetching: Vec<_> = names
-                .iter()
-                .map(|name| (*name, scope.spawn(|| self.fetch_packument(name))))
-                .collect();
-            fetching
-                .into_iter()
-                .filter_map(|(name, thread)| thread.join().ok().map(|answer| (name, answer)))
-                .collect()
-        });
-        if let Ok(mut prefetched) = self.prefetched.lock() {
-            for (name, answer) in answers {
-                prefetched.insert(name.to_string(), answer);
-            }
         }
     }
 
@@ -133,15 +106,6 @@ impl Registry {
     }
 
     pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
-        let prefetched = self
-            .prefetched
-            .lock()
-            .ok()
-            .and_then(|mut prefetched| prefetched.remove(name));
-        prefetched.unwrap_or_else(|| self.fetch_packument(name))
-    }
-
-    fn fetch_packument(&self, name: &str) -> Result<Packument, RegistryError> {
         let url = self.packument_url(name);
         let body = self.fetch(&url, Some(PACKUMENT_ACCEPT))?;
         serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {

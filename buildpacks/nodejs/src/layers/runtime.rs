@@ -91,11 +91,6 @@ pub fn node_keyed_cache(
     Ok((layer, new))
 }
 
-/// The registry package of Node.js for the build's arch, if there is one.
-pub fn package(context: &BuildContext<NodejsBuildpack>) -> Option<&'static str> {
-    node_package(&context.target.arch).ok()
-}
-
 /// The newest release that `engines.node` accepts (without it, the newest LTS); the log
 /// says which, and why.
 pub fn resolve(
