@@ -255,27 +255,18 @@ fn resolve_python(
         .filter(|m| !m.is_empty())
         .unwrap_or(sources::DEFAULT_MIRROR)
         .to_string();
-    // The mirror's listing is a network round trip and the host's interpreters describe
-    // themselves in processes of their own: side by side, a warm build waits for the
-    // slower one only.
-    let (listed, host) = std::thread::scope(|scope| {
-        let host = scope.spawn(|| sources::host_candidates(tool_env.get("PATH")));
-        let listed = sources::mirror_candidates(&sources::agent(), &mirror, &context.target.arch);
-        let host = host
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (listed, host)
-    });
-    let (mut candidates, mirror_error): (Vec<Candidate>, Option<MirrorError>) = match listed {
-        Ok(found) => (found, None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
+    let agent = sources::agent();
+    let (mut candidates, mirror_error): (Vec<Candidate>, Option<MirrorError>) =
+        match sources::mirror_candidates(&agent, &mirror, &context.target.arch) {
+            Ok(found) => (found, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
     if let Some(e) = &mirror_error {
         log::info(format!(
             "Python mirror unavailable ({e}); trying host interpreters"
         ));
     }
-    candidates.extend(host);
+    candidates.extend(sources::host_candidates(tool_env.get("PATH")));
     let allowed: Vec<Candidate> = candidates
         .iter()
         .filter(|c| constraints.iter().all(|k| k.allows(&c.version)))
