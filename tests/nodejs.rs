@@ -51,7 +51,9 @@ fn listing(slug: &Path) -> Vec<String> {
 fn hostless_bin() -> &'static Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("slugc-hostless-bin-{}", std::process::id()));
+        // One dir per machine, not per run (runs would leave one each): the links are the
+        // same every time, and a concurrent run making the same link is no error.
+        let dir = std::env::temp_dir().join("slugc-hostless-bin");
         std::fs::create_dir_all(&dir).unwrap();
         for tool in [
             "bash", "sh", "env", "cat", "dirname", "basename", "uname", "sed", "grep", "head",
@@ -60,7 +62,12 @@ fn hostless_bin() -> &'static Path {
             let host = Path::new("/usr/bin").join(tool);
             let link = dir.join(tool);
             if host.exists() && !link.exists() {
-                std::os::unix::fs::symlink(&host, &link).unwrap();
+                match std::os::unix::fs::symlink(&host, &link) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        panic!("cannot link {}: {e}", link.display())
+                    }
+                    _ => {}
+                }
             }
         }
         for absent in ["node", "npm", "npx", "pnpm", "yarn"] {
