@@ -1953,8 +1953,8 @@ fn a_nextjs_app_without_a_start_script_reuses_its_build_cache_and_serves_from_ne
         "generateBuildId of next.config.js"
     );
     // Next.js records the build dir in the config it serialises for standalone servers
-    // (appDir, outputFileTracingRoot, turbopack.root), and nowhere else; `next start` reads
-    // only a flag from it, and the slug served above from another dir.
+    // (appDir, outputFileTracingRoot, turbopack.root), and nowhere else; `next start` finds
+    // the app from its working dir, and the slug served above from another dir.
     let out = Command::new("grep")
         .arg("-rlF")
         .arg(cache.as_os_str())
