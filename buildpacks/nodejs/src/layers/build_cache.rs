@@ -4,7 +4,8 @@
 //! in the cache-only layer `build_cache`, so that a warm Next.js or webpack build reuses its
 //! work. They are moved into the app before the build scripts and out of it after them —
 //! renames, the layers being inside the app dir — so they are never in the slug: only the
-//! build reads them.
+//! build reads them. Next.js's build traces, which only describe the build, are left out of
+//! the slug here too.
 
 use super::runtime::RuntimeMetadata;
 use super::{discard_unreadable, explain};
@@ -169,7 +170,7 @@ impl Restored {
 
 /// What `next build` writes into `.next` about the build itself: its trace of timings (in
 /// microseconds, so different on every build), which `next start` never reads.
-pub const NEXT_BUILD_TRACES: &[&str] = &[".next/trace", ".next/trace-build"];
+const NEXT_BUILD_TRACES: &[&str] = &[".next/trace", ".next/trace-build"];
 
 /// Leave Next.js's build traces out of the slug of an app that `next build` built (it left
 /// `.next/BUILD_ID`): they would make each build's slug differ from the last and no server
