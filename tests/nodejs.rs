@@ -1840,19 +1840,16 @@ fn a_bundled_app_is_reproducible_and_its_build_cache_is_kept_out_of_the_slug() {
     assert_eq!(other.manifest["checksum"], cold.manifest["checksum"]);
 }
 
-/// What may differ between two builds of `fixtures/node-nextjs` with the Server Actions key
-/// pinned: the draft-mode keys `next build` draws afresh, in these files, and nothing else.
+/// What may differ between two builds of `fixtures/node-nextjs`: the draft-mode keys and
+/// the Server Actions key `next build` draws afresh, in these files, and nothing else.
 const NEXT_SECRET_FILES: &[&str] = &[
     "app/.next/prerender-manifest.json",
     "app/.next/server/preview-props.json",
+    "app/.next/server/server-reference-manifest.js",
+    "app/.next/server/server-reference-manifest.json",
 ];
 
-/// Next.js's setting for its Server Actions key (base64 of 32 bytes), which it otherwise
-/// draws afresh on every build in a container.
-const NEXT_ACTIONS_KEY: &str =
-    "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=c2x1Z2MgdGVzdCBrZXksIG5vdCBhIHNlY3JldCEhISE=";
-
-/// `text` with the value of every Next.js draft-mode key replaced, in JSON and in JSON quoted
+/// `text` with the value of every Next.js build secret replaced, in JSON and in JSON quoted
 /// inside JavaScript alike.
 fn without_next_secrets(text: &str) -> String {
     let mut out = text.to_string();
@@ -1860,6 +1857,7 @@ fn without_next_secrets(text: &str) -> String {
         "previewModeId",
         "previewModeSigningKey",
         "previewModeEncryptionKey",
+        "encryptionKey",
     ] {
         let quoted = format!("{key}\\\"");
         let plain = format!("{key}\"");
@@ -1911,18 +1909,14 @@ fn differing_files(a: &Path, b: &Path) -> Vec<String> {
 fn a_nextjs_app_without_a_start_script_reuses_its_build_cache_and_serves_from_next_start() {
     let tmp = support::tmpfs_dir();
     let cache = tmp.path().join("cache");
-    // Next.js's own opt-out of its telemetry and its Server Actions key, as config vars.
+    // Next.js's own opt-out of its telemetry, as a config var. Its setting that pins the
+    // Server Actions key is left unset: `next build` would write that secret into the slug.
     let build = || {
         let built = slug_build(
             &fixture("node-nextjs"),
             &tmp.path().join("out"),
             &cache,
-            &[
-                "--env",
-                "NEXT_TELEMETRY_DISABLED=1",
-                "--env",
-                NEXT_ACTIONS_KEY,
-            ],
+            &["--env", "NEXT_TELEMETRY_DISABLED=1"],
         );
         assert_built(&built);
         built
@@ -1975,11 +1969,7 @@ fn a_nextjs_app_without_a_start_script_reuses_its_build_cache_and_serves_from_ne
     let actions =
         std::fs::read_to_string(cold_run.join("app/.next/server/server-reference-manifest.json"))
             .unwrap();
-    let key = NEXT_ACTIONS_KEY
-        .split_once('=')
-        .map(|(_, k)| k)
-        .unwrap_or("");
-    assert!(actions.contains(key), "{actions}");
+    assert!(actions.contains("\"encryptionKey\""), "{actions}");
     // Next.js records the build dir in the config it serialises for standalone servers
     // (appDir, outputFileTracingRoot, turbopack.root), and nowhere else; `next start` finds
     // the app from its working dir, and the slug served above from another dir.
@@ -2008,7 +1998,7 @@ fn a_nextjs_app_without_a_start_script_reuses_its_build_cache_and_serves_from_ne
     );
 
     // Warm: Turbopack's cache is back in .next/cache before `next build`, and the slug is the
-    // cold one but for the draft-mode keys Next.js draws on every build.
+    // cold one but for the keys Next.js draws on every build.
     let warm = build();
     assert_logged(
         &warm,
