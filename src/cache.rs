@@ -13,9 +13,11 @@
 //! is inside the cache, on the same filesystem) instead of copied as a tree of hardlinks,
 //! which cost a `mkdir` per directory and a `link` per file (a venv: 5,000 and 10,000, most
 //! of a warm build on a slow disk). `<layer>.lent` beside `<layer>.toml` records where it
-//! went and a [`fingerprint`] of the tree as lent. A build that succeeds saves the layers
+//! went, when, and what cannot be read from timestamps (the layer's own mode, its top-level
+//! names, its CNB env dirs by content). A build that succeeds saves the layers
 //! into `layers.new` as before, so the records go with the replaced `layers`. A build that
-//! fails or is killed gives each lent layer back if its fingerprint is unchanged
+//! fails or is killed gives each lent layer back if it is unchanged ([`Loan::unchanged`]:
+//! no entry's ctime is as late as the loan's)
 //! ([`Cache::settle_loans`], run by the failing build before its work dir is removed, and by
 //! the next build's [`Cache::open`] after a kill); a layer the failed build changed is
 //! forgotten, metadata and all, so only that layer's next build is cold.
@@ -60,11 +62,124 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 /// The file in the cache dir holding the last slug's size in bytes.
 const LAST_SLUG_SIZE: &str = "last-slug-size";
 
-/// `<layer>.lent`: where a cached layer was lent to, and its tree's [`fingerprint`] then.
+/// `<layer>.lent`: where a cached layer was lent to, when, and what of its tree the ctimes
+/// under it cannot tell.
 #[derive(Debug, Serialize, Deserialize)]
 struct Loan {
     at: PathBuf,
-    fingerprint: String,
+    /// The record's ctime as it was created, `(seconds, nanoseconds)`: the filesystem's
+    /// clock. Every change to an entry (a write in place, `chmod`, a link, or an entry added,
+    /// removed or renamed in its dir) sets that entry's ctime, so an entry whose ctime is not
+    /// earlier than this may have changed since the loan.
+    since: (i64, i64),
+    /// The layer dir's mode: moving the dir sets its own ctime, so it is checked apart.
+    mode: u32,
+    /// The layer dir's entries but its env dirs, sorted: the dir's own ctime cannot tell an
+    /// entry removed or added (it is set by the move, and by the env dirs' rewrite).
+    names: Vec<Vec<u8>>,
+    /// The CNB env dirs (`env`, `env.build`, `env.launch`) by content: buildpacks remove and
+    /// write them again on every build, with the same content when nothing changed.
+    env: String,
+}
+
+/// The layer dir's own entries that buildpacks rewrite on every build.
+const ENV_DIRS: [&str; 3] = ["env", "env.build", "env.launch"];
+
+impl Loan {
+    /// Writes the record of lending `cached` to `at` (the record first: its ctime is the
+    /// loan's time).
+    fn record(cached: &Path, at: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let record = loan_path(cached);
+        let mut file = File::create(&record)?;
+        let created = file.metadata()?;
+        let root = std::fs::symlink_metadata(cached)?;
+        let loan = Loan {
+            at: at.to_path_buf(),
+            since: (created.ctime(), created.ctime_nsec()),
+            mode: root.mode(),
+            names: top_level_names(cached)?,
+            env: env_digest(cached)?,
+        };
+        file.write_all(&serde_json::to_vec(&loan)?)
+    }
+
+    /// Whether the tree at `self.at` is as it was lent. Reads every entry's metadata: only a
+    /// failed or killed build pays for it.
+    fn unchanged(&self) -> std::io::Result<bool> {
+        let root = std::fs::symlink_metadata(&self.at)?;
+        if root.mode() != self.mode
+            || top_level_names(&self.at)? != self.names
+            || env_digest(&self.at)? != self.env
+        {
+            return Ok(false);
+        }
+        let mut stack = Vec::new();
+        for entry in std::fs::read_dir(&self.at)? {
+            let entry = entry?;
+            if !ENV_DIRS.iter().any(|d| entry.file_name() == *d) {
+                stack.push(entry.path());
+            }
+        }
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&path)?;
+            if (meta.ctime(), meta.ctime_nsec()) >= self.since {
+                return Ok(false);
+            }
+            if meta.is_dir() {
+                for entry in std::fs::read_dir(&path)? {
+                    stack.push(entry?.path());
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The names in `dir` but [`ENV_DIRS`], sorted.
+fn top_level_names(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if !ENV_DIRS.iter().any(|d| name == *d) {
+            names.push(name.as_bytes().to_vec());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The env dirs of the layer at `root`: each entry's path, type and mode, and each file's
+/// bytes.
+fn env_digest(root: &Path) -> std::io::Result<String> {
+    let mut sha = Sha256::new();
+    let mut stack: Vec<(PathBuf, PathBuf)> = ENV_DIRS
+        .iter()
+        .map(|d| (root.join(d), PathBuf::from(d)))
+        .collect();
+    while let Some((path, rel)) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        sha.update(rel.as_os_str().as_bytes());
+        sha.update([0]);
+        sha.update(meta.mode().to_le_bytes());
+        if meta.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(&path)?.collect::<Result<_, _>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            // Popped last-first: pushed in reverse so the digest reads them in order.
+            for entry in entries.into_iter().rev() {
+                stack.push((entry.path(), rel.join(entry.file_name())));
+            }
+        } else if meta.is_file() {
+            sha.update(std::fs::read(&path)?);
+        } else if meta.file_type().is_symlink() {
+            sha.update(std::fs::read_link(&path)?.as_os_str().as_bytes());
+        }
+    }
+    Ok(slug_format::hex(&sha.finalize()))
 }
 
 /// The suffix of a loan record beside `<layer>.toml`.
@@ -142,24 +257,17 @@ impl Cache {
     }
 
     /// Moves each cached layer dir `(cached, into)` (`cached` under [`Cache::layers_dir`])
-    /// into the build root, recording the loan first; the layers are fingerprinted side by
-    /// side. Falls back to nothing: a layer that cannot be lent is an error, as a failed copy
-    /// was.
+    /// into the build root, recording the loan first. Falls back to nothing: a layer that
+    /// cannot be lent is an error, as a failed copy was.
     pub fn lend(&self, dirs: &[(PathBuf, PathBuf)]) -> Result<(), CacheError> {
         slugc_fs::spread(dirs, |(cached, into)| {
             let failed = |source| CacheError::Lend {
                 path: cached.clone(),
                 source,
             };
-            let loan = Loan {
-                at: into.clone(),
-                fingerprint: fingerprint(cached).map_err(failed)?,
-            };
-            let record = loan_path(cached);
-            let json = serde_json::to_vec(&loan).map_err(|e| failed(e.into()))?;
             // Recorded before the move: a build killed in between leaves a record whose
             // layer is still in place, which settling drops.
-            std::fs::write(&record, json).map_err(failed)?;
+            Loan::record(cached, into).map_err(failed)?;
             std::fs::rename(cached, into).map_err(failed)
         })
     }
@@ -366,8 +474,7 @@ fn settle(record: &Path) {
         .and_then(|b| serde_json::from_slice(&b).ok());
     let given_back = cached.is_dir()
         || loan.is_some_and(|loan| {
-            fingerprint(&loan.at).is_ok_and(|f| f == loan.fingerprint)
-                && std::fs::rename(&loan.at, &cached).is_ok()
+            loan.unchanged().unwrap_or(false) && std::fs::rename(&loan.at, &cached).is_ok()
         });
     if !given_back {
         let _ = slugc_fs::remove(&cached);
@@ -376,46 +483,6 @@ fn settle(record: &Path) {
         let _ = std::fs::remove_file(toml);
     }
     let _ = std::fs::remove_file(record);
-}
-
-/// What changes when a build changes a layer's tree: every entry's path, type and mode, and
-/// for files and symlinks their inode, size, mtime and ctime (a file written in place gets a
-/// new ctime, one replaced a new inode); the CNB env dirs (`env`, `env.build`,
-/// `env.launch`), which buildpacks rewrite on every build, by content instead. A stat per
-/// entry: a fraction of what copying the tree cost.
-fn fingerprint(root: &Path) -> std::io::Result<String> {
-    const ENV_DIRS: [&str; 3] = ["env", "env.build", "env.launch"];
-    let mut sha = Sha256::new();
-    let mut stack = vec![(root.to_path_buf(), PathBuf::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let rel = rel.join(entry.file_name());
-            let meta = std::fs::symlink_metadata(&path)?;
-            sha.update(rel.as_os_str().as_bytes());
-            sha.update([0]);
-            sha.update(meta.mode().to_le_bytes());
-            if meta.is_dir() {
-                stack.push((path, rel));
-            } else if meta.is_file() && ENV_DIRS.iter().any(|d| rel.starts_with(d)) {
-                sha.update(std::fs::read(&path)?);
-            } else {
-                for n in [
-                    meta.ino(),
-                    meta.size(),
-                    meta.mtime() as u64,
-                    meta.mtime_nsec() as u64,
-                    meta.ctime() as u64,
-                    meta.ctime_nsec() as u64,
-                ] {
-                    sha.update(n.to_le_bytes());
-                }
-            }
-        }
-    }
-    Ok(slug_format::hex(&sha.finalize()))
 }
 
 #[cfg(test)]
@@ -427,6 +494,88 @@ mod tests {
         std::fs::create_dir_all(new.join("bp/layer")).unwrap();
         std::fs::write(new.join("bp/layer").join(file), file).unwrap();
         cache.commit_layers().unwrap();
+    }
+
+    /// A cached layer `bp/layer` (a nested file, a top-level file, an env dir) lent into
+    /// `work/`, with `change` applied to it there, then settled: whether it came back.
+    fn given_back_after(change: impl FnOnce(&Path)) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let cached = cache.layers_dir().join("bp/layer");
+        std::fs::create_dir_all(cached.join("lib/pkg")).unwrap();
+        std::fs::create_dir_all(cached.join("env")).unwrap();
+        std::fs::write(cached.join("lib/pkg/mod.py"), "x = 1\n").unwrap();
+        std::fs::write(cached.join("top"), "top").unwrap();
+        std::fs::write(cached.join("env/PATH.prepend"), "/layer/bin").unwrap();
+        std::fs::set_permissions(cached.join("top"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        std::fs::write(cache.layers_dir().join("bp/layer.toml"), "[metadata]\n").unwrap();
+        // Past the filesystem clock's tick: what the earlier build wrote is older than the
+        // loan (an entry in the loan's own tick counts as changed).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let into = dir.path().join("work/layer");
+        std::fs::create_dir_all(into.parent().unwrap()).unwrap();
+        cache.lend(&[(cached.clone(), into.clone())]).unwrap();
+        assert!(!cached.exists());
+        change(&into);
+        cache.settle_loans();
+        let back = cached.join("lib/pkg/mod.py").is_file();
+        assert_eq!(
+            back,
+            cache.layers_dir().join("bp/layer.toml").is_file(),
+            "a forgotten layer loses its metadata too"
+        );
+        assert!(!cache.layers_dir().join("bp/layer.lent").exists());
+        back
+    }
+
+    #[test]
+    fn a_lent_layer_comes_back_when_only_its_env_dirs_were_written_again_alike() {
+        assert!(given_back_after(|_| {}));
+        assert!(given_back_after(|layer| {
+            std::fs::remove_dir_all(layer.join("env")).unwrap();
+            std::fs::create_dir(layer.join("env")).unwrap();
+            std::fs::write(layer.join("env/PATH.prepend"), "/layer/bin").unwrap();
+        }));
+        assert!(given_back_after(|layer| {
+            std::fs::read(layer.join("lib/pkg/mod.py")).unwrap();
+        }));
+    }
+
+    #[test]
+    fn a_lent_layer_changed_in_any_way_is_forgotten() {
+        use std::os::unix::fs::PermissionsExt;
+        let changes: [(&str, fn(&Path)); 8] = [
+            ("file written in place", |l| {
+                std::fs::write(l.join("lib/pkg/mod.py"), "x = 2\n").unwrap()
+            }),
+            ("file added deep", |l| {
+                std::fs::write(l.join("lib/pkg/new.py"), "").unwrap()
+            }),
+            ("file removed deep", |l| {
+                std::fs::remove_file(l.join("lib/pkg/mod.py")).unwrap()
+            }),
+            ("top-level file removed", |l| {
+                std::fs::remove_file(l.join("top")).unwrap()
+            }),
+            ("top-level file added", |l| {
+                std::fs::write(l.join("new"), "").unwrap()
+            }),
+            ("mode changed", |l| {
+                std::fs::set_permissions(l.join("top"), std::fs::Permissions::from_mode(0o755))
+                    .unwrap()
+            }),
+            ("env changed", |l| {
+                std::fs::write(l.join("env/PATH.prepend"), "/other/bin").unwrap()
+            }),
+            ("layer dir's mode changed", |l| {
+                std::fs::set_permissions(l, std::fs::Permissions::from_mode(0o700)).unwrap()
+            }),
+        ];
+        for (what, change) in changes {
+            assert!(!given_back_after(change), "{what}: given back");
+        }
     }
 
     #[test]

@@ -51,7 +51,9 @@ fn listing(slug: &Path) -> Vec<String> {
 fn hostless_bin() -> &'static Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("slugc-hostless-bin-{}", std::process::id()));
+        // One dir per machine, not per run (runs would leave one each): the links are the
+        // same every time, and a concurrent run making the same link is no error.
+        let dir = std::env::temp_dir().join("slugc-hostless-bin");
         std::fs::create_dir_all(&dir).unwrap();
         for tool in [
             "bash", "sh", "env", "cat", "dirname", "basename", "uname", "sed", "grep", "head",
@@ -60,7 +62,12 @@ fn hostless_bin() -> &'static Path {
             let host = Path::new("/usr/bin").join(tool);
             let link = dir.join(tool);
             if host.exists() && !link.exists() {
-                std::os::unix::fs::symlink(&host, &link).unwrap();
+                match std::os::unix::fs::symlink(&host, &link) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        panic!("cannot link {}: {e}", link.display())
+                    }
+                    _ => {}
+                }
             }
         }
         for absent in ["node", "npm", "npx", "pnpm", "yarn"] {
@@ -1851,6 +1858,200 @@ fn a_bundled_app_is_reproducible_and_its_build_cache_is_kept_out_of_the_slug() {
     let other = build(&tmp.path().join("other-cache"));
     assert!(other.log.contains("build cache: empty"), "{}", other.log);
     assert_eq!(other.manifest["checksum"], cold.manifest["checksum"]);
+}
+
+/// What may differ between two builds of `fixtures/node-nextjs`: the draft-mode keys and
+/// the Server Actions key `next build` draws afresh, in these files, and nothing else.
+const NEXT_SECRET_FILES: &[&str] = &[
+    "app/.next/prerender-manifest.json",
+    "app/.next/server/preview-props.json",
+    "app/.next/server/server-reference-manifest.js",
+    "app/.next/server/server-reference-manifest.json",
+];
+
+/// `text` with the value of every Next.js build secret replaced, in JSON and in JSON quoted
+/// inside JavaScript alike.
+fn without_next_secrets(text: &str) -> String {
+    let mut out = text.to_string();
+    for key in [
+        "previewModeId",
+        "previewModeSigningKey",
+        "previewModeEncryptionKey",
+        "encryptionKey",
+    ] {
+        let quoted = format!("{key}\\\"");
+        let plain = format!("{key}\"");
+        let mut from = 0;
+        let next = |out: &str, from: usize| {
+            [&quoted, &plain]
+                .into_iter()
+                .filter_map(|k| out[from..].find(k.as_str()).map(|i| from + i + k.len()))
+                .min()
+        };
+        while let Some(at) = next(&out, from) {
+            let start = at + out[at..].find(|c| !": \\\"".contains(c)).unwrap_or(0);
+            let end = start + out[start..].find(['"', '\\']).unwrap_or(0);
+            out.replace_range(start..end, "SECRET");
+            from = start;
+        }
+    }
+    out
+}
+
+/// The files of two unpacked slugs that differ (`diff -rq`, symlinks compared as links).
+fn differing_files(a: &Path, b: &Path) -> Vec<String> {
+    let out = Command::new("diff")
+        .args(["-rq", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 0: the same, 1: some differ, 2: diff could not compare.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("Only in"), "{text}");
+    let prefix = format!("Files {}/", a.display());
+    text.lines()
+        .map(|line| {
+            line.strip_prefix(&prefix)
+                .and_then(|rest| rest.split(" and ").next())
+                .unwrap_or_else(|| panic!("{line}"))
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_nextjs_app_without_a_start_script_reuses_its_build_cache_and_serves_from_next_start() {
+    let tmp = support::tmpfs_dir();
+    let cache = tmp.path().join("cache");
+    // Next.js's own opt-out of its telemetry, as a config var. Its setting that pins the
+    // Server Actions key is left unset: `next build` would write that secret into the slug.
+    let build = || {
+        let built = slug_build(
+            &fixture("node-nextjs"),
+            &tmp.path().join("out"),
+            &cache,
+            &["--env", "NEXT_TELEMETRY_DISABLED=1"],
+        );
+        assert_built(&built);
+        built
+    };
+    let cold = build();
+    let source = "slugc/nodejs: Next.js default: next in package.json";
+    assert_logged(
+        &cold,
+        &[
+            "next build cache: empty",
+            "Generating static pages",
+            "Keeping build caches for the next build (not in the slug): .next/cache",
+            "Leaving Next.js's build traces out of the slug: .next/trace, .next/trace-build",
+            &format!("web: from {source}"),
+        ],
+    );
+    assert!(
+        !cold.log.contains("collects completely anonymous telemetry"),
+        "{}",
+        cold.log
+    );
+    assert_eq!(cold.manifest["process_types"]["web"], "next start -p $PORT");
+    assert_eq!(cold.manifest["process_sources"]["web"], source);
+    let files = listing(&cold.slug);
+    assert!(
+        files.iter().any(|f| f == "./app/.next/BUILD_ID"),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.contains("/node_modules/next/dist/")));
+    let kept: Vec<&String> = files
+        .iter()
+        .filter(|f| f.contains("app/.next/cache") || f.contains("app/.next/trace"))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "build cache or traces in the slug: {kept:?}"
+    );
+    assert_ok(
+        &serve(&cold, &tmp.path().join("cold-served")),
+        "<h1>hello from node-nextjs</h1>",
+    );
+    // The served dir has what `next start` wrote: compare slugs unpacked and left alone.
+    let cold_run = tmp.path().join("cold");
+    unpack(&cold.slug, &cold_run);
+    assert_eq!(
+        std::fs::read_to_string(cold_run.join("app/.next/BUILD_ID")).unwrap(),
+        "node-nextjs",
+        "generateBuildId of next.config.js"
+    );
+    let actions =
+        std::fs::read_to_string(cold_run.join("app/.next/server/server-reference-manifest.json"))
+            .unwrap();
+    assert!(actions.contains("\"encryptionKey\""), "{actions}");
+    // Next.js records the build dir in the config it serialises for standalone servers
+    // (appDir, outputFileTracingRoot, turbopack.root), and nowhere else; `next start` finds
+    // the app from its working dir, and the slug served above from another dir.
+    let out = Command::new("grep")
+        .arg("-rlF")
+        .arg(cache.as_os_str())
+        .arg(&cold_run)
+        .output()
+        .unwrap();
+    let holding: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.strip_prefix(&format!("{}/", cold_run.display()))
+                .unwrap_or(l)
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        holding,
+        [
+            "app/.next/required-server-files.js".to_string(),
+            "app/.next/required-server-files.json".to_string()
+        ]
+        .into(),
+        "files holding the build path"
+    );
+
+    // Warm: Turbopack's cache is back in .next/cache before `next build`, and the slug is the
+    // cold one but for the keys Next.js draws on every build.
+    let warm = build();
+    assert_logged(
+        &warm,
+        &[
+            "no install",
+            "Restoring build caches: .next/cache",
+            "next build cache: found .next/cache/turbopack/v",
+            "Keeping build caches for the next build (not in the slug): .next/cache",
+        ],
+    );
+    assert_eq!(
+        warm.manifest["process_types"],
+        cold.manifest["process_types"]
+    );
+    let warm_run = tmp.path().join("warm");
+    unpack(&warm.slug, &warm_run);
+    let differing = differing_files(&cold_run, &warm_run);
+    for file in &differing {
+        assert!(
+            NEXT_SECRET_FILES.contains(&file.as_str()),
+            "{file} differs warm"
+        );
+        let read = |root: &Path| std::fs::read_to_string(root.join(file)).unwrap();
+        assert_eq!(
+            without_next_secrets(&read(&cold_run)),
+            without_next_secrets(&read(&warm_run)),
+            "{file} differs warm in more than its secrets"
+        );
+    }
+    assert_ok(
+        &serve(&warm, &tmp.path().join("warm-served")),
+        "<h1>hello from node-nextjs</h1>",
+    );
 }
 
 /// The rule behind every fixture: a build that exits 0 gives an app whose web process boots.

@@ -165,6 +165,13 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
         changed.log
     );
     assert!(changed.log.contains("+ six==1.17.0"), "{}", changed.log);
+    // uv and its cache outlived the warm build that did not run uv: only six is fetched.
+    assert!(changed.log.contains("Using cached uv "), "{}", changed.log);
+    assert!(
+        changed.log.contains("Prepared 1 package "),
+        "{}",
+        changed.log
+    );
 }
 
 #[test]

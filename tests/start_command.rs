@@ -241,6 +241,11 @@ fn detect_json_names_each_start_command_and_its_source_without_building() {
             "node build",
             "slugc/nodejs: SvelteKit (adapter-node) default: @sveltejs/kit and @sveltejs/adapter-node in package.json",
         ),
+        (
+            "node-nextjs",
+            "next start -p $PORT",
+            "slugc/nodejs: Next.js default: next in package.json",
+        ),
         ("start-fly-node", "node api.js", "fly.toml [processes] app"),
         (
             "start-dockerfile-uvicorn",

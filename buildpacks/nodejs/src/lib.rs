@@ -175,6 +175,7 @@ impl Buildpack for NodejsBuildpack {
             toolchain.run_script(script)?;
         }
         caches.save()?;
+        build_cache::drop_next_build_traces(app_dir)?;
         let node_modules = app_dir.join("node_modules");
         let unpruned = dev_binaries::Binaries::read(&node_modules);
         dependencies::finish(prepared, &toolchain, &plan)?;

@@ -4,7 +4,8 @@
 //! in the cache-only layer `build_cache`, so that a warm Next.js or webpack build reuses its
 //! work. They are moved into the app before the build scripts and out of it after them —
 //! renames, the layers being inside the app dir — so they are never in the slug: only the
-//! build reads them.
+//! build reads them. Next.js's build traces, which only describe the build, are left out of
+//! the slug here too.
 
 use super::explain;
 use super::runtime::node_keyed_cache;
@@ -157,6 +158,44 @@ impl Restored {
     }
 }
 
+/// What `next build` writes into `.next` about the build itself: its trace of timings (in
+/// microseconds, so different on every build), which `next start` never reads.
+const NEXT_BUILD_TRACES: &[&str] = &[".next/trace", ".next/trace-build"];
+
+/// Leave Next.js's build traces out of the slug of an app that `next build` built (it left
+/// `.next/BUILD_ID`): they would make each build's slug differ from the last and no server
+/// reads them. Only regular files in a real `.next` dir go: a symlink there is the app's, and
+/// one at `.next` could lead out of the app.
+pub fn drop_next_build_traces(app_dir: &Path) -> Result<(), NodejsBuildpackError> {
+    let next = app_dir.join(".next");
+    let built = next.symlink_metadata().is_ok_and(|m| m.is_dir())
+        && next
+            .join("BUILD_ID")
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_file());
+    if !built {
+        return Ok(());
+    }
+    let mut dropped = Vec::new();
+    for trace in NEXT_BUILD_TRACES {
+        let path = app_dir.join(trace);
+        if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            std::fs::remove_file(&path).map_err(NodejsBuildpackError::io(
+                "removing a Next.js build trace",
+                &path,
+            ))?;
+            dropped.push(*trace);
+        }
+    }
+    if !dropped.is_empty() {
+        println!(
+            "Leaving Next.js's build traces out of the slug: {} (timings of this build, which next start does not read)",
+            dropped.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Rename `from` to `to`, creating `to`'s parent dirs.
 fn move_dir(from: &Path, to: &Path, what: &'static str) -> Result<(), NodejsBuildpackError> {
     if let Some(parent) = to.parent() {
@@ -185,6 +224,23 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(dirs(Some(&requested)), [".angular/cache"]);
+    }
+
+    #[test]
+    fn next_build_traces_go_only_from_a_next_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path();
+        std::fs::create_dir_all(app.join(".next")).unwrap();
+        std::fs::write(app.join(".next/trace"), "[]").unwrap();
+        // No BUILD_ID: not a `next build` output, left alone.
+        drop_next_build_traces(app).unwrap();
+        assert!(app.join(".next/trace").is_file());
+        std::fs::write(app.join(".next/BUILD_ID"), "id").unwrap();
+        std::os::unix::fs::symlink("trace", app.join(".next/trace-build")).unwrap();
+        drop_next_build_traces(app).unwrap();
+        assert!(!app.join(".next/trace").exists());
+        assert!(app.join(".next/trace-build").symlink_metadata().is_ok());
+        assert!(app.join(".next/BUILD_ID").is_file());
     }
 
     #[test]

@@ -157,6 +157,7 @@ pub fn install_dependencies(
             log::header(format!(
                 "Dependencies unchanged ({package_manager}): using the cached virtual environment"
             ));
+            uv::keep_restored(context)?;
             return Ok(Installed {
                 venv,
                 bytecode: None,

@@ -10,7 +10,8 @@ use crate::PythonBuildpack;
 use libcnb::build::BuildContext;
 use libcnb::data::layer_name;
 use libcnb::layer::{
-    CachedLayerDefinition, EmptyLayerCause, InvalidMetadataAction, LayerState, RestoredLayerAction,
+    CachedLayerDefinition, EmptyLayerCause, InvalidMetadataAction, LayerRef, LayerState,
+    RestoredLayerAction,
 };
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -89,17 +90,14 @@ pub fn prefetch(context: &BuildContext<PythonBuildpack>, index: &IndexConfig) ->
     })))
 }
 
-/// Install (or reuse) uv; `Ok(None)` when it cannot be had (reason logged).
-pub fn install_uv(
+/// The uv layer as this build wants it: a restored one is kept when it holds this uv for this
+/// arch, else emptied (the reasons are in its state).
+fn uv_layer(
     context: &BuildContext<PythonBuildpack>,
-    index: &IndexConfig,
-    prefetched: Option<Prefetch>,
-) -> Result<Option<PathBuf>, libcnb::Error<PythonBuildpackError>> {
-    let new_metadata = UvLayerMetadata {
-        uv_version: UV_VERSION.to_string(),
-        arch: context.target.arch.clone(),
-    };
-    let layer = context.cached_layer(
+) -> Result<LayerRef<PythonBuildpack, Vec<String>, Vec<String>>, libcnb::Error<PythonBuildpackError>>
+{
+    let new_metadata = uv_metadata(context);
+    context.cached_layer(
         layer_name!("uv"),
         CachedLayerDefinition {
             build: true,
@@ -122,7 +120,41 @@ pub fn install_uv(
                 }
             },
         },
-    )?;
+    )
+}
+
+fn uv_metadata(context: &BuildContext<PythonBuildpack>) -> UvLayerMetadata {
+    UvLayerMetadata {
+        uv_version: UV_VERSION.to_string(),
+        arch: context.target.arch.clone(),
+    }
+}
+
+/// Keep the uv binary and uv's cache that an earlier build left, on a build that does not
+/// run uv (its venv was reused). A restored layer that a buildpack does not declare again is
+/// not cached ([CNB: layer types are reset on restore](https://github.com/buildpacks/spec/blob/main/buildpack.md#layer-types)),
+/// so without this the next dependency change would fetch uv and every package again, and
+/// this build would pay for deleting both trees.
+pub fn keep_restored(
+    context: &BuildContext<PythonBuildpack>,
+) -> Result<(), libcnb::Error<PythonBuildpackError>> {
+    if context.layers_dir.join("uv").is_dir() {
+        uv_layer(context)?;
+    }
+    if context.layers_dir.join("uv-cache").is_dir() {
+        uv_cache_dir(context)?;
+    }
+    Ok(())
+}
+
+/// Install (or reuse) uv; `Ok(None)` when it cannot be had (reason logged).
+pub fn install_uv(
+    context: &BuildContext<PythonBuildpack>,
+    index: &IndexConfig,
+    prefetched: Option<Prefetch>,
+) -> Result<Option<PathBuf>, libcnb::Error<PythonBuildpackError>> {
+    let new_metadata = uv_metadata(context);
+    let layer = uv_layer(context)?;
     let uv = layer.path().join("bin/uv");
     match &layer.state {
         LayerState::Restored { .. } => {
