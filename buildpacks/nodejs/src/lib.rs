@@ -24,9 +24,7 @@ mod yarn_berry;
 
 pub use errors::NodejsBuildpackError;
 
-use crate::layers::{
-    build_cache, compile_cache, dependencies, headers, runtime, tool, tool_cache, web_env,
-};
+use crate::layers::{build_cache, dependencies, headers, runtime, tool, tool_cache, web_env};
 use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
@@ -117,7 +115,6 @@ impl Buildpack for NodejsBuildpack {
         )?;
         let tool_caches = Caches {
             tool: tool_cache::prepare(&context, &tool)?,
-            compile: compile_cache::prepare(&context, &node.release)?,
         };
         let builder_env = builder_env()?;
         let toolchain = Toolchain::new(

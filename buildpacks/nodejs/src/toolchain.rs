@@ -49,8 +49,6 @@ struct EnvInputs<'a> {
     tool: Tool,
     tool_version: &'a str,
     cache_dir: &'a Path,
-    /// Node's compile cache (see [`crate::layers::compile_cache`]).
-    compile_cache: Option<&'a Path>,
     app_dir: &'a Path,
     berry: BerryMode,
 }
@@ -59,8 +57,6 @@ struct EnvInputs<'a> {
 pub struct Caches {
     /// The package manager's own cache (see [`crate::layers::tool_cache`]).
     pub tool: PathBuf,
-    /// Node's compile cache, for a Node.js that has one.
-    pub compile: Option<PathBuf>,
 }
 
 /// Whether this package manager warns about `npm_config_*` variables it does not know
@@ -97,9 +93,6 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
             slug_format::export::DEFAULT_MTIME.to_string().into(),
         ),
     ];
-    if let Some(dir) = inputs.compile_cache {
-        defaults.push(("NODE_COMPILE_CACHE", dir.into()));
-    }
     if let Some(headers) = inputs.node_headers {
         // node-gyp 11.4+ reads its options from `npm_package_config_node_gyp_*`, which npm
         // leaves alone; npm 11.2+ warns on every `npm_config_nodedir` it sees, and npm 13 will
@@ -293,7 +286,6 @@ impl Toolchain {
             tool: tool.tool,
             tool_version: &tool.version,
             cache_dir: &caches.tool,
-            compile_cache: caches.compile.as_deref(),
             app_dir: &context.app_dir,
             berry,
         });
@@ -744,7 +736,6 @@ mod tests {
             tool,
             tool_version: "10.0.0",
             cache_dir: Path::new("/l/cache"),
-            compile_cache: Some(Path::new("/l/compile_cache")),
             app_dir: Path::new("/w/app"),
             berry,
         })
@@ -855,7 +846,6 @@ mod tests {
             tool: Tool::Npm,
             tool_version: "12.2.2",
             cache_dir: Path::new("/l/npm_cache"),
-            compile_cache: Some(Path::new("/l/compile_cache")),
             app_dir: Path::new("/w/app"),
             berry: BerryMode::default(),
         });
@@ -879,23 +869,6 @@ mod tests {
             "/l/node_headers"
         );
         assert!(env.get("npm_config_nodedir").is_none());
-        assert_eq!(
-            env.get_string_lossy("NODE_COMPILE_CACHE").unwrap(),
-            "/l/compile_cache"
-        );
-    }
-
-    #[test]
-    fn node_compile_cache_is_the_layer_unless_a_config_var_sets_it() {
-        let cache = |platform: &Env| {
-            env_for(Tool::YarnBerry, platform, BerryMode::default())
-                .get_string_lossy("NODE_COMPILE_CACHE")
-                .unwrap()
-        };
-        assert_eq!(cache(&Env::new()), "/l/compile_cache");
-        let mut platform = Env::new();
-        platform.insert("NODE_COMPILE_CACHE", "/elsewhere");
-        assert_eq!(cache(&platform), "/elsewhere");
     }
 
     #[test]

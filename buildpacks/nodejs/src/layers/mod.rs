@@ -3,7 +3,6 @@
 //! destructuring, so a new field cannot be forgotten) and every discard reason is logged.
 
 pub mod build_cache;
-pub mod compile_cache;
 pub mod dependencies;
 pub mod headers;
 pub mod runtime;
