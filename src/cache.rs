@@ -546,7 +546,8 @@ mod tests {
     #[test]
     fn a_lent_layer_changed_in_any_way_is_forgotten() {
         use std::os::unix::fs::PermissionsExt;
-        let changes: [(&str, fn(&Path)); 8] = [
+        type Change = (&'static str, fn(&Path));
+        let changes: [Change; 8] = [
             ("file written in place", |l| {
                 std::fs::write(l.join("lib/pkg/mod.py"), "x = 2\n").unwrap()
             }),
