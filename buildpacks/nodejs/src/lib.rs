@@ -126,7 +126,7 @@ impl Buildpack for NodejsBuildpack {
             npm.as_ref().map(|npm| npm.bin.as_path()),
             &tool_caches,
         )
-        .with_npm_workspaces(&package_json);
+        .with_workspaces(&package_json);
         // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
         // cache layer only seeds it (a committed one is the app's and left alone).
         let app_yarn_cache = (toolchain.berry.pnp && !toolchain.berry.zero_install)

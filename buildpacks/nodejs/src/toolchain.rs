@@ -34,6 +34,9 @@ pub struct Toolchain {
     pub pnpm_pnp: bool,
     /// An npm app whose package.json lists `workspaces`.
     pub npm_workspaces: bool,
+    /// A Yarn app (classic, or 2+ with the node-modules linker) whose package.json lists
+    /// `workspaces`.
+    pub yarn_workspaces: bool,
 }
 
 /// Inputs for [`child_env`].
@@ -301,12 +304,16 @@ impl Toolchain {
             pnpm_pnp: tool.tool == Tool::Pnpm
                 && crate::package_manager::is_pnpm_pnp(&context.app_dir),
             npm_workspaces: false,
+            yarn_workspaces: false,
         }
     }
 
-    /// The toolchain of an npm app whose package.json lists `workspaces`, if it does.
-    pub fn with_npm_workspaces(mut self, package_json: &PackageJson) -> Self {
-        self.npm_workspaces = self.tool == Tool::Npm && package_json.has_workspaces();
+    /// The toolchain of an npm or Yarn app whose package.json lists `workspaces`, if it does.
+    pub fn with_workspaces(mut self, package_json: &PackageJson) -> Self {
+        let listed = package_json.has_workspaces();
+        self.npm_workspaces = self.tool == Tool::Npm && listed;
+        self.yarn_workspaces =
+            matches!(self.tool, Tool::YarnClassic | Tool::YarnBerry) && !self.berry.pnp && listed;
         self
     }
 
@@ -431,7 +438,7 @@ impl Toolchain {
     /// Packages other than the root may declare devDependencies (a pnpm or npm workspace's),
     /// so the prune is worth running even when the root's package.json lists none.
     pub fn workspace_packages(&self) -> bool {
-        self.pnpm_workspace || self.npm_workspaces
+        self.pnpm_workspace || self.npm_workspaces || self.yarn_workspaces
     }
 
     /// What the dyno's environment needs for the tool to find the installed tree: Yarn 2+
@@ -502,6 +509,15 @@ impl Toolchain {
         }
         if self.npm_workspaces {
             return crate::npm_workspaces::installs_into_the_app(&self.app_dir);
+        }
+        if self.yarn_workspaces {
+            // yarn.lock, unlike package-lock.json, does not say where a package is installed:
+            // a version that conflicts with the root's goes into the workspace package's own
+            // node_modules (`packages/greeting/node_modules/ms`), which is in the app.
+            return Some(
+                "Yarn workspaces (workspaces in package.json) may install into each workspace package's node_modules, not into the cached one"
+                    .to_string(),
+            );
         }
         self.pnpm_workspace.then(|| {
             "pnpm-workspace.yaml: each workspace package's node_modules is in the app, not in a layer".to_string()
@@ -665,6 +681,7 @@ mod tests {
             pnpm_workspace: false,
             pnpm_pnp: false,
             npm_workspaces: false,
+            yarn_workspaces: false,
         }
     }
 
