@@ -437,40 +437,51 @@ fn npm_workspaces_prune_each_packages_dev_dependencies_and_rebuild_their_nested_
 }
 
 #[test]
-fn yarn_classic_workspaces_prune_each_packages_dev_dependencies_and_rebuild_their_nested_installs()
-{
-    let tmp = support::tmpfs_dir();
-    let cache = tmp.path().join("cache");
-    let app = fixture("node-yarn-workspaces");
-    // The ms that greeting loads says where Yarn installed it: 2.1.3 only from
-    // packages/greeting/node_modules, the root's is 2.0.0.
-    let body = "hello from a yarn workspace, ms says 1m (ms 2.1.3)";
-    let nested = "packages/greeting/node_modules/ms/package.json";
-    let cold = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
-    assert_built(&cold);
-    assert_logged(
-        &cold,
-        &[
-            "-----> Pruning devDependencies",
+fn yarn_workspaces_prune_each_packages_dev_dependencies_and_rebuild_their_nested_installs() {
+    // Yarn classic, and Yarn 4 with the node-modules linker: the prune each runs.
+    for (name, prune) in [
+        (
+            "node-yarn-workspaces",
             "Running yarn install --production=true",
-        ],
-    );
-    let files = listing(&cold.slug);
-    assert!(files.iter().any(|f| f.ends_with(nested)), "{files:?}");
-    assert!(
-        !files.iter().any(|f| f.contains("left-pad")),
-        "the web package's devDependency is in the slug"
-    );
-    assert_ok(&serve(&cold, &tmp.path().join("cold")), body);
-    let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
-    assert_built(&warm);
-    assert_logged(
-        &warm,
-        &["Installing again although nothing changed: Yarn workspaces (workspaces in package.json) may install into each workspace package's node_modules"],
-    );
-    assert!(listing(&warm.slug).iter().any(|f| f.ends_with(nested)));
-    assert_ok(&serve(&warm, &tmp.path().join("warm")), body);
-    assert_eq!(warm.manifest["checksum"], cold.manifest["checksum"]);
+        ),
+        ("node-yarn4-workspaces", "Running yarn slugc-prune"),
+    ] {
+        let tmp = support::tmpfs_dir();
+        let cache = tmp.path().join("cache");
+        let app = fixture(name);
+        // The ms that greeting loads says where Yarn installed it: 2.1.3 only from
+        // packages/greeting/node_modules, the root's is 2.0.0.
+        let body = "hello from a yarn workspace, ms says 1m (ms 2.1.3)";
+        let nested = "packages/greeting/node_modules/ms/package.json";
+        let cold = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+        assert_built(&cold);
+        assert_logged(&cold, &["-----> Pruning devDependencies", prune]);
+        let files = listing(&cold.slug);
+        assert!(
+            files.iter().any(|f| f.ends_with(nested)),
+            "{name}: {files:?}"
+        );
+        assert!(
+            !files.iter().any(|f| f.contains("left-pad")),
+            "{name}: the web package's devDependency is in the slug"
+        );
+        assert_ok(&serve(&cold, &tmp.path().join("cold")), body);
+        let warm = slug_build(&app, &tmp.path().join("out"), &cache, &[]);
+        assert_built(&warm);
+        assert_logged(
+            &warm,
+            &["Installing again although nothing changed: Yarn workspaces (workspaces in package.json) may install into each workspace package's node_modules"],
+        );
+        assert!(
+            listing(&warm.slug).iter().any(|f| f.ends_with(nested)),
+            "{name}"
+        );
+        assert_ok(&serve(&warm, &tmp.path().join("warm")), body);
+        assert_eq!(
+            warm.manifest["checksum"], cold.manifest["checksum"],
+            "{name}"
+        );
+    }
 }
 
 /// Every needle is in the build log.
