@@ -114,13 +114,12 @@ impl Loan {
         {
             return Ok(false);
         }
-        let mut stack = Vec::new();
-        for entry in std::fs::read_dir(&self.at)? {
-            let entry = entry?;
-            if !ENV_DIRS.iter().any(|d| entry.file_name() == *d) {
-                stack.push(entry.path());
-            }
-        }
+        // The top-level names are the recorded ones (checked above): the walk starts there.
+        let mut stack: Vec<PathBuf> = self
+            .names
+            .iter()
+            .map(|name| self.at.join(std::ffi::OsStr::from_bytes(name)))
+            .collect();
         while let Some(path) = stack.pop() {
             let meta = std::fs::symlink_metadata(&path)?;
             if (meta.ctime(), meta.ctime_nsec()) >= self.since {

@@ -29,7 +29,7 @@ use crate::npmrc::RegistryConfig;
 use crate::package_json::PackageJson;
 use crate::package_manager::{PackageManager, Tool};
 use crate::registry::Registry;
-use crate::toolchain::{Caches, Toolchain};
+use crate::toolchain::Toolchain;
 use libcnb::build::{BuildContext, BuildResult, BuildResultBuilder};
 use libcnb::data::build_plan::BuildPlanBuilder;
 use libcnb::detect::{DetectContext, DetectResult, DetectResultBuilder};
@@ -113,9 +113,7 @@ impl Buildpack for NodejsBuildpack {
             &node.release,
             node.tarball.take(),
         )?;
-        let tool_caches = Caches {
-            tool: tool_cache::prepare(&context, &tool)?,
-        };
+        let cache_dir = tool_cache::prepare(&context, &tool)?;
         let builder_env = builder_env()?;
         let toolchain = Toolchain::new(
             &context,
@@ -124,7 +122,7 @@ impl Buildpack for NodejsBuildpack {
             node_headers.as_deref(),
             &tool,
             npm.as_ref().map(|npm| npm.bin.as_path()),
-            &tool_caches,
+            cache_dir.clone(),
         )
         .with_workspaces(&package_json);
         // Yarn Plug'n'Play reads its packages from the app's `.yarn/cache`, which ships; the
@@ -151,11 +149,11 @@ impl Buildpack for NodejsBuildpack {
             .map_err(package_json::PackageJsonError::Read)
             .map_err(NodejsBuildpackError::from)?;
         if let Some(app_cache) = &app_yarn_cache {
-            tool_cache::seed_app_cache(&tool_caches.tool, app_cache)?;
+            tool_cache::seed_app_cache(&cache_dir, app_cache)?;
         }
         let prepared = dependencies::prepare(&context, &toolchain, &plan)?;
         if let Some(app_cache) = &app_yarn_cache {
-            tool_cache::keep_app_cache(app_cache, &tool_caches.tool)?;
+            tool_cache::keep_app_cache(app_cache, &cache_dir)?;
         }
         // npm's prune reads the installed tree, not the lockfile: the build script sees the
         // committed manifests on cold and warm builds alike. Yarn's and pnpm's prunes read

@@ -56,12 +56,6 @@ struct EnvInputs<'a> {
     berry: BerryMode,
 }
 
-/// Where the tools keep what lasts from one build to the next.
-pub struct Caches {
-    /// The package manager's own cache (see [`crate::layers::tool_cache`]).
-    pub tool: PathBuf,
-}
-
 /// Whether this package manager warns about `npm_config_*` variables it does not know
 /// (npm 11.2 and later; <https://github.com/npm/cli/issues/8153>).
 fn warns_on_unknown_env_config(tool: Tool, version: &str) -> bool {
@@ -265,7 +259,7 @@ fn without(env: Env, drop: impl Fn(&str) -> bool) -> Env {
 
 impl Toolchain {
     /// The installed tool, started from the environment `base`, run with Node.js from `node_home` (and its C headers, when the app
-    /// may compile addons) and its caches in `caches`.
+    /// may compile addons) and its cache in `cache_dir`.
     pub fn new(
         context: &BuildContext<NodejsBuildpack>,
         base: Env,
@@ -273,7 +267,7 @@ impl Toolchain {
         node_headers: Option<&Path>,
         tool: &tool::Installed,
         npm_bin: Option<&Path>,
-        caches: &Caches,
+        cache_dir: PathBuf,
     ) -> Self {
         let berry = match tool.tool {
             Tool::YarnBerry => BerryMode::detect(&context.app_dir),
@@ -288,7 +282,7 @@ impl Toolchain {
             npm_bin,
             tool: tool.tool,
             tool_version: &tool.version,
-            cache_dir: &caches.tool,
+            cache_dir: &cache_dir,
             app_dir: &context.app_dir,
             berry,
         });
