@@ -141,6 +141,14 @@ fn flask_fixture_serves_from_another_dir_and_rebuilds_warm_without_installer() {
         warm.log
     );
     assert!(warm.log.contains("Dependencies unchanged"), "{}", warm.log);
+    assert!(
+        warm.log
+            .lines()
+            .any(|l| l.contains("Keeping cached uv ")
+                && l.ends_with(" for the next dependency change")),
+        "{}",
+        warm.log
+    );
     for installer_line in ["Resolved ", "Installed ", "Installing uv", "Collecting "] {
         assert!(!warm.log.contains(installer_line), "{}", warm.log);
     }

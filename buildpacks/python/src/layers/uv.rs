@@ -138,8 +138,12 @@ fn uv_metadata(context: &BuildContext<PythonBuildpack>) -> UvLayerMetadata {
 pub fn keep_restored(
     context: &BuildContext<PythonBuildpack>,
 ) -> Result<(), libcnb::Error<PythonBuildpackError>> {
-    if context.layers_dir.join("uv").is_dir() {
-        uv_layer(context)?;
+    if context.layers_dir.join("uv").is_dir()
+        && matches!(uv_layer(context)?.state, LayerState::Restored { .. })
+    {
+        log::info(format!(
+            "Keeping cached uv {UV_VERSION} for the next dependency change"
+        ));
     }
     if context.layers_dir.join("uv-cache").is_dir() {
         uv_cache_dir(context)?;
