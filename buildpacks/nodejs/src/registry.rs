@@ -7,8 +7,7 @@
 use crate::npmrc::RegistryConfig;
 use base64::Engine as _;
 use serde::Deserialize;
-use sha2::{Digest, Sha512};
-use slug_format::downloads::{Downloads, Integrity};
+use slug_format::downloads::{Downloads, Incoming, Integrity, Mismatch};
 use slug_format::offer::Offer;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -132,39 +131,40 @@ impl Registry {
     /// that away if this returns an error. Returns `consume`'s value and the tarball's bytes.
     /// A download cut off midway is tried once more (as any request is), `consume` included.
     /// When the download cache holds bytes of this integrity, `consume` reads those instead
-    /// (checked again as they are read from disk); the log line says which it was.
+    /// (checked again, on another thread as `consume` reads them); the log line says which it was.
     pub fn tarball_streamed<T>(
         &self,
         name: &str,
         version: &PackageVersion,
         mut consume: impl FnMut(&mut dyn Read) -> std::io::Result<T>,
     ) -> Result<(T, Vec<u8>), StreamError> {
+        let no_integrity = || RegistryError::NoIntegrity {
+            name: name.to_string(),
+            version: version.version.clone(),
+        };
         let expected = version
             .dist
             .integrity
             .as_deref()
             .and_then(sha512_of_sri)
-            .ok_or_else(|| RegistryError::NoIntegrity {
-                name: name.to_string(),
-                version: version.version.clone(),
-            })?;
+            .ok_or_else(no_integrity)?;
         let integrity = base64::engine::general_purpose::STANDARD
             .decode(expected)
             .ok()
             .and_then(|d| <[u8; 64]>::try_from(d).ok())
-            .map(Integrity::Sha512);
-        let kept = self
-            .downloads
-            .as_ref()
-            .zip(integrity.as_ref())
-            .and_then(|(downloads, integrity)| downloads.get(integrity));
-        if let Some(bytes) = kept {
-            println!(
-                "Using {name}@{} from the download cache (sha512 verified)",
-                version.version
-            );
-            let value = consume(&mut bytes.as_slice()).map_err(StreamError::Consume)?;
-            return Ok((value, bytes));
+            .map(Integrity::Sha512)
+            .ok_or_else(no_integrity)?;
+        if let Some(downloads) = &self.downloads {
+            // Checked on another thread while `consume` reads them.
+            if let Some((value, bytes)) =
+                downloads.get_with(&integrity, |bytes| consume(&mut &bytes[..]))
+            {
+                println!(
+                    "Using {name}@{} from the download cache (sha512 verified)",
+                    version.version
+                );
+                return Ok((value.map_err(StreamError::Consume)?, bytes));
+            }
         }
         println!(
             "Downloading {name}@{} from {}",
@@ -188,10 +188,11 @@ impl Registry {
                 .and_then(|l| l.parse::<usize>().ok())
                 .unwrap_or(0);
             let mut body = response.into_reader();
-            // The network thread also hashes and keeps every byte, so that the consumer's
-            // unpacking runs beside it; after the consumer stops, it reads on to the end.
+            // The network thread also hashes every byte, keeps it and writes it to the
+            // download cache, so that the consumer's unpacking runs beside all of it; after
+            // the consumer stops, it reads on to the end.
+            let mut incoming = Incoming::new(integrity.clone(), self.downloads.as_ref());
             let reading = std::thread::spawn(move || {
-                let mut sha = Sha512::new();
                 let mut all = Vec::with_capacity(size.min(1 << 30));
                 let mut buf = vec![0u8; 256 * 1024];
                 let mut consumer = Some(tx);
@@ -199,13 +200,13 @@ impl Registry {
                     match body.read(&mut buf) {
                         Ok(0) => break Ok(()),
                         Ok(n) => {
-                            sha.update(&buf[..n]);
-                            all.extend_from_slice(&buf[..n]);
                             if let Some(tx) = &consumer {
                                 if tx.send(Ok(buf[..n].to_vec())).is_err() {
                                     consumer = None;
                                 }
                             }
+                            incoming.write(&buf[..n]);
+                            all.extend_from_slice(&buf[..n]);
                         }
                         Err(e) => {
                             let message = e.to_string();
@@ -216,7 +217,7 @@ impl Registry {
                         }
                     }
                 };
-                (outcome, sha, all)
+                (outcome, incoming, all)
             });
             let mut reader = ChannelReader {
                 rx,
@@ -226,13 +227,9 @@ impl Registry {
             let consumed = consume(&mut reader);
             // The network thread reads on to the end without a consumer.
             drop(reader);
-            let (downloaded, sha, all) = match reading.join() {
-                Ok(done) => done,
-                Err(_) => (
-                    Err("the download thread panicked".to_string()),
-                    Sha512::new(),
-                    Vec::new(),
-                ),
+            let Ok((downloaded, incoming, all)) = reading.join() else {
+                last = Some(network(url, "the download thread panicked".to_string()));
+                continue;
             };
             if let Err(message) = downloaded {
                 last = Some(network(url, message));
@@ -240,22 +237,20 @@ impl Registry {
             }
             // Checked before the consumer's outcome: bytes that fail to unpack because they
             // were tampered with are reported as what they are.
-            let actual = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
-            if actual != expected {
-                return Err(RegistryError::IntegrityMismatch {
-                    url: redact(url),
-                    expected: expected.to_string(),
-                    actual,
+            match incoming.finish() {
+                Err(Mismatch { actual }) => {
+                    return Err(RegistryError::IntegrityMismatch {
+                        url: redact(url),
+                        expected: expected.to_string(),
+                        actual: base64::engine::general_purpose::STANDARD.encode(actual.digest()),
+                    }
+                    .into())
                 }
-                .into());
+                // Keeping it only saves a later build the download: never a reason to fail.
+                Ok(Some(e)) => println!("(not kept for later builds: {e})"),
+                Ok(None) => {}
             }
             let value = consumed.map_err(StreamError::Consume)?;
-            if let (Some(downloads), Some(integrity)) = (&self.downloads, &integrity) {
-                // Keeping it only saves a later build the download: never a reason to fail.
-                if let Err(e) = downloads.put(integrity, &all) {
-                    println!("(not kept for later builds: {e})");
-                }
-            }
             return Ok((value, all));
         }
         Err(last

@@ -54,11 +54,129 @@ impl Integrity {
         self.of_same_kind(bytes) == *self
     }
 
+    /// The digest as its bytes (an SRI string is their base64).
+    pub fn digest(&self) -> &[u8] {
+        match self {
+            Integrity::Sha256(d) => d,
+            Integrity::Sha512(d) => d,
+        }
+    }
+
     /// `sha256-<hex>` / `sha512-<hex>`: the entry's file name.
     pub fn file_name(&self) -> String {
         match self {
             Integrity::Sha256(d) => format!("sha256-{}", hex(d)),
             Integrity::Sha512(d) => format!("sha512-{}", hex(d)),
+        }
+    }
+}
+
+/// A hash in the algorithm of an [`Integrity`].
+#[derive(Clone)]
+enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    fn of_kind(integrity: &Integrity) -> Self {
+        match integrity {
+            Integrity::Sha256(_) => Hasher::Sha256(Sha256::new()),
+            Integrity::Sha512(_) => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Integrity {
+        match self {
+            Hasher::Sha256(h) => Integrity::Sha256(h.finalize().into()),
+            Hasher::Sha512(h) => Integrity::Sha512(h.finalize().into()),
+        }
+    }
+}
+
+/// A download checked as it arrives: each chunk is hashed and, when there is a download
+/// cache, written to a temporary file in it at once, so that neither a second hash nor a
+/// write of the whole download waits for its last byte. [`Incoming::finish`] says whether
+/// the bytes have their digest and keeps them in the cache only if they do; dropped
+/// unfinished, it leaves nothing.
+pub struct Incoming {
+    expected: Integrity,
+    hasher: Hasher,
+    /// The temporary file and the entry's final path; `None` without a cache, or once
+    /// writing failed (`not_kept` says why).
+    file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    not_kept: Option<DownloadsError>,
+}
+
+/// A download whose bytes are not those of its digest.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub actual: Integrity,
+}
+
+impl Incoming {
+    pub fn new(expected: Integrity, downloads: Option<&Downloads>) -> Self {
+        let mut not_kept = None;
+        let file = downloads.and_then(|d| {
+            let write_err = |source| DownloadsError::Write {
+                path: d.dir.clone(),
+                source,
+            };
+            let temp = std::fs::create_dir_all(&d.dir)
+                .and_then(|()| tempfile::Builder::new().prefix(".tmp-").tempfile_in(&d.dir));
+            match temp {
+                Ok(temp) => Some((temp, d.path(&expected))),
+                Err(e) => {
+                    not_kept = Some(write_err(e));
+                    None
+                }
+            }
+        });
+        Self {
+            hasher: Hasher::of_kind(&expected),
+            expected,
+            file,
+            not_kept,
+        }
+    }
+
+    /// The next bytes of the download.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        if let Some((temp, target)) = &mut self.file {
+            if let Err(source) = temp.write_all(bytes) {
+                self.not_kept = Some(DownloadsError::Write {
+                    path: target.clone(),
+                    source,
+                });
+                self.file = None;
+            }
+        }
+    }
+
+    /// After the last byte: `Ok` with why the download was not kept for later builds, if it
+    /// was not (never a reason to fail), or the digest the bytes have instead.
+    pub fn finish(self) -> Result<Option<DownloadsError>, Mismatch> {
+        let actual = self.hasher.finish();
+        if actual != self.expected {
+            return Err(Mismatch { actual });
+        }
+        match self.file {
+            // Not synced (see the module's doc): a torn entry is a miss, never wrong bytes.
+            Some((temp, target)) => {
+                Ok(temp.persist(&target).err().map(|e| DownloadsError::Write {
+                    path: target,
+                    source: e.error,
+                }))
+            }
+            None => Ok(self.not_kept),
         }
     }
 }
@@ -93,10 +211,28 @@ impl Downloads {
     /// The kept bytes with this digest, if any (checked again on every read: a damaged entry
     /// is removed and is a miss).
     pub fn get(&self, integrity: &Integrity) -> Option<Vec<u8>> {
+        self.get_with(integrity, |_| ()).map(|((), bytes)| bytes)
+    }
+
+    /// [`Downloads::get`], with `consume` reading the bytes while another thread checks
+    /// them, so that the check does not delay the unpacking. `consume` sees bytes that are
+    /// not verified yet (it must put them where nothing runs them, and its work is thrown
+    /// away by the caller on a miss); its value comes back only with intact bytes.
+    pub fn get_with<T>(
+        &self,
+        integrity: &Integrity,
+        consume: impl FnOnce(&[u8]) -> T,
+    ) -> Option<(T, Vec<u8>)> {
         let path = self.path(integrity);
         let mut bytes = Vec::new();
         File::open(&path).ok()?.read_to_end(&mut bytes).ok()?;
-        if !integrity.matches(&bytes) {
+        let (value, intact) = std::thread::scope(|s| {
+            let check = s.spawn(|| integrity.matches(&bytes));
+            let value = consume(&bytes);
+            // A check that panicked vouches for nothing.
+            (value, check.join().unwrap_or(false))
+        });
+        if !intact {
             let _ = std::fs::remove_file(&path);
             return None;
         }
@@ -105,31 +241,21 @@ impl Downloads {
             .append(true)
             .open(&path)
             .and_then(|f| f.set_modified(SystemTime::now()));
-        Some(bytes)
+        Some((value, bytes))
     }
 
     /// Keeps `bytes` under `integrity`, which they must have (checked here too: an entry
     /// never holds bytes other than its name says).
     pub fn put(&self, integrity: &Integrity, bytes: &[u8]) -> Result<(), DownloadsError> {
-        if !integrity.matches(bytes) {
-            return Err(DownloadsError::Mismatch {
+        let mut incoming = Incoming::new(integrity.clone(), Some(self));
+        incoming.write(bytes);
+        match incoming.finish() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err(DownloadsError::Mismatch {
                 expected: integrity.file_name(),
-            });
+            }),
         }
-        let target = self.path(integrity);
-        let write_err = |source| DownloadsError::Write {
-            path: self.dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&self.dir).map_err(write_err)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(write_err)?;
-        temp.write_all(bytes).map_err(write_err)?;
-        // Not synced (see the module's doc): a torn entry is a miss, never wrong bytes.
-        temp.persist(&target).map_err(|e| write_err(e.error))?;
-        Ok(())
     }
 
     /// Every entry, for [`crate::content::ContentCache::gc`]; removes temporary files of dead
@@ -167,6 +293,56 @@ mod tests {
         assert_eq!(downloads.get(&id).as_deref(), Some(&b"node tarball"[..]));
         std::fs::write(downloads.path(&id), b"node tarbalL").unwrap();
         assert_eq!(downloads.get(&id), None);
+        assert!(
+            !downloads.path(&id).exists(),
+            "the damaged entry is removed"
+        );
+    }
+
+    #[test]
+    fn an_incoming_download_is_kept_only_with_its_digest_and_in_pieces_as_it_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = Downloads::new(&dir.path().join("downloads"));
+        let id = sha512_of(b"node tarball");
+        let mut incoming = Incoming::new(id.clone(), Some(&downloads));
+        for piece in [&b"node "[..], b"tar", b"ball"] {
+            incoming.write(piece);
+        }
+        assert!(matches!(incoming.finish(), Ok(None)));
+        assert_eq!(downloads.get(&id).as_deref(), Some(&b"node tarball"[..]));
+
+        let other = sha512_of(b"other tarball");
+        let mut tampered = Incoming::new(other.clone(), Some(&downloads));
+        tampered.write(b"other tarbal1");
+        let Err(Mismatch { actual }) = tampered.finish() else {
+            panic!("tampered bytes pass");
+        };
+        assert_eq!(actual, sha512_of(b"other tarbal1"));
+        assert_eq!(downloads.get(&other), None);
+        let names: Vec<_> = std::fs::read_dir(downloads.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [id.file_name()], "no temporary file is left");
+
+        // Without a cache it still checks.
+        let mut uncached = Incoming::new(id.clone(), None);
+        uncached.write(b"node tarball");
+        assert!(matches!(uncached.finish(), Ok(None)));
+    }
+
+    #[test]
+    fn a_damaged_entry_read_with_a_consumer_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = Downloads::new(dir.path());
+        let id = sha512_of(b"node tarball");
+        downloads.put(&id, b"node tarball").unwrap();
+        let (len, bytes) = downloads.get_with(&id, <[u8]>::len).unwrap();
+        assert_eq!((len, bytes.as_slice()), (12, &b"node tarball"[..]));
+        std::fs::write(downloads.path(&id), b"node tarbalL").unwrap();
+        let mut consumed = false;
+        assert!(downloads.get_with(&id, |_| consumed = true).is_none());
+        assert!(consumed, "the consumer ran beside the check");
         assert!(
             !downloads.path(&id).exists(),
             "the damaged entry is removed"
