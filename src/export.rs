@@ -155,6 +155,9 @@ pub fn precompress_layer(layer_dir: &Path) -> Result<(), ExportError> {
     let app_dir = offer.layers_dir.parent().unwrap_or(&offer.layers_dir);
     let parts = [Part::new(app_dir, "./app"), layer];
     let cache = PartCache::new(&offer.part_cache);
-    slug_format::export::precompress(&parts, 1, &cache, offer.mtime)?;
+    // Every core: the installs it runs beside wait mostly on the network, and the export
+    // waits for this (docs/performance.md, "early compression on every core").
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    slug_format::export::precompress(&parts, 1, &cache, offer.mtime, threads)?;
     Ok(())
 }

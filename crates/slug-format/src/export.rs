@@ -246,7 +246,7 @@ pub fn export(
     })
 }
 
-/// Compresses part `index` of `parts` into `cache` on one thread, so that a later [`export`]
+/// Compresses part `index` of `parts` into `cache` on `threads`, so that a later [`export`]
 /// of the same part copies it instead of compressing it. A build calls this while a
 /// buildpack still works, for a layer that is complete (`crate::precompress`); `parts` need
 /// only hold the parts whose sources the part's absolute symlinks may point into. If the
@@ -257,6 +257,7 @@ pub fn precompress(
     index: usize,
     cache: &PartCache,
     mtime: u64,
+    threads: usize,
 ) -> Result<(), ExportError> {
     let archiver = Archiver::new(parts, mtime)?;
     // Another build on the machine may have made it already (the same runtime for another
@@ -275,7 +276,7 @@ pub fn precompress(
         copy_sha: Sha256::new(),
         copy_failed: None,
     };
-    let produced = compress_part(&archiver, index, 1, &mut tee, &mut |_| {});
+    let produced = compress_part(&archiver, index, threads, &mut tee, &mut |_| {});
     let member_sha = tee.finish().map_err(|source| ExportError::Write {
         path: dir.clone(),
         source,

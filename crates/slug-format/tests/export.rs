@@ -853,7 +853,7 @@ fn a_precompressed_layer_is_used_as_is() {
     o.part_cache = Some(&pc);
     let all = parts_of(&app);
     let known_early = [Part::new(&app, "./app"), all[2].clone()];
-    slug_format::export::precompress(&known_early, 1, &pc, MTIME).unwrap();
+    slug_format::export::precompress(&known_early, 1, &pc, MTIME, 2).unwrap();
     let early = cache_files(&cache);
     assert_eq!(early.len(), 1, "{early:?}");
 
@@ -891,7 +891,7 @@ fn a_precompressed_layer_is_used_as_is() {
     // Changed after the early compression: the export notices and compresses it afresh.
     let pc2 = PartCache::new(&dir.path().join("parts2"));
     o.part_cache = Some(&pc2);
-    slug_format::export::precompress(&known_early, 1, &pc2, MTIME).unwrap();
+    slug_format::export::precompress(&known_early, 1, &pc2, MTIME, 1).unwrap();
     write(
         &app.join(".layers/slugc_test/deps/d.txt"),
         "dep v3\n",
