@@ -7,6 +7,7 @@
 //! bytes are taken from the [`PartCache`] instead of being compressed again, whichever app
 //! they were first made for.
 
+use crate::digest_memo::{self, Recall};
 use crate::gzip;
 use crate::part_cache::PartCache;
 use crate::store::{self, Staged, StoreError};
@@ -166,11 +167,9 @@ pub fn export(
 
     for (index, part) in parts.iter().enumerate() {
         if let Some(cache) = opts.part_cache {
-            // A first pass only hashes the tar (files read at disk speed); compressing is
-            // the cost worth skipping.
-            let mut hashing = Hashing::new(io::sink());
-            let part_warnings = archiver.write_part(index, &mut hashing)?;
-            let (digest, len) = hashing.finish();
+            // A first pass only hashes the tar (files read at disk speed), unless a memo
+            // knows the digest; compressing is the cost worth skipping.
+            let (digest, len, part_warnings) = digest_of(cache, &archiver, index)?;
             if let Some(cached) = cache.lookup(&digest, len) {
                 match cached.and_then(|mut f| io::copy(&mut f, &mut slug)) {
                     Ok(_) => {
@@ -261,10 +260,9 @@ pub fn precompress(
 ) -> Result<(), ExportError> {
     let archiver = Archiver::new(parts, mtime)?;
     // Another build on the machine may have made it already (the same runtime for another
-    // app): hashing is a fraction of compressing.
-    let mut hashing = Hashing::new(io::sink());
-    archiver.write_part(index, &mut hashing)?;
-    let (digest, len) = hashing.finish();
+    // app): hashing is a fraction of compressing. Hashed here, the digest is remembered
+    // for the export.
+    let (digest, len, _) = digest_of(cache, &archiver, index)?;
     if cache.contains(&digest, len) {
         return Ok(());
     }
@@ -289,6 +287,27 @@ pub fn precompress(
     })?;
     cache.commit(staged, &digest, len, &member_sha)?;
     Ok(())
+}
+
+/// Part `index`'s tar digest, length and warnings: remembered ([`digest_memo`]), or hashed
+/// and then remembered when the part can be.
+fn digest_of(
+    cache: &PartCache,
+    archiver: &Archiver,
+    index: usize,
+) -> Result<(String, u64, Vec<String>), ExportError> {
+    let fingerprint = match digest_memo::recall(cache, archiver, index) {
+        // A part with a fingerprint holds only files and directories: no warnings.
+        Recall::Known { digest, len } => return Ok((digest, len, Vec::new())),
+        Recall::Unknown(fingerprint) => fingerprint,
+    };
+    let mut hashing = Hashing::new(io::sink());
+    let warnings = archiver.write_part(index, &mut hashing)?;
+    let (digest, len) = hashing.finish();
+    if let Some(fingerprint) = &fingerprint {
+        digest_memo::remember(cache, fingerprint, &digest, len);
+    }
+    Ok((digest, len, warnings))
 }
 
 /// Compresses part `index` into `out` on `threads`, hashing its tar on the way: its

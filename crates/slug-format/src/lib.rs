@@ -4,7 +4,8 @@
 //! - [`gzip`]: parallel gzip members, one per chunk of a part's tar;
 //! - [`export`]: parts → tar → gzip → `<store>/sha256-<hex>.tgz`;
 //! - [`content`]: the machine-wide content cache, bounded by one LRU cap, holding
-//!   [`part_cache`] (compressed parts by content) and [`downloads`] (verified downloads);
+//!   [`part_cache`] (compressed parts by content, found without hashing a big unchanged
+//!   part by [`digest_memo`]) and [`downloads`] (verified downloads);
 //! - [`store`]: files written under a temporary name, synced and renamed;
 //! - [`release`]: the release manifest beside each slug;
 //! - [`link`]: the one rule for symlinks, for the exporter and the reader alike;
@@ -18,6 +19,7 @@
 //! Formats, rules and figures: `docs/export.md` in the slugc repository.
 
 pub mod content;
+pub mod digest_memo;
 pub mod downloads;
 pub mod export;
 pub mod gzip;

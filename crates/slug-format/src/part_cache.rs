@@ -48,6 +48,11 @@ impl PartCache {
         format!("part-{}-{digest}", self.engine)
     }
 
+    /// Where [`crate::digest_memo`] keeps this compressor's memos.
+    pub(crate) fn memo_prefix(&self) -> String {
+        format!("memo-{}-", self.engine)
+    }
+
     pub fn path(&self, digest: &str) -> PathBuf {
         self.dir.join(format!("{}.gz", self.name(digest)))
     }
@@ -134,8 +139,26 @@ impl PartCache {
     /// dead builds on the way (their bytes are added to `removed_bytes`).
     pub(crate) fn entries(&self, removed_bytes: &mut u64) -> io::Result<Vec<Entry>> {
         let ours = format!("part-{}-", self.engine);
-        let foreign = |name: &str| name.starts_with("part-") && !name.starts_with(&ours);
+        let our_memos = self.memo_prefix();
+        let foreign = |name: &str| {
+            (name.starts_with("part-") && !name.starts_with(&ours))
+                || (name.starts_with("memo-") && !name.starts_with(&our_memos))
+        };
         let files = content::listing(&self.dir, foreign, removed_bytes)?;
+        let (memos, files): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(_, name, _, _)| name.starts_with(&our_memos));
+        // A memo names a part; it goes with it (memos are a few bytes: not counted).
+        for (path, _, bytes, _) in memos {
+            let part_left = std::fs::read_to_string(&path).is_ok_and(|text| {
+                text.split_whitespace()
+                    .next()
+                    .is_some_and(|digest| crate::is_hex(digest) && self.path(digest).is_file())
+            });
+            if !part_left && std::fs::remove_file(&path).is_ok() {
+                *removed_bytes += bytes;
+            }
+        }
         Ok(files
             .into_iter()
             .filter_map(|(_, name, bytes, last_use)| {

@@ -27,11 +27,12 @@
 //!   fifos and devices are skipped with a warning; a file that cannot be read is an error.
 
 use crate::link::{self, LinkError};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// One directory on disk placed at `prefix` in the slug.
@@ -88,6 +89,19 @@ pub enum ArchiveError {
         slug: String,
         reason: crate::link::LinkError,
     },
+}
+
+/// Called by [`Archiver::walk`] with each entry's path on disk and in the slug; `false`
+/// stops the walk.
+type Visit<'v> = dyn FnMut(&Path, &[u8]) -> Result<bool, ArchiveError> + 'v;
+
+/// What [`Archiver::fingerprint`] saw of a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Hex SHA-256 of the walk.
+    pub digest: String,
+    /// The latest ctime of any entry, as (seconds, nanoseconds) since 1970.
+    pub newest_ctime: (i64, i64),
 }
 
 /// The two 512-byte zero blocks that end a tar archive.
@@ -194,7 +208,77 @@ impl<'a> Archiver<'a> {
             buf: vec![0; 128 * 1024],
         };
         w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
+        self.walk(index, &mut |disk, slug| {
+            self.entry(&mut w, disk, slug, &mut warnings)?;
+            Ok(true)
+        })?;
+        Ok(warnings)
+    }
 
+    /// A digest of what part `index`'s tar is made from, by a walk that only stats: the
+    /// prefix, mtime and rules, and each entry's path, type, mode, size, inode, mtime and
+    /// ctime (any write, `chmod`, link or rename sets a ctime). `None` when the part has more
+    /// than `max_entries` entries (then the walk costs about what hashing its bytes does),
+    /// holds a symlink (its bytes would depend on the other parts) or anything that is not
+    /// a file or directory, or cannot be walked (the pass that reads it reports why).
+    pub fn fingerprint(&self, index: usize, max_entries: usize) -> Option<Fingerprint> {
+        let part = &self.parts[index];
+        if !fs::metadata(&part.source).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let mut sha = Sha256::new();
+        sha.update(b"slugc part fingerprint 1\0");
+        sha.update(part.prefix.as_bytes());
+        sha.update(self.mtime.to_le_bytes());
+        for rule in [&part.exclude, &part.shallow] {
+            let mut rule = rule.clone();
+            rule.sort();
+            sha.update(rule.len().to_le_bytes());
+            for path in rule {
+                sha.update(path.as_bytes());
+                sha.update([0]);
+            }
+        }
+        let mut entries = 0;
+        let mut whole = true;
+        let mut newest_ctime = (i64::MIN, 0);
+        let walked = self.walk(index, &mut |disk, slug| {
+            entries += 1;
+            let meta = fs::symlink_metadata(disk).ok();
+            let Some(meta) = meta.filter(|m| {
+                entries <= max_entries && (m.file_type().is_dir() || m.file_type().is_file())
+            }) else {
+                whole = false;
+                return Ok(false);
+            };
+            sha.update(slug);
+            sha.update([0]);
+            for field in [
+                u64::from(meta.mode()),
+                meta.size(),
+                meta.dev(),
+                meta.ino(),
+                meta.mtime() as u64,
+                meta.mtime_nsec() as u64,
+                meta.ctime() as u64,
+                meta.ctime_nsec() as u64,
+            ] {
+                sha.update(field.to_le_bytes());
+            }
+            newest_ctime = newest_ctime.max((meta.ctime(), meta.ctime_nsec()));
+            Ok(true)
+        });
+        (walked.is_ok() && whole).then(|| Fingerprint {
+            digest: crate::hex(&sha.finalize()),
+            newest_ctime,
+        })
+    }
+
+    /// Part `index`'s entries below its prefix, depth-first in tar order: `visit(path on
+    /// disk, path in the slug)` for each, until it returns `false`.
+    fn walk(&self, index: usize, visit: &mut Visit<'_>) -> Result<(), ArchiveError> {
+        let part = &self.parts[index];
+        let prefix = &self.prefixes[index];
         // Depth-first, each directory's listing sorted by the key its entries have in a
         // bytewise sort of full paths: a directory's own entry sorts as its name, its
         // contents as `name/...`, so `a`, `a-b`, `a/c` come out in that order.
@@ -226,11 +310,11 @@ impl<'a> Archiver<'a> {
                     rel,
                     items,
                 });
-            } else {
-                self.entry(&mut w, &disk, &slug, &mut warnings)?;
+            } else if !visit(&disk, &slug)? {
+                return Ok(());
             }
         }
-        Ok(warnings)
+        Ok(())
     }
 
     /// The entries of `dir` (at `rel` in the part), sorted last-first for popping.
