@@ -180,16 +180,17 @@ impl Staged {
             path: target.clone(),
             source,
         };
+        if keep_existing && target.exists() {
+            // Dropping the NamedTempFile deletes it, unsynced: syncing bytes that are thrown
+            // away is a warm rebuild's largest write (its slug is usually the one in store).
+            return Ok(target);
+        }
         // Temporary files are private (0600); a slug is meant to be read by whoever runs it.
         self.file
             .as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(write_err)?;
         self.file.as_file().sync_all().map_err(write_err)?;
-        if keep_existing && target.exists() {
-            // Dropping the NamedTempFile deletes it.
-            return Ok(target);
-        }
         self.file.persist(&target).map_err(|e| StoreError::Write {
             path: target.clone(),
             source: e.error,
@@ -204,8 +205,15 @@ pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBu
     staged_bytes(dir, bytes)?.commit(final_name)
 }
 
-/// Writes `bytes` to `<dir>/<final_name>` atomically, replacing what was there.
+/// Writes `bytes` to `<dir>/<final_name>` atomically, replacing what was there; a file that
+/// holds these bytes already is left alone (syncing it again would wait for every other
+/// write the filesystem has pending, as a journal commit does).
 pub fn replace_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let target = dir.join(final_name);
+    let same_len = std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64);
+    if same_len && std::fs::read(&target).is_ok_and(|there| there == bytes) {
+        return Ok(target);
+    }
     staged_bytes(dir, bytes)?.replace(final_name)
 }
 
@@ -270,6 +278,17 @@ mod tests {
         write_atomic(dir.path(), "x.json", b"first").unwrap();
         replace_atomic(dir.path(), "x.json", b"second").unwrap();
         assert_eq!(std::fs::read(dir.path().join("x.json")).unwrap(), b"second");
+        assert_eq!(names(dir.path()), vec!["x.json"]);
+        // The same bytes again: the file is left as it is (same inode); the same length
+        // with other bytes replaces it.
+        use std::os::unix::fs::MetadataExt;
+        let inode = || std::fs::metadata(dir.path().join("x.json")).unwrap().ino();
+        let before = inode();
+        replace_atomic(dir.path(), "x.json", b"second").unwrap();
+        assert_eq!(inode(), before);
+        replace_atomic(dir.path(), "x.json", b"secont").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x.json")).unwrap(), b"secont");
+        assert_ne!(inode(), before);
         assert_eq!(names(dir.path()), vec!["x.json"]);
     }
 
