@@ -13,6 +13,8 @@
 //! leave its ctime as it was. So a fingerprint is remembered only when its walk started at
 //! least [`SETTLE`] after the newest ctime in it (longer than a tick of any Linux clock), and
 //! the tree is hashed after that walk: a write after the walk then shows as a later ctime.
+//! Early compression waits out those 20 ms for the runtime it has just unpacked; the export
+//! does not wait, and hashes a tree that new (the app's, a layer written last) every time.
 //! What this cannot see is the system clock set back between two builds, or a filesystem
 //! that does not keep ctimes (none that a build dir lives on).
 
@@ -35,26 +37,46 @@ pub enum Recall {
     Unknown(Option<Fingerprint>),
 }
 
-/// Looks part `index` up by its fingerprint. A tree changed less than [`SETTLE`] ago is
-/// walked again once that has passed (a wait of at most [`SETTLE`]).
-pub fn recall(cache: &PartCache, archiver: &Archiver, index: usize) -> Recall {
-    let Some(fingerprint) = settled(archiver, index) else {
+/// Whether [`recall`] may wait for a tree changed less than [`SETTLE`] ago, so as to be able
+/// to remember it: early compression, which runs beside the install, waits; the export, on
+/// the build's path, does not (such a tree is then hashed and not remembered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Wait,
+    NoWait,
+}
+
+/// Looks part `index` up by its fingerprint. Looking up needs no settled walk: a remembered
+/// fingerprint is a settled one, so any write after it shows as a later ctime. Remembering
+/// does: the [`Recall::Unknown`] fingerprint is one whose walk started at least [`SETTLE`]
+/// after its newest ctime.
+pub fn recall(cache: &PartCache, archiver: &Archiver, index: usize, settle: Settle) -> Recall {
+    let Some((fingerprint, age)) = walk(archiver, index) else {
         return Recall::Unknown(None);
     };
-    let known = std::fs::read_to_string(path(cache, &fingerprint))
-        .ok()
-        .and_then(|text| {
-            let (digest, len) = text.trim().split_once(' ')?;
-            Some((
-                crate::is_hex(digest).then(|| digest.to_string())?,
-                len.parse().ok()?,
-            ))
-        });
-    match known {
-        // Only while the part itself is still cached: a memo is no use without it.
-        Some((digest, len)) if cache.contains(&digest, len) => Recall::Known { digest, len },
-        _ => Recall::Unknown(Some(fingerprint)),
+    if let Some((digest, len)) = known(cache, &fingerprint) {
+        return Recall::Known { digest, len };
     }
+    match age {
+        Some(age) if age >= SETTLE => Recall::Unknown(Some(fingerprint)),
+        Some(age) if settle == Settle::Wait => {
+            std::thread::sleep(SETTLE - age);
+            match walk(archiver, index) {
+                Some((again, Some(age))) if age >= SETTLE => Recall::Unknown(Some(again)),
+                _ => Recall::Unknown(None),
+            }
+        }
+        _ => Recall::Unknown(None),
+    }
+}
+
+/// The digest and length remembered for `fingerprint`, while the part itself is still
+/// cached (a memo is no use without it).
+fn known(cache: &PartCache, fingerprint: &Fingerprint) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(path(cache, fingerprint)).ok()?;
+    let (digest, len) = text.trim().split_once(' ')?;
+    let (digest, len) = (digest.to_string(), len.parse().ok()?);
+    (crate::is_hex(&digest) && cache.contains(&digest, len)).then_some((digest, len))
 }
 
 /// Remembers the digest and length of the tar hashed after `fingerprint`'s walk. Best
@@ -82,26 +104,19 @@ fn path(cache: &PartCache, fingerprint: &Fingerprint) -> PathBuf {
         .join(format!("{}{}", cache.memo_prefix(), fingerprint.digest))
 }
 
-/// The fingerprint of part `index` from a walk that started at least [`SETTLE`] after the
-/// newest ctime it saw, if the part can be fingerprinted.
-fn settled(archiver: &Archiver, index: usize) -> Option<Fingerprint> {
-    for _ in 0..2 {
-        let started = SystemTime::now();
-        let fingerprint = archiver.fingerprint(index, MAX_ENTRIES)?;
-        let (secs, nanos) = fingerprint.newest_ctime;
-        let newest = UNIX_EPOCH
-            + Duration::new(
-                u64::try_from(secs).unwrap_or(0),
-                u32::try_from(nanos).unwrap_or(0),
-            );
-        match started.duration_since(newest) {
-            Ok(age) if age >= SETTLE => return Some(fingerprint),
-            Ok(age) => std::thread::sleep(SETTLE - age),
-            // A ctime in the future: the clock was set back; trust nothing.
-            Err(_) => return None,
-        }
-    }
-    None
+/// Part `index`'s fingerprint, if it can have one, and how long after its newest ctime the
+/// walk started (`None`: a ctime in the future, the clock was set back; never remembered).
+fn walk(archiver: &Archiver, index: usize) -> Option<(Fingerprint, Option<Duration>)> {
+    let started = SystemTime::now();
+    let fingerprint = archiver.fingerprint(index, MAX_ENTRIES)?;
+    let (secs, nanos) = fingerprint.newest_ctime;
+    let newest = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(secs).unwrap_or(0),
+            u32::try_from(nanos).unwrap_or(0),
+        );
+    let age = started.duration_since(newest).ok();
+    Some((fingerprint, age))
 }
 
 #[cfg(test)]
@@ -136,47 +151,61 @@ mod tests {
         let (digest, len) = digest_of(&archiver);
         // Early compression remembers before the part cache's dir exists.
         let cache = PartCache::new(&dir.path().join("parts"));
-        let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0) else {
+        // Just written: the export, which does not wait, gets nothing to remember.
+        assert!(matches!(
+            recall(&cache, &archiver, 0, Settle::NoWait),
+            Recall::Unknown(None)
+        ));
+        let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("a tree never remembered is unknown, with a fingerprint to remember");
         };
         remember(&cache, &fingerprint, &digest, len);
         let cache = cache_holding(dir.path(), &digest, len);
-        assert!(matches!(
-            recall(&cache, &archiver, 0),
-            Recall::Known { digest: d, len: l } if d == digest && l == len
-        ));
+        for settle in [Settle::NoWait, Settle::Wait] {
+            assert!(matches!(
+                recall(&cache, &archiver, 0, settle),
+                Recall::Known { digest: ref d, len: l } if *d == digest && l == len
+            ));
+        }
 
         // Same length, other bytes: the ctime shows it.
         std::fs::write(tree.join("bin/node"), b"an ELF binarY").unwrap();
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::NoWait),
+            Recall::Unknown(None)
+        ));
+        assert!(matches!(
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(Some(_))
         ));
         std::fs::write(tree.join("bin/node"), b"an ELF binary").unwrap();
-        let Recall::Unknown(Some(again)) = recall(&cache, &archiver, 0) else {
+        let Recall::Unknown(Some(again)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("rewritten with the old bytes, it is another tree by its stat data");
         };
         remember(&cache, &again, &digest, len);
-        assert!(matches!(recall(&cache, &archiver, 0), Recall::Known { .. }));
+        assert!(matches!(
+            recall(&cache, &archiver, 0, Settle::Wait),
+            Recall::Known { .. }
+        ));
 
         // A mode, a new file: unknown.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tree.join("LICENSE"), std::fs::Permissions::from_mode(0o600))
             .unwrap();
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(Some(_))
         ));
         std::fs::write(tree.join("README"), b"").unwrap();
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(Some(_))
         ));
 
         // Another mtime for the tar is another tar.
         let other_mtime = Archiver::new(&parts, 1).unwrap();
         assert!(matches!(
-            recall(&cache, &other_mtime, 0),
+            recall(&cache, &other_mtime, 0, Settle::Wait),
             Recall::Unknown(Some(_))
         ));
     }
@@ -194,7 +223,7 @@ mod tests {
         let (digest, len) = digest_of(&archiver);
         let cache = cache_holding(dir.path(), &digest, len);
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(None)
         ));
 
@@ -204,7 +233,7 @@ mod tests {
         let parts = [Part::new(&linked, "./app")];
         let archiver = Archiver::new(&parts, 0).unwrap();
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(None)
         ));
 
@@ -214,12 +243,12 @@ mod tests {
         std::fs::write(small.join("a"), b"a").unwrap();
         let parts = [Part::new(&small, "./app")];
         let archiver = Archiver::new(&parts, 0).unwrap();
-        let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0) else {
+        let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("small trees get a fingerprint");
         };
         remember(&cache, &fingerprint, &"ab".repeat(32), 7);
         assert!(matches!(
-            recall(&cache, &archiver, 0),
+            recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(Some(_))
         ));
     }

@@ -43,10 +43,9 @@ impl Integrity {
 
     /// The digest of `bytes` in the same algorithm as `self`.
     fn of_same_kind(&self, bytes: &[u8]) -> Integrity {
-        match self {
-            Integrity::Sha256(_) => Integrity::Sha256(Sha256::digest(bytes).into()),
-            Integrity::Sha512(_) => Integrity::Sha512(Sha512::digest(bytes).into()),
-        }
+        let mut hasher = Hasher::of_kind(self);
+        hasher.update(bytes);
+        hasher.finish()
     }
 
     /// Whether `bytes` have this digest.
@@ -72,7 +71,6 @@ impl Integrity {
 }
 
 /// A hash in the algorithm of an [`Integrity`].
-#[derive(Clone)]
 enum Hasher {
     Sha256(Sha256),
     Sha512(Sha512),

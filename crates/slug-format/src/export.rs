@@ -7,7 +7,7 @@
 //! bytes are taken from the [`PartCache`] instead of being compressed again, whichever app
 //! they were first made for.
 
-use crate::digest_memo::{self, Recall};
+use crate::digest_memo::{self, Recall, Settle};
 use crate::gzip;
 use crate::part_cache::PartCache;
 use crate::store::{self, Staged, StoreError};
@@ -169,7 +169,7 @@ pub fn export(
         if let Some(cache) = opts.part_cache {
             // A first pass only hashes the tar (files read at disk speed), unless a memo
             // knows the digest; compressing is the cost worth skipping.
-            let (digest, len, part_warnings) = digest_of(cache, &archiver, index)?;
+            let (digest, len, part_warnings) = digest_of(cache, &archiver, index, Settle::NoWait)?;
             if let Some(cached) = cache.lookup(&digest, len) {
                 match cached.and_then(|mut f| io::copy(&mut f, &mut slug)) {
                     Ok(_) => {
@@ -262,7 +262,7 @@ pub fn precompress(
     // Another build on the machine may have made it already (the same runtime for another
     // app): hashing is a fraction of compressing. Hashed here, the digest is remembered
     // for the export.
-    let (digest, len, _) = digest_of(cache, &archiver, index)?;
+    let (digest, len, _) = digest_of(cache, &archiver, index, Settle::Wait)?;
     if cache.contains(&digest, len) {
         return Ok(());
     }
@@ -295,8 +295,9 @@ fn digest_of(
     cache: &PartCache,
     archiver: &Archiver,
     index: usize,
+    settle: Settle,
 ) -> Result<(String, u64, Vec<String>), ExportError> {
-    let fingerprint = match digest_memo::recall(cache, archiver, index) {
+    let fingerprint = match digest_memo::recall(cache, archiver, index, settle) {
         // A part with a fingerprint holds only files and directories: no warnings.
         Recall::Known { digest, len } => return Ok((digest, len, Vec::new())),
         Recall::Unknown(fingerprint) => fingerprint,
