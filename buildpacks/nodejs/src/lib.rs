@@ -87,6 +87,14 @@ impl Buildpack for NodejsBuildpack {
                 .or_else(|| std::env::var(key).ok())
         }));
 
+        // The version lists the steps below read (Node.js, the package manager, npm), asked
+        // for at once.
+        registry.prefetch(
+            runtime::node_package(&context.target.arch)
+                .ok()
+                .into_iter()
+                .chain([package_manager.tool.package(), Tool::Npm.package()]),
+        );
         let release = runtime::resolve(&context, &registry, &package_json)?;
         let mut node = runtime::install(&context, &registry, release)?;
         let tool = tool::install(&context, &registry, &package_manager, &node.release.semver)?;

