@@ -118,7 +118,9 @@ for round in $(seq 1 "$rounds"); do
   fi
   echo "$base $ac $aw $bc $bw $an $bn" >>"$scratch/rounds"
   echo "round $round: baseline $base s | A cold $ac warm $aw new app $an | B cold $bc warm $bw new app $bn" >&2
-  rm -rf "$r"
+  # Rounds stay until the end: on ext4 without a journal, files created in the minutes after
+  # thousands were deleted are slow to make (docs/performance.md), so deleting a round here
+  # slowed the next one's file creation, on both sides and more with each round.
 done
 
 col() { awk -v c="$1" '{ print $c }' "$scratch/rounds"; }
