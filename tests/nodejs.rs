@@ -162,13 +162,23 @@ fn assert_no_build_path(unpacked: &Path, build_root: &Path) {
 fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproducible() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let cold = slug_build(
+    // The builder's temp dir: a build leaves nothing there (npm 10.9+ would fill it with
+    // Node's compile cache).
+    let builder_tmp = tmp.path().join("builder-tmp");
+    std::fs::create_dir(&builder_tmp).unwrap();
+    let cold = slug_build_with(
         &fixture("node-express"),
         &tmp.path().join("out"),
         &cache,
         &[],
+        &[("TMPDIR", &builder_tmp)],
     );
     assert_built(&cold);
+    let left: Vec<_> = std::fs::read_dir(&builder_tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
     for needle in [
         "Installing Node.js 22.",
         "Verified sha512 integrity",

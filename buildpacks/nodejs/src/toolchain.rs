@@ -73,6 +73,11 @@ fn warns_on_unknown_env_config(tool: Tool, version: &str) -> bool {
     version.satisfies(&from)
 }
 
+/// Where Node's compile cache goes, when set (<https://nodejs.org/api/module.html#module-compile-cache>).
+const COMPILE_CACHE: &str = "NODE_COMPILE_CACHE";
+/// Turns Node's compile cache off, whatever a tool asks for (any value does).
+const NO_COMPILE_CACHE: &str = "NODE_DISABLE_COMPILE_CACHE";
+
 /// The environment every tool and script runs with: runtime, tool and the app's
 /// `node_modules/.bin` first on `PATH`; tool settings that keep caches in our layer; then the
 /// user's config vars (`slug build --env`), which win over everything but the `PATH` entries.
@@ -90,6 +95,15 @@ fn child_env(inputs: EnvInputs<'_>) -> Env {
             slug_format::export::DEFAULT_MTIME.to_string().into(),
         ),
     ];
+    // npm 10.9+ turns on Node's compile cache (`module.enableCompileCache()`, Node 22.1+),
+    // which writes V8 code for each of its files into `$TMPDIR/node-compile-cache`, keyed by
+    // their paths: every new build dir (every app's cache, every `--no-cache` build) left
+    // ~550 files there (2.6 MB) that nothing removes, outside the build and the caches. A
+    // build writes nothing of the builder's but its own dirs. A config var that names a
+    // compile cache (`NODE_COMPILE_CACHE`) is the user's choice and keeps it.
+    if !inputs.platform.contains_key(COMPILE_CACHE) && !env.contains_key(COMPILE_CACHE) {
+        defaults.push((NO_COMPILE_CACHE, "1".into()));
+    }
     if let Some(headers) = inputs.node_headers {
         // node-gyp 11.4+ reads its options from `npm_package_config_node_gyp_*`, which npm
         // leaves alone; npm 11.2+ warns on every `npm_config_nodedir` it sees, and npm 13 will
@@ -799,6 +813,20 @@ mod tests {
         let mut classic = toolchain(Tool::YarnClassic);
         classic.app_dir = dir.path().to_path_buf();
         assert_eq!(classic.unbuilt_addon_warning(&pj("{}")), None);
+    }
+
+    #[test]
+    fn nodes_compile_cache_is_off_unless_a_config_var_names_one() {
+        let env = env_for(Tool::Npm, &Env::new(), BerryMode::default());
+        assert_eq!(env.get_string_lossy(NO_COMPILE_CACHE).as_deref(), Some("1"));
+        let mut platform = Env::new();
+        platform.insert(COMPILE_CACHE, "/w/app/.cache/v8");
+        let env = env_for(Tool::Npm, &platform, BerryMode::default());
+        assert!(!env.contains_key(NO_COMPILE_CACHE));
+        assert_eq!(
+            env.get_string_lossy(COMPILE_CACHE).as_deref(),
+            Some("/w/app/.cache/v8")
+        );
     }
 
     #[test]
