@@ -198,6 +198,7 @@ fn snapshot(
     inputs: &Inputs,
     app_src: PathBuf,
     work_dir: &Path,
+    tmp: &Path,
     exclude: &[PathBuf],
 ) -> Result<Snapshot, BuildError> {
     // Checked before anything runs, so that a typo fails at once and names the user's file;
@@ -233,6 +234,7 @@ fn snapshot(
     env.retain(|k, _| !k.starts_with("CNB_"));
     let home = work_dir.join("home");
     crate::platform::home::prepare(&home, &mut env).map_err(io(&home))?;
+    env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
     Ok(Snapshot {
         app_dir,
         platform_dir,
@@ -426,8 +428,9 @@ pub fn detect(inputs: &Inputs) -> Result<Detected, BuildError> {
     crate::workdir::sweep_all(None);
     let tmp = std::env::temp_dir();
     let work = WorkDir::create_in(&tmp, crate::workdir::DETECT_PREFIX).map_err(io(&tmp))?;
+    let (_tmp_dir, build_tmp) = crate::workdir::create_tmp(None).map_err(io(&tmp))?;
     let app_src = app::check_app_dir(&inputs.app_dir)?;
-    let snapshot = snapshot(inputs, app_src, work.path(), &[])?;
+    let snapshot = snapshot(inputs, app_src, work.path(), &build_tmp, &[])?;
     run_detect(&snapshot)
 }
 
@@ -473,7 +476,10 @@ pub fn build(opts: &Options) -> Result<Outcome, BuildError> {
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .collect();
 
-    let snapshot = snapshot(&opts.inputs, app_src, work.path(), &exclude)?;
+    let temp_dir = std::env::temp_dir();
+    let (_tmp_dir, build_tmp) =
+        crate::workdir::create_tmp(cache.as_ref().map(Cache::root)).map_err(io(&temp_dir))?;
+    let snapshot = snapshot(&opts.inputs, app_src, work.path(), &build_tmp, &exclude)?;
     check_store(&store_dir, &snapshot, cache.as_ref())?;
 
     // The one buildpacks are offered for early compression and the export's: both must agree.

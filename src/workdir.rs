@@ -18,6 +18,8 @@ const LOCK: &str = ".slugc-lock";
 /// Work dirs in the temp dir: `--no-cache` builds and `slug detect`.
 pub const BUILD_PREFIX: &str = "slugc-build-";
 pub const DETECT_PREFIX: &str = "slugc-detect-";
+/// A build's own temp dir in the temp dir: `<TMP_PREFIX><key>/tmp` is its `TMPDIR`.
+pub const TMP_PREFIX: &str = "slugc-tmp-";
 /// Work dirs under a cache's `work/`.
 pub const CACHE_PREFIX: &str = "build-";
 /// The work dir under a cache's `work/` that every build of that cache gets when it is free.
@@ -78,6 +80,30 @@ impl WorkDir {
     }
 }
 
+/// A build's private temp dir, given to every buildpack and tool as `TMPDIR`: what they leave
+/// there (the compile caches npm and Yarn keep by path, Yarn's `xfs-*` dirs, half-built
+/// wheels) goes with the build, as a fresh container's `/tmp` does under `pack` or on Heroku,
+/// instead of gathering in the caller's. It is `<temp dir>/slugc-tmp-<key>/tmp`, empty, mode
+/// 0700 (the lock is beside it, not in it): short, so that a unix socket made in it keeps
+/// under the 108-byte path limit (a cache's work dir can be far deeper), and for a cache the
+/// same path on every build (`key` from the cache's root, as the work dir is stable), since
+/// build steps may record where they ran; random without one. Removed when dropped, swept
+/// like a work dir when its build died.
+pub fn create_tmp(cache_root: Option<&Path>) -> std::io::Result<(WorkDir, PathBuf)> {
+    let base = std::env::temp_dir();
+    let dir = match cache_root {
+        Some(root) => {
+            use sha2::{Digest, Sha256};
+            let key = slug_format::hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()));
+            WorkDir::create_named(&base, &format!("{TMP_PREFIX}{}", &key[..12]))?
+        }
+        None => WorkDir::create_in(&base, TMP_PREFIX)?,
+    };
+    let tmp = dir.path().join("tmp");
+    std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+    Ok((dir, tmp))
+}
+
 /// Remove the work dirs `<base>/<prefix>*` of dead builds: the user's own real dirs whose lock
 /// can be taken. Dirs without a lock file are left alone (they may be a build's that has not
 /// locked yet, or not slugc's at all). Returns the dirs removed.
@@ -119,6 +145,7 @@ pub fn sweep_all(extra_cache: Option<&Path>) {
     let tmp = std::env::temp_dir();
     sweep(&tmp, BUILD_PREFIX);
     sweep(&tmp, DETECT_PREFIX);
+    sweep(&tmp, TMP_PREFIX);
     let mut caches: Vec<PathBuf> = std::fs::read_dir(crate::dirs::cache())
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -147,6 +174,26 @@ mod tests {
         assert!(!path.exists());
         let again = WorkDir::create_named(base.path(), "build-app").unwrap();
         assert_eq!(again.path(), path);
+    }
+
+    #[test]
+    fn a_build_tmp_is_empty_private_stable_per_cache_and_removed() {
+        let caches = tempfile::tempdir().unwrap();
+        let (a, a_tmp) = create_tmp(Some(&caches.path().join("a"))).unwrap();
+        assert_eq!(std::fs::read_dir(&a_tmp).unwrap().count(), 0);
+        let mode = std::fs::metadata(&a_tmp).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(a_tmp.starts_with(std::env::temp_dir()));
+        let (_b, b_tmp) = create_tmp(Some(&caches.path().join("b"))).unwrap();
+        assert_ne!(a_tmp, b_tmp);
+        std::fs::write(a_tmp.join("left-by-a-tool"), "x").unwrap();
+        drop(a);
+        assert!(!a_tmp.exists());
+        let (_again, again) = create_tmp(Some(&caches.path().join("a"))).unwrap();
+        assert_eq!(again, a_tmp, "the same cache, the same path");
+        let (_r1, r1) = create_tmp(None).unwrap();
+        let (_r2, r2) = create_tmp(None).unwrap();
+        assert_ne!(r1, r2);
     }
 
     #[test]

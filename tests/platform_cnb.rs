@@ -580,10 +580,14 @@ value = "from-project"
 
 /// Part 10: the build's `HOME` is a fresh dir of its own, not the caller's home, and the
 /// caller's `~/.npmrc` and pip config still reach the tools through `npm_config_userconfig`
-/// and `PIP_CONFIG_FILE`.
+/// and `PIP_CONFIG_FILE`. Its `TMPDIR` is its own too: empty, short, under the caller's temp
+/// dir, the same path on each build of one cache, and gone with what tools left in it.
 #[test]
 fn build_home_is_fresh_and_caller_config_reaches_tools() {
     let tmp = tmpfs_dir();
+    let caller_tmp = tmp.path().join("caller-tmp");
+    std::fs::create_dir_all(&caller_tmp).unwrap();
+    let mut tmpdirs = Vec::new();
     let caller = tmp.path().join("caller-home");
     std::fs::create_dir_all(caller.join(".config/pip")).unwrap();
     std::fs::write(caller.join(".npmrc"), "registry=https://npm.example/\n").unwrap();
@@ -594,9 +598,40 @@ fn build_home_is_fresh_and_caller_config_reaches_tools() {
     .unwrap();
     let app = app(tmp.path(), "app", &[("README", "")]);
     for round in 0..2 {
-        let o = build(tmp.path(), &app, &["--buildpack", &bp("build-home")]);
+        let o = run(slug_cmd(tmp.path())
+            .env("TMPDIR", &caller_tmp)
+            .arg("build")
+            .arg(&app)
+            .arg("--output")
+            .arg(tmp.path().join("store"))
+            .arg("--cache-dir")
+            .arg(tmp.path().join("cache"))
+            .args(["--json", "--buildpack", &bp("build-home")]));
         manifest(&o);
         let log = stderr(&o);
+        let tmpdir = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("TMPDIR="))
+            .unwrap_or_else(|| panic!("{log}"))
+            .to_string();
+        let under = Path::new(&tmpdir)
+            .strip_prefix(&caller_tmp)
+            .unwrap_or_else(|_| panic!("{tmpdir} is not under {}", caller_tmp.display()));
+        let names: Vec<String> = under
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.len() == 2 && names[0].starts_with("slugc-tmp-") && names[1] == "tmp",
+            "{tmpdir}"
+        );
+        assert!(log.contains("TMPDIR entries before: 0"), "{log}");
+        let left: Vec<_> = std::fs::read_dir(&caller_tmp).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: the caller's temp dir holds {left:?}"
+        );
+        tmpdirs.push(tmpdir);
         let home = log
             .lines()
             .find_map(|l| l.trim().strip_prefix("HOME="))
@@ -617,4 +652,5 @@ fn build_home_is_fresh_and_caller_config_reaches_tools() {
         );
     }
     assert!(!caller.join(".written-by-an-earlier-build").exists());
+    assert_eq!(tmpdirs[0], tmpdirs[1], "one cache, one TMPDIR path");
 }
