@@ -81,8 +81,8 @@ impl WorkDir {
 }
 
 /// A build's private temp dir, given to every buildpack and tool as `TMPDIR`: what they leave
-/// there (the compile caches npm and Yarn keep by path, Yarn's `xfs-*` dirs, half-built
-/// wheels) goes with the build, as a fresh container's `/tmp` does under `pack` or on Heroku,
+/// there (Yarn 1's `v8-compile-cache-<uid>`, kept by path and never removed, is one) goes
+/// with the build, as a fresh container's `/tmp` does under `pack` or on Heroku,
 /// instead of gathering in the caller's. It is `<temp dir>/slugc-tmp-<key>/tmp`, empty, mode
 /// 0700 (the lock is beside it, not in it): short, so that a unix socket made in it keeps
 /// under the 108-byte path limit (a cache's work dir can be far deeper), and for a cache the
