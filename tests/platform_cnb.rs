@@ -35,16 +35,21 @@ fn slug_cmd(tmp: &Path) -> Command {
 }
 
 /// `slug build APP --output <tmp>/store --cache-dir <tmp>/cache --json ARGS...`
-fn build(tmp: &Path, app: &Path, args: &[&str]) -> Output {
-    run(slug_cmd(tmp)
-        .arg("build")
+fn build_cmd(tmp: &Path, app: &Path, args: &[&str]) -> Command {
+    let mut cmd = slug_cmd(tmp);
+    cmd.arg("build")
         .arg(app)
         .arg("--output")
         .arg(tmp.join("store"))
         .arg("--cache-dir")
         .arg(tmp.join("cache"))
         .arg("--json")
-        .args(args))
+        .args(args);
+    cmd
+}
+
+fn build(tmp: &Path, app: &Path, args: &[&str]) -> Output {
+    run(build_cmd(tmp, app, args))
 }
 
 fn code(o: &Output) -> i32 {
@@ -598,15 +603,10 @@ fn build_home_is_fresh_and_caller_config_reaches_tools() {
     .unwrap();
     let app = app(tmp.path(), "app", &[("README", "")]);
     for round in 0..2 {
-        let o = run(slug_cmd(tmp.path())
-            .env("TMPDIR", &caller_tmp)
-            .arg("build")
-            .arg(&app)
-            .arg("--output")
-            .arg(tmp.path().join("store"))
-            .arg("--cache-dir")
-            .arg(tmp.path().join("cache"))
-            .args(["--json", "--buildpack", &bp("build-home")]));
+        let o = run(
+            build_cmd(tmp.path(), &app, &["--buildpack", &bp("build-home")])
+                .env("TMPDIR", &caller_tmp),
+        );
         manifest(&o);
         let log = stderr(&o);
         let tmpdir = log
