@@ -170,7 +170,7 @@ pub fn export(
             // A first pass only hashes the tar (files read at disk speed), unless a memo
             // knows the digest; compressing is the cost worth skipping.
             let (digest, len, part_warnings) = digest_of(cache, &archiver, index, Settle::NoWait)?;
-            if let Some(cached) = cache.lookup(&digest, len) {
+            if let Some(cached) = cache.lookup(&cache_key(part, &digest), len) {
                 match cached.and_then(|mut f| io::copy(&mut f, &mut slug)) {
                     Ok(_) => {
                         advance(len);
@@ -183,7 +183,7 @@ pub fn export(
                     // cannot go on (a new one would start afresh).
                     Err(source) => {
                         return Err(ExportError::CachedPart {
-                            path: cache.path(&digest),
+                            path: cache.path(&cache_key(part, &digest)),
                             slug: temp_path.clone(),
                             source,
                         })
@@ -206,7 +206,7 @@ pub fn export(
             copy_sha: Sha256::new(),
             copy_failed: None,
         };
-        let produced = compress_part(&archiver, index, opts.threads, &mut tee, &mut advance);
+        let produced = compress_part(&archiver, part, index, opts.threads, &mut tee, &mut advance);
         let copied = tee.finish();
         let (part_warnings, digest, len) =
             produced.map_err(|e| gzip_error(e, |source| write_err(&slug, source)))?;
@@ -214,7 +214,7 @@ pub fn export(
             let saved = match copied {
                 Err(e) => Err(e.to_string()),
                 Ok(member_sha) => cache
-                    .commit(staged_part, &digest, len, &member_sha)
+                    .commit(staged_part, &cache_key(part, &digest), len, &member_sha)
                     .map_err(|e| e.to_string()),
             };
             if let Err(e) = saved {
@@ -262,8 +262,9 @@ pub fn precompress(
     // Another build on the machine may have made it already (the same runtime for another
     // app): hashing is a fraction of compressing. Hashed here, the digest is remembered
     // for the export.
+    let part = &parts[index];
     let (digest, len, _) = digest_of(cache, &archiver, index, Settle::Wait)?;
-    if cache.contains(&digest, len) {
+    if cache.contains(&cache_key(part, &digest), len) {
         return Ok(());
     }
     let mut staged = cache.stage()?;
@@ -274,7 +275,7 @@ pub fn precompress(
         copy_sha: Sha256::new(),
         copy_failed: None,
     };
-    let produced = compress_part(&archiver, index, threads, &mut tee, &mut |_| {});
+    let produced = compress_part(&archiver, part, index, threads, &mut tee, &mut |_| {});
     let member_sha = tee.finish().map_err(|source| ExportError::Write {
         path: dir.clone(),
         source,
@@ -285,8 +286,17 @@ pub fn precompress(
             source,
         })
     })?;
-    cache.commit(staged, &digest, len, &member_sha)?;
+    cache.commit(staged, &cache_key(part, &digest), len, &member_sha)?;
     Ok(())
+}
+
+/// The part cache's key for `part` of tar digest `digest`: the digest, or for a part with a
+/// splice, what its members also depend on.
+fn cache_key(part: &Part, digest: &str) -> String {
+    match &part.reuse {
+        Some(reuse) => reuse.cache_key(digest),
+        None => digest.to_string(),
+    }
 }
 
 /// Part `index`'s tar digest, length and warnings: remembered ([`digest_memo`]), or hashed
@@ -311,22 +321,42 @@ fn digest_of(
     Ok((digest, len, warnings))
 }
 
-/// Compresses part `index` into `out` on `threads`, hashing its tar on the way: its
-/// warnings, hex digest and length.
+/// Compresses part `index` (`part`) into `out` on `threads`, hashing its tar on the way: its
+/// warnings, hex digest and length. A splice whose file no longer holds its run is not used:
+/// the file is compressed as any other.
 fn compress_part(
     archiver: &Archiver,
+    part: &Part,
     index: usize,
     threads: usize,
     out: &mut dyn Write,
     advance: &mut dyn FnMut(u64),
 ) -> Result<(Vec<String>, String, u64), gzip::GzipError<ArchiveError>> {
+    let reuse = part.reuse.as_ref().filter(|r| r.matches());
+    let splice = reuse.map(|r| gzip::Spliced {
+        start: r.splice.start,
+        len: r.splice.len,
+        crc32: r.splice.crc32,
+        blocks: r.blocks.clone(),
+        bits: r.splice.bits,
+    });
+    let file = reuse.map(|r| (r.file.clone(), r.splice.start + r.splice.len));
     gzip::compress_part(
         move |sink: &mut gzip::ChunkSink| {
+            let marker = sink.marker();
             let mut hashing = Hashing::new(sink);
-            let warnings = archiver.write_part(index, &mut hashing)?;
+            let warnings =
+                archiver.write_part_announcing(index, &mut hashing, &mut |disk, size| {
+                    if let Some((path, needed)) = &file {
+                        if disk == path && size >= *needed {
+                            marker.mark();
+                        }
+                    }
+                })?;
             let (digest, len) = hashing.finish();
             Ok::<_, ArchiveError>((warnings, digest, len))
         },
+        splice,
         threads,
         out,
         advance,
@@ -484,5 +514,131 @@ mod tests {
         assert_eq!(e.path, store.join(format!("sha256-{}.tgz", e.sha256)));
         assert_eq!(e.parts.len(), 1);
         assert_eq!(e.parts[0].path, "app");
+    }
+
+    /// A layer whose `bin/big` came out of `gz`, with its blocks saved beside it.
+    fn layer_with_blocks(dir: &Path) -> (PathBuf, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut data = Vec::new();
+        let mut i = 0u64;
+        while data.len() < 4 << 20 {
+            data.extend_from_slice(format!("{i} {}\n", i * 2_654_435_761 % 9973).as_bytes());
+            i += 1;
+        }
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&data).unwrap();
+        let gz = e.finish().unwrap();
+        let mut reader = crate::reuse::BlockReader::new(&gz[..]).unwrap();
+        std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+        let ends = reader.ends().to_vec();
+        let layer = dir.join("layer");
+        std::fs::create_dir_all(layer.join("bin")).unwrap();
+        std::fs::write(layer.join("bin/big"), &data).unwrap();
+        std::fs::write(layer.join("LICENSE"), "MIT").unwrap();
+        crate::reuse::save(&layer, "bin/big", &gz, &ends, 0, "sha512-test").unwrap();
+        let blocks = std::fs::read(layer.join(crate::reuse::DIR).join("blocks.deflate")).unwrap();
+        let mut check = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut check).unwrap();
+        assert_eq!(check, data);
+        (layer, blocks)
+    }
+
+    fn unpacked(slug: &Path) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(slug).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_splice_puts_the_downloads_blocks_in_the_slug_with_the_same_tar_at_any_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let (layer, blocks) = layer_with_blocks(dir.path());
+        let reuse = crate::reuse::find(&layer).unwrap().unwrap();
+        let part = |reuse: Option<crate::reuse::Reuse>| {
+            let mut p = Part::new(&layer, "./app/.layers/bp/node");
+            p.exclude.push(crate::reuse::DIR.into());
+            p.reuse = reuse;
+            vec![Part::new(&app, "./app"), p]
+        };
+        let export_with = |parts: &[Part], threads: usize, store: &str| {
+            let opts = ExportOptions {
+                threads,
+                ..ExportOptions::default()
+            };
+            export(parts, &dir.path().join(store), &opts).unwrap()
+        };
+        let plain = export_with(&part(None), 2, "plain");
+        let spliced = export_with(&part(Some(reuse.clone())), 2, "spliced");
+        let one = export_with(&part(Some(reuse.clone())), 1, "one");
+        let many = export_with(&part(Some(reuse.clone())), 5, "many");
+        // The same tar, and the same bytes at any thread count.
+        assert_eq!(unpacked(&plain.path), unpacked(&spliced.path));
+        assert_eq!(plain.parts, spliced.parts);
+        assert_eq!(spliced.sha256, one.sha256);
+        assert_eq!(spliced.sha256, many.sha256);
+        assert_ne!(plain.sha256, spliced.sha256);
+        // The blocks are in the slug as they are (less their last, partial byte).
+        let bytes = std::fs::read(&spliced.path).unwrap();
+        let whole = &blocks[..blocks.len() - 1];
+        assert!(bytes.windows(whole.len()).any(|w| w == whole));
+        // GNU tar reads it and finds the file whole.
+        let out = dir.path().join("x");
+        std::fs::create_dir(&out).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&spliced.path)
+            .arg("-C")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read(out.join("app/.layers/bp/node/bin/big")).unwrap(),
+            std::fs::read(layer.join("bin/big")).unwrap()
+        );
+
+        // The file changed after its blocks were saved: they are not used, the slug is
+        // still right.
+        let mut changed = std::fs::read(layer.join("bin/big")).unwrap();
+        changed[(reuse.splice.start + 5) as usize] ^= 0x20;
+        std::fs::write(layer.join("bin/big"), &changed).unwrap();
+        let after = export_with(&part(Some(reuse)), 2, "after");
+        let after_plain = export_with(&part(None), 2, "after-plain");
+        assert_eq!(after.sha256, after_plain.sha256);
+    }
+
+    #[test]
+    fn a_spliced_part_is_cached_under_its_own_key_and_copied_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let (layer, _) = layer_with_blocks(dir.path());
+        let reuse = crate::reuse::find(&layer).unwrap().unwrap();
+        let mut p = Part::new(&layer, "./app/.layers/bp/node");
+        p.exclude.push(crate::reuse::DIR.into());
+        let plain_parts = vec![Part::new(&app, "./app"), p.clone()];
+        p.reuse = Some(reuse);
+        let parts = vec![Part::new(&app, "./app"), p];
+        let cache = PartCache::new(&dir.path().join("parts"));
+        let opts = ExportOptions {
+            part_cache: Some(&cache),
+            ..ExportOptions::default()
+        };
+        // Early compression, then the export copies it; a plain export beside it does not
+        // take the spliced members, nor the spliced one the plain ones.
+        precompress(&parts, 1, &cache, DEFAULT_MTIME, 2).unwrap();
+        let first = export(&parts, &dir.path().join("s1"), &opts).unwrap();
+        let plain = export(&plain_parts, &dir.path().join("s2"), &opts).unwrap();
+        let again = export(&parts, &dir.path().join("s3"), &opts).unwrap();
+        let none = export(&parts, &dir.path().join("s4"), &ExportOptions::default()).unwrap();
+        assert_eq!(first.sha256, none.sha256);
+        assert_eq!(again.sha256, none.sha256);
+        assert_ne!(plain.sha256, none.sha256);
+        assert_eq!(unpacked(&plain.path), unpacked(&none.path));
     }
 }

@@ -14,8 +14,12 @@
 //!
 //! Memory is bounded: every queue holds at most [`QUEUE_DEPTH`] chunks per worker.
 
-use libdeflater::{CompressionLvl, Compressor};
+use crate::reuse::{self, WINDOW};
+use libdeflater::{CompressionLvl, Compressor, Crc};
+use std::cell::Cell;
 use std::io::{self, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Uncompressed bytes per member: big enough that the window lost at each border is noise,
@@ -57,8 +61,57 @@ struct Done {
     input: usize,
 }
 
-/// What a worker is given: a chunk.
-struct Job(Vec<u8>);
+/// What a worker is given: a chunk to compress, or a member made already (a splice), to
+/// pass on in its turn.
+enum Job {
+    Compress(Vec<u8>),
+    Ready(Done),
+}
+
+/// A run of the input that becomes one member of a download's own deflate blocks
+/// ([`crate::reuse`]) instead of being compressed: it begins `start` bytes after the point
+/// where the producer calls [`Marker::mark`] (the start of the file's data).
+#[derive(Debug, Clone)]
+pub struct Spliced {
+    pub start: u64,
+    pub len: u64,
+    /// The CRC-32 the window and the run must have: the blocks decode to that.
+    pub crc32: u32,
+    pub blocks: PathBuf,
+    pub bits: u64,
+}
+
+/// Where a splice stands in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The file has not begun.
+    Waiting,
+    /// The file has begun; its window begins at the given offset.
+    Before(u64),
+    Window,
+    Run,
+    Done,
+}
+
+struct Splicing {
+    run: Spliced,
+    phase: Phase,
+    window: Vec<u8>,
+    crc: Crc,
+    /// Where the run ends in the input.
+    end: u64,
+}
+
+/// Told by the producer where the spliced file's data begins.
+#[derive(Clone)]
+pub struct Marker(Rc<Cell<bool>>);
+
+impl Marker {
+    /// The next byte written is the first of the spliced file's data.
+    pub fn mark(&self) {
+        self.0.set(true);
+    }
+}
 
 /// The sink handed to the producer: cuts the stream into chunks and deals them to the
 /// workers in turn.
@@ -66,36 +119,133 @@ pub struct ChunkSink {
     workers: Vec<SyncSender<Job>>,
     next: usize,
     chunk: Vec<u8>,
+    /// Bytes taken so far.
+    offset: u64,
+    splice: Option<Splicing>,
+    marked: Rc<Cell<bool>>,
 }
 
 impl ChunkSink {
-    fn send_chunk(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+    /// What the producer tells where the spliced file begins (unused without a splice).
+    pub fn marker(&self) -> Marker {
+        Marker(Rc::clone(&self.marked))
+    }
+
+    fn send(&mut self, job: Job) -> io::Result<()> {
         let n = self.workers.len();
         self.workers[self.next % n]
-            .send(Job(chunk))
+            .send(job)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "gzip workers stopped"))?;
         self.next += 1;
         Ok(())
     }
 
+    fn send_chunk(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.send(Job::Compress(chunk))
+    }
+
     /// Sends the last, partial chunk; an empty input still makes one (empty) member, so every
     /// part is at least one member.
     fn finish(&mut self) -> io::Result<()> {
+        self.advance()?;
+        if matches!(
+            self.splice.as_ref().map(|s| s.phase),
+            Some(Phase::Window | Phase::Run)
+        ) {
+            return Err(io::Error::other("the input ended inside the spliced run"));
+        }
         if !self.chunk.is_empty() || self.next == 0 {
             self.send_chunk()?;
         }
         Ok(())
     }
+
+    /// Moves the splice on as far as the bytes taken allow.
+    fn advance(&mut self) -> io::Result<()> {
+        let Some(s) = self.splice.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            match s.phase {
+                Phase::Waiting if self.marked.get() => {
+                    s.phase = Phase::Before(self.offset + s.run.start - WINDOW);
+                    s.end = self.offset + s.run.start + s.run.len;
+                }
+                Phase::Before(cut) if self.offset == cut => {
+                    s.phase = Phase::Window;
+                    if !self.chunk.is_empty() {
+                        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+                        return self.send(Job::Compress(chunk)).and_then(|()| self.advance());
+                    }
+                }
+                Phase::Window if s.window.len() as u64 == WINDOW => s.phase = Phase::Run,
+                Phase::Run if self.offset == s.end => {
+                    s.phase = Phase::Done;
+                    let crc = s.crc.sum();
+                    if crc != s.run.crc32 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the spliced file changed while it was read",
+                        ));
+                    }
+                    let blocks = std::fs::read(&s.run.blocks)?;
+                    if blocks.len() as u64 != s.run.bits.div_ceil(8) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the spliced blocks changed",
+                        ));
+                    }
+                    let member = reuse::member(&s.window, &blocks, s.run.bits, crc, s.run.len);
+                    let input = (WINDOW + s.run.len) as usize;
+                    s.window = Vec::new();
+                    return self.send(Job::Ready(Done { member, input }));
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
 }
 
 impl Write for ChunkSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let take = buf.len().min(CHUNK - self.chunk.len());
-        self.chunk.extend_from_slice(&buf[..take]);
-        if self.chunk.len() == CHUNK {
-            self.send_chunk()?;
+        if buf.is_empty() {
+            return Ok(0);
         }
+        self.advance()?;
+        let phase = self.splice.as_ref().map(|s| (s.phase, s.end));
+        let take = match phase {
+            Some((Phase::Window, _)) => match self.splice.as_mut() {
+                Some(s) => {
+                    let take = buf.len().min(WINDOW as usize - s.window.len());
+                    s.window.extend_from_slice(&buf[..take]);
+                    s.crc.update(&buf[..take]);
+                    take
+                }
+                None => 0,
+            },
+            Some((Phase::Run, end)) => {
+                let take = buf.len().min((end - self.offset) as usize);
+                if let Some(s) = self.splice.as_mut() {
+                    s.crc.update(&buf[..take]);
+                }
+                take
+            }
+            other => {
+                let mut room = CHUNK - self.chunk.len();
+                if let Some((Phase::Before(cut), _)) = other {
+                    room = room.min((cut - self.offset) as usize);
+                }
+                let take = buf.len().min(room);
+                self.chunk.extend_from_slice(&buf[..take]);
+                if self.chunk.len() == CHUNK {
+                    self.send_chunk()?;
+                }
+                take
+            }
+        };
+        self.offset += take as u64;
+        self.advance()?;
         Ok(take)
     }
 
@@ -112,6 +262,7 @@ impl Write for ChunkSink {
 /// output error is returned; if the producer fails, its error is returned.
 pub fn compress_part<T, E, P>(
     produce: P,
+    splice: Option<Spliced>,
     threads: usize,
     out: &mut dyn Write,
     on_chunk: &mut dyn FnMut(u64),
@@ -137,6 +288,15 @@ where
                 workers: job_txs,
                 next: 0,
                 chunk: Vec::with_capacity(CHUNK),
+                offset: 0,
+                splice: splice.map(|run| Splicing {
+                    run,
+                    phase: Phase::Waiting,
+                    window: Vec::with_capacity(WINDOW as usize),
+                    crc: Crc::new(),
+                    end: 0,
+                }),
+                marked: Rc::new(Cell::new(false)),
             };
             let result = produce(&mut sink);
             let finished = sink.finish();
@@ -173,8 +333,11 @@ fn worker(jobs: Receiver<Job>, done: SyncSender<Result<Done, String>>) {
             return;
         }
     };
-    for Job(chunk) in jobs {
-        let result = member(&mut compressor, &chunk);
+    for job in jobs {
+        let result = match job {
+            Job::Compress(chunk) => member(&mut compressor, &chunk),
+            Job::Ready(done) => Ok(done),
+        };
         if done.send(result).is_err() {
             break;
         }
@@ -275,6 +438,7 @@ mod tests {
                 }
                 Ok(())
             },
+            None,
             threads,
             &mut out,
             &mut |_| {},
@@ -409,6 +573,7 @@ mod tests {
                 sink.write_all(&sample(3 * CHUNK)).unwrap();
                 Err("boom")
             },
+            None,
             2,
             &mut out,
             &mut |_| {},
@@ -431,6 +596,7 @@ mod tests {
         let data = sample(20 * CHUNK);
         let r = compress_part(
             |sink: &mut ChunkSink| -> Result<(), io::Error> { sink.write_all(&data) },
+            None,
             2,
             &mut Full,
             &mut |_| {},

@@ -11,6 +11,8 @@
 //! - [`link`]: the one rule for symlinks, for the exporter and the reader alike;
 //! - [`reader`]: find a slug (path, manifest or digest prefix), verify it, read its entries
 //!   under the unpack rules, unpack it;
+//! - [`reuse`]: a download's own deflate blocks of a runtime's biggest file, put into the
+//!   slug instead of compressing that file again;
 //! - [`offer`]: the one contract with the buildpacks a build runs, and [`precompress`]:
 //!   compressing a layer early, which it offers;
 //! - [`user_env`]: the CNB rule for the user-provided environment that the engine and the
@@ -29,6 +31,7 @@ pub mod part_cache;
 pub mod precompress;
 pub mod reader;
 pub mod release;
+pub mod reuse;
 pub mod store;
 pub mod tar;
 pub mod user_env;

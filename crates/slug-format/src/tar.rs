@@ -49,6 +49,8 @@ pub struct Part {
     /// brought by other parts (the app part lists `.layers/<buildpack>`, whose layers are
     /// parts of their own).
     pub shallow: Vec<String>,
+    /// A run of one of its files that goes in as a download's own deflate blocks.
+    pub reuse: Option<crate::reuse::Reuse>,
 }
 
 impl Part {
@@ -59,6 +61,7 @@ impl Part {
             prefix: prefix.into(),
             exclude: Vec::new(),
             shallow: Vec::new(),
+            reuse: None,
         }
     }
 }
@@ -189,6 +192,17 @@ impl<'a> Archiver<'a> {
         index: usize,
         out: &mut dyn Write,
     ) -> Result<Vec<String>, ArchiveError> {
+        self.write_part_announcing(index, out, &mut |_, _| {})
+    }
+
+    /// [`Archiver::write_part`], telling `on_file` of each regular file (its path on disk and
+    /// size) between its header and its data: the compressor splices a file's run there.
+    pub fn write_part_announcing(
+        &self,
+        index: usize,
+        out: &mut dyn Write,
+        on_file: &mut dyn FnMut(&Path, u64),
+    ) -> Result<Vec<String>, ArchiveError> {
         let part = &self.parts[index];
         let prefix = &self.prefixes[index];
         let root_meta = fs::metadata(&part.source).map_err(|source| ArchiveError::Unreadable {
@@ -206,6 +220,7 @@ impl<'a> Archiver<'a> {
             out,
             mtime: self.mtime,
             buf: vec![0; 128 * 1024],
+            on_file,
         };
         w.dir(&join(prefix)).map_err(ArchiveError::Write)?;
         self.walk(index, &mut |disk, slug| {
@@ -607,6 +622,7 @@ struct EntryWriter<'w> {
     out: &'w mut dyn Write,
     mtime: u64,
     buf: Vec<u8>,
+    on_file: &'w mut dyn FnMut(&Path, u64),
 }
 
 impl EntryWriter<'_> {
@@ -631,6 +647,7 @@ impl EntryWriter<'_> {
     ) -> Result<(), ArchiveError> {
         self.header(path, mode, size, b'0', b"")
             .map_err(ArchiveError::Write)?;
+        (self.on_file)(disk, size);
         let mut left = size;
         while left > 0 {
             let want = left.min(self.buf.len() as u64) as usize;
@@ -861,6 +878,7 @@ mod tests {
             out: &mut out,
             mtime: OCTAL11_MAX + 1,
             buf: Vec::new(),
+            on_file: &mut |_, _| {},
         };
         w.header(b"./app/big", 0o644, 9_000_000_000, b'0', b"")
             .unwrap();

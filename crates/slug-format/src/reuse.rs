@@ -1,0 +1,576 @@
+//! Reused deflate: the biggest file of a runtime layer (Node.js's 125 MB `bin/node`) goes
+//! into the slug as the download's own deflate blocks instead of being compressed again,
+//! which is most of a cold Node.js build's CPU time (docs/performance.md).
+//!
+//! The one contract, between the buildpack that unpacks a download and the export:
+//! - while the buildpack inflates the download it notes where each deflate block ends
+//!   ([`BlockReader`]);
+//! - it then saves, in the layer's [`DIR`], the blocks that lie wholly inside the file's data
+//!   and at least [`WINDOW`] bytes into it, copied as they are (the first starts on a byte
+//!   border, so no bit moves and stored blocks keep their padding), with a [`Descriptor`];
+//! - the export leaves [`DIR`] out of the part, checks the file's bytes against the
+//!   descriptor, and writes that run of the file as one gzip member of its own
+//!   ([`member`]): the [`WINDOW`] bytes before it as a stored block (every back-reference of
+//!   the blocks reaches into it at most), the blocks, an empty final block.
+//!
+//! The member is the same bytes for the same download, whichever build, cache or machine:
+//! a layer holds its blocks for as long as it lives. A layer without [`DIR`] (another
+//! platform made it) is exported as usual, to other bytes; the Node.js buildpack rebuilds
+//! such a layer under `slug build`.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+/// The dir in a layer that holds its reused blocks; never part of the slug.
+pub const DIR: &str = ".slugc-reuse";
+const DESCRIPTOR: &str = "reuse.json";
+const BLOCKS: &str = "blocks.deflate";
+/// How far back a deflate back-reference reaches at most (RFC 1951 §3.2.5).
+pub const WINDOW: u64 = 32 * 1024;
+/// A shorter run is not worth a member of its own.
+const MIN_LEN: u64 = 1 << 20;
+const MAX_DESCRIPTOR: u64 = 64 * 1024;
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReuseError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// `<layer>/.slugc-reuse/reuse.json`: written for every layer the buildpack makes, with no
+/// splice when the download's blocks do not allow one, so that a layer without it is known
+/// to come from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Descriptor {
+    pub version: u32,
+    pub splice: Option<Splice>,
+}
+
+/// A run of a file's data that the blocks in `blocks.deflate` decode to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Splice {
+    /// The file, relative to the layer (`bin/node`).
+    pub file: String,
+    /// Where the run begins in the file (at least [`WINDOW`]) and how long it is.
+    pub start: u64,
+    pub len: u64,
+    /// Hex SHA-256 of the run: checked before the blocks are used.
+    pub sha256: String,
+    /// CRC-32 of the [`WINDOW`] bytes before the run and the run: the member's own, checked
+    /// again as the export reads the file.
+    pub crc32: u32,
+    /// How many bits of `blocks.deflate` are the blocks (the rest of its last byte is not).
+    pub bits: u64,
+    /// The download the blocks come from (its integrity): part of the part cache's key.
+    pub source: String,
+}
+
+/// A layer's splice, as the export uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reuse {
+    pub splice: Splice,
+    /// `<layer>/.slugc-reuse/blocks.deflate`
+    pub blocks: PathBuf,
+    /// `<layer>/<file>`
+    pub file: PathBuf,
+}
+
+/// Where a deflate block ends: its bit in the compressed stream (from the stream's first
+/// byte, gzip header included) and the bytes decompressed by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockEnd {
+    pub bit: u64,
+    pub out: u64,
+}
+
+/// A gzip decoder that notes where each deflate block ends, with zlib's `Z_BLOCK` (the way
+/// zlib's `zran.c` indexes a stream). One gzip member: an npm tarball.
+pub struct BlockReader<R> {
+    inner: R,
+    // Boxed: zlib keeps a pointer to the stream in its state, so it must not move.
+    strm: Box<libz_rs_sys::z_stream>,
+    input: Vec<u8>,
+    ends: Vec<BlockEnd>,
+    finished: bool,
+}
+
+impl<R: Read> BlockReader<R> {
+    pub fn new(inner: R) -> io::Result<Self> {
+        // SAFETY: an all-zero z_stream is what zlib's API asks for before inflateInit
+        // (no allocator functions: zlib's own).
+        let mut strm: Box<libz_rs_sys::z_stream> = Box::new(unsafe { std::mem::zeroed() });
+        // 16 + 15: a gzip wrapper, the largest window.
+        // SAFETY: strm is a valid zeroed stream; the version and size are this library's.
+        let ret = unsafe {
+            libz_rs_sys::inflateInit2_(
+                &mut *strm,
+                16 + 15,
+                libz_rs_sys::zlibVersion(),
+                std::mem::size_of::<libz_rs_sys::z_stream>() as i32,
+            )
+        };
+        if ret != libz_rs_sys::Z_OK {
+            return Err(io::Error::other(format!("inflateInit2 failed ({ret})")));
+        }
+        Ok(Self {
+            inner,
+            strm,
+            input: vec![0; 64 * 1024],
+            ends: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// The block ends seen so far, in stream order.
+    pub fn ends(&self) -> &[BlockEnd] {
+        &self.ends
+    }
+}
+
+impl<R: Read> Read for BlockReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.finished || out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.strm.avail_in == 0 {
+                let n = loop {
+                    match self.inner.read(&mut self.input) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        r => break r?,
+                    }
+                };
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the gzip stream ends early",
+                    ));
+                }
+                self.strm.next_in = self.input.as_ptr();
+                self.strm.avail_in = n as u32;
+            }
+            let want = out.len().min(u32::MAX as usize);
+            self.strm.next_out = out.as_mut_ptr();
+            self.strm.avail_out = want as u32;
+            // SAFETY: next_in/avail_in describe unread bytes of self.input (never
+            // reallocated), next_out/avail_out the caller's buffer; the stream was
+            // initialised in new().
+            let ret = unsafe { libz_rs_sys::inflate(&mut *self.strm, libz_rs_sys::Z_BLOCK) };
+            let produced = want - self.strm.avail_out as usize;
+            // Bit 7: stopped at a block border; bit 6: inside the last block; the low bits:
+            // bits taken from the input but not used yet.
+            let dt = self.strm.data_type;
+            if dt & 128 != 0 && dt & 64 == 0 {
+                let end = BlockEnd {
+                    bit: self.strm.total_in * 8 - (dt & 63) as u64,
+                    out: self.strm.total_out,
+                };
+                if self.ends.last() != Some(&end) {
+                    self.ends.push(end);
+                }
+            }
+            match ret {
+                libz_rs_sys::Z_STREAM_END => {
+                    self.finished = true;
+                    return Ok(produced);
+                }
+                libz_rs_sys::Z_OK | libz_rs_sys::Z_BUF_ERROR => {
+                    if produced > 0 {
+                        return Ok(produced);
+                    }
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("invalid gzip data ({ret})"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl<R> Drop for BlockReader<R> {
+    fn drop(&mut self) {
+        // SAFETY: the stream was initialised in new() and is ended once.
+        unsafe {
+            libz_rs_sys::inflateEnd(&mut *self.strm);
+        }
+    }
+}
+
+/// Which blocks of a stream to keep for a file whose data begins `data` bytes into the
+/// decompressed stream and is `size` long: from the first block end on a byte border at
+/// least [`WINDOW`] into the file, to the last one inside it.
+pub fn plan(ends: &[BlockEnd], data: u64, size: u64) -> Option<(BlockEnd, BlockEnd)> {
+    let first = *ends
+        .iter()
+        .find(|e| e.bit % 8 == 0 && e.out >= data + WINDOW)?;
+    let last = *ends.iter().rev().find(|e| e.out <= data + size)?;
+    (last.out >= first.out + MIN_LEN).then_some((first, last))
+}
+
+/// Saves `<layer>/.slugc-reuse` for `file` (relative to `layer`), whose data begins `data`
+/// bytes into the decompressed `gz` (one gzip member whose block ends are `ends`); `source`
+/// names the download. Without a usable run, the descriptor says so.
+pub fn save(
+    layer: &Path,
+    file: &str,
+    gz: &[u8],
+    ends: &[BlockEnd],
+    data: u64,
+    source: &str,
+) -> Result<(), ReuseError> {
+    let dir = layer.join(DIR);
+    let write = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReuseError::Write { path, source }
+    };
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(write(&dir)(e)),
+        _ => {}
+    }
+    fs::create_dir_all(&dir).map_err(write(&dir))?;
+    let path = layer.join(file);
+    let size = fs::metadata(&path)
+        .map_err(|source| ReuseError::Read {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    let mut splice = None;
+    if let Some((first, last)) = plan(ends, data, size) {
+        let from = (first.bit / 8) as usize;
+        let to = last.bit.div_ceil(8) as usize;
+        if let Some(blocks) = gz.get(from..to) {
+            let start = first.out - data;
+            let len = last.out - first.out;
+            let (sha256, crc32) = hash_run(&path, start, len)?;
+            fs::write(dir.join(BLOCKS), blocks).map_err(write(&dir.join(BLOCKS)))?;
+            splice = Some(Splice {
+                file: file.to_string(),
+                start,
+                len,
+                sha256,
+                crc32,
+                bits: last.bit - first.bit,
+                source: source.to_string(),
+            });
+        }
+    }
+    let descriptor = Descriptor {
+        version: VERSION,
+        splice,
+    };
+    // A struct of strings and numbers always serialises.
+    let json = serde_json::to_vec_pretty(&descriptor).unwrap_or_default();
+    fs::write(dir.join(DESCRIPTOR), json).map_err(write(&dir.join(DESCRIPTOR)))
+}
+
+/// Whether `layer` has a descriptor (the buildpack made it under `slug build`).
+pub fn has_descriptor(layer: &Path) -> bool {
+    layer
+        .join(DIR)
+        .join(DESCRIPTOR)
+        .symlink_metadata()
+        .is_ok_and(|m| m.is_file())
+}
+
+/// The layer's splice, if it has one that is well formed. The layer is a buildpack's: read
+/// bounded, no links followed, paths kept inside it.
+pub fn find(layer: &Path) -> Result<Option<Reuse>, ReuseError> {
+    let dir = layer.join(DIR);
+    let path = dir.join(DESCRIPTOR);
+    let invalid = |reason: &str| ReuseError::Invalid {
+        path: path.clone(),
+        reason: reason.to_string(),
+    };
+    match dir.symlink_metadata() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReuseError::Read { path: dir, source }),
+        Ok(m) if !m.is_dir() => return Err(invalid("not a directory")),
+        Ok(_) => {}
+    }
+    let meta = path.symlink_metadata().map_err(|source| ReuseError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if !meta.is_file() || meta.len() > MAX_DESCRIPTOR {
+        return Err(invalid("not a regular file of at most 64 KiB"));
+    }
+    let bytes = fs::read(&path).map_err(|source| ReuseError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let descriptor: Descriptor =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(&e.to_string()))?;
+    if descriptor.version != VERSION {
+        return Err(invalid("unknown version"));
+    }
+    let Some(splice) = descriptor.splice else {
+        return Ok(None);
+    };
+    let rel = Path::new(&splice.file);
+    if splice.file.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(invalid("the file is not a plain path inside the layer"));
+    }
+    if splice.start < WINDOW || splice.len == 0 || splice.bits < 8 {
+        return Err(invalid("the run is out of range"));
+    }
+    let blocks = dir.join(BLOCKS);
+    let blocks_meta = blocks
+        .symlink_metadata()
+        .map_err(|source| ReuseError::Read {
+            path: blocks.clone(),
+            source,
+        })?;
+    if !blocks_meta.is_file() || blocks_meta.len() != splice.bits.div_ceil(8) {
+        return Err(invalid("blocks.deflate does not hold the bits it names"));
+    }
+    Ok(Some(Reuse {
+        file: layer.join(rel),
+        splice,
+        blocks,
+    }))
+}
+
+impl Reuse {
+    /// Whether the file still holds the run the blocks decode to (read and hashed: a
+    /// changed file is compressed as usual). Its dirs may not be links.
+    pub fn matches(&self) -> bool {
+        let Ok(meta) = self.file.symlink_metadata() else {
+            return false;
+        };
+        if !meta.is_file() || meta.len() < self.splice.start + self.splice.len {
+            return false;
+        }
+        hash_run(&self.file, self.splice.start, self.splice.len)
+            .is_ok_and(|(sha, crc)| sha == self.splice.sha256 && crc == self.splice.crc32)
+    }
+
+    /// The part cache's key for a part of tar digest `digest` holding this splice: the
+    /// member's bytes depend on the blocks as well as on the tar.
+    pub fn cache_key(&self, digest: &str) -> String {
+        let mut sha = Sha256::new();
+        sha.update(b"slugc reuse 1\0");
+        sha.update(digest.as_bytes());
+        // A struct of strings and numbers always serialises.
+        sha.update(serde_json::to_vec(&self.splice).unwrap_or_default());
+        crate::hex(&sha.finalize())
+    }
+}
+
+/// SHA-256 of `len` bytes of `path` from `start`, and the CRC-32 of those bytes with the
+/// [`WINDOW`] before them.
+fn hash_run(path: &Path, start: u64, len: u64) -> Result<(String, u32), ReuseError> {
+    let read = |source| ReuseError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(read)?;
+    f.seek(SeekFrom::Start(start - WINDOW)).map_err(read)?;
+    let mut crc = libdeflater::Crc::new();
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut window = vec![0u8; WINDOW as usize];
+    f.read_exact(&mut window).map_err(read)?;
+    crc.update(&window);
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..want]).map_err(read)?;
+        crc.update(&buf[..want]);
+        sha.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok((crate::hex(&sha.finalize()), crc.sum()))
+}
+
+/// The gzip member for a splice: `window` (the [`WINDOW`] bytes before the run) stored, the
+/// first `bits` bits of `blocks` (which decode to the `len` bytes of the run), an empty final
+/// block; then `crc` (of the window and the run) and the length (RFC 1952).
+pub fn member(window: &[u8], blocks: &[u8], bits: u64, crc: u32, len: u64) -> Vec<u8> {
+    let whole = (bits / 8) as usize;
+    let mut m = Vec::with_capacity(crate::gzip::HEADER.len() + 5 + window.len() + whole + 16);
+    m.extend_from_slice(&crate::gzip::HEADER);
+    // A stored block, not the last: BFINAL 0, BTYPE 00, then up to the byte border.
+    m.push(0);
+    let n = window.len() as u16;
+    m.extend_from_slice(&n.to_le_bytes());
+    m.extend_from_slice(&(!n).to_le_bytes());
+    m.extend_from_slice(window);
+    // The blocks start on a byte border here as in the download: no bit moves.
+    m.extend_from_slice(&blocks[..whole]);
+    let used = (bits % 8) as u32;
+    let mut acc: u32 = match blocks.get(whole) {
+        Some(&b) if used > 0 => u32::from(b) & ((1 << used) - 1),
+        _ => 0,
+    };
+    // The last block: BFINAL 1, BTYPE 01 (fixed codes), then end-of-block (code 256: seven
+    // zero bits). Bits go in from the low end (RFC 1951 §3.1.1).
+    acc |= 0b011 << used;
+    let nbits = used + 3 + 7;
+    for i in 0..nbits.div_ceil(8) {
+        m.push((acc >> (8 * i)) as u8);
+    }
+    m.extend_from_slice(&crc.to_le_bytes());
+    // ISIZE: the length modulo 2^32.
+    m.extend_from_slice(&((window.len() as u64 + len) as u32).to_le_bytes());
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Text, then bytes no encoder can shrink (stored blocks), then text again.
+    fn sample() -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut i = 0u64;
+        while v.len() < 3 << 20 {
+            v.extend_from_slice(format!("line {i} of the sample, {}\n", i * 7919 % 1013).as_bytes());
+            i += 1;
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..(512 * 1024) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(x as u8);
+        }
+        let tail = v[..2 << 20].to_vec();
+        v.extend_from_slice(&tail);
+        v
+    }
+
+    fn gzip_flate2(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn gzip_tool(data: &[u8]) -> Vec<u8> {
+        let mut child = std::process::Command::new("gzip")
+            .args(["-9", "-n", "-c"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        let feeder = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_member_of_a_downloads_own_blocks_decodes_to_the_run_for_either_encoder() {
+        let data = sample();
+        for gz in [gzip_flate2(&data), gzip_tool(&data)] {
+            // Read in odd pieces: block ends must not depend on the caller's buffer.
+            let mut reader = BlockReader::new(&gz[..]).unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0u8; 7777];
+            loop {
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, data);
+            let ends = reader.ends().to_vec();
+            assert!(ends.len() > 10, "{}", ends.len());
+            assert!(ends.windows(2).all(|w| w[0].bit < w[1].bit && w[0].out <= w[1].out));
+
+            // A "file" from byte 1000 to 5000 before the end.
+            let (file_at, size) = (1000u64, data.len() as u64 - 6000);
+            let (first, last) = plan(&ends, file_at, size).unwrap();
+            assert_eq!(first.bit % 8, 0);
+            assert!(first.out >= file_at + WINDOW && last.out <= file_at + size);
+            let blocks = &gz[(first.bit / 8) as usize..last.bit.div_ceil(8) as usize];
+            let (a, b) = (first.out as usize, last.out as usize);
+            let window = &data[a - WINDOW as usize..a];
+            let crc = libdeflater::crc32(&data[a - WINDOW as usize..b]);
+            let m = member(window, blocks, last.bit - first.bit, crc, (b - a) as u64);
+            assert_eq!(gunzip(&m), &data[a - WINDOW as usize..b]);
+            // gzip's own check of CRC and length.
+            let t = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("gzip -t")
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut t = t;
+            t.stdin.take().unwrap().write_all(&m).unwrap();
+            assert!(t.wait().unwrap().success());
+        }
+    }
+
+    #[test]
+    fn saved_blocks_are_found_checked_and_refused_when_the_file_changed() {
+        let data = sample();
+        let gz = gzip_flate2(&data);
+        let mut reader = BlockReader::new(&gz[..]).unwrap();
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        let ends = reader.ends().to_vec();
+        let layer = tempfile::tempdir().unwrap();
+        fs::create_dir(layer.path().join("bin")).unwrap();
+        // The file is the decompressed stream from byte 100 on.
+        fs::write(layer.path().join("bin/x"), &data[100..]).unwrap();
+        save(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc").unwrap();
+        assert!(has_descriptor(layer.path()));
+        let reuse = find(layer.path()).unwrap().unwrap();
+        assert_eq!(reuse.file, layer.path().join("bin/x"));
+        assert_eq!(reuse.splice.source, "sha512-abc");
+        assert!(reuse.matches());
+        assert_ne!(reuse.cache_key("00"), reuse.cache_key("01"));
+
+        // One byte of the run changed: not used.
+        let mut changed = data[100..].to_vec();
+        changed[reuse.splice.start as usize + 10] ^= 1;
+        fs::write(layer.path().join("bin/x"), &changed).unwrap();
+        assert!(!reuse.matches());
+
+        // A descriptor naming a path outside the layer is refused.
+        let mut d: Descriptor = serde_json::from_slice(
+            &fs::read(layer.path().join(DIR).join(DESCRIPTOR)).unwrap(),
+        )
+        .unwrap();
+        d.splice.as_mut().unwrap().file = "../x".into();
+        fs::write(
+            layer.path().join(DIR).join(DESCRIPTOR),
+            serde_json::to_vec(&d).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(find(layer.path()), Err(ReuseError::Invalid { .. })));
+
+        // A file too small for a run: a descriptor without a splice.
+        fs::write(layer.path().join("bin/x"), &data[..1000]).unwrap();
+        save(layer.path(), "bin/x", &gz, &ends, 0, "sha512-abc").unwrap();
+        assert!(has_descriptor(layer.path()));
+        assert_eq!(find(layer.path()).unwrap(), None);
+    }
+}
