@@ -60,6 +60,10 @@ pub fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
 fn layer_part_at(dir: &Path, prefix: String) -> Part {
     let mut part = Part::new(dir, prefix);
     part.exclude = LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect();
+    // The blocks are the export's, not the app's. A descriptor that is not well formed is
+    // not used: the file is compressed as any other.
+    part.exclude.push(slug_format::reuse::DIR.to_string());
+    part.reuse = slug_format::reuse::find(dir).ok().flatten();
     part
 }
 
@@ -114,20 +118,21 @@ fn progress_bar(estimate: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// What the engine offers buildpacks while they run, when there is a content cache: early
-/// compression into its part cache, and its verified downloads.
+/// What the engine offers buildpacks while they run: that the export reads reused blocks,
+/// and when there is a content cache, early compression into its part cache and its verified
+/// downloads.
 pub fn engine_env(
     content: Option<&ContentCache>,
     mtime: u64,
     app_dir: &Path,
 ) -> Vec<(String, std::ffi::OsString)> {
-    let (Some(content), Ok(exe)) = (content, std::env::current_exe()) else {
+    let Ok(exe) = std::env::current_exe() else {
         return Vec::new();
     };
     let offer = Offer {
         exe,
-        part_cache: content.parts.dir().to_path_buf(),
-        downloads: content.downloads.dir().to_path_buf(),
+        part_cache: content.map(|c| c.parts.dir().to_path_buf()),
+        downloads: content.map(|c| c.downloads.dir().to_path_buf()),
         mtime,
         layers_dir: app_dir.join(".layers"),
     };
@@ -142,7 +147,8 @@ pub fn precompress_layer(layer_dir: &Path) -> Result<(), ExportError> {
     let Some(offer) = Offer::from_env() else {
         return Ok(());
     };
-    let Some(prefix) = offer.layer_prefix(layer_dir) else {
+    let (Some(part_cache), Some(prefix)) = (&offer.part_cache, offer.layer_prefix(layer_dir))
+    else {
         return Ok(());
     };
     // The buildpack's own install goes first: this is work done ahead, not on its path.
@@ -154,7 +160,7 @@ pub fn precompress_layer(layer_dir: &Path) -> Result<(), ExportError> {
     // The app part is there only for absolute symlinks that point into the app.
     let app_dir = offer.layers_dir.parent().unwrap_or(&offer.layers_dir);
     let parts = [Part::new(app_dir, "./app"), layer];
-    let cache = PartCache::new(&offer.part_cache);
+    let cache = PartCache::new(part_cache);
     // Every core: the installs it runs beside wait mostly on the network, and the export
     // waits for this (docs/performance.md, "early compression on every core").
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

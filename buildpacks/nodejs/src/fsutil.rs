@@ -32,9 +32,20 @@ pub fn unpack_package(
     dest: &Path,
     take: impl FnMut(&Path) -> Take,
 ) -> io::Result<()> {
+    unpack_package_tar(GzDecoder::new(tgz), dest, take, &mut |_, _| {})
+}
+
+/// [`unpack_package`] of the decompressed tar, telling `unpacked` where in it each unpacked
+/// file's data begins (the runtime layer keeps the download's blocks of its binary).
+pub fn unpack_package_tar(
+    tar: impl io::Read,
+    dest: &Path,
+    take: impl FnMut(&Path) -> Take,
+    unpacked: &mut dyn FnMut(&Path, u64),
+) -> io::Result<()> {
     std::fs::create_dir_all(dest)?;
     let mut take = take;
-    let mut archive = tar::Archive::new(GzDecoder::new(tgz));
+    let mut archive = tar::Archive::new(tar);
     archive.set_preserve_permissions(true);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -60,7 +71,9 @@ pub fn unpack_package(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let at = entry.raw_file_position();
         entry.unpack(&target)?;
+        unpacked(&stripped, at);
         if what == Take::UnpackLast {
             break;
         }

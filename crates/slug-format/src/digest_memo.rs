@@ -74,14 +74,18 @@ pub fn recall(cache: &PartCache, archiver: &Archiver, index: usize, settle: Sett
 /// cached (a memo is no use without it).
 fn known(cache: &PartCache, fingerprint: &Fingerprint) -> Option<(String, u64)> {
     let text = std::fs::read_to_string(path(cache, fingerprint)).ok()?;
-    let (digest, len) = text.trim().split_once(' ')?;
+    let mut fields = text.split_whitespace();
+    let (digest, len, key) = (fields.next()?, fields.next()?, fields.next()?);
     let (digest, len) = (digest.to_string(), len.parse().ok()?);
-    (crate::is_hex(&digest) && cache.contains(&digest, len)).then_some((digest, len))
+    (crate::is_hex(&digest) && crate::is_hex(key) && cache.contains(key, len))
+        .then_some((digest, len))
 }
 
-/// Remembers the digest and length of the tar hashed after `fingerprint`'s walk. Best
-/// effort: a memo that cannot be written is a miss next time.
-pub fn remember(cache: &PartCache, fingerprint: &Fingerprint, digest: &str, len: u64) {
+/// Remembers the digest and length of the tar hashed after `fingerprint`'s walk, and the
+/// part cache's key for it (the digest, or for a part with reused blocks what it also
+/// depends on): the memo holds while that entry does. Best effort: a memo that cannot be
+/// written is a miss next time.
+pub fn remember(cache: &PartCache, fingerprint: &Fingerprint, digest: &str, len: u64, key: &str) {
     let target = path(cache, fingerprint);
     // Early compression may come first on a new machine: the dir may not be there yet.
     let written = std::fs::create_dir_all(cache.dir())
@@ -91,7 +95,7 @@ pub fn remember(cache: &PartCache, fingerprint: &Fingerprint, digest: &str, len:
                 .tempfile_in(cache.dir())
         })
         .and_then(|mut temp| {
-            temp.write_all(format!("{digest} {len}\n").as_bytes())?;
+            temp.write_all(format!("{digest} {len} {key}\n").as_bytes())?;
             // Not synced: a torn memo does not parse, and is a miss.
             temp.persist(&target).map_err(|e| e.error)
         });
@@ -159,7 +163,7 @@ mod tests {
         let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("a tree never remembered is unknown, with a fingerprint to remember");
         };
-        remember(&cache, &fingerprint, &digest, len);
+        remember(&cache, &fingerprint, &digest, len, &digest);
         let cache = cache_holding(dir.path(), &digest, len);
         for settle in [Settle::NoWait, Settle::Wait] {
             assert!(matches!(
@@ -182,7 +186,7 @@ mod tests {
         let Recall::Unknown(Some(again)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("rewritten with the old bytes, it is another tree by its stat data");
         };
-        remember(&cache, &again, &digest, len);
+        remember(&cache, &again, &digest, len, &digest);
         assert!(matches!(
             recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Known { .. }
@@ -246,7 +250,7 @@ mod tests {
         let Recall::Unknown(Some(fingerprint)) = recall(&cache, &archiver, 0, Settle::Wait) else {
             panic!("small trees get a fingerprint");
         };
-        remember(&cache, &fingerprint, &"ab".repeat(32), 7);
+        remember(&cache, &fingerprint, &"ab".repeat(32), 7, &"ab".repeat(32));
         assert!(matches!(
             recall(&cache, &archiver, 0, Settle::Wait),
             Recall::Unknown(Some(_))

@@ -169,7 +169,8 @@ pub fn export(
         if let Some(cache) = opts.part_cache {
             // A first pass only hashes the tar (files read at disk speed), unless a memo
             // knows the digest; compressing is the cost worth skipping.
-            let (digest, len, part_warnings) = digest_of(cache, &archiver, index, Settle::NoWait)?;
+            let (digest, len, part_warnings) =
+                digest_of(cache, &archiver, part, index, Settle::NoWait)?;
             if let Some(cached) = cache.lookup(&cache_key(part, &digest), len) {
                 match cached.and_then(|mut f| io::copy(&mut f, &mut slug)) {
                     Ok(_) => {
@@ -263,7 +264,7 @@ pub fn precompress(
     // app): hashing is a fraction of compressing. Hashed here, the digest is remembered
     // for the export.
     let part = &parts[index];
-    let (digest, len, _) = digest_of(cache, &archiver, index, Settle::Wait)?;
+    let (digest, len, _) = digest_of(cache, &archiver, part, index, Settle::Wait)?;
     if cache.contains(&cache_key(part, &digest), len) {
         return Ok(());
     }
@@ -304,6 +305,7 @@ fn cache_key(part: &Part, digest: &str) -> String {
 fn digest_of(
     cache: &PartCache,
     archiver: &Archiver,
+    part: &Part,
     index: usize,
     settle: Settle,
 ) -> Result<(String, u64, Vec<String>), ExportError> {
@@ -316,7 +318,7 @@ fn digest_of(
     let warnings = archiver.write_part(index, &mut hashing)?;
     let (digest, len) = hashing.finish();
     if let Some(fingerprint) = &fingerprint {
-        digest_memo::remember(cache, fingerprint, &digest, len);
+        digest_memo::remember(cache, fingerprint, &digest, len, &cache_key(part, &digest));
     }
     Ok((digest, len, warnings))
 }
@@ -538,7 +540,9 @@ mod tests {
         crate::reuse::save(&layer, "bin/big", &gz, &ends, 0, "sha512-test").unwrap();
         let blocks = std::fs::read(layer.join(crate::reuse::DIR).join("blocks.deflate")).unwrap();
         let mut check = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut check).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut check)
+            .unwrap();
         assert_eq!(check, data);
         (layer, blocks)
     }

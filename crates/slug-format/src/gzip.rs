@@ -176,7 +176,9 @@ impl ChunkSink {
                     s.phase = Phase::Window;
                     if !self.chunk.is_empty() {
                         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-                        return self.send(Job::Compress(chunk)).and_then(|()| self.advance());
+                        return self
+                            .send(Job::Compress(chunk))
+                            .and_then(|()| self.advance());
                     }
                 }
                 Phase::Window if s.window.len() as u64 == WINDOW => s.phase = Phase::Run,

@@ -1,15 +1,17 @@
 //! The one contract between `slug build` and the buildpacks it runs: what the engine offers
 //! them from the machine-wide content cache ([`crate::content`]).
 //!
-//! With a content cache, `slug build` sets [`ENV`] to an [`Offer`] (JSON) for every buildpack:
+//! `slug build` sets [`ENV`] to an [`Offer`] (JSON) for every buildpack. With a content cache
+//! (not under `--no-cache`) it offers:
 //! - early compression ([`crate::precompress`]): a buildpack that has just finished a big
 //!   launch layer has `slug precompress-layer` compress it into the part cache while its
 //!   install goes on;
 //! - verified downloads ([`crate::downloads`]): a buildpack reads an archive it would fetch
 //!   from the cache when the digest it trusts is there, and keeps what it fetched.
 //!
-//! Nothing happens under another platform (`pack`), where the variable is not set, nor with
-//! `slug build --no-cache`.
+//! Always, the offer says that the export reads [`crate::reuse`] blocks, so a buildpack saves
+//! them (in every build alike: they decide the slug's bytes). Nothing of this happens under
+//! another platform (`pack`), where the variable is not set.
 
 use crate::downloads::Downloads;
 use serde::{Deserialize, Serialize};
@@ -24,10 +26,10 @@ pub const ENV: &str = "SLUGC_OFFER";
 pub struct Offer {
     /// The `slug` executable to run as `<exe> precompress-layer <layer dir>`.
     pub exe: PathBuf,
-    /// The part cache to fill.
-    pub part_cache: PathBuf,
-    /// The verified downloads to read and fill.
-    pub downloads: PathBuf,
+    /// The part cache to fill (none under `--no-cache`).
+    pub part_cache: Option<PathBuf>,
+    /// The verified downloads to read and fill (none under `--no-cache`).
+    pub downloads: Option<PathBuf>,
     /// The mtime the export gives every entry: early and late compression must agree.
     pub mtime: u64,
     /// The build root's `.layers` dir: a layer `<layers_dir>/<buildpack>/<layer>` is the part
@@ -45,7 +47,7 @@ impl Offer {
 
     /// The verified downloads offered in this process's environment, if any.
     pub fn downloads_from_env() -> Option<Downloads> {
-        Self::from_env().map(|offer| Downloads::new(&offer.downloads))
+        Self::from_env().and_then(|offer| offer.downloads.map(|d| Downloads::new(&d)))
     }
 
     /// The value of [`ENV`] for this offer.
@@ -79,8 +81,8 @@ mod tests {
     fn an_offer_round_trips_and_names_layer_prefixes() {
         let offer = Offer {
             exe: "/bin/slug".into(),
-            part_cache: "/c/parts".into(),
-            downloads: "/c/downloads".into(),
+            part_cache: Some("/c/parts".into()),
+            downloads: Some("/c/downloads".into()),
             mtime: 315_532_800,
             layers_dir: "/w/app/.layers".into(),
         };

@@ -148,12 +148,13 @@ impl PartCache {
         let (memos, files): (Vec<_>, Vec<_>) = files
             .into_iter()
             .partition(|(_, name, _, _)| name.starts_with(&our_memos));
-        // A memo names a part; it goes with it (memos are a few bytes: not counted).
+        // A memo names a part by its key (`digest len key`); it goes with it (memos are a
+        // few bytes: not counted).
         for (path, _, bytes, _) in memos {
             let part_left = std::fs::read_to_string(&path).is_ok_and(|text| {
                 text.split_whitespace()
-                    .next()
-                    .is_some_and(|digest| crate::is_hex(digest) && self.path(digest).is_file())
+                    .nth(2)
+                    .is_some_and(|key| crate::is_hex(key) && self.path(key).is_file())
             });
             if !part_left && std::fs::remove_file(&path).is_ok() {
                 *removed_bytes += bytes;

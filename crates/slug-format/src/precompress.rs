@@ -22,7 +22,7 @@ impl Precompression {
     /// Starts compressing `layer_dir` if the engine offers it; otherwise does nothing. Its
     /// output is discarded: it is an optimisation, and the export reports real problems.
     pub fn start(layer_dir: &Path) -> Self {
-        let Some(offer) = Offer::from_env() else {
+        let Some(offer) = Offer::from_env().filter(|o| o.part_cache.is_some()) else {
             return Self(None);
         };
         let child = Command::new(&offer.exe)

@@ -439,7 +439,9 @@ mod tests {
         let mut v = Vec::new();
         let mut i = 0u64;
         while v.len() < 3 << 20 {
-            v.extend_from_slice(format!("line {i} of the sample, {}\n", i * 7919 % 1013).as_bytes());
+            v.extend_from_slice(
+                format!("line {i} of the sample, {}\n", i * 7919 % 1013).as_bytes(),
+            );
             i += 1;
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -502,7 +504,9 @@ mod tests {
             assert_eq!(out, data);
             let ends = reader.ends().to_vec();
             assert!(ends.len() > 10, "{}", ends.len());
-            assert!(ends.windows(2).all(|w| w[0].bit < w[1].bit && w[0].out <= w[1].out));
+            assert!(ends
+                .windows(2)
+                .all(|w| w[0].bit < w[1].bit && w[0].out <= w[1].out));
 
             // A "file" from byte 1000 to 5000 before the end.
             let (file_at, size) = (1000u64, data.len() as u64 - 6000);
@@ -555,17 +559,19 @@ mod tests {
         assert!(!reuse.matches());
 
         // A descriptor naming a path outside the layer is refused.
-        let mut d: Descriptor = serde_json::from_slice(
-            &fs::read(layer.path().join(DIR).join(DESCRIPTOR)).unwrap(),
-        )
-        .unwrap();
+        let mut d: Descriptor =
+            serde_json::from_slice(&fs::read(layer.path().join(DIR).join(DESCRIPTOR)).unwrap())
+                .unwrap();
         d.splice.as_mut().unwrap().file = "../x".into();
         fs::write(
             layer.path().join(DIR).join(DESCRIPTOR),
             serde_json::to_vec(&d).unwrap(),
         )
         .unwrap();
-        assert!(matches!(find(layer.path()), Err(ReuseError::Invalid { .. })));
+        assert!(matches!(
+            find(layer.path()),
+            Err(ReuseError::Invalid { .. })
+        ));
 
         // A file too small for a run: a descriptor without a splice.
         fs::write(layer.path().join("bin/x"), &data[..1000]).unwrap();

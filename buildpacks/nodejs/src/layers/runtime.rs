@@ -16,7 +16,9 @@ use libcnb::layer::{CachedLayerDefinition, LayerRef, RestoredLayerAction};
 use libcnb::layer_env::{LayerEnv, ModificationBehavior, Scope};
 use nodejs_semver::Version;
 use serde::{Deserialize, Serialize};
+use slug_format::offer::Offer;
 use slug_format::precompress::Precompression;
+use slug_format::reuse;
 use std::path::{Path, PathBuf};
 
 /// What a layer made from the Node.js tarball depends on: this runtime layer, and the C
@@ -50,6 +52,9 @@ impl RuntimeMetadata {
         keep_if_unchanged(reasons)
     }
 }
+
+/// The file of the runtime layer whose download blocks the slug reuses.
+const NODE_BINARY: &str = "bin/node";
 
 /// The registry package name for a CNB target arch.
 pub fn node_package(cnb_arch: &str) -> Result<&'static str, NodejsBuildpackError> {
@@ -151,13 +156,24 @@ pub fn install(
         package, version, ..
     } = &release;
     let new = RuntimeMetadata::new(context, version);
+    // Under `slug build` the layer keeps the download's own blocks of `bin/node`, which the
+    // export puts into the slug as they are: one made without them (by `pack`, or an older
+    // slugc) would give other bytes, so it is made again.
+    let keeps_blocks = Offer::from_env().is_some();
     let layer = context.cached_layer(
         layer_name!("node"),
         CachedLayerDefinition {
             build: true,
             launch: true,
             invalid_metadata_action: &discard_unreadable,
-            restored_layer_action: &|old: &RuntimeMetadata, _: &Path| old.compare(&new),
+            restored_layer_action: &|old: &RuntimeMetadata, dir: &Path| {
+                let (action, mut reasons) = old.compare(&new);
+                if keeps_blocks && !reuse::has_descriptor(dir) {
+                    reasons.push("made without the download's blocks of bin/node".to_string());
+                    return (RestoredLayerAction::DeleteLayer, reasons);
+                }
+                (action, reasons)
+            },
         },
     )?;
     let path = layer.path();
@@ -173,26 +189,45 @@ pub fn install(
             // Keep the binary and the licence, and stop there. Docs, man pages and the C
             // headers (`include/`, 63 MB, only read by node-gyp) would triple what every
             // slug carries and compresses.
-            let mut wanted = vec![Path::new("bin/node"), Path::new("LICENSE")];
-            fsutil::unpack_package(tgz, &path, |p| match wanted.iter().position(|w| *w == p) {
-                Some(i) => {
-                    wanted.swap_remove(i);
-                    if wanted.is_empty() {
-                        Take::UnpackLast
-                    } else {
-                        Take::Unpack
+            let mut wanted = vec![Path::new(NODE_BINARY), Path::new("LICENSE")];
+            let mut blocks = reuse::BlockReader::new(tgz)?;
+            let mut binary_at = None;
+            fsutil::unpack_package_tar(
+                &mut blocks,
+                &path,
+                |p| match wanted.iter().position(|w| *w == p) {
+                    Some(i) => {
+                        wanted.swap_remove(i);
+                        if wanted.is_empty() {
+                            Take::UnpackLast
+                        } else {
+                            Take::Unpack
+                        }
                     }
-                }
-                None => Take::Skip,
-            })?;
-            // The layer is complete: `slug build` can compress it into its part cache while
-            // the rest downloads and the dependencies install. That runs nothing; if the
-            // download then fails its check, dropping this stops it.
-            Ok(Precompression::start(&path))
+                    None => Take::Skip,
+                },
+                &mut |p, at| {
+                    if p == Path::new(NODE_BINARY) {
+                        binary_at = Some(at);
+                    }
+                },
+            )?;
+            Ok((blocks.ends().to_vec(), binary_at))
         });
         let bytes = match streamed {
-            Ok((started, bytes)) => {
-                compressing = started;
+            Ok(((ends, binary_at), bytes)) => {
+                // Verified: the blocks can be kept, and then the layer is complete, so
+                // `slug build` can compress it into its part cache while the dependencies
+                // install.
+                if let (true, Some(at)) = (keeps_blocks, binary_at) {
+                    let source = version.dist.integrity.clone().unwrap_or_default();
+                    reuse::save(&path, NODE_BINARY, &bytes, &ends, at, &source).map_err(|e| {
+                        NodejsBuildpackError::io("keeping Node.js's blocks", &path)(
+                            std::io::Error::other(e.to_string()),
+                        )
+                    })?;
+                }
+                compressing = Precompression::start(&path);
                 bytes
             }
             Err(e) => {
