@@ -34,6 +34,8 @@ pub enum NodejsBuildpackError {
         package: &'static str,
         version: String,
     },
+    #[error("cannot keep the Node.js download's blocks of bin/node in the runtime layer: {0}")]
+    KeepBlocks(slug_format::reuse::ReuseError),
     #[error("Node.js has no official Linux build for the architecture {0:?}")]
     UnsupportedArch(String),
     #[error("{what} ({}): {source}", path.display())]
@@ -130,6 +132,7 @@ impl NodejsBuildpackError {
             E::ToolVersion { .. } => {
                 "Change packageManager or engines in package.json to a version that exists."
             }
+            E::KeepBlocks(_) => "Check that the build's disk has room and is writable, then build again.",
             E::NodeBinaryMissing { .. } => {
                 "Set engines.node in package.json to a range that picks another release, e.g. \"24.x\"."
             }

@@ -205,10 +205,16 @@ impl Buildpack for NodejsBuildpack {
             }
         }
         // The engine exports once this process ends: the compression must be done by then.
-        node.compressing.wait();
-        tool.compressing.wait();
+        node.compressing
+            .wait()
+            .map_err(NodejsBuildpackError::KeepBlocks)?;
+        tool.compressing
+            .wait()
+            .map_err(NodejsBuildpackError::KeepBlocks)?;
         if let Some(npm) = npm {
-            npm.compressing.wait();
+            npm.compressing
+                .wait()
+                .map_err(NodejsBuildpackError::KeepBlocks)?;
         }
         BuildResultBuilder::new().launch(launch).build()
     }

@@ -192,7 +192,8 @@ impl Buildpack for PythonBuildpack {
             );
         }
         // The engine exports once this process ends: the compression must be done by then.
-        runtime_compressing.wait();
+        // Started by `Precompression::start`, it keeps no blocks: only that can fail.
+        let _ = runtime_compressing.wait();
         BuildResultBuilder::new().launch(launch).build()
     }
 

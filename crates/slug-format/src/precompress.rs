@@ -10,43 +10,80 @@
 //! still writes to the cache. Whether this pays is measured in `docs/performance.md`.
 
 use crate::offer::Offer;
-use std::path::Path;
+use crate::reuse::{Keep, ReuseError};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 
 /// A background compression; killed if dropped without [`Precompression::wait`] (the build
 /// failed: nothing will be exported).
 #[derive(Debug, Default)]
-pub struct Precompression(Option<Child>);
+pub struct Precompression {
+    child: Option<Child>,
+    /// Reused blocks being saved first, on a thread that then starts the child.
+    keeping: Option<JoinHandle<Result<Option<Child>, ReuseError>>>,
+}
 
 impl Precompression {
     /// Starts compressing `layer_dir` if the engine offers it; otherwise does nothing. Its
     /// output is discarded: it is an optimisation, and the export reports real problems.
     pub fn start(layer_dir: &Path) -> Self {
-        let Some(offer) = Offer::from_env().filter(|o| o.part_cache.is_some()) else {
-            return Self(None);
-        };
-        let child = Command::new(&offer.exe)
-            .arg("precompress-layer")
-            .arg(layer_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        Self(child)
-    }
-
-    /// Waits for the compression to end (its outcome does not matter).
-    pub fn wait(mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.wait();
+        Self {
+            child: spawn(layer_dir),
+            keeping: None,
         }
     }
+
+    /// Saves `keep` (the layer's reused blocks: hashing the file they stand for is most of
+    /// it) beside the buildpack's install, then starts compressing `layer_dir` as
+    /// [`Precompression::start`] does.
+    pub fn start_after(layer_dir: PathBuf, keep: Keep) -> Self {
+        let keeping = std::thread::spawn(move || {
+            keep.save()?;
+            Ok(spawn(&layer_dir))
+        });
+        Self {
+            child: None,
+            keeping: Some(keeping),
+        }
+    }
+
+    /// Waits for the compression to end (its outcome does not matter); the blocks must have
+    /// been saved, since they decide the slug's bytes.
+    pub fn wait(mut self) -> Result<(), ReuseError> {
+        if let Some(keeping) = self.keeping.take() {
+            match keeping.join() {
+                Ok(child) => self.child = child?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+}
+
+fn spawn(layer_dir: &Path) -> Option<Child> {
+    let offer = Offer::from_env().filter(|o| o.part_cache.is_some())?;
+    Command::new(&offer.exe)
+        .arg("precompress-layer")
+        .arg(layer_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
 }
 
 impl Drop for Precompression {
     fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
+        if let Some(keeping) = self.keeping.take() {
+            if let Ok(Ok(child)) = keeping.join() {
+                self.child = child;
+            }
+        }
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -61,7 +98,10 @@ mod tests {
     fn dropping_kills_the_child() {
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();
-        drop(Precompression(Some(child)));
+        drop(Precompression {
+            child: Some(child),
+            keeping: None,
+        });
         // Reaped by the drop: the pid is gone from /proc (or reused, which a 30 s sleep
         // would not explain).
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

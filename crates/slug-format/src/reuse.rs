@@ -231,50 +231,79 @@ pub fn save(
     data: u64,
     source: &str,
 ) -> Result<(), ReuseError> {
-    let dir = layer.join(DIR);
-    let write = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReuseError::Write { path, source }
-    };
-    match fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(write(&dir)(e)),
-        _ => {}
+    Keep::new(layer, file, gz, ends, data, source)?.save()
+}
+
+/// What [`save`] writes, taken from the download: saved later, on another thread if the
+/// caller likes (hashing the file is most of the work).
+pub struct Keep {
+    layer: PathBuf,
+    file: String,
+    source: String,
+    /// The blocks and where their run lies in the file.
+    run: Option<(Vec<u8>, BlockEnd, BlockEnd, u64)>,
+}
+
+impl Keep {
+    pub fn new(
+        layer: &Path,
+        file: &str,
+        gz: &[u8],
+        ends: &[BlockEnd],
+        data: u64,
+        source: &str,
+    ) -> Result<Self, ReuseError> {
+        let path = layer.join(file);
+        let size = fs::metadata(&path)
+            .map_err(|source| ReuseError::Read { path, source })?
+            .len();
+        let run = plan(ends, data, size).and_then(|(first, last)| {
+            let blocks = gz.get((first.bit / 8) as usize..last.bit.div_ceil(8) as usize)?;
+            Some((blocks.to_vec(), first, last, data))
+        });
+        Ok(Self {
+            layer: layer.to_path_buf(),
+            file: file.to_string(),
+            source: source.to_string(),
+            run,
+        })
     }
-    fs::create_dir_all(&dir).map_err(write(&dir))?;
-    let path = layer.join(file);
-    let size = fs::metadata(&path)
-        .map_err(|source| ReuseError::Read {
-            path: path.clone(),
-            source,
-        })?
-        .len();
-    let mut splice = None;
-    if let Some((first, last)) = plan(ends, data, size) {
-        let from = (first.bit / 8) as usize;
-        let to = last.bit.div_ceil(8) as usize;
-        if let Some(blocks) = gz.get(from..to) {
+
+    pub fn save(self) -> Result<(), ReuseError> {
+        let dir = self.layer.join(DIR);
+        let write = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReuseError::Write { path, source }
+        };
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(write(&dir)(e)),
+            _ => {}
+        }
+        fs::create_dir_all(&dir).map_err(write(&dir))?;
+        let mut splice = None;
+        if let Some((blocks, first, last, data)) = self.run {
             let start = first.out - data;
             let len = last.out - first.out;
-            let (sha256, crc32) = hash_run(&path, start, len)?;
+            let (sha256, crc32) = hash_run(&self.layer.join(&self.file), start, len)?;
             fs::write(dir.join(BLOCKS), blocks).map_err(write(&dir.join(BLOCKS)))?;
             splice = Some(Splice {
-                file: file.to_string(),
+                file: self.file,
                 start,
                 len,
                 sha256,
                 crc32,
                 bits: last.bit - first.bit,
-                source: source.to_string(),
+                source: self.source,
             });
         }
+        let descriptor = Descriptor {
+            version: VERSION,
+            splice,
+        };
+        // A struct of strings and numbers always serialises.
+        let json = serde_json::to_vec_pretty(&descriptor).unwrap_or_default();
+        fs::write(dir.join(DESCRIPTOR), json).map_err(write(&dir.join(DESCRIPTOR)))
     }
-    let descriptor = Descriptor {
-        version: VERSION,
-        splice,
-    };
-    // A struct of strings and numbers always serialises.
-    let json = serde_json::to_vec_pretty(&descriptor).unwrap_or_default();
-    fs::write(dir.join(DESCRIPTOR), json).map_err(write(&dir.join(DESCRIPTOR)))
 }
 
 /// Whether `layer` has a descriptor (the buildpack made it under `slug build`).

@@ -219,15 +219,16 @@ pub fn install(
                 // Verified: the blocks can be kept, and then the layer is complete, so
                 // `slug build` can compress it into its part cache while the dependencies
                 // install.
-                if let (true, Some(at)) = (keeps_blocks, binary_at) {
-                    let source = version.dist.integrity.clone().unwrap_or_default();
-                    reuse::save(&path, NODE_BINARY, &bytes, &ends, at, &source).map_err(|e| {
-                        NodejsBuildpackError::io("keeping Node.js's blocks", &path)(
-                            std::io::Error::other(e.to_string()),
-                        )
-                    })?;
-                }
-                compressing = Precompression::start(&path);
+                compressing = match (keeps_blocks, binary_at) {
+                    (true, Some(at)) => {
+                        // Verified against this integrity, so it is there.
+                        let source = version.dist.integrity.as_deref().unwrap_or_default();
+                        let keep = reuse::Keep::new(&path, NODE_BINARY, &bytes, &ends, at, source)
+                            .map_err(NodejsBuildpackError::KeepBlocks)?;
+                        Precompression::start_after(path.clone(), keep)
+                    }
+                    _ => Precompression::start(&path),
+                };
                 bytes
             }
             Err(e) => {
