@@ -64,10 +64,12 @@ pub struct Splice {
     /// Where the run begins in the file (at least [`WINDOW`]) and how long it is.
     pub start: u64,
     pub len: u64,
-    /// Hex SHA-256 of the run: checked before the blocks are used.
-    pub sha256: String,
-    /// CRC-32 of the [`WINDOW`] bytes before the run and the run: the member's own, checked
-    /// again as the export reads the file.
+    /// CRC-32 of the [`WINDOW`] bytes before the run and the run: the member's own. The
+    /// export checks the file against it before it uses the blocks and again as it reads
+    /// the file, so that a file changed after its blocks were saved (a build step that
+    /// patched the runtime) is compressed as any other. A check against accidents: code that
+    /// can write the layer can as well write the machine's part cache, which every build of
+    /// the user shares (README, Reliability).
     pub crc32: u32,
     /// How many bits of `blocks.deflate` are the blocks (the rest of its last byte is not).
     pub bits: u64,
@@ -284,13 +286,12 @@ impl Keep {
         if let Some((blocks, first, last, data)) = self.run {
             let start = first.out - data;
             let len = last.out - first.out;
-            let (sha256, crc32) = hash_run(&self.layer.join(&self.file), start, len)?;
+            let crc32 = crc_of_run(&self.layer.join(&self.file), start, len)?;
             fs::write(dir.join(BLOCKS), blocks).map_err(write(&dir.join(BLOCKS)))?;
             splice = Some(Splice {
                 file: self.file,
                 start,
                 len,
-                sha256,
                 crc32,
                 bits: last.bit - first.bit,
                 source: self.source,
@@ -374,8 +375,8 @@ pub fn find(layer: &Path) -> Result<Option<Reuse>, ReuseError> {
 }
 
 impl Reuse {
-    /// Whether the file still holds the run the blocks decode to (read and hashed: a
-    /// changed file is compressed as usual). Its dirs may not be links.
+    /// Whether the file still holds the run the blocks decode to (read and checked: a
+    /// changed file is compressed as usual).
     pub fn matches(&self) -> bool {
         let Ok(meta) = self.file.symlink_metadata() else {
             return false;
@@ -383,8 +384,8 @@ impl Reuse {
         if !meta.is_file() || meta.len() < self.splice.start + self.splice.len {
             return false;
         }
-        hash_run(&self.file, self.splice.start, self.splice.len)
-            .is_ok_and(|(sha, crc)| sha == self.splice.sha256 && crc == self.splice.crc32)
+        crc_of_run(&self.file, self.splice.start, self.splice.len)
+            .is_ok_and(|crc| crc == self.splice.crc32)
     }
 
     /// The part cache's key for a part of tar digest `digest` holding this splice: the
@@ -399,9 +400,8 @@ impl Reuse {
     }
 }
 
-/// SHA-256 of `len` bytes of `path` from `start`, and the CRC-32 of those bytes with the
-/// [`WINDOW`] before them.
-fn hash_run(path: &Path, start: u64, len: u64) -> Result<(String, u32), ReuseError> {
+/// The CRC-32 of `len` bytes of `path` from `start` with the [`WINDOW`] before them.
+fn crc_of_run(path: &Path, start: u64, len: u64) -> Result<u32, ReuseError> {
     let read = |source| ReuseError::Read {
         path: path.to_path_buf(),
         source,
@@ -409,7 +409,6 @@ fn hash_run(path: &Path, start: u64, len: u64) -> Result<(String, u32), ReuseErr
     let mut f = File::open(path).map_err(read)?;
     f.seek(SeekFrom::Start(start - WINDOW)).map_err(read)?;
     let mut crc = libdeflater::Crc::new();
-    let mut sha = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut window = vec![0u8; WINDOW as usize];
     f.read_exact(&mut window).map_err(read)?;
@@ -419,10 +418,9 @@ fn hash_run(path: &Path, start: u64, len: u64) -> Result<(String, u32), ReuseErr
         let want = left.min(buf.len() as u64) as usize;
         f.read_exact(&mut buf[..want]).map_err(read)?;
         crc.update(&buf[..want]);
-        sha.update(&buf[..want]);
         left -= want as u64;
     }
-    Ok((crate::hex(&sha.finalize()), crc.sum()))
+    Ok(crc.sum())
 }
 
 /// The gzip member for a splice: `window` (the [`WINDOW`] bytes before the run) stored, the
