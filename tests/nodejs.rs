@@ -252,6 +252,42 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
         std::fs::read(&again.slug).unwrap(),
         std::fs::read(&cold.slug).unwrap()
     );
+
+    // The runtime layer keeps the download's own deflate blocks of bin/node; the slug holds
+    // them as they are (but for their last, partial byte), and not the dir that keeps them.
+    let node_layer = cache.join("layers/slugc_nodejs/node");
+    let blocks = std::fs::read(node_layer.join(".slugc-reuse/blocks.deflate")).unwrap();
+    assert!(blocks.len() > 40_000_000, "{} bytes of blocks", blocks.len());
+    let slug_bytes = std::fs::read(&cold.slug).unwrap();
+    let whole = &blocks[..blocks.len() - 1];
+    let at = slug_bytes
+        .windows(64)
+        .position(|w| w == &whole[..64])
+        .expect("the blocks' first bytes in the slug");
+    assert_eq!(&slug_bytes[at..at + whole.len()], whole);
+    assert!(
+        !listing(&cold.slug).iter().any(|p| p.contains(".slugc-reuse")),
+        "the blocks' dir is in the slug"
+    );
+
+    // A runtime layer without them (made by `pack`, or an older slugc) is made again, to the
+    // same bytes.
+    std::fs::remove_dir_all(node_layer.join(".slugc-reuse")).unwrap();
+    let remade = slug_build(
+        &fixture("node-express"),
+        &tmp.path().join("out"),
+        &cache,
+        &[],
+    );
+    assert_built(&remade);
+    assert!(
+        remade
+            .log
+            .contains("made without the download's blocks of bin/node"),
+        "{}",
+        remade.log
+    );
+    assert_eq!(remade.manifest["checksum"], cold.manifest["checksum"]);
 }
 
 /// The download cache's entries, smallest first: `(path, sha512 named, sha512 of the bytes)`.
