@@ -257,7 +257,11 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
     // them as they are (but for their last, partial byte), and not the dir that keeps them.
     let node_layer = cache.join("layers/slugc_nodejs/node");
     let blocks = std::fs::read(node_layer.join(".slugc-reuse/blocks.deflate")).unwrap();
-    assert!(blocks.len() > 40_000_000, "{} bytes of blocks", blocks.len());
+    assert!(
+        blocks.len() > 40_000_000,
+        "{} bytes of blocks",
+        blocks.len()
+    );
     let slug_bytes = std::fs::read(&cold.slug).unwrap();
     let whole = &blocks[..blocks.len() - 1];
     let at = slug_bytes
@@ -266,7 +270,9 @@ fn npm_app_builds_runs_elsewhere_rebuilds_warm_without_installs_and_is_reproduci
         .expect("the blocks' first bytes in the slug");
     assert_eq!(&slug_bytes[at..at + whole.len()], whole);
     assert!(
-        !listing(&cold.slug).iter().any(|p| p.contains(".slugc-reuse")),
+        !listing(&cold.slug)
+            .iter()
+            .any(|p| p.contains(".slugc-reuse")),
         "the blocks' dir is in the slug"
     );
 
