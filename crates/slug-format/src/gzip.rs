@@ -168,6 +168,8 @@ impl ChunkSink {
         };
         loop {
             match s.phase {
+                // A run must leave room for its window in the file ([`reuse::find`] checks).
+                Phase::Waiting if s.run.start < WINDOW => s.phase = Phase::Done,
                 Phase::Waiting if self.marked.get() => {
                     s.phase = Phase::Before(self.offset + s.run.start - WINDOW);
                     s.end = self.offset + s.run.start + s.run.len;
@@ -191,14 +193,8 @@ impl ChunkSink {
                             "the spliced file changed while it was read",
                         ));
                     }
-                    let blocks = std::fs::read(&s.run.blocks)?;
-                    if blocks.len() as u64 != s.run.bits.div_ceil(8) {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "the spliced blocks changed",
-                        ));
-                    }
-                    let member = reuse::member(&s.window, &blocks, s.run.bits, crc, s.run.len);
+                    let mut blocks = std::fs::File::open(&s.run.blocks)?;
+                    let member = reuse::member(&s.window, &mut blocks, s.run.bits, crc, s.run.len)?;
                     let input = (WINDOW + s.run.len) as usize;
                     s.window = Vec::new();
                     return self.send(Job::Ready(Done { member, input }));

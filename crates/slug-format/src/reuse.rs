@@ -424,11 +424,19 @@ fn crc_of_run(path: &Path, start: u64, len: u64) -> Result<u32, ReuseError> {
 }
 
 /// The gzip member for a splice: `window` (the [`WINDOW`] bytes before the run) stored, the
-/// first `bits` bits of `blocks` (which decode to the `len` bytes of the run), an empty final
-/// block; then `crc` (of the window and the run) and the length (RFC 1952).
-pub fn member(window: &[u8], blocks: &[u8], bits: u64, crc: u32, len: u64) -> Vec<u8> {
-    let whole = (bits / 8) as usize;
-    let mut m = Vec::with_capacity(crate::gzip::HEADER.len() + 5 + window.len() + whole + 16);
+/// first `bits` bits of `blocks` (which decode to the `len` bytes of the run; read straight
+/// into the member, which is the one copy held), an empty final block; then `crc` (of the
+/// window and the run) and the length (RFC 1952).
+pub fn member(
+    window: &[u8],
+    blocks: &mut dyn Read,
+    bits: u64,
+    crc: u32,
+    len: u64,
+) -> io::Result<Vec<u8>> {
+    let size = bits.div_ceil(8);
+    let mut m =
+        Vec::with_capacity(crate::gzip::HEADER.len() + 5 + window.len() + size as usize + 10);
     m.extend_from_slice(&crate::gzip::HEADER);
     // A stored block, not the last: BFINAL 0, BTYPE 00, then up to the byte border.
     m.push(0);
@@ -437,12 +445,20 @@ pub fn member(window: &[u8], blocks: &[u8], bits: u64, crc: u32, len: u64) -> Ve
     m.extend_from_slice(&(!n).to_le_bytes());
     m.extend_from_slice(window);
     // The blocks start on a byte border here as in the download: no bit moves.
-    m.extend_from_slice(&blocks[..whole]);
+    let at = m.len();
+    blocks.take(size).read_to_end(&mut m)?;
+    if (m.len() - at) as u64 != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the blocks are shorter than their descriptor says",
+        ));
+    }
     let used = (bits % 8) as u32;
-    let mut acc: u32 = match blocks.get(whole) {
-        Some(&b) if used > 0 => u32::from(b) & ((1 << used) - 1),
-        _ => 0,
-    };
+    let mut acc: u32 = 0;
+    if used > 0 {
+        // The last byte's bits past the blocks belong to the download's next block.
+        acc = m.pop().map_or(0, u32::from) & ((1 << used) - 1);
+    }
     // The last block: BFINAL 1, BTYPE 01 (fixed codes), then end-of-block (code 256: seven
     // zero bits). Bits go in from the low end (RFC 1951 §3.1.1).
     acc |= 0b011 << used;
@@ -453,7 +469,7 @@ pub fn member(window: &[u8], blocks: &[u8], bits: u64, crc: u32, len: u64) -> Ve
     m.extend_from_slice(&crc.to_le_bytes());
     // ISIZE: the length modulo 2^32.
     m.extend_from_slice(&((window.len() as u64 + len) as u32).to_le_bytes());
-    m
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -544,7 +560,15 @@ mod tests {
             let (a, b) = (first.out as usize, last.out as usize);
             let window = &data[a - WINDOW as usize..a];
             let crc = libdeflater::crc32(&data[a - WINDOW as usize..b]);
-            let m = member(window, blocks, last.bit - first.bit, crc, (b - a) as u64);
+            let mut blocks = blocks;
+            let m = member(
+                window,
+                &mut blocks,
+                last.bit - first.bit,
+                crc,
+                (b - a) as u64,
+            )
+            .unwrap();
             assert_eq!(gunzip(&m), &data[a - WINDOW as usize..b]);
             // gzip's own check of CRC and length.
             let t = std::process::Command::new("sh")
