@@ -335,13 +335,7 @@ fn compress_part(
     advance: &mut dyn FnMut(u64),
 ) -> Result<(Vec<String>, String, u64), gzip::GzipError<ArchiveError>> {
     let reuse = part.reuse.as_ref().filter(|r| r.matches());
-    let splice = reuse.map(|r| gzip::Spliced {
-        start: r.splice.start,
-        len: r.splice.len,
-        crc32: r.splice.crc32,
-        blocks: r.blocks.clone(),
-        bits: r.splice.bits,
-    });
+    let splice = reuse.map(crate::reuse::Reuse::spliced);
     let file = reuse.map(|r| (r.file.clone(), r.splice.start + r.splice.len));
     gzip::compress_part(
         move |sink: &mut gzip::ChunkSink| {

@@ -13,12 +13,16 @@
 //! number of threads or on timing, so the same tar gives the same gzip bytes.
 //!
 //! Memory is bounded: every queue holds at most [`QUEUE_DEPTH`] chunks per worker.
+//!
+//! A part may hold one splice ([`crate::reuse`]): a run of one file that goes in as a
+//! download's own deflate blocks. The producer marks where the file's data begins; the chunk
+//! before the run's window ends there, and the window and run become one member, made by
+//! `reuse`, that takes its turn among the workers' members.
 
-use crate::reuse::{self, WINDOW};
-use libdeflater::{CompressionLvl, Compressor, Crc};
+use crate::reuse::{Event, Spliced, Splicer};
+use libdeflater::{CompressionLvl, Compressor};
 use std::cell::Cell;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -68,40 +72,6 @@ enum Job {
     Ready(Done),
 }
 
-/// A run of the input that becomes one member of a download's own deflate blocks
-/// ([`crate::reuse`]) instead of being compressed: it begins `start` bytes after the point
-/// where the producer calls [`Marker::mark`] (the start of the file's data).
-#[derive(Debug, Clone)]
-pub struct Spliced {
-    pub start: u64,
-    pub len: u64,
-    /// The CRC-32 the window and the run must have: the blocks decode to that.
-    pub crc32: u32,
-    pub blocks: PathBuf,
-    pub bits: u64,
-}
-
-/// Where a splice stands in the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The file has not begun.
-    Waiting,
-    /// The file has begun; its window begins at the given offset.
-    Before(u64),
-    Window,
-    Run,
-    Done,
-}
-
-struct Splicing {
-    run: Spliced,
-    phase: Phase,
-    window: Vec<u8>,
-    crc: Crc,
-    /// Where the run ends in the input.
-    end: u64,
-}
-
 /// Told by the producer where the spliced file's data begins.
 #[derive(Clone)]
 pub struct Marker(Rc<Cell<bool>>);
@@ -121,7 +91,7 @@ pub struct ChunkSink {
     chunk: Vec<u8>,
     /// Bytes taken so far.
     offset: u64,
-    splice: Option<Splicing>,
+    splice: Option<Splicer>,
     marked: Rc<Cell<bool>>,
 }
 
@@ -149,10 +119,7 @@ impl ChunkSink {
     /// part is at least one member.
     fn finish(&mut self) -> io::Result<()> {
         self.advance()?;
-        if matches!(
-            self.splice.as_ref().map(|s| s.phase),
-            Some(Phase::Window | Phase::Run)
-        ) {
+        if self.splice.as_ref().is_some_and(Splicer::inside) {
             return Err(io::Error::other("the input ended inside the spliced run"));
         }
         if !self.chunk.is_empty() || self.next == 0 {
@@ -163,45 +130,17 @@ impl ChunkSink {
 
     /// Moves the splice on as far as the bytes taken allow.
     fn advance(&mut self) -> io::Result<()> {
-        let Some(s) = self.splice.as_mut() else {
-            return Ok(());
-        };
-        loop {
-            match s.phase {
-                // A run must leave room for its window in the file ([`reuse::find`] checks).
-                Phase::Waiting if s.run.start < WINDOW => s.phase = Phase::Done,
-                Phase::Waiting if self.marked.get() => {
-                    s.phase = Phase::Before(self.offset + s.run.start - WINDOW);
-                    s.end = self.offset + s.run.start + s.run.len;
-                }
-                Phase::Before(cut) if self.offset == cut => {
-                    s.phase = Phase::Window;
-                    if !self.chunk.is_empty() {
-                        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-                        return self
-                            .send(Job::Compress(chunk))
-                            .and_then(|()| self.advance());
-                    }
-                }
-                Phase::Window if s.window.len() as u64 == WINDOW => s.phase = Phase::Run,
-                Phase::Run if self.offset == s.end => {
-                    s.phase = Phase::Done;
-                    let crc = s.crc.sum();
-                    if crc != s.run.crc32 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "the spliced file changed while it was read",
-                        ));
-                    }
-                    let mut blocks = std::fs::File::open(&s.run.blocks)?;
-                    let member = reuse::member(&s.window, &mut blocks, s.run.bits, crc, s.run.len)?;
-                    let input = (WINDOW + s.run.len) as usize;
-                    s.window = Vec::new();
-                    return self.send(Job::Ready(Done { member, input }));
-                }
-                _ => return Ok(()),
+        let marked = self.marked.get();
+        while let Some(splice) = self.splice.as_mut() {
+            match splice.step(self.offset, marked)? {
+                Event::Idle => break,
+                Event::Moved => {}
+                Event::Cut if self.chunk.is_empty() => {}
+                Event::Cut => self.send_chunk()?,
+                Event::Member { member, input } => self.send(Job::Ready(Done { member, input }))?,
             }
         }
+        Ok(())
     }
 }
 
@@ -211,28 +150,13 @@ impl Write for ChunkSink {
             return Ok(0);
         }
         self.advance()?;
-        let phase = self.splice.as_ref().map(|s| (s.phase, s.end));
-        let take = match phase {
-            Some((Phase::Window, _)) => match self.splice.as_mut() {
-                Some(s) => {
-                    let take = buf.len().min(WINDOW as usize - s.window.len());
-                    s.window.extend_from_slice(&buf[..take]);
-                    s.crc.update(&buf[..take]);
-                    take
-                }
-                None => 0,
-            },
-            Some((Phase::Run, end)) => {
-                let take = buf.len().min((end - self.offset) as usize);
-                if let Some(s) = self.splice.as_mut() {
-                    s.crc.update(&buf[..take]);
-                }
-                take
-            }
-            other => {
+        let offset = self.offset;
+        let take = match self.splice.as_mut().and_then(|s| s.take(offset, buf)) {
+            Some(took) => took,
+            None => {
                 let mut room = CHUNK - self.chunk.len();
-                if let Some((Phase::Before(cut), _)) = other {
-                    room = room.min((cut - self.offset) as usize);
+                if let Some(limit) = self.splice.as_ref().and_then(|s| s.room(offset)) {
+                    room = room.min(limit as usize);
                 }
                 let take = buf.len().min(room);
                 self.chunk.extend_from_slice(&buf[..take]);
@@ -287,13 +211,7 @@ where
                 next: 0,
                 chunk: Vec::with_capacity(CHUNK),
                 offset: 0,
-                splice: splice.map(|run| Splicing {
-                    run,
-                    phase: Phase::Waiting,
-                    window: Vec::with_capacity(WINDOW as usize),
-                    crc: Crc::new(),
-                    end: 0,
-                }),
+                splice: splice.map(Splicer::new),
                 marked: Rc::new(Cell::new(false)),
             };
             let result = produce(&mut sink);

@@ -423,6 +423,150 @@ fn crc_of_run(path: &Path, start: u64, len: u64) -> Result<u32, ReuseError> {
     Ok(crc.sum())
 }
 
+/// A run of a part's tar that becomes one member of a download's own deflate blocks instead
+/// of being compressed: it begins `start` bytes after the point where the producer marks the
+/// start of the file's data ([`crate::gzip::Marker`]).
+#[derive(Debug, Clone)]
+pub struct Spliced {
+    pub start: u64,
+    pub len: u64,
+    /// The CRC-32 the window and the run must have: the blocks decode to that.
+    pub crc32: u32,
+    pub blocks: PathBuf,
+    pub bits: u64,
+}
+
+impl Reuse {
+    /// The splice for the compressor.
+    pub fn spliced(&self) -> Spliced {
+        Spliced {
+            start: self.splice.start,
+            len: self.splice.len,
+            crc32: self.splice.crc32,
+            blocks: self.blocks.clone(),
+            bits: self.splice.bits,
+        }
+    }
+}
+
+/// Where a splice stands in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The file has not begun.
+    Waiting,
+    /// The file has begun; its window begins at the given offset.
+    Before(u64),
+    Window,
+    Run,
+    Done,
+}
+
+/// What the compressor's sink does at a point of the input.
+pub(crate) enum Event {
+    /// Nothing more here.
+    Idle,
+    /// The splice moved on: ask again.
+    Moved,
+    /// The window begins: the chunk so far ends here.
+    Cut,
+    /// The run is over: its member, and how many input bytes it stands for.
+    Member { member: Vec<u8>, input: usize },
+}
+
+/// A splice as the sink goes through the input: chunks up to the window, then the window and
+/// the run taken here (kept, and checked), then chunks again.
+pub(crate) struct Splicer {
+    run: Spliced,
+    phase: Phase,
+    window: Vec<u8>,
+    crc: libdeflater::Crc,
+    /// Where the run ends in the input.
+    end: u64,
+}
+
+impl Splicer {
+    pub(crate) fn new(run: Spliced) -> Self {
+        Self {
+            run,
+            phase: Phase::Waiting,
+            window: Vec::with_capacity(WINDOW as usize),
+            crc: libdeflater::Crc::new(),
+            end: 0,
+        }
+    }
+
+    /// Whether the input is inside the window or the run.
+    pub(crate) fn inside(&self) -> bool {
+        matches!(self.phase, Phase::Window | Phase::Run)
+    }
+
+    /// How many bytes from `offset` on may still go into chunks before the window, if the
+    /// window is coming.
+    pub(crate) fn room(&self, offset: u64) -> Option<u64> {
+        match self.phase {
+            Phase::Before(cut) => Some(cut - offset),
+            _ => None,
+        }
+    }
+
+    /// Takes what of `buf` (at `offset`) is window or run: how many bytes, or `None` when
+    /// they go into chunks.
+    pub(crate) fn take(&mut self, offset: u64, buf: &[u8]) -> Option<usize> {
+        let n = match self.phase {
+            Phase::Window => buf.len().min(WINDOW as usize - self.window.len()),
+            Phase::Run => buf.len().min((self.end - offset) as usize),
+            _ => return None,
+        };
+        if self.phase == Phase::Window {
+            self.window.extend_from_slice(&buf[..n]);
+        }
+        self.crc.update(&buf[..n]);
+        Some(n)
+    }
+
+    /// The next event at `offset`; `marked`: the file's data has begun.
+    pub(crate) fn step(&mut self, offset: u64, marked: bool) -> io::Result<Event> {
+        Ok(match self.phase {
+            // A run must leave room for its window in the file (`find` checks).
+            Phase::Waiting if self.run.start < WINDOW => {
+                self.phase = Phase::Done;
+                Event::Moved
+            }
+            Phase::Waiting if marked => {
+                self.phase = Phase::Before(offset + self.run.start - WINDOW);
+                self.end = offset + self.run.start + self.run.len;
+                Event::Moved
+            }
+            Phase::Before(cut) if offset == cut => {
+                self.phase = Phase::Window;
+                Event::Cut
+            }
+            Phase::Window if self.window.len() as u64 == WINDOW => {
+                self.phase = Phase::Run;
+                Event::Moved
+            }
+            Phase::Run if offset == self.end => {
+                self.phase = Phase::Done;
+                let crc = self.crc.sum();
+                if crc != self.run.crc32 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the spliced file changed while it was read",
+                    ));
+                }
+                let mut blocks = File::open(&self.run.blocks)?;
+                let window = std::mem::take(&mut self.window);
+                let member = member(&window, &mut blocks, self.run.bits, crc, self.run.len)?;
+                Event::Member {
+                    member,
+                    input: (WINDOW + self.run.len) as usize,
+                }
+            }
+            _ => Event::Idle,
+        })
+    }
+}
+
 /// The gzip member for a splice: `window` (the [`WINDOW`] bytes before the run) stored, the
 /// first `bits` bits of `blocks` (which decode to the `len` bytes of the run; read straight
 /// into the member, which is the one copy held), an empty final block; then `crc` (of the
