@@ -53,25 +53,27 @@ pub fn app_part(app_dir: &Path, built: &Built) -> std::io::Result<Part> {
 }
 
 /// A launch layer's part.
-pub fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> Part {
+pub fn layer_part(dir: &Path, buildpack_id: &str, name: &str) -> std::io::Result<Part> {
     layer_part_at(dir, format!("./app/.layers/{buildpack_id}/{name}"))
 }
 
-fn layer_part_at(dir: &Path, prefix: String) -> Part {
+/// The part of a layer at `prefix`, with its reused blocks, if it keeps any: a descriptor
+/// that cannot be read or is not well formed is an error, since the slug's bytes depend on
+/// it.
+fn layer_part_at(dir: &Path, prefix: String) -> std::io::Result<Part> {
     let mut part = Part::new(dir, prefix);
     part.exclude = LAYER_ENV_DIRS.iter().map(|d| d.to_string()).collect();
-    // The blocks are the export's, not the app's. A descriptor that is not well formed is
-    // not used: the file is compressed as any other.
+    // The blocks are the export's, not the app's.
     part.exclude.push(slug_format::reuse::DIR.to_string());
-    part.reuse = slug_format::reuse::find(dir).ok().flatten();
-    part
+    part.reuse = slug_format::reuse::find(dir).map_err(std::io::Error::other)?;
+    Ok(part)
 }
 
 /// Every part of the slug, in order.
 pub fn parts(app_dir: &Path, built: &Built) -> std::io::Result<Vec<Part>> {
     let mut parts = vec![app_part(app_dir, built)?];
     for layer in &built.launch_layers {
-        parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name));
+        parts.push(layer_part(&layer.dir, &layer.buildpack_id, &layer.name)?);
     }
     Ok(parts)
 }
@@ -156,7 +158,10 @@ pub fn precompress_layer(layer_dir: &Path) -> Result<(), ExportError> {
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
-    let layer = layer_part_at(layer_dir, prefix);
+    // Early compression is best effort: the export reports such a layer.
+    let Ok(layer) = layer_part_at(layer_dir, prefix) else {
+        return Ok(());
+    };
     // The app part is there only for absolute symlinks that point into the app.
     let app_dir = offer.layers_dir.parent().unwrap_or(&offer.layers_dir);
     let parts = [Part::new(app_dir, "./app"), layer];

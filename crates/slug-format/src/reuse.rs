@@ -307,13 +307,15 @@ impl Keep {
     }
 }
 
-/// Whether `layer` has a descriptor (the buildpack made it under `slug build`).
+/// Whether `layer` has a descriptor that [`find`] accepts (the buildpack made the layer
+/// under `slug build`, and nothing damaged it since).
 pub fn has_descriptor(layer: &Path) -> bool {
-    layer
+    let present = layer
         .join(DIR)
         .join(DESCRIPTOR)
         .symlink_metadata()
-        .is_ok_and(|m| m.is_file())
+        .is_ok_and(|m| m.is_file());
+    present && find(layer).is_ok()
 }
 
 /// The layer's splice, if it has one that is well formed. The layer is a buildpack's: read
@@ -767,6 +769,7 @@ mod tests {
             find(layer.path()),
             Err(ReuseError::Invalid { .. })
         ));
+        assert!(!has_descriptor(layer.path()));
 
         // A file too small for a run: a descriptor without a splice.
         fs::write(layer.path().join("bin/x"), &data[..1000]).unwrap();
