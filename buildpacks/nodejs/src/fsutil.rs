@@ -36,7 +36,7 @@ pub fn unpack_package(
 }
 
 /// [`unpack_package`] of the decompressed tar, telling `unpacked` where in it each unpacked
-/// file's data begins (the runtime layer keeps the download's blocks of its binary).
+/// regular file's data begins (the runtime layer keeps the download's blocks of its binary).
 pub fn unpack_package_tar(
     tar: impl io::Read,
     dest: &Path,
@@ -72,8 +72,12 @@ pub fn unpack_package_tar(
             std::fs::create_dir_all(parent)?;
         }
         let at = entry.raw_file_position();
+        // Only a plain file's data lies in the stream as it is (not a sparse one's).
+        let plain = entry.header().entry_type() == tar::EntryType::Regular;
         entry.unpack(&target)?;
-        unpacked(&stripped, at);
+        if plain {
+            unpacked(&stripped, at);
+        }
         if what == Take::UnpackLast {
             break;
         }

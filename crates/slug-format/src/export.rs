@@ -334,7 +334,19 @@ fn compress_part(
     out: &mut dyn Write,
     advance: &mut dyn FnMut(u64),
 ) -> Result<(Vec<String>, String, u64), gzip::GzipError<ArchiveError>> {
-    let reuse = part.reuse.as_ref().filter(|r| r.matches());
+    let reuse = match &part.reuse {
+        Some(r) => match r.matches() {
+            Ok(true) => Some(r),
+            Ok(false) => None,
+            Err(e) => {
+                return Err(gzip::GzipError::Input(ArchiveError::Unreadable {
+                    path: r.file.clone(),
+                    source: io::Error::other(e),
+                }))
+            }
+        },
+        None => None,
+    };
     let splice = reuse.map(crate::reuse::Reuse::spliced);
     let file = reuse.map(|r| (r.file.clone(), r.splice.start + r.splice.len));
     gzip::compress_part(

@@ -73,6 +73,8 @@ pub struct Splice {
     pub crc32: u32,
     /// How many bits of `blocks.deflate` are the blocks (the rest of its last byte is not).
     pub bits: u64,
+    /// CRC-32 of `blocks.deflate`, checked before the blocks are used.
+    pub blocks_crc32: u32,
     /// The download the blocks come from (its integrity): part of the part cache's key.
     pub source: String,
 }
@@ -218,7 +220,10 @@ pub fn plan(ends: &[BlockEnd], data: u64, size: u64) -> Option<(BlockEnd, BlockE
     let first = *ends
         .iter()
         .find(|e| e.bit % 8 == 0 && e.out >= data + WINDOW)?;
-    let last = *ends.iter().rev().find(|e| e.out <= data + size)?;
+    // Strictly inside: an end exactly at the file's last byte is seen only when its bits
+    // happened to arrive with the file's (it takes no output), so it would depend on how the
+    // download was read.
+    let last = *ends.iter().rev().find(|e| e.out < data + size)?;
     (last.out >= first.out + MIN_LEN).then_some((first, last))
 }
 
@@ -256,9 +261,10 @@ impl Keep {
         source: &str,
     ) -> Result<Self, ReuseError> {
         let path = layer.join(file);
-        let size = fs::metadata(&path)
-            .map_err(|source| ReuseError::Read { path, source })?
-            .len();
+        let meta =
+            fs::symlink_metadata(&path).map_err(|source| ReuseError::Read { path, source })?;
+        // A link (or anything but a file) has no data of its own in the tarball to reuse.
+        let size = if meta.is_file() { meta.len() } else { 0 };
         let run = plan(ends, data, size).and_then(|(first, last)| {
             let blocks = gz.get((first.bit / 8) as usize..last.bit.div_ceil(8) as usize)?;
             Some((blocks.to_vec(), first, last, data))
@@ -286,16 +292,24 @@ impl Keep {
         if let Some((blocks, first, last, data)) = self.run {
             let start = first.out - data;
             let len = last.out - first.out;
-            let crc32 = crc_of_run(&self.layer.join(&self.file), start, len)?;
-            fs::write(dir.join(BLOCKS), blocks).map_err(write(&dir.join(BLOCKS)))?;
-            splice = Some(Splice {
-                file: self.file,
-                start,
-                len,
-                crc32,
-                bits: last.bit - first.bit,
-                source: self.source,
-            });
+            let path = self.layer.join(&self.file);
+            let crc32 = crc_of_run(&path, start, len)?;
+            let bits = last.bit - first.bit;
+            // The blocks decode to the download's bytes and the CRC is the file's: they must
+            // agree (a file patched since it was unpacked, or a sparse entry, would not), so
+            // the member is made and read back once, here, beside the install.
+            if decodes_to(&path, start, &blocks, bits, crc32, len)? {
+                fs::write(dir.join(BLOCKS), &blocks).map_err(write(&dir.join(BLOCKS)))?;
+                splice = Some(Splice {
+                    file: self.file,
+                    start,
+                    len,
+                    crc32,
+                    bits,
+                    blocks_crc32: libdeflater::crc32(&blocks),
+                    source: self.source,
+                });
+            }
         }
         let descriptor = Descriptor {
             version: VERSION,
@@ -356,7 +370,18 @@ pub fn find(layer: &Path) -> Result<Option<Reuse>, ReuseError> {
     if splice.file.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(invalid("the file is not a plain path inside the layer"));
     }
-    if splice.start < WINDOW || splice.len == 0 || splice.bits < 8 {
+    // Deflate never grows data by more than 5 bytes per stored block of 64 KiB.
+    let most_bits = splice
+        .len
+        .saturating_add(splice.len / 8)
+        .saturating_add(1 << 16)
+        * 8;
+    if splice.start < WINDOW
+        || splice.len == 0
+        || splice.start.checked_add(splice.len).is_none()
+        || splice.bits < 8
+        || splice.bits > most_bits
+    {
         return Err(invalid("the run is out of range"));
     }
     let blocks = dir.join(BLOCKS);
@@ -377,17 +402,29 @@ pub fn find(layer: &Path) -> Result<Option<Reuse>, ReuseError> {
 }
 
 impl Reuse {
-    /// Whether the file still holds the run the blocks decode to (read and checked: a
-    /// changed file is compressed as usual).
-    pub fn matches(&self) -> bool {
-        let Ok(meta) = self.file.symlink_metadata() else {
-            return false;
-        };
+    /// Whether the file still holds the run the blocks decode to, and the blocks are those
+    /// saved (read and checked: a changed file is compressed as usual). A file or blocks
+    /// that cannot be read are an error, not a reason to compress: the bytes would then
+    /// depend on the fault.
+    pub fn matches(&self) -> Result<bool, ReuseError> {
+        let meta = self
+            .file
+            .symlink_metadata()
+            .map_err(|source| ReuseError::Read {
+                path: self.file.clone(),
+                source,
+            })?;
         if !meta.is_file() || meta.len() < self.splice.start + self.splice.len {
-            return false;
+            return Ok(false);
         }
-        crc_of_run(&self.file, self.splice.start, self.splice.len)
-            .is_ok_and(|crc| crc == self.splice.crc32)
+        let blocks = fs::read(&self.blocks).map_err(|source| ReuseError::Read {
+            path: self.blocks.clone(),
+            source,
+        })?;
+        if libdeflater::crc32(&blocks) != self.splice.blocks_crc32 {
+            return Ok(false);
+        }
+        Ok(crc_of_run(&self.file, self.splice.start, self.splice.len)? == self.splice.crc32)
     }
 
     /// The part cache's key for a part of tar digest `digest` holding this splice: the
@@ -400,6 +437,33 @@ impl Reuse {
         sha.update(serde_json::to_vec(&self.splice).unwrap_or_default());
         crate::hex(&sha.finalize())
     }
+}
+
+/// Whether the member of `blocks` for the run of `path` at `start` decodes to the file's
+/// bytes: gzip's own check of `crc` and the length, on the member read back.
+fn decodes_to(
+    path: &Path,
+    start: u64,
+    blocks: &[u8],
+    bits: u64,
+    crc: u32,
+    len: u64,
+) -> Result<bool, ReuseError> {
+    let read = |source| ReuseError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(read)?;
+    f.seek(SeekFrom::Start(start - WINDOW)).map_err(read)?;
+    let mut window = vec![0u8; WINDOW as usize];
+    f.read_exact(&mut window).map_err(read)?;
+    let mut reader = blocks;
+    let Ok(m) = member(&window, &mut reader, bits, crc, len) else {
+        return Ok(false);
+    };
+    let mut decoder = flate2::read::GzDecoder::new(&m[..]);
+    let decoded = io::copy(&mut decoder, &mut io::sink());
+    Ok(decoded.is_ok_and(|n| n == WINDOW + len))
 }
 
 /// The CRC-32 of `len` bytes of `path` from `start` with the [`WINDOW`] before them.
@@ -746,14 +810,14 @@ mod tests {
         let reuse = find(layer.path()).unwrap().unwrap();
         assert_eq!(reuse.file, layer.path().join("bin/x"));
         assert_eq!(reuse.splice.source, "sha512-abc");
-        assert!(reuse.matches());
+        assert!(reuse.matches().unwrap());
         assert_ne!(reuse.cache_key("00"), reuse.cache_key("01"));
 
         // One byte of the run changed: not used.
         let mut changed = data[100..].to_vec();
         changed[reuse.splice.start as usize + 10] ^= 1;
         fs::write(layer.path().join("bin/x"), &changed).unwrap();
-        assert!(!reuse.matches());
+        assert!(!reuse.matches().unwrap());
 
         // A descriptor naming a path outside the layer is refused.
         let mut d: Descriptor =
@@ -770,6 +834,15 @@ mod tests {
             Err(ReuseError::Invalid { .. })
         ));
         assert!(!has_descriptor(layer.path()));
+
+        // A file that differs from the stream it was unpacked from (patched since, or a
+        // sparse entry): its blocks would not decode to it, so none are kept.
+        let mut patched = data[100..].to_vec();
+        patched[(2 << 20) + 3] ^= 1;
+        fs::write(layer.path().join("bin/x"), &patched).unwrap();
+        save(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc").unwrap();
+        assert!(has_descriptor(layer.path()));
+        assert_eq!(find(layer.path()).unwrap(), None);
 
         // A file too small for a run: a descriptor without a splice.
         fs::write(layer.path().join("bin/x"), &data[..1000]).unwrap();

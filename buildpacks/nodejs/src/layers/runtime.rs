@@ -224,7 +224,10 @@ pub fn install(
                         // Verified against this integrity, so it is there.
                         let source = version.dist.integrity.as_deref().unwrap_or_default();
                         let keep = reuse::Keep::new(&path, NODE_BINARY, &bytes, &ends, at, source)
-                            .map_err(NodejsBuildpackError::KeepBlocks)?;
+                            .map_err(|e| {
+                                let _ = fsutil::remove_any(&path);
+                                NodejsBuildpackError::KeepBlocks(e)
+                            })?;
                         Precompression::start_after(path.clone(), keep)
                     }
                     _ => Precompression::start(&path),
