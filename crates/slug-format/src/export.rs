@@ -543,7 +543,10 @@ mod tests {
         std::fs::create_dir_all(layer.join("bin")).unwrap();
         std::fs::write(layer.join("bin/big"), &data).unwrap();
         std::fs::write(layer.join("LICENSE"), "MIT").unwrap();
-        crate::reuse::save(&layer, "bin/big", &gz, &ends, 0, "sha512-test").unwrap();
+        crate::reuse::Keep::new(&layer, "bin/big", &gz, &ends, 0, "sha512-test")
+            .unwrap()
+            .save()
+            .unwrap();
         let blocks = std::fs::read(layer.join(crate::reuse::DIR).join("blocks.deflate")).unwrap();
         let mut check = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
@@ -554,12 +557,7 @@ mod tests {
     }
 
     fn unpacked(slug: &Path) -> Vec<u8> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(slug).unwrap())
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        crate::gzip::tests::gunzip(&std::fs::read(slug).unwrap())
     }
 
     #[test]

@@ -320,11 +320,12 @@ pub fn compress_small(bytes: &[u8]) -> Result<Vec<u8>, GzipError<std::convert::I
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
 
-    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    /// The bytes of a run of gzip members.
+    pub(crate) fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes)
             .read_to_end(&mut out)

@@ -227,22 +227,11 @@ pub fn plan(ends: &[BlockEnd], data: u64, size: u64) -> Option<(BlockEnd, BlockE
     (last.out >= first.out + MIN_LEN).then_some((first, last))
 }
 
-/// Saves `<layer>/.slugc-reuse` for `file` (relative to `layer`), whose data begins `data`
-/// bytes into the decompressed `gz` (one gzip member whose block ends are `ends`); `source`
-/// names the download. Without a usable run, the descriptor says so.
-pub fn save(
-    layer: &Path,
-    file: &str,
-    gz: &[u8],
-    ends: &[BlockEnd],
-    data: u64,
-    source: &str,
-) -> Result<(), ReuseError> {
-    Keep::new(layer, file, gz, ends, data, source)?.save()
-}
-
-/// What [`save`] writes, taken from the download: saved later, on another thread if the
-/// caller likes (hashing the file is most of the work).
+/// `<layer>/.slugc-reuse` for `file` (relative to `layer`), whose data begins `data` bytes
+/// into the decompressed `gz` (one gzip member whose block ends are `ends`); `source` names
+/// the download. Taken from the download at once, [`Keep::save`]d later, on another thread
+/// if the caller likes (checking the file is most of the work). Without a usable run, the
+/// descriptor says so.
 pub struct Keep {
     layer: PathBuf,
     file: String,
@@ -685,6 +674,7 @@ pub fn member(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gzip::tests::gunzip;
     use std::io::Write;
 
     /// Text, then bytes no encoder can shrink (stored blocks), then text again.
@@ -729,14 +719,6 @@ mod tests {
         feeder.join().unwrap();
         assert!(out.status.success());
         out.stdout
-    }
-
-    fn gunzip(bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
     }
 
     #[test]
@@ -805,7 +787,10 @@ mod tests {
         fs::create_dir(layer.path().join("bin")).unwrap();
         // The file is the decompressed stream from byte 100 on.
         fs::write(layer.path().join("bin/x"), &data[100..]).unwrap();
-        save(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc").unwrap();
+        Keep::new(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc")
+            .unwrap()
+            .save()
+            .unwrap();
         assert!(has_descriptor(layer.path()));
         let reuse = find(layer.path()).unwrap().unwrap();
         assert_eq!(reuse.file, layer.path().join("bin/x"));
@@ -840,13 +825,19 @@ mod tests {
         let mut patched = data[100..].to_vec();
         patched[(2 << 20) + 3] ^= 1;
         fs::write(layer.path().join("bin/x"), &patched).unwrap();
-        save(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc").unwrap();
+        Keep::new(layer.path(), "bin/x", &gz, &ends, 100, "sha512-abc")
+            .unwrap()
+            .save()
+            .unwrap();
         assert!(has_descriptor(layer.path()));
         assert_eq!(find(layer.path()).unwrap(), None);
 
         // A file too small for a run: a descriptor without a splice.
         fs::write(layer.path().join("bin/x"), &data[..1000]).unwrap();
-        save(layer.path(), "bin/x", &gz, &ends, 0, "sha512-abc").unwrap();
+        Keep::new(layer.path(), "bin/x", &gz, &ends, 0, "sha512-abc")
+            .unwrap()
+            .save()
+            .unwrap();
         assert!(has_descriptor(layer.path()));
         assert_eq!(find(layer.path()).unwrap(), None);
     }
